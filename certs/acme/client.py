@@ -1,0 +1,288 @@
+"""ACME client for the order state machine.
+
+`AcmeClient` wraps `acme.client.ClientV2` with what a resumable, one-step-at-a-time
+order needs: every call takes and returns plain values, polling never sleeps
+(callers get the CA's Retry-After and decide), `badNonce` is retried with a fresh
+nonce several times, and every failure is an `AcmeError` that says whether it is
+worth retrying and quotes the CA's own words.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from dataclasses import dataclass, field
+
+import josepy as jose
+import requests
+from acme import challenges, client, errors, messages
+from cryptography.hazmat.primitives import serialization
+
+log = logging.getLogger(__name__)
+
+BAD_NONCE_ATTEMPTS = 5
+# Problem types after which the same request may succeed later.
+_TRANSIENT_PROBLEMS = {"badNonce", "rateLimited", "serverInternal", "connection"}
+
+
+class AcmeError(Exception):
+    """A failure talking to the CA.
+
+    `problem_type` is the ACME problem code (e.g. "unauthorized") when the CA sent
+    one; `transient` says whether retrying later can help; `retry_after` is the
+    CA's Retry-After in seconds when it gave one.
+    """
+
+    def __init__(self, message, problem_type=None, transient=False, retry_after=None):
+        super().__init__(message)
+        self.problem_type = problem_type
+        self.transient = transient
+        self.retry_after = retry_after
+
+
+@dataclass
+class ChallengeState:
+    type: str
+    url: str
+    token: str
+    status: str
+    error: str = ""
+
+
+@dataclass
+class AuthorizationState:
+    url: str
+    identifier: str
+    wildcard: bool
+    status: str
+    expires: datetime.datetime | None
+    challenges: list[ChallengeState] = field(default_factory=list)
+    error: str = ""
+
+
+@dataclass
+class OrderState:
+    url: str
+    status: str
+    finalize_url: str
+    certificate_url: str
+    authorization_urls: list[str]
+    error: str = ""
+    retry_after: float | None = None
+
+
+def describe_problem(problem) -> str:
+    """The CA's problem document as one readable line, subproblems included."""
+    if problem is None:
+        return ""
+    text = f"{problem.code or problem.typ}: {problem.detail or problem.title or ''}".strip()
+    for sub in problem.subproblems or ():
+        ident = sub.identifier.value if sub.identifier else ""
+        text += f"; {ident} {sub.code or sub.typ}: {sub.detail or ''}"
+    return text
+
+
+class _Network(client.ClientNetwork):
+    """ClientNetwork that retries badNonce more than once, each time with a fresh nonce."""
+
+    def post(self, *args, **kwargs):
+        for attempt in range(BAD_NONCE_ATTEMPTS):
+            try:
+                return self._post_once(*args, **kwargs)
+            except messages.Error as error:
+                if error.code != "badNonce" or attempt == BAD_NONCE_ATTEMPTS - 1:
+                    raise
+                log.info("CA rejected a nonce; retrying with a fresh one (%d)", attempt + 1)
+
+
+def _retry_after_seconds(response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    when = client.ClientV2.retry_after(response, 0)
+    return max(0.0, (when - datetime.datetime.now()).total_seconds())
+
+
+def _translate(exc: Exception) -> AcmeError:
+    if isinstance(exc, AcmeError):
+        return exc
+    if isinstance(exc, messages.Error):
+        return AcmeError(describe_problem(exc), problem_type=exc.code, transient=exc.code in _TRANSIENT_PROBLEMS)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return AcmeError(
+            f"TLS error talking to the CA ({exc}); for a private or test CA set CERTPANEL_CA_BUNDLE",
+            problem_type="connection",
+            transient=True,
+        )
+    if isinstance(exc, requests.exceptions.RequestException):
+        return AcmeError(f"cannot reach the CA: {exc}", problem_type="connection", transient=True)
+    if isinstance(exc, errors.ClientError):
+        response = exc.args[0] if exc.args else None
+        if isinstance(response, requests.Response):
+            return AcmeError(
+                f"the CA answered HTTP {response.status_code} without a problem document",
+                problem_type="serverInternal" if response.status_code >= 500 else None,
+                transient=response.status_code >= 500,
+            )
+        return AcmeError(f"unexpected answer from the CA: {exc}")
+    if isinstance(exc, errors.Error):
+        return AcmeError(f"ACME error: {exc}")
+    raise exc
+
+
+class AcmeClient:
+    """One account at one CA. Cheap to keep: it holds the directory and nonces."""
+
+    def __init__(self, directory_url: str, account_key_pem: str, account_url: str | None = None,
+                 verify: bool | str = True, timeout: int = 30, user_agent: str = "CertPanel"):
+        key = serialization.load_pem_private_key(account_key_pem.encode(), password=None)
+        self._jwk = jose.JWKEC(key=key) if hasattr(key, "curve") else jose.JWKRSA(key=key)
+        alg = jose.ES256 if hasattr(key, "curve") else jose.RS256
+        self._net = _Network(self._jwk, alg=alg, verify_ssl=verify, user_agent=user_agent, timeout=timeout)
+        if account_url:
+            self._net.account = messages.RegistrationResource(uri=account_url, body=messages.Registration())
+        self.directory_url = directory_url
+        self._client = None
+
+    def _acme(self) -> client.ClientV2:
+        if self._client is None:
+            try:
+                directory = client.ClientV2.get_directory(self.directory_url, self._net)
+            except Exception as exc:  # noqa: BLE001 - every failure becomes an AcmeError
+                raise _translate(exc) from exc
+            self._client = client.ClientV2(directory, self._net)
+        return self._client
+
+    def _post_as_get(self, url):
+        acme = self._acme()
+        return self._net.post(url, None, new_nonce_url=acme.directory["newNonce"])
+
+    def _call(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001
+            raise _translate(exc) from exc
+
+    # --- account
+
+    def register(self, email: str = "", eab_kid: str = "", eab_hmac_key: str = "") -> str:
+        """Create (or find) the account; returns its URL."""
+
+        def run():
+            acme = self._acme()
+            eab = None
+            if eab_kid:
+                eab = messages.ExternalAccountBinding.from_data(
+                    account_public_key=self._jwk.public_key(), kid=eab_kid, hmac_key=eab_hmac_key,
+                    directory=acme.directory,
+                )
+            elif acme.external_account_required():
+                raise AcmeError(
+                    "this CA requires External Account Binding: give the EAB key id and HMAC key",
+                    problem_type="externalAccountRequired",
+                )
+            registration = messages.NewRegistration.from_data(
+                email=email or None, terms_of_service_agreed=True, external_account_binding=eab
+            )
+            try:
+                return acme.new_account(registration).uri
+            except errors.ConflictError as conflict:  # the key already has an account
+                self._net.account = messages.RegistrationResource(uri=conflict.location, body=messages.Registration())
+                return conflict.location
+
+        return self._call(run)
+
+    # --- orders
+
+    def new_order(self, csr_pem: bytes) -> OrderState:
+        def run():
+            response = self._net.post(self._acme().directory["newOrder"], messages.NewOrder(
+                identifiers=[messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=n) for n in _csr_names(csr_pem)]
+            ), new_nonce_url=self._acme().directory["newNonce"])
+            return _order_state(response, response.headers.get("Location"))
+
+        return self._call(run)
+
+    def fetch_order(self, url: str) -> OrderState:
+        return self._call(lambda: _order_state(self._post_as_get(url), url))
+
+    def fetch_authorization(self, url: str) -> tuple[AuthorizationState, float | None]:
+        def run():
+            response = self._post_as_get(url)
+            body = messages.Authorization.from_json(response.json())
+            state = AuthorizationState(
+                url=url,
+                identifier=body.identifier.value,
+                wildcard=bool(body.wildcard),
+                status=body.status.name,
+                expires=body.expires,
+                challenges=[
+                    ChallengeState(
+                        type=c.chall.typ, url=c.uri, token=_token(c), status=c.status.name,
+                        error=describe_problem(c.error),
+                    )
+                    for c in body.challenges
+                ],
+            )
+            failed = [c.error for c in state.challenges if c.error]
+            state.error = "; ".join(failed)
+            return state, _retry_after_seconds(response)
+
+        return self._call(run)
+
+    def key_authorization(self, token: str) -> str:
+        """What the CA expects to read for `token` (the HTTP-01 file body)."""
+        return challenges.HTTP01(token=jose.b64decode(token)).key_authorization(self._jwk)
+
+    def answer_challenge(self, url: str, challenge_type: str) -> None:
+        if challenge_type != "http-01":
+            raise AcmeError(f"cannot answer a {challenge_type} challenge")
+        self._call(lambda: self._net.post(url, challenges.HTTP01Response(),
+                                          new_nonce_url=self._acme().directory["newNonce"]))
+
+    def finalize(self, finalize_url: str, csr_pem: bytes, order_url: str) -> OrderState:
+        from cryptography import x509
+
+        def run():
+            csr = x509.load_pem_x509_csr(csr_pem)
+            response = self._net.post(finalize_url, messages.CertificateRequest(csr=csr),
+                                      new_nonce_url=self._acme().directory["newNonce"])
+            return _order_state(response, order_url)
+
+        return self._call(run)
+
+    def download_certificate(self, url: str) -> str:
+        """The full chain (leaf first) in PEM."""
+        def run():
+            response = self._net.post(url, None, content_type="application/pem-certificate-chain",
+                                      new_nonce_url=self._acme().directory["newNonce"])
+            return response.text
+
+        return self._call(run)
+
+
+def _token(challenge_body) -> str:
+    token = getattr(challenge_body.chall, "token", None)
+    return jose.b64encode(token).decode() if token else ""
+
+
+def _csr_names(csr_pem: bytes) -> list[str]:
+    from acme import crypto_util
+    from cryptography import x509
+
+    csr = x509.load_pem_x509_csr(csr_pem)
+    names, _ips = crypto_util.get_identifiers_from_x509(csr.subject, csr.extensions)
+    return names
+
+
+def _order_state(response, url) -> OrderState:
+    body = messages.Order.from_json(response.json())
+    return OrderState(
+        url=url,
+        status=body.status.name,
+        finalize_url=body.finalize or "",
+        certificate_url=body.certificate or "",
+        authorization_urls=list(body.authorizations or ()),
+        error=describe_problem(body.error),
+        retry_after=_retry_after_seconds(response),
+    )

@@ -1,0 +1,192 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from panel.encryption import EncryptedTextField
+
+
+class KeyType(models.TextChoices):
+    EC256 = "ec256", _("EC P-256")
+    EC384 = "ec384", _("EC P-384")
+    RSA2048 = "rsa2048", _("RSA 2048")
+    RSA3072 = "rsa3072", _("RSA 3072")
+    RSA4096 = "rsa4096", _("RSA 4096")
+
+
+class ChallengeType(models.TextChoices):
+    HTTP01 = "http-01", _("HTTP-01 (file served by the panel)")
+
+
+class AcmeAccount(models.Model):
+    """An account at an ACME CA, with its own key. Registered when created."""
+
+    class Status(models.TextChoices):
+        VALID = "valid", _("Valid")
+        DEACTIVATED = "deactivated", _("Deactivated")
+        REVOKED = "revoked", _("Revoked")
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="acme_accounts")
+    directory_url = models.URLField(max_length=1024)
+    email = models.EmailField(blank=True)
+    eab_kid = models.CharField(max_length=512, blank=True)
+    eab_hmac_key = EncryptedTextField(blank=True)
+    account_key = EncryptedTextField(help_text=_("PEM private key of the account"))
+    account_url = models.URLField(max_length=1024, help_text=_("The account's URL at the CA (its kid)"))
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.VALID)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.email or _('no e-mail')} @ {self.directory_url}"
+
+
+class Certificate(models.Model):
+    """A set of names to keep a valid certificate for, renewed over time."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Being issued")
+        VALID = "valid", _("Valid")
+        FAILED = "failed", _("Failed")
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="certificates")
+    site = models.ForeignKey("panel.Site", null=True, blank=True, on_delete=models.SET_NULL, related_name="certificates")
+    account = models.ForeignKey(AcmeAccount, on_delete=models.PROTECT, related_name="certificates")
+    domains = models.JSONField()
+    key_type = models.CharField(max_length=8, choices=KeyType.choices, default=KeyType.EC256)
+    challenge = models.CharField(max_length=16, choices=ChallengeType.choices, default=ChallengeType.HTTP01)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    current_version = models.ForeignKey(
+        "CertificateVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    next_renewal_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return ", ".join(self.domains)
+
+    def active_order(self):
+        return self.orders.exclude(status__in=Order.FINISHED).first()
+
+    def latest_order(self):
+        return self.orders.order_by("-id").first()
+
+
+class CertificateVersion(models.Model):
+    """One issued certificate. Exactly one per successful order."""
+
+    certificate = models.ForeignKey(Certificate, on_delete=models.CASCADE, related_name="versions")
+    order = models.OneToOneField("Order", null=True, on_delete=models.SET_NULL, related_name="version")
+    cert_pem = models.TextField(help_text=_("The leaf certificate"))
+    chain_pem = models.TextField(help_text=_("Leaf followed by intermediates (fullchain)"))
+    private_key = EncryptedTextField()
+    serial = models.CharField(max_length=128)
+    issuer = models.CharField(max_length=1024)
+    not_before = models.DateTimeField()
+    not_after = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class Order(models.Model):
+    """One ACME order, advanced a step at a time by certs.tasks.advance_order."""
+
+    class Status(models.TextChoices):
+        NEW = "new", _("New")
+        AUTHORIZING = "authorizing", _("Answering challenges")
+        PROPAGATING = "propagating", _("Waiting for DNS")
+        AWAITING_USER = "awaiting_user", _("Waiting for you")
+        VALIDATING = "validating", _("CA is validating")
+        FINALIZING = "finalizing", _("Finalizing")
+        VALID = "valid", _("Valid")
+        INVALID = "invalid", _("Failed")
+
+    FINISHED = (Status.VALID, Status.INVALID)
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="orders")
+    certificate = models.ForeignKey(Certificate, on_delete=models.CASCADE, related_name="orders")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEW, db_index=True)
+    # The order's own key and CSR, made once so a repeated step sends the same request.
+    private_key = EncryptedTextField(blank=True)
+    csr_pem = models.TextField(blank=True)
+    acme_url = models.URLField(max_length=1024, blank=True)
+    finalize_url = models.URLField(max_length=1024, blank=True)
+    certificate_url = models.URLField(max_length=1024, blank=True)
+    error = models.TextField(blank=True, help_text=_("The CA's problem document, or what went wrong"))
+    # Only a task carrying the current wakeup may run the next step; see certs.tasks.
+    wakeup = models.UUIDField(default=uuid.uuid4)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    step_attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            # A certificate never has two orders in flight.
+            models.UniqueConstraint(
+                fields=["certificate"],
+                condition=~models.Q(status__in=["valid", "invalid"]),
+                name="one_active_order_per_certificate",
+            )
+        ]
+
+    @property
+    def finished(self):
+        return self.status in self.FINISHED
+
+    def log(self, message, level="info"):
+        OrderLogEntry.objects.create(order=self, level=level, message=message)
+
+
+class OrderLogEntry(models.Model):
+    """A line of an order's readable log, shown in the UI and the API."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="log_entries")
+    at = models.DateTimeField(default=timezone.now)
+    level = models.CharField(max_length=8, default="info")
+    message = models.TextField()
+
+    class Meta:
+        ordering = ["id"]
+
+
+class Authorization(models.Model):
+    """The CA's authorization for one identifier of an order."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="authorizations")
+    url = models.URLField(max_length=1024)
+    identifier = models.CharField(max_length=253)
+    wildcard = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, default="pending")
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+
+class Challenge(models.Model):
+    """The challenge the panel chose to answer for an authorization."""
+
+    authorization = models.ForeignKey(Authorization, on_delete=models.CASCADE, related_name="challenges")
+    type = models.CharField(max_length=16)
+    url = models.URLField(max_length=1024)
+    token = models.CharField(max_length=256)
+    status = models.CharField(max_length=16, default="pending")
+    answered_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    cleaned_up = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["id"]

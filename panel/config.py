@@ -1,0 +1,157 @@
+"""Reading and validating settings from the environment.
+
+Every value is checked once, at start-up; all problems are reported together so a
+misconfigured panel fails with one message that says what to fix, never later
+with a traceback deep inside a task.
+"""
+
+import ipaddress
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+class Env:
+    """Collects typed values from os.environ and the problems found in them."""
+
+    def __init__(self, environ=None):
+        self.environ = os.environ if environ is None else environ
+        self.problems = []
+
+    def _raw(self, name):
+        value = self.environ.get(name, "").strip()
+        return value or None
+
+    def str(self, name, default=None):
+        return self._raw(name) or default
+
+    def bool(self, name, default=False):
+        value = self._raw(name)
+        if value is None:
+            return default
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        self.problems.append(f"{name}={value!r}: expected true or false")
+        return default
+
+    def int(self, name, default, minimum=None, maximum=None):
+        value = self._raw(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            self.problems.append(f"{name}={value!r}: expected a whole number")
+            return default
+        if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+            self.problems.append(f"{name}={number}: must be between {minimum} and {maximum}")
+            return default
+        return number
+
+    def float(self, name, default, minimum=0.0):
+        value = self._raw(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            self.problems.append(f"{name}={value!r}: expected a number")
+            return default
+        if number < minimum:
+            self.problems.append(f"{name}={number}: must be at least {minimum}")
+            return default
+        return number
+
+    def port(self, name, default):
+        return self.int(name, default, minimum=1, maximum=65535)
+
+    def directory(self, name, default, create=True):
+        path = Path(self._raw(name) or default).expanduser().resolve()
+        if create:
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                self.problems.append(f"{name}={path}: cannot create the directory ({exc.strerror})")
+                return path
+        if not path.is_dir():
+            self.problems.append(f"{name}={path}: not a directory")
+        elif create and not os.access(path, os.W_OK):
+            self.problems.append(f"{name}={path}: the panel cannot write here")
+        return path
+
+    def existing_file(self, name, default=None):
+        value = self._raw(name) or default
+        if value is None:
+            return None
+        path = Path(value).expanduser()
+        if not path.is_file():
+            self.problems.append(f"{name}={path}: no such file")
+            return None
+        return path.resolve()
+
+    def executable(self, name, default):
+        value = self._raw(name) or default
+        found = shutil.which(value)
+        if found is None:
+            self.problems.append(
+                f"{name}={value}: not found or not executable "
+                "(install nginx, or point this at the nginx binary)"
+            )
+            return value
+        return found
+
+    def url(self, name, default, schemes):
+        value = self._raw(name) or default
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme not in schemes:
+            self.problems.append(f"{name}={value!r}: must start with one of {', '.join(s + '://' for s in schemes)}")
+        return value
+
+    def ip_list(self, name):
+        value = self._raw(name)
+        if value is None:
+            return []
+        addresses = []
+        for item in value.split(","):
+            item = item.strip()
+            host, _, port = item.rpartition(":") if item.count(":") == 1 else (item, "", "")
+            try:
+                ipaddress.ip_address(host)
+                if port and not (port.isdigit() and 0 < int(port) < 65536):
+                    raise ValueError
+            except ValueError:
+                self.problems.append(f"{name}: {item!r} is not an IP address (optionally with :port)")
+                continue
+            addresses.append(item)
+        return addresses
+
+    def path_list(self, name, default):
+        value = self._raw(name)
+        items = value.split(",") if value else default
+        return [Path(str(item).strip()).expanduser().resolve() for item in items if str(item).strip()]
+
+    def secret_from_file(self, name, path):
+        """A secret from the environment, or from a 0600 file created on first use."""
+        value = self._raw(name)
+        if value:
+            return value
+        try:
+            if not path.exists():
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(secrets.token_urlsafe(48))
+            return path.read_text().strip()
+        except OSError as exc:
+            self.problems.append(f"{name}: not set and {path} cannot be created or read ({exc.strerror})")
+            return ""
+
+    def check(self):
+        if self.problems:
+            raise ImproperlyConfigured(
+                "CertPanel is not configured correctly:\n  - " + "\n  - ".join(self.problems)
+            )

@@ -1,0 +1,53 @@
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Site(models.Model):
+    """A website the panel serves through nginx: static files or a reverse proxy."""
+
+    class ConfigStatus(models.TextChoices):
+        PENDING = "pending", _("Waiting to be applied")
+        APPLIED = "applied", _("Applied")
+        FAILED = "failed", _("Rejected by nginx")
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sites")
+    domains = models.JSONField(help_text=_("Validated names, punycode; the first is the primary name."))
+    primary_domain = models.CharField(max_length=253, db_index=True)
+    root = models.CharField(max_length=4096, blank=True)
+    proxy_pass = models.CharField(max_length=2048, blank=True)
+    force_https = models.BooleanField(default=False)
+    hsts = models.BooleanField(default=False)
+    http2 = models.BooleanField(default=True)
+
+    config_status = models.CharField(max_length=16, choices=ConfigStatus.choices, default=ConfigStatus.PENDING)
+    config_error = models.TextField(blank=True)
+    config_applied_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["primary_domain", "id"]
+
+    def __str__(self):
+        return self.primary_domain
+
+    def save(self, *args, **kwargs):
+        self.primary_domain = self.domains[0] if self.domains else ""
+        super().save(*args, **kwargs)
+
+    @property
+    def config_name(self):
+        """File name of this site's vhost: stable, and never derived from user text."""
+        return f"site-{self.pk}.conf"
+
+    def serving_version(self):
+        """The certificate version nginx should serve for this site, if any."""
+        from certs.models import CertificateVersion
+
+        return (
+            CertificateVersion.objects.filter(certificate__site=self, certificate__current_version_id=models.F("id"))
+            .order_by("-created_at")
+            .first()
+        )

@@ -1,0 +1,197 @@
+"""Apply nginx config safely: stage -> keep the old file -> swap -> nginx -t -> reload.
+
+If `nginx -t` fails, the previous file comes back, the site records nginx's
+error, and every other site keeps serving. Applies are serialised with a file
+lock on the vhost directory (nginx -t tests the whole configuration); reloads
+are requested, not run, so many deploys in a short window share one reload.
+"""
+
+import fcntl
+import logging
+import os
+import re
+import subprocess
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+
+from django.conf import settings
+from django.utils import timezone
+
+from panel.nginx.render import CertificateFiles, Layout, render_private_main, render_site, render_snippets
+
+log = logging.getLogger(__name__)
+
+
+class NginxError(Exception):
+    pass
+
+
+@lru_cache(maxsize=4)
+def nginx_version(binary):
+    out = subprocess.run([binary, "-v"], capture_output=True, text=True, timeout=10).stderr
+    match = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", out)
+    return tuple(int(x) for x in match.groups()) if match else (0, 0, 0)
+
+
+def layout() -> Layout:
+    return Layout(
+        vhost_dir=Path(settings.NGINX_VHOST_DIR),
+        challenge_dir=Path(settings.ACME_CHALLENGE_DIR),
+        http_port=settings.NGINX_HTTP_PORT,
+        https_port=settings.NGINX_HTTPS_PORT,
+        listen_address=settings.NGINX_LISTEN_ADDRESS,
+        http2_directive=nginx_version(settings.NGINX_BIN) >= (1, 25, 1),
+    )
+
+
+def nginx_command(*args):
+    command = [settings.NGINX_BIN]
+    if settings.NGINX_PRIVATE:
+        prefix = Path(settings.NGINX_PREFIX)
+        command += ["-p", f"{prefix}/", "-e", str(prefix / "logs" / "error.log")]
+    return command + ["-c", str(settings.NGINX_CONF), *args]
+
+
+def _run(*args):
+    result = subprocess.run(nginx_command(*args), capture_output=True, text=True, timeout=60)
+    return result.returncode == 0, (result.stderr + result.stdout).strip()
+
+
+def test_config():
+    """(ok, output) of `nginx -t` on the whole configuration."""
+    return _run("-t")
+
+
+def _write_atomic(path: Path, text: str, mode=0o644):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+@contextmanager
+def config_lock():
+    vhost_dir = Path(settings.NGINX_VHOST_DIR)
+    vhost_dir.mkdir(parents=True, exist_ok=True)
+    with open(vhost_dir / ".certpanel.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def ensure_shared_files(current: Layout):
+    for path, text in render_snippets(current).items():
+        if not path.exists() or path.read_text() != text:
+            _write_atomic(path, text)
+    # HTTP-01 tokens must be readable by nginx's workers.
+    Path(settings.ACME_CHALLENGE_DIR).mkdir(parents=True, exist_ok=True)
+    os.chmod(settings.ACME_CHALLENGE_DIR, 0o755)
+
+
+def write_private_main_config():
+    """(Re)write the private nginx's main config; only when NGINX_CONF is unset."""
+    prefix = Path(settings.NGINX_PREFIX)
+    for sub in ("logs", "tmp"):
+        (prefix / sub).mkdir(parents=True, exist_ok=True)
+    current = layout()
+    ensure_shared_files(current)
+    _write_atomic(Path(settings.NGINX_CONF), render_private_main(current, prefix))
+
+
+def certificate_files(version) -> CertificateFiles:
+    """Where a certificate version lives on disk. Versioned, so a rollback finds the old files."""
+    base = Path(settings.CERT_DEPLOY_DIR) / f"cert-{version.certificate_id}" / f"v{version.pk}"
+    return CertificateFiles(fullchain=base / "fullchain.pem", key=base / "privkey.pem")
+
+
+def write_certificate_files(version) -> CertificateFiles:
+    files = certificate_files(version)
+    if not (files.fullchain.exists() and files.key.exists()):
+        files.fullchain.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(files.fullchain.parent, 0o700)
+        _write_atomic(files.key, version.private_key, mode=0o600)
+        _write_atomic(files.fullchain, version.chain_pem, mode=0o644)
+    return files
+
+
+def _short_error(output: str) -> str:
+    """nginx's own complaint, without the 'test failed' footer."""
+    lines = [line for line in output.splitlines() if "[emerg]" in line or "[alert]" in line or "[crit]" in line]
+    return "\n".join(lines) or output
+
+
+def apply_site_config(site) -> bool:
+    """Render and install `site`'s vhost. Returns True if nginx accepted it.
+
+    On failure the previous vhost is restored and the error stored on the site.
+    A reload is requested (not run) on success.
+    """
+    current = layout()
+    version = site.serving_version()
+    with config_lock():
+        ensure_shared_files(current)
+        files = write_certificate_files(version) if version else None
+        current.custom_dir(site).mkdir(parents=True, exist_ok=True)
+        text = render_site(site, current, files)
+        path = current.vhost_dir / site.config_name
+        staged = path.with_name(path.name + ".new")
+        backup = path.with_name(path.name + ".old")
+        _write_atomic(staged, text)
+        had_previous = path.exists()
+        if had_previous:
+            os.replace(path, backup)
+        os.replace(staged, path)
+        ok, output = test_config()
+        if ok:
+            if had_previous:
+                backup.unlink(missing_ok=True)
+        else:
+            if had_previous:
+                os.replace(backup, path)
+            else:
+                path.unlink(missing_ok=True)
+            log.warning("nginx rejected the config of site %s; previous config restored", site.pk)
+    status = "applied" if ok else "failed"
+    type(site).objects.filter(pk=site.pk).update(
+        config_status=status,
+        config_error="" if ok else _short_error(output),
+        config_applied_at=timezone.now() if ok else site.config_applied_at,
+    )
+    if ok:
+        request_reload()
+    return ok
+
+
+def remove_site_config(site_pk: int):
+    current = layout()
+    with config_lock():
+        for suffix in ("", ".new", ".old"):
+            (current.vhost_dir / f"site-{site_pk}.conf{suffix}").unlink(missing_ok=True)
+    request_reload()
+
+
+def request_reload():
+    from panel.tasks import reload_nginx
+    from django.core.cache import cache
+
+    # The first request in a window schedules the reload; the rest ride along.
+    if cache.add("nginx-reload-pending", 1, timeout=60):
+        reload_nginx.apply_async(countdown=settings.NGINX_RELOAD_COALESCE_SECONDS)
+
+
+def reload_now():
+    from django.core.cache import cache
+
+    cache.delete("nginx-reload-pending")
+    with config_lock():
+        ok, output = _run("-s", "reload")
+    if not ok:
+        raise NginxError(f"nginx did not reload: {output}")

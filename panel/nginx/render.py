@@ -1,0 +1,96 @@
+"""Site -> nginx config text. Pure: no I/O, no database writes.
+
+Uses its own template engine without HTML autoescaping. Every value rendered has
+passed panel.validation when it was stored, so nothing here needs quoting.
+"""
+
+import getpass
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from django.conf import settings
+from django.template import Context, Engine
+
+TEMPLATE_DIR = Path(settings.BASE_DIR) / "templates" / "nginx"
+
+
+@lru_cache(maxsize=1)
+def _engine():
+    return Engine(dirs=[str(TEMPLATE_DIR)], autoescape=False)
+
+
+def _render(template, **context):
+    return _engine().get_template(template).render(Context(context, autoescape=False))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where things live on the nginx host."""
+
+    vhost_dir: Path
+    challenge_dir: Path
+    http_port: int
+    https_port: int
+    listen_address: str = ""
+    http2_directive: bool = True  # nginx >= 1.25.1 spells it `http2 on;`
+
+    @property
+    def snippets_dir(self):
+        return self.vhost_dir / "snippets"
+
+    def custom_dir(self, site):
+        return self.vhost_dir / "custom" / f"site-{site.pk}"
+
+    def listen(self, port):
+        return f"{self.listen_address}:{port}" if self.listen_address else str(port)
+
+
+@dataclass(frozen=True)
+class CertificateFiles:
+    fullchain: Path
+    key: Path
+
+
+def render_site(site, layout: Layout, cert_files: CertificateFiles | None) -> str:
+    return _render(
+        "vhost.conf",
+        site=site,
+        server_names=" ".join(site.domains),
+        listen_http=layout.listen(layout.http_port),
+        listen_https=layout.listen(layout.https_port),
+        https_port_suffix="" if layout.https_port == 443 else f":{layout.https_port}",
+        snippets_dir=layout.snippets_dir,
+        custom_dir=layout.custom_dir(site),
+        https=cert_files is not None,
+        fullchain_path=cert_files.fullchain if cert_files else "",
+        key_path=cert_files.key if cert_files else "",
+        http2=site.http2,
+        http2_directive=layout.http2_directive,
+    )
+
+
+def render_snippets(layout: Layout) -> dict[str, str]:
+    """Shared files every vhost includes, by path."""
+    return {
+        layout.snippets_dir / "acme-challenge.inc": _render("acme-challenge.inc", challenge_dir=layout.challenge_dir),
+        layout.snippets_dir / "tls-intermediate.inc": _render("tls-intermediate.inc"),
+        layout.vhost_dir / "000-certpanel-http.conf": _render("connection-upgrade.conf"),
+    }
+
+
+def render_private_main(layout: Layout, prefix: Path) -> str:
+    mime_types = Path("/etc/nginx/mime.types")
+    return _render(
+        "private-main.conf",
+        # A private nginx started by root would drop to "nobody", who cannot read
+        # the panel's files; run its workers as the panel's own user instead.
+        user=getpass.getuser() if os.geteuid() == 0 else "",
+        prefix=prefix,
+        mime_types=mime_types if mime_types.is_file() else "",
+        listen_http=layout.listen(layout.http_port),
+        listen_https=layout.listen(layout.https_port),
+        snippets_dir=layout.snippets_dir,
+        vhost_dir=layout.vhost_dir,
+    )

@@ -1,0 +1,198 @@
+"""Django settings, all from the environment (and an optional .env file).
+
+See README.md, "Configuration", for every variable. Values are validated here, at
+start-up, and every problem is reported at once.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+from panel.config import Env
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _load_dotenv(path):
+    # Development convenience: KEY=VALUE lines; the real environment wins.
+    if not path.is_file():
+        return
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            os.environ.setdefault(key.strip(), value.strip().strip("'\""))
+
+
+_load_dotenv(BASE_DIR / ".env")
+env = Env()
+
+DATA_DIR = env.directory("CERTPANEL_DATA_DIR", BASE_DIR / "data")
+DEBUG = env.bool("CERTPANEL_DEBUG", False)
+SECRET_KEY = env.secret_from_file("CERTPANEL_SECRET_KEY", DATA_DIR / "django-secret.key")
+ENCRYPTION_KEYS = env.str("CERTPANEL_ENCRYPTION_KEYS")  # comma-separated Fernet keys, newest first
+ENCRYPTION_KEY_FILE = DATA_DIR / "encryption.keys"
+ALLOWED_HOSTS = [h.strip() for h in env.str("CERTPANEL_ALLOWED_HOSTS", "*").split(",")]
+CSRF_TRUSTED_ORIGINS = [o for o in env.str("CERTPANEL_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+# --- database: SQLite (WAL) in the data directory unless DATABASE_URL says otherwise
+DATABASE_URL = env.url(
+    "DATABASE_URL", f"sqlite:///{DATA_DIR / 'panel.sqlite3'}", schemes=("sqlite", "postgres", "postgresql")
+)
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: Celery broker and short-lived locks. The launcher starts a private one
+# on this socket when REDIS_URL is not set.
+REDIS_URL = env.url("REDIS_URL", f"unix://{DATA_DIR / 'redis' / 'redis.sock'}", schemes=("redis", "rediss", "unix"))
+CELERY_BROKER_URL = REDIS_URL.replace("unix://", "redis+socket://", 1) if REDIS_URL.startswith("unix://") else REDIS_URL
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # An unacknowledged task (its worker died) is handed to another worker after this long.
+    "visibility_timeout": env.int("CERTPANEL_TASK_VISIBILITY_TIMEOUT", 300, minimum=1),
+}
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "certs.tasks.*": {"queue": "acme"},
+    "panel.tasks.*": {"queue": "deploy"},
+}
+CELERY_BEAT_SCHEDULE = {
+    "resume-stalled-orders": {"task": "certs.tasks.resume_stalled_orders", "schedule": 60.0},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+
+# --- nginx. Without NGINX_CONF the panel runs its own nginx under the data directory.
+NGINX_BIN = env.executable("NGINX_BIN", "nginx" if os.environ.get("PATH") else "/usr/sbin/nginx")
+NGINX_PRIVATE = env.str("NGINX_CONF") is None
+NGINX_PREFIX = DATA_DIR / "nginx"
+NGINX_CONF = Path(env.str("NGINX_CONF", str(NGINX_PREFIX / "nginx.conf")))
+NGINX_VHOST_DIR = env.directory("NGINX_VHOST_DIR", NGINX_PREFIX / "sites")
+NGINX_HTTP_PORT = env.port("NGINX_HTTP_PORT", 8080 if NGINX_PRIVATE else 80)
+NGINX_HTTPS_PORT = env.port("NGINX_HTTPS_PORT", 8443 if NGINX_PRIVATE else 443)
+NGINX_LISTEN_ADDRESS = env.str("NGINX_LISTEN_ADDRESS", "")  # e.g. 127.0.0.1 for tests
+# Deploys that finish within this window share one nginx reload.
+NGINX_RELOAD_COALESCE_SECONDS = env.float("NGINX_RELOAD_COALESCE_SECONDS", 0.05)
+if not NGINX_PRIVATE and not NGINX_CONF.is_file():
+    env.problems.append(f"NGINX_CONF={NGINX_CONF}: no such file")
+
+ACME_CHALLENGE_DIR = env.directory("CERTPANEL_CHALLENGE_DIR", DATA_DIR / "acme-challenge")
+CERT_DEPLOY_DIR = env.directory("CERTPANEL_CERT_DIR", DATA_DIR / "certs")
+# Document roots must live below one of these (comma-separated).
+ALLOWED_ROOTS = env.path_list("CERTPANEL_ALLOWED_ROOTS", [DATA_DIR / "www", "/var/www", "/srv/www"])
+
+# --- ACME
+CA_BUNDLE = env.existing_file("CERTPANEL_CA_BUNDLE")  # extra trust anchors for private or test CAs
+DNS_RESOLVERS = env.ip_list("CERTPANEL_DNS_RESOLVERS")
+ACME_NETWORK_TIMEOUT = env.int("CERTPANEL_ACME_TIMEOUT", 30, minimum=1)
+# How long a step polls the CA inline before it frees the worker and reschedules.
+ACME_INLINE_POLL_SECONDS = env.float("CERTPANEL_ACME_INLINE_POLL_SECONDS", 3.0)
+
+env.check()
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "panel",
+    "certs",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "panel.urls"
+WSGI_APPLICATION = "panel.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+            ],
+        },
+    },
+]
+
+# Shared between web and workers: reload coalescing and short locks.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "site-list"
+LOGOUT_REDIRECT_URL = "login"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "static"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "CertPanel API",
+    "DESCRIPTION": "Sites on nginx with ACME certificates.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "INFO"},
+    "loggers": {
+        # The acme package logs JWS payloads (CSRs, EAB) at DEBUG; never let them out.
+        "acme": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,131 @@
+"""Validation of values that end up in nginx config or ACME orders.
+
+One function per kind of value. Each returns the normalised value or raises
+django.core.exceptions.ValidationError with a message that says what to fix.
+Everything the nginx renderer emits has been through here first.
+"""
+
+import ipaddress
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import idna
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+
+_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+MAX_DOMAINS = 100  # Let's Encrypt's limit of names per certificate
+
+
+def normalize_domain(value, allow_wildcard=True):
+    """A DNS name as stored: lower case, punycode for IDN, optional leading '*.'."""
+    if not isinstance(value, str):
+        raise ValidationError(_("A domain name must be text."))
+    name = value.strip().rstrip(".").lower()
+    if not name:
+        raise ValidationError(_("A domain name cannot be empty."))
+    if any(c.isspace() for c in value.strip()) or any(c in name for c in ';{}"\'\\$/'):
+        raise ValidationError(_("“%(name)s” contains characters not allowed in a domain name.") % {"name": value})
+    wildcard = name.startswith("*.")
+    if "*" in (name[2:] if wildcard else name):
+        raise ValidationError(
+            _("“%(name)s”: a wildcard is only allowed as the whole first label, as in *.example.com.") % {"name": value}
+        )
+    if wildcard and not allow_wildcard:
+        raise ValidationError(_("“%(name)s”: wildcards are not allowed here.") % {"name": value})
+    base = name[2:] if wildcard else name
+    try:
+        ipaddress.ip_address(base.strip("[]"))
+        raise ValidationError(_("“%(name)s” is an IP address, not a domain name.") % {"name": value})
+    except ValueError:
+        pass
+    if ".." in base or base.startswith("."):
+        raise ValidationError(_("“%(name)s” has an empty label (two dots in a row).") % {"name": value})
+    try:
+        ascii_name = idna.encode(base, uts46=True).decode("ascii") if not base.isascii() else base
+    except idna.IDNAError:
+        raise ValidationError(_("“%(name)s” is not a valid internationalised domain name.") % {"name": value})
+    labels = ascii_name.split(".")
+    if len(labels) < 2:
+        raise ValidationError(_("“%(name)s” needs at least two labels, as in example.com.") % {"name": value})
+    for label in labels:
+        if len(label) > 63:
+            raise ValidationError(
+                _("“%(name)s”: the label “%(label)s” is longer than 63 characters.") % {"name": value, "label": label[:20] + "…"}
+            )
+        if not _LABEL.match(label):
+            raise ValidationError(
+                _("“%(name)s”: the label “%(label)s” may only hold letters, digits and inner hyphens.")
+                % {"name": value, "label": label}
+            )
+    if labels[-1].isdigit():
+        raise ValidationError(_("“%(name)s” looks like an IP address, not a domain name.") % {"name": value})
+    full = ("*." if wildcard else "") + ascii_name
+    if len(full) > 253:
+        raise ValidationError(_("“%(name)s…” is longer than 253 characters.") % {"name": value[:30]})
+    return full
+
+
+def normalize_domain_list(values, allow_wildcard=True):
+    if not isinstance(values, (list, tuple)) or not values:
+        raise ValidationError(_("Give at least one domain name."))
+    if len(values) > MAX_DOMAINS:
+        raise ValidationError(_("At most %(n)d domain names are allowed.") % {"n": MAX_DOMAINS})
+    names = []
+    for value in values:
+        name = normalize_domain(value, allow_wildcard=allow_wildcard)
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def validate_document_root(value):
+    """An absolute path below one of settings.ALLOWED_ROOTS."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(_("Give the document root as an absolute path."))
+    if any(c.isspace() or c in ';{}"\'\\$#' for c in value) or "\x00" in value:
+        raise ValidationError(_("The document root contains characters not allowed in a path here."))
+    path = Path(value)
+    if not path.is_absolute():
+        raise ValidationError(_("The document root must be an absolute path."))
+    if ".." in path.parts:
+        raise ValidationError(_("The document root cannot contain “..”."))
+    resolved = Path(*path.parts)  # no symlink resolution: the directory may not exist yet
+    for root in settings.ALLOWED_ROOTS:
+        if resolved == root or root in resolved.parents:
+            return str(resolved)
+    raise ValidationError(
+        _("The document root must be inside one of the allowed directories: %(roots)s.")
+        % {"roots": ", ".join(str(r) for r in settings.ALLOWED_ROOTS)}
+    )
+
+
+def validate_upstream(value):
+    """A reverse-proxy target: http(s)://host[:port][/path], nothing nginx would parse as syntax."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(_("Give the upstream as a URL, for example http://127.0.0.1:3000."))
+    value = value.strip()
+    if any(c.isspace() or c in ';{}"\'\\$#' for c in value):
+        raise ValidationError(_("The upstream URL contains characters not allowed here."))
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError(_("The upstream must be an http:// or https:// URL with a host."))
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValidationError(_("The upstream URL cannot carry a query, a fragment or credentials."))
+    try:
+        parts.port
+    except ValueError:
+        raise ValidationError(_("The upstream URL has an invalid port."))
+    host = parts.hostname
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        normalize_domain(host, allow_wildcard=False) if "." in host else _check_single_label(host)
+    return value
+
+
+def _check_single_label(host):
+    if not _LABEL.match(host):
+        raise ValidationError(_("The upstream host “%(host)s” is not a valid host name.") % {"host": host})
