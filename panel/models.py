@@ -51,3 +51,10 @@ class Site(models.Model):
             .order_by("-created_at")
             .first()
         )
+
+
+class SiteDomain(models.Model):
+    """Index of every name served by a site: a name belongs to one site only."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="domain_index")
+    name = models.CharField(max_length=253, unique=True)

@@ -1,3 +1,21 @@
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework.routers import DefaultRouter
 
-urlpatterns = []
+from certs.api import AcmeAccountViewSet, CertificateViewSet
+from panel.api import SiteViewSet
+
+router = DefaultRouter()
+router.register("sites", SiteViewSet, basename="site")
+router.register("acme-accounts", AcmeAccountViewSet, basename="acme-account")
+router.register("certificates", CertificateViewSet, basename="certificate")
+
+urlpatterns = [
+    path("api/v1/", include(router.urls)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("login/", auth_views.LoginView.as_view(template_name="panel/login.html"), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("panel.ui_urls")),
+]

@@ -1,3 +1,5 @@
+import shlex
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
@@ -16,4 +18,4 @@ class Command(BaseCommand):
         ok, output = apply.test_config()
         if not ok:
             raise CommandError(f"nginx rejected the private config:\n{output}")
-        self.stdout.write(" ".join(apply.nginx_command("-g", "daemon off;")))
+        self.stdout.write(shlex.join(apply.nginx_command("-g", "daemon off;")))

@@ -1,0 +1,56 @@
+"""ACME accounts: registration, and an AcmeClient for an account row."""
+
+from functools import lru_cache
+from pathlib import Path
+
+import certifi
+from django.conf import settings
+
+from certs.acme import AcmeClient, generate_account_key
+from certs.models import AcmeAccount
+
+
+@lru_cache(maxsize=1)
+def trust_bundle():
+    """What to verify the CA's TLS with: the system roots plus CERTPANEL_CA_BUNDLE, if set."""
+    if not settings.CA_BUNDLE:
+        return True
+    combined = Path(settings.DATA_DIR) / "ca-bundle.pem"
+    text = Path(certifi.where()).read_text() + "\n" + Path(settings.CA_BUNDLE).read_text()
+    if not combined.exists() or combined.read_text() != text:
+        tmp = combined.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(combined)
+    return str(combined)
+
+
+def new_client(directory_url, account_key_pem, account_url=None):
+    return AcmeClient(directory_url, account_key_pem, account_url, verify=trust_bundle(),
+                      timeout=settings.ACME_NETWORK_TIMEOUT)
+
+
+def register_account(owner, directory_url, email="", eab_kid="", eab_hmac_key="") -> AcmeAccount:
+    """Register at the CA, then store the account. Nothing is stored if the CA refuses.
+
+    Raises certs.acme.AcmeError with the CA's own words.
+    """
+    key_pem = generate_account_key()
+    account_url = new_client(directory_url, key_pem).register(email, eab_kid, eab_hmac_key)
+    return AcmeAccount.objects.create(
+        owner=owner, directory_url=directory_url, email=email, eab_kid=eab_kid, eab_hmac_key=eab_hmac_key,
+        account_key=key_pem, account_url=account_url,
+    )
+
+
+_clients = {}
+
+
+def client_for(account: AcmeAccount) -> AcmeClient:
+    """A client per account and worker process: keeps the directory and nonces warm."""
+    cache_key = (account.pk, account.account_url)
+    client = _clients.get(cache_key)
+    if client is None:
+        if len(_clients) > 64:
+            _clients.clear()
+        client = _clients[cache_key] = new_client(account.directory_url, account.account_key, account.account_url)
+    return client

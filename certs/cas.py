@@ -1,0 +1,34 @@
+"""Known ACME CAs. The database stores the directory URL; presets only help choose it."""
+
+from dataclasses import dataclass
+
+from django.utils.translation import gettext_lazy as _
+
+
+@dataclass(frozen=True)
+class CaPreset:
+    code: str
+    label: str
+    directory_url: str
+    eab_required: bool = False
+
+
+PRESETS = {
+    p.code: p
+    for p in (
+        CaPreset("letsencrypt", _("Let's Encrypt"), "https://acme-v02.api.letsencrypt.org/directory"),
+        CaPreset("letsencrypt-staging", _("Let's Encrypt (staging)"),
+                 "https://acme-staging-v02.api.letsencrypt.org/directory"),
+        CaPreset("zerossl", _("ZeroSSL"), "https://acme.zerossl.com/v2/DV90", eab_required=True),
+        CaPreset("google", _("Google Trust Services"), "https://dv.acme-v02.api.pki.goog/directory",
+                 eab_required=True),
+        CaPreset("google-staging", _("Google Trust Services (staging)"),
+                 "https://dv.acme-v02.test-api.pki.goog/directory", eab_required=True),
+        CaPreset("sslcom-ecc", _("SSL.com (ECC)"), "https://acme.ssl.com/sslcom-dv-ecc", eab_required=True),
+        CaPreset("sslcom-rsa", _("SSL.com (RSA)"), "https://acme.ssl.com/sslcom-dv-rsa", eab_required=True),
+    )
+}
+
+
+def preset_for_url(url):
+    return next((p for p in PRESETS.values() if p.directory_url == url), None)

@@ -1,0 +1,1 @@
+"""Challenge solvers. Each presents what the CA will check and cleans up exactly that."""

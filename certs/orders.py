@@ -1,0 +1,343 @@
+"""The order state machine: one idempotent step per task run.
+
+    new -> authorizing -> validating -> finalizing -> valid
+                              \\-------------\\-------> invalid (the CA's problem, in its words)
+
+Every ACME URL is stored as soon as the CA hands it out, so a step that runs twice
+(a re-delivered task after a worker died) resumes the same order. A step returns
+how long to wait before the next one: 0 to continue at once, None when the order
+is finished. Waiting is never a sleep in a worker: a step polls the CA inline
+for at most ACME_INLINE_POLL_SECONDS, then the task reschedules itself.
+
+Only the holder of the order's current `wakeup` token, with a live claim, runs a
+step (see `claim`); any other delivery of the task is a harmless no-op.
+"""
+
+import datetime
+import logging
+import time
+import uuid
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from certs import accounts
+from certs.acme import AcmeError, generate_private_key, make_csr
+from certs.challenges import http01
+from certs.models import Authorization, Certificate, CertificateVersion, Challenge, Order
+
+log = logging.getLogger(__name__)
+
+CLAIM_SECONDS = 30
+MAX_TRANSIENT_FAILURES = 8
+INLINE_INTERVALS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+
+
+class OrderFailed(Exception):
+    """A permanent failure: the order becomes invalid with this message."""
+
+
+# --- starting and claiming
+
+
+def start_order(certificate: Certificate) -> Order:
+    """A new order for `certificate`, queued. Raises IntegrityError if one is already active."""
+    with transaction.atomic():
+        order = Order.objects.create(owner=certificate.owner, certificate=certificate)
+        order.log(f"Order requested for {', '.join(certificate.domains)} ({certificate.get_key_type_display()})")
+        Certificate.objects.filter(pk=certificate.pk).update(status=Certificate.Status.PENDING
+                                                             if certificate.current_version_id is None
+                                                             else certificate.status)
+        transaction.on_commit(lambda: enqueue(order.pk, order.wakeup, 0))
+    return order
+
+
+def enqueue(order_id, wakeup, delay):
+    from certs.tasks import advance_order
+
+    advance_order.apply_async((order_id, str(wakeup)), countdown=delay or None)
+
+
+class Claim:
+    STALE = "stale"  # another delivery owns the order's future, or it is finished
+    BUSY = "busy"  # someone is running a step right now
+
+
+def claim(order_id, wakeup):
+    """Take the order for one step. Returns the Order, Claim.BUSY or Claim.STALE."""
+    now = timezone.now()
+    taken = (
+        Order.objects.filter(pk=order_id, wakeup=wakeup)
+        .exclude(status__in=Order.FINISHED)
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .update(claimed_until=now + datetime.timedelta(seconds=CLAIM_SECONDS))
+    )
+    if taken:
+        return Order.objects.select_related("certificate", "certificate__account").get(pk=order_id)
+    current = Order.objects.filter(pk=order_id).values("wakeup", "status").first()
+    if current is None or str(current["wakeup"]) != str(wakeup) or current["status"] in Order.FINISHED:
+        return Claim.STALE
+    return Claim.BUSY
+
+
+def run_step(order: Order):
+    """Run the step for the order's status, record the outcome, release the claim and
+    queue the next step. Returns the delay before the next step, or None if finished."""
+    step = STEPS[order.status]
+    try:
+        delay = step(order, accounts.client_for(order.certificate.account))
+        order.step_attempts = 0
+    except AcmeError as exc:
+        delay = _transient_delay(order, exc) if exc.transient else None
+        if delay is None:
+            _fail(order, str(exc))
+    except OrderFailed as exc:
+        delay = None
+        _fail(order, str(exc))
+    except Exception as exc:  # noqa: BLE001 - e.g. a locked database; retried, then reported
+        log.exception("order %s: step %s crashed", order.pk, order.status)
+        delay = _transient_delay(order, AcmeError(f"internal error: {type(exc).__name__}: {exc}", transient=True))
+        if delay is None:
+            _fail(order, f"internal error: {type(exc).__name__}: {exc}")
+    order.claimed_until = None
+    if delay is not None and not order.finished:
+        order.wakeup = uuid.uuid4()
+        order.save()
+        transaction.on_commit(lambda: enqueue(order.pk, order.wakeup, delay))
+    else:
+        order.save()
+    return delay
+
+
+def _transient_delay(order, exc):
+    order.step_attempts += 1
+    if order.step_attempts > MAX_TRANSIENT_FAILURES:
+        return None
+    delay = min(2 ** order.step_attempts, 300)
+    if exc.retry_after:
+        delay = max(delay, exc.retry_after)
+    order.log(f"Temporary problem, retrying in {delay:.0f}s: {exc}", level="warning")
+    return delay
+
+
+def _fail(order, message):
+    order.status = Order.Status.INVALID
+    order.error = message
+    order.finished_at = timezone.now()
+    order.log(f"Failed: {message}", level="error")
+    _cleanup_challenges(order)
+    cert = order.certificate
+    cert.last_error = message
+    if cert.current_version_id is None:
+        cert.status = Certificate.Status.FAILED
+    cert.save(update_fields=["last_error", "status"])
+
+
+def _cleanup_challenges(order):
+    for challenge in Challenge.objects.filter(authorization__order=order, cleaned_up=False):
+        http01.cleanup(challenge.token)
+        challenge.cleaned_up = True
+        challenge.save(update_fields=["cleaned_up"])
+
+
+def _poll_inline(fetch, done):
+    """Call fetch() until done(result) or the inline budget is spent; returns the last result."""
+    deadline = time.monotonic() + settings.ACME_INLINE_POLL_SECONDS
+    result = fetch()
+    for interval in _intervals():
+        if done(result) or time.monotonic() + interval > deadline:
+            break
+        time.sleep(interval)
+        result = fetch()
+    return result
+
+
+def _intervals():
+    yield from INLINE_INTERVALS
+    while True:
+        yield INLINE_INTERVALS[-1]
+
+
+def _reschedule_delay(order, retry_after):
+    """How long to release the worker for while the CA works."""
+    # Polling is not a failure: back off gently with the order's age.
+    waited = (timezone.now() - order.created_at).total_seconds()
+    delay = min(max(1.0, waited / 2), 30.0)
+    return max(delay, retry_after or 0)
+
+
+# --- steps
+
+
+def step_new(order, acme):
+    cert = order.certificate
+    if not order.private_key:
+        order.private_key = generate_private_key(cert.key_type)
+        order.csr_pem = make_csr(order.private_key, cert.domains).decode()
+        order.save(update_fields=["private_key", "csr_pem"])
+    if not order.acme_url:
+        state = acme.new_order(order.csr_pem.encode())
+        order.acme_url, order.finalize_url = state.url, state.finalize_url
+        order.save(update_fields=["acme_url", "finalize_url"])
+        order.log(f"Order created at the CA: {state.url}")
+    else:
+        state = acme.fetch_order(order.acme_url)
+    if state.status == "invalid":
+        raise OrderFailed(state.error or "the CA marked the order invalid")
+    known = set(order.authorizations.values_list("url", flat=True))
+    for url in state.authorization_urls:
+        if url in known:
+            continue
+        authz, _ = acme.fetch_authorization(url)
+        _store_authorization(order, authz)
+    order.status = Order.Status.AUTHORIZING
+    return 0
+
+
+def _store_authorization(order, authz):
+    row = Authorization.objects.create(
+        order=order, url=authz.url, identifier=authz.identifier, wildcard=authz.wildcard,
+        status=authz.status, expires_at=authz.expires,
+    )
+    if authz.status == "valid":
+        order.log(f"{authz.identifier}: already authorized at this CA")
+        return
+    challenge = next((c for c in authz.challenges if c.type == order.certificate.challenge), None)
+    if challenge is None:
+        offered = ", ".join(c.type for c in authz.challenges) or "none"
+        raise OrderFailed(f"{authz.identifier}: the CA does not offer {order.certificate.challenge} (offers: {offered})")
+    Challenge.objects.create(authorization=row, type=challenge.type, url=challenge.url, token=challenge.token,
+                             status=challenge.status)
+
+
+def step_authorize(order, acme):
+    for challenge in Challenge.objects.filter(authorization__order=order, answered_at__isnull=True):
+        http01.present(challenge.token, acme.key_authorization(challenge.token))
+        acme.answer_challenge(challenge.url, challenge.type)
+        challenge.answered_at = timezone.now()
+        challenge.save(update_fields=["answered_at"])
+        order.log(f"{challenge.authorization.identifier}: answered {challenge.type}")
+    order.status = Order.Status.VALIDATING
+    return 0
+
+
+def step_validate(order, acme):
+    pending = list(order.authorizations.exclude(status="valid"))
+    retry_after = None
+    for row in pending:
+        state, retry_after = _poll_inline(lambda: acme.fetch_authorization(row.url),
+                                          lambda result: result[0].status != "pending")
+        row.status = state.status
+        row.save(update_fields=["status"])
+        if state.status == "invalid":
+            Challenge.objects.filter(authorization=row).update(status="invalid", error=state.error)
+            raise OrderFailed(f"{row.identifier}: {state.error or 'the CA could not validate this name'}")
+        if state.status == "valid":
+            Challenge.objects.filter(authorization=row).update(status="valid")
+            order.log(f"{row.identifier}: validated")
+        elif state.status != "pending":
+            raise OrderFailed(f"{row.identifier}: authorization is {state.status}")
+    if order.authorizations.exclude(status="valid").exists():
+        return _reschedule_delay(order, retry_after)
+    _cleanup_challenges(order)
+    order.status = Order.Status.FINALIZING
+    return 0
+
+
+def step_finalize(order, acme):
+    state = acme.fetch_order(order.acme_url)
+    if state.status == "ready":
+        state = acme.finalize(order.finalize_url, order.csr_pem.encode(), order.acme_url)
+        order.log("Finalizing: CSR sent")
+    if state.status == "processing":
+        state = _poll_inline(lambda: acme.fetch_order(order.acme_url), lambda s: s.status != "processing")
+    if state.status == "processing":
+        return _reschedule_delay(order, state.retry_after)
+    if state.status == "invalid":
+        raise OrderFailed(state.error or "the CA marked the order invalid")
+    if state.status != "valid":
+        raise OrderFailed(f"unexpected order status at finalization: {state.status}")
+    order.certificate_url = state.certificate_url
+    chain_pem = acme.download_certificate(state.certificate_url)
+    _store_version(order, chain_pem)
+    return None
+
+
+def _store_version(order, chain_pem):
+    cert = order.certificate
+    pems = [p for p in chain_pem.split("-----END CERTIFICATE-----") if "BEGIN CERTIFICATE" in p]
+    if not pems:
+        raise OrderFailed("the CA returned no certificate")
+    leaf = x509.load_pem_x509_certificate((pems[0].strip() + "\n-----END CERTIFICATE-----\n").encode())
+    _check_leaf(leaf, order)
+    with transaction.atomic():
+        version, created = CertificateVersion.objects.get_or_create(
+            order=order,
+            defaults=dict(
+                certificate=cert, cert_pem=leaf.public_bytes(serialization.Encoding.PEM).decode(),
+                chain_pem=chain_pem.strip() + "\n", private_key=order.private_key,
+                serial=format(leaf.serial_number, "x"), issuer=leaf.issuer.rfc4514_string(),
+                not_before=leaf.not_valid_before_utc, not_after=leaf.not_valid_after_utc,
+            ),
+        )
+        lifetime = version.not_after - version.not_before
+        cert.current_version = version
+        cert.status = Certificate.Status.VALID
+        cert.last_error = ""
+        cert.next_renewal_at = version.not_after - lifetime / 3
+        cert.save(update_fields=["current_version", "status", "last_error", "next_renewal_at"])
+        order.status = Order.Status.VALID
+        order.finished_at = timezone.now()
+        order.log(f"Certificate issued: serial {version.serial}, valid until {version.not_after:%Y-%m-%d %H:%M} UTC")
+        if cert.site_id:
+            site_id = cert.site_id
+            transaction.on_commit(lambda: _deploy(site_id))
+
+
+def _deploy(site_id):
+    from panel.tasks import apply_site
+
+    apply_site.delay(site_id)
+
+
+def _check_leaf(leaf, order):
+    """A CA's answer can be wrong: the certificate must be for our key and our names."""
+    ours = serialization.load_pem_private_key(order.private_key.encode(), password=None).public_key()
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if leaf.public_key().public_bytes(*spki) != ours.public_bytes(*spki):
+        raise OrderFailed("the CA returned a certificate for a different key")
+    try:
+        names = set(leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+            x509.DNSName))
+    except x509.ExtensionNotFound:
+        names = set()
+    if names != set(order.certificate.domains):
+        raise OrderFailed(f"the CA returned a certificate for {sorted(names)}, not the requested names")
+
+
+STEPS = {
+    Order.Status.NEW: step_new,
+    Order.Status.AUTHORIZING: step_authorize,
+    Order.Status.VALIDATING: step_validate,
+    Order.Status.FINALIZING: step_finalize,
+}
+
+
+def resume_stalled(older_than_seconds=120):
+    """Re-queue unfinished orders nobody has touched for a while (e.g. a task lost with
+    its broker). A fresh wakeup makes any older delivery stale, so chains never multiply."""
+    cutoff = timezone.now() - datetime.timedelta(seconds=older_than_seconds)
+    stalled = Order.objects.exclude(status__in=Order.FINISHED).filter(updated_at__lt=cutoff).filter(
+        Q(claimed_until__isnull=True) | Q(claimed_until__lt=timezone.now())
+    ).exclude(status=Order.Status.AWAITING_USER)
+    count = 0
+    for order in stalled:
+        wakeup = uuid.uuid4()
+        if Order.objects.filter(pk=order.pk, wakeup=order.wakeup).update(wakeup=wakeup, updated_at=timezone.now()):
+            enqueue(order.pk, wakeup, 0)
+            count += 1
+    return count

@@ -1,0 +1,193 @@
+"""Running CertPanel's processes on one machine: the `runpanel` launcher and test harnesses.
+
+No Django in here: a test harness can start a private Redis, wait for ports and
+sockets, and supervise children with the same code the launcher uses.
+"""
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+# sockaddr_un.sun_path is 108 bytes on Linux, the last one a NUL.
+UNIX_SOCKET_PATH_MAX = 107
+
+
+class StartupError(Exception):
+    """A child did not come up; the message says which and why."""
+
+
+def find_free_port(host="127.0.0.1"):
+    """A TCP port nobody listens on right now (another process may still take it)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def connect_host(host):
+    """The address to connect to for a server bound to `host` (a wildcard means loopback)."""
+    return {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+
+
+def port_answers(host, port, timeout=0.5):
+    try:
+        with socket.create_connection((connect_host(host), port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def redis_answers(socket_path, timeout=0.5):
+    """True if a Redis server answers PING on the unix socket."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(socket_path))
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def wait_until(ready, what, timeout=20.0, process=None):
+    """Poll `ready()` until it is true. Raise StartupError on timeout or if `process` exits first."""
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while True:
+        if ready():
+            return
+        if process is not None and process.poll() is not None:
+            raise StartupError(f"{what}: the process exited with code {process.returncode} before it was ready")
+        if time.monotonic() > deadline:
+            raise StartupError(f"{what}: not ready after {timeout:g} s")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.25)
+
+
+def wait_for_port(host, port, timeout=20.0, process=None):
+    wait_until(lambda: port_answers(host, port), f"port {host}:{port}", timeout, process)
+
+
+def wait_for_unix_socket(path, timeout=20.0, process=None):
+    """Wait until something accepts connections on the unix socket `path`."""
+
+    def accepts():
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.connect(str(path))
+                return True
+        except OSError:
+            return False
+
+    wait_until(accepts, f"unix socket {path}", timeout, process)
+
+
+def _die_with_parent():
+    """A preexec_fn: if the launcher dies, even by SIGKILL, the kernel sends the child SIGTERM."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
+    PR_SET_PDEATHSIG = 1
+    return lambda: prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class Supervisor:
+    """Children started in order, watched together, stopped in reverse order.
+
+    Each child runs in its own session, so a Ctrl-C in the terminal reaches only
+    the launcher, which then stops the children in an order that lets them shut
+    down cleanly (Celery before the Redis it talks to).
+    """
+
+    def __init__(self, stop_timeout=15.0):
+        self.stop_timeout = stop_timeout
+        self.children = []  # (name, Popen), in start order
+
+    def start(self, name, argv, **popen_kwargs):
+        popen_kwargs.setdefault("start_new_session", True)
+        if os.uname().sysname == "Linux":
+            popen_kwargs.setdefault("preexec_fn", _die_with_parent())
+        try:
+            process = subprocess.Popen(argv, **popen_kwargs)
+        except OSError as exc:
+            raise StartupError(f"{name}: cannot run {argv[0]}: {exc.strerror}") from exc
+        self.children.append((name, process))
+        return process
+
+    def exited(self):
+        """(name, returncode) of the first child that has exited, or None."""
+        for name, process in self.children:
+            if process.poll() is not None:
+                return name, process.returncode
+        return None
+
+    def supervise(self, interval=0.2):
+        """Block until a child exits; return its (name, returncode)."""
+        while True:
+            found = self.exited()
+            if found:
+                return found
+            time.sleep(interval)
+
+    def stop_all(self):
+        """SIGTERM each child, newest first, waiting for it; SIGKILL any that hangs.
+
+        Returns the names of the children that had to be killed.
+        """
+        killed = []
+        for name, process in reversed(self.children):
+            if process.poll() is not None:
+                continue
+            process.terminate()
+            try:
+                process.wait(self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                # The whole session, so workers the child forked go too.
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    process.kill()
+                process.wait()
+                killed.append(name)
+        return killed
+
+
+def redis_socket_path(redis_url):
+    """The socket path of a `unix://` Redis URL (query string ignored)."""
+    if not redis_url.startswith("unix://"):
+        raise ValueError(f"not a unix socket URL: {redis_url}")
+    return Path(redis_url[len("unix://"):].split("?", 1)[0])
+
+
+def start_private_redis(supervisor, socket_path, name="redis"):
+    """Start a Redis that listens only on `socket_path` and keeps nothing on disk.
+
+    Its working directory is the socket's directory (created 0700). Returns the
+    Popen once Redis answers PING.
+    """
+    socket_path = Path(socket_path)
+    if len(str(socket_path)) > UNIX_SOCKET_PATH_MAX:
+        raise StartupError(
+            f"{name}: the socket path {socket_path} is longer than {UNIX_SOCKET_PATH_MAX} bytes; "
+            "use a shorter data directory or set REDIS_URL"
+        )
+    if redis_answers(socket_path):
+        raise StartupError(f"{name}: a Redis already answers on {socket_path} (is another launcher using this data directory?)")
+    socket_path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(socket_path.parent, 0o700)
+    socket_path.unlink(missing_ok=True)  # left by a Redis that was killed
+    argv = [
+        "redis-server",
+        "--port", "0",
+        "--unixsocket", str(socket_path),
+        "--unixsocketperm", "700",
+        "--dir", str(socket_path.parent),
+        "--save", "",
+        "--appendonly", "no",
+        "--daemonize", "no",
+        "--loglevel", "warning",
+    ]
+    process = supervisor.start(name, argv)
+    wait_until(lambda: redis_answers(socket_path), f"{name} on {socket_path}", process=process)
+    return process

@@ -1,0 +1,161 @@
+"""`manage.py runpanel`: the whole panel on one machine, in the foreground.
+
+migrate -> an admin user on first start -> private Redis (unless REDIS_URL is set)
+-> private nginx (unless NGINX_CONF is set) -> gunicorn, Celery worker, Celery beat.
+If any child dies the others are stopped and the launcher exits non-zero; Ctrl-C or
+SIGTERM stops them all cleanly.
+"""
+
+import os
+import secrets
+import signal
+import sys
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from panel import embedded
+
+
+class StopRequested(Exception):
+    pass
+
+
+def _raise_stop(signum, frame):
+    raise StopRequested(signal.Signals(signum).name)
+
+
+class Command(BaseCommand):
+    help = "Run the panel (web, Celery worker and beat, and a private Redis and nginx unless configured)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1", help="address gunicorn binds (default 127.0.0.1)")
+        parser.add_argument("--port", type=int, default=8000, help="port gunicorn binds (default 8000)")
+
+    def handle(self, *args, host, port, **options):
+        call_command("migrate", interactive=False, verbosity=max(options["verbosity"] - 1, 0))
+        self.password = self.ensure_admin()  # printed once, then forgotten
+
+        supervisor = embedded.Supervisor()
+        failure = None
+        previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            try:
+                self.start_all(supervisor, host, port)
+            except embedded.StartupError as exc:
+                failure = str(exc)
+            else:
+                self.print_banner(host, port)
+                name, code = supervisor.supervise()
+                failure = f"{name} exited with code {code}"
+            self.stderr.write(f"{failure}; stopping CertPanel...")
+        except StopRequested as stop:
+            self.stdout.write(f"\n{stop}: stopping CertPanel...")
+        finally:
+            self.print_password()  # if startup did not get as far as the banner
+            self.stdout.flush()
+            # A second Ctrl-C must not interrupt the clean stop; stop_all kills what hangs.
+            for sig in previous:
+                signal.signal(sig, signal.SIG_IGN)
+            killed = supervisor.stop_all()
+            if killed:
+                self.stderr.write(f"killed after {supervisor.stop_timeout:g} s: {', '.join(killed)}")
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        if failure:
+            raise CommandError(failure)
+        self.stdout.write("CertPanel stopped.")
+
+    def ensure_admin(self):
+        """Create `admin` with a generated password if there is no superuser; return the password."""
+        User = get_user_model()
+        if User.objects.filter(is_superuser=True).exists():
+            return None
+        if User.objects.filter(username="admin").exists():
+            self.stderr.write("No superuser exists and the user 'admin' is not one: run `manage.py createsuperuser`.")
+            return None
+        password = secrets.token_urlsafe(16)
+        User.objects.create_superuser("admin", email="", password=password)
+        return password
+
+    def start_all(self, supervisor, host, port):
+        child_env = os.environ.copy()
+        python = sys.executable
+        cwd = settings.BASE_DIR
+
+        # Refuse early and clearly instead of letting a child die on a taken port.
+        ports = [("gunicorn", host, port)]
+        if settings.NGINX_PRIVATE:
+            listen = settings.NGINX_LISTEN_ADDRESS or "127.0.0.1"
+            ports += [("nginx", listen, settings.NGINX_HTTP_PORT), ("nginx", listen, settings.NGINX_HTTPS_PORT)]
+        for name, address, number in ports:
+            if embedded.port_answers(address, number):
+                raise embedded.StartupError(f"{name}: something already listens on {address}:{number}")
+
+        if not os.environ.get("REDIS_URL"):
+            socket_path = embedded.redis_socket_path(settings.REDIS_URL)
+            embedded.start_private_redis(supervisor, socket_path)
+            child_env["REDIS_URL"] = settings.REDIS_URL
+
+        if settings.NGINX_PRIVATE:
+            from panel.nginx.apply import nginx_command, test_config, write_private_main_config
+
+            write_private_main_config()
+            ok, output = test_config()
+            if not ok:
+                raise embedded.StartupError(f"nginx rejected the private config:\n{output}")
+            process = supervisor.start("nginx", nginx_command("-g", "daemon off;"), env=child_env)
+            embedded.wait_for_port(listen, settings.NGINX_HTTP_PORT, process=process)
+
+        bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        process = supervisor.start(
+            "gunicorn",
+            [python, "-m", "gunicorn", "panel.wsgi:application", "--bind", bind, "--workers", "2"],
+            env=child_env,
+            cwd=cwd,
+        )
+        embedded.wait_for_port(host, port, process=process)
+        supervisor.start(
+            "celery worker",
+            [python, "-m", "celery", "-A", "panel", "worker", "-Q", "acme,deploy,default", "-l", "info"],
+            env=child_env,
+            cwd=cwd,
+        )
+        supervisor.start(
+            "celery beat",
+            [python, "-m", "celery", "-A", "panel", "beat", "-l", "info", "-s", settings.CELERY_BEAT_SCHEDULE_FILENAME],
+            env=child_env,
+            cwd=cwd,
+        )
+
+    def print_password(self):
+        # stdout only, once: never through logging, never into a file of ours.
+        if self.password:
+            self.stdout.write(
+                f"  Log in as admin with password: {self.password}\n"
+                "  (shown only now; change it with `manage.py changepassword admin`)"
+            )
+            self.password = None
+
+    def print_banner(self, host, port):
+        url_host = f"[{embedded.connect_host(host)}]" if ":" in host else embedded.connect_host(host)
+        lines = ["", "CertPanel is running.", f"  Panel:  http://{url_host}:{port}/"]
+        if settings.NGINX_PRIVATE:
+            lines.append(
+                f"  nginx:  HTTP port {settings.NGINX_HTTP_PORT}, HTTPS port {settings.NGINX_HTTPS_PORT} "
+                f"(private, under {settings.NGINX_PREFIX})"
+            )
+        else:
+            lines.append(
+                f"  nginx:  the system's ({settings.NGINX_CONF}); HTTP port {settings.NGINX_HTTP_PORT}, "
+                f"HTTPS port {settings.NGINX_HTTPS_PORT}"
+            )
+        # REDIS_URL may carry a password: name the private socket only.
+        redis = "from REDIS_URL" if os.environ.get("REDIS_URL") else f"private, {settings.REDIS_URL}"
+        lines.append(f"  Redis:  {redis}")
+        self.stdout.write("\n".join(lines))
+        self.print_password()
+        self.stdout.write("Press Ctrl-C to stop.\n")
+        self.stdout.flush()

@@ -1,0 +1,71 @@
+"""Site services shared by the UI and the API."""
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+
+from panel import validation
+from panel.models import Site, SiteDomain
+
+
+def clean_site_fields(domains, root, proxy_pass, exclude_pk=None):
+    """Validated (domains, root, proxy_pass); raises ValidationError keyed by field."""
+    errors = {}
+    try:
+        domains = validation.normalize_domain_list(domains)
+        taken = _domains_in_use(domains, exclude_pk)
+        if taken:
+            raise ValidationError(_("Already used by another site: %(names)s") % {"names": ", ".join(taken)})
+    except ValidationError as exc:
+        errors["domains"] = exc.messages
+    root, proxy_pass = (root or "").strip(), (proxy_pass or "").strip()
+    if bool(root) == bool(proxy_pass):
+        errors["root"] = [_("Give either a document root or a reverse-proxy upstream (proxy_pass), not both.")]
+    elif root:
+        try:
+            root = validation.validate_document_root(root)
+        except ValidationError as exc:
+            errors["root"] = exc.messages
+    else:
+        try:
+            proxy_pass = validation.validate_upstream(proxy_pass)
+        except ValidationError as exc:
+            errors["proxy_pass"] = exc.messages
+    if errors:
+        raise ValidationError(errors)
+    return domains, root, proxy_pass
+
+
+def _domains_in_use(domains, exclude_pk):
+    taken = SiteDomain.objects.filter(name__in=domains).exclude(site_id=exclude_pk)
+    return sorted(taken.values_list("name", flat=True))
+
+
+def save_site(site: Site):
+    """Store the site and queue its nginx config."""
+    from panel.tasks import apply_site
+
+    with transaction.atomic():
+        site.config_status = Site.ConfigStatus.PENDING
+        site.save()
+        SiteDomain.objects.filter(site=site).exclude(name__in=site.domains).delete()
+        existing = set(SiteDomain.objects.filter(site=site).values_list("name", flat=True))
+        try:
+            with transaction.atomic():
+                SiteDomain.objects.bulk_create(
+                    [SiteDomain(site=site, name=n) for n in site.domains if n not in existing]
+                )
+        except IntegrityError:
+            raise ValidationError({"domains": [_("One of these names was just taken by another site.")]})
+        site_id = site.pk
+        transaction.on_commit(lambda: apply_site.delay(site_id))
+    return site
+
+
+def delete_site(site: Site):
+    from panel.tasks import remove_site
+
+    site_id = site.pk
+    with transaction.atomic():
+        site.delete()
+        transaction.on_commit(lambda: remove_site.delay(site_id))
