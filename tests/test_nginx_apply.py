@@ -1,0 +1,120 @@
+"""Applying a site's config against a real (private) nginx: stage, test, swap, reload, roll back."""
+
+import time
+
+import pytest
+import requests
+from django.contrib.auth import get_user_model
+
+from panel.models import Site
+from panel.nginx import apply
+from tests.support.ports import free_port, wait_for_port
+from tests.support.process import ManagedProcess
+
+
+@pytest.fixture
+def nginx(settings, tmp_path, monkeypatch):
+    prefix = tmp_path / "nginx"
+    settings.NGINX_PRIVATE = True
+    settings.NGINX_PREFIX = prefix
+    settings.NGINX_CONF = prefix / "nginx.conf"
+    settings.NGINX_VHOST_DIR = prefix / "sites"
+    settings.NGINX_HTTP_PORT = free_port()
+    settings.NGINX_HTTPS_PORT = free_port()
+    settings.NGINX_LISTEN_ADDRESS = "127.0.0.1"
+    settings.ACME_CHALLENGE_DIR = tmp_path / "challenges"
+    settings.CERT_DEPLOY_DIR = tmp_path / "certs"
+    settings.ALLOWED_ROOTS = [tmp_path / "www"]
+    # Reload at once instead of through the coalescing task: this test has no worker.
+    monkeypatch.setattr(apply, "request_reload", apply.reload_now)
+    apply.write_private_main_config()
+    process = ManagedProcess("nginx", apply.nginx_command("-g", "daemon off;"), tmp_path / "nginx.log").start()
+    wait_for_port(settings.NGINX_HTTP_PORT)
+    yield settings
+    process.stop()
+
+
+def make_site(tmp_path, name, **fields):
+    root = tmp_path / "www" / name
+    root.mkdir(parents=True)
+    (root / "index.html").write_text(f"this is {name}\n")
+    owner, _ = get_user_model().objects.get_or_create(username="owner")
+    return Site.objects.create(owner=owner, domains=[name], root=str(root), **fields)
+
+
+def fetch(settings, host, path="/"):
+    return requests.get(f"http://127.0.0.1:{settings.NGINX_HTTP_PORT}{path}", headers={"Host": host}, timeout=5)
+
+
+def settled(check, timeout=5.0):
+    """True once check() holds for ten requests in a row: after a reload, old and new
+    nginx workers answer side by side for a moment."""
+    deadline = time.monotonic() + timeout
+    streak = 0
+    while time.monotonic() < deadline:
+        streak = streak + 1 if check() else 0
+        if streak == 10:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def serves(settings, host, text):
+    return settled(lambda: (r := fetch(settings, host)).status_code == 200 and text in r.text)
+
+
+@pytest.mark.django_db
+def test_a_rejected_site_keeps_its_previous_config_and_others_keep_serving(nginx, tmp_path):
+    a = make_site(tmp_path, "a.example.com")
+    b = make_site(tmp_path, "b.example.com")
+    assert apply.apply_site_config(a) and apply.apply_site_config(b)
+    assert serves(nginx, "a.example.com", "this is a.example.com")
+    assert serves(nginx, "b.example.com", "this is b.example.com")
+    vhost_b = nginx.NGINX_VHOST_DIR / b.config_name
+    before = vhost_b.read_text()
+
+    # An upstream nginx cannot resolve makes `nginx -t` fail for the whole server.
+    b.root, b.proxy_pass = "", "http://no-such-upstream.invalid:9000"
+    b.save()
+    assert apply.apply_site_config(b) is False
+
+    b.refresh_from_db()
+    assert b.config_status == Site.ConfigStatus.FAILED
+    assert "no-such-upstream.invalid" in b.config_error
+    assert vhost_b.read_text() == before
+    assert not vhost_b.with_name(vhost_b.name + ".new").exists()
+    assert not vhost_b.with_name(vhost_b.name + ".old").exists()
+    assert apply.test_config()[0], "the configuration on disk must still pass nginx -t"
+    apply.reload_now()
+    assert serves(nginx, "a.example.com", "this is a.example.com")
+    assert serves(nginx, "b.example.com", "this is b.example.com")
+
+
+@pytest.mark.django_db
+def test_a_new_site_that_nginx_rejects_leaves_no_file_behind(nginx, tmp_path):
+    owner = get_user_model().objects.create(username="o")
+    site = Site.objects.create(owner=owner, domains=["c.example.com"], proxy_pass="http://nowhere.invalid:1")
+    assert apply.apply_site_config(site) is False
+    assert not (nginx.NGINX_VHOST_DIR / site.config_name).exists()
+    site.refresh_from_db()
+    assert site.config_status == Site.ConfigStatus.FAILED and "nowhere.invalid" in site.config_error
+
+
+@pytest.mark.django_db
+def test_the_challenge_path_is_answered_over_http_even_with_force_https(nginx, tmp_path):
+    site = make_site(tmp_path, "d.example.com", force_https=True)
+    assert apply.apply_site_config(site)
+    (nginx.ACME_CHALLENGE_DIR / "tok_en-1").write_text("tok_en-1.thumbprint")
+    response = fetch(nginx, "d.example.com", "/.well-known/acme-challenge/tok_en-1")
+    assert response.status_code == 200 and response.text == "tok_en-1.thumbprint"
+    # Names no site claims get the challenge too (a certificate before its site exists).
+    assert fetch(nginx, "unknown.example.com", "/.well-known/acme-challenge/tok_en-1").text == "tok_en-1.thumbprint"
+
+
+@pytest.mark.django_db
+def test_removing_a_site_stops_serving_it(nginx, tmp_path):
+    site = make_site(tmp_path, "e.example.com")
+    assert apply.apply_site_config(site)
+    assert serves(nginx, "e.example.com", "this is e.example.com")
+    apply.remove_site_config(site.pk)
+    assert settled(lambda: fetch(nginx, "e.example.com").status_code == 404)
