@@ -1,0 +1,222 @@
+"""The order state machine against a fake CA at one seam (certs.accounts.client_for)."""
+
+import datetime
+import uuid
+
+import pytest
+from acme import messages
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
+from cryptography.x509.oid import NameOID
+from django.contrib.auth import get_user_model
+
+from certs import orders
+from certs.acme import AcmeError, AuthorizationState, ChallengeState, OrderState
+from certs.acme.client import _Network
+from certs.models import AcmeAccount, Certificate, CertificateVersion, Order
+
+
+class FakeCA:
+    """Just enough of AcmeClient: counts calls, lets a test script the CA's answers."""
+
+    def __init__(self):
+        self.orders_created = 0
+        self.authz_status = "valid"
+        self.order_status = "ready"
+        self.fail_next = None
+        self.csr = None
+        self.wrong_key = False
+        self.retry_after = None
+
+    def _maybe_fail(self):
+        if self.fail_next:
+            error, self.fail_next = self.fail_next, None
+            raise error
+
+    def new_order(self, csr_pem):
+        self._maybe_fail()
+        self.orders_created += 1
+        self.csr = x509.load_pem_x509_csr(csr_pem)
+        return self.fetch_order("https://ca.test/order/1")
+
+    def fetch_order(self, url):
+        self._maybe_fail()
+        return OrderState(url=url, status=self.order_status, finalize_url="https://ca.test/finalize/1",
+                          certificate_url="https://ca.test/cert/1",
+                          authorization_urls=["https://ca.test/authz/a"], retry_after=self.retry_after)
+
+    def fetch_authorization(self, url):
+        self._maybe_fail()
+        return AuthorizationState(url=url, identifier="a.example.com", wildcard=False, status=self.authz_status,
+                                  expires=None, challenges=[ChallengeState("http-01", "https://ca.test/ch/1",
+                                                                           "tok-1", "pending")]), self.retry_after
+
+    def key_authorization(self, token):
+        return token + ".thumb"
+
+    def answer_challenge(self, url, challenge_type):
+        self._maybe_fail()
+        self.authz_status = "valid"
+
+    def finalize(self, finalize_url, csr_pem, order_url):
+        self.order_status = "valid"
+        return self.fetch_order(order_url)
+
+    def download_certificate(self, url):
+        key = ec.generate_private_key(ec.SECP256R1()) if self.wrong_key else None
+        public_key = key.public_key() if key else self.csr.public_key()
+        signer = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.timezone.utc)
+        names = self.csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Fake CA")]))
+            .public_key(public_key).serial_number(4242)
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=90))
+            .add_extension(names, critical=False)
+            .sign(signer, hashes.SHA256())
+        )
+        return cert.public_bytes(Encoding.PEM).decode()
+
+
+@pytest.fixture
+def ca(monkeypatch, settings, tmp_path):
+    settings.ACME_CHALLENGE_DIR = tmp_path
+    settings.ACME_INLINE_POLL_SECONDS = 0.05
+    fake = FakeCA()
+    monkeypatch.setattr(orders.accounts, "client_for", lambda account: fake)
+    monkeypatch.setattr(orders, "enqueue", lambda *args: None)
+    return fake
+
+
+@pytest.fixture
+def order(db):
+    user = get_user_model().objects.create(username="u")
+    account = AcmeAccount.objects.create(owner=user, directory_url="https://ca.test/dir", account_key="x",
+                                         account_url="https://ca.test/acct/1")
+    cert = Certificate.objects.create(owner=user, account=account, domains=["a.example.com"])
+    return Order.objects.create(owner=user, certificate=cert)
+
+
+def run_to_end(order, max_steps=20):
+    for _ in range(max_steps):
+        order = Order.objects.get(pk=order.pk)
+        if order.finished:
+            return order
+        orders.run_step(order)
+    raise AssertionError(f"order stuck in {order.status}")
+
+
+def test_an_order_runs_to_valid_and_stores_one_version(ca, order):
+    ca.authz_status = "pending"
+    order = run_to_end(order)
+    assert order.status == Order.Status.VALID
+    cert = order.certificate
+    cert.refresh_from_db()
+    assert cert.status == Certificate.Status.VALID
+    assert cert.current_version.serial == format(4242, "x")
+    assert cert.next_renewal_at is not None
+    assert CertificateVersion.objects.count() == 1
+    assert [e.message for e in order.log_entries.all()][-1].startswith("Certificate issued")
+
+
+def test_a_repeated_first_step_resumes_the_same_ca_order(ca, order):
+    orders.run_step(Order.objects.get(pk=order.pk))
+    again = Order.objects.get(pk=order.pk)
+    again.status = Order.Status.NEW  # as if the task ran again before its result was recorded
+    orders.run_step(again)
+    assert ca.orders_created == 1
+    assert again.authorizations.count() == 1
+
+
+def test_a_repeated_final_step_stores_no_second_version(ca, order):
+    order = run_to_end(order)
+    Order.objects.filter(pk=order.pk).update(status=Order.Status.FINALIZING)
+    orders.run_step(Order.objects.get(pk=order.pk))
+    assert CertificateVersion.objects.count() == 1
+
+
+def test_a_certificate_for_another_key_is_refused(ca, order):
+    ca.wrong_key = True
+    order = run_to_end(order)
+    assert order.status == Order.Status.INVALID
+    assert "different key" in order.error
+    assert CertificateVersion.objects.count() == 0
+    assert Certificate.objects.get().status == Certificate.Status.FAILED
+
+
+def test_a_permanent_problem_is_recorded_in_the_cas_words(ca, order):
+    ca.fail_next = AcmeError("rejectedIdentifier: Error creating new order :: Cannot issue for \"a.example.com\"",
+                             problem_type="rejectedIdentifier")
+    order = run_to_end(order)
+    assert order.status == Order.Status.INVALID
+    assert "Cannot issue for" in Certificate.objects.get().last_error
+
+
+def test_a_transient_problem_is_retried_no_sooner_than_retry_after(ca, order):
+    ca.fail_next = AcmeError("rateLimited: slow down", problem_type="rateLimited", transient=True, retry_after=120)
+    delay = orders.run_step(Order.objects.get(pk=order.pk))
+    assert delay >= 120
+    order.refresh_from_db()
+    assert order.status == Order.Status.NEW and order.step_attempts == 1
+    assert run_to_end(order).status == Order.Status.VALID
+
+
+def test_pending_validation_frees_the_worker_and_honours_retry_after(ca, order):
+    ca.retry_after = 7
+    for _ in range(2):
+        orders.run_step(Order.objects.get(pk=order.pk))  # new, authorizing
+    ca.authz_status = "pending"
+    Order.objects.filter(pk=order.pk).update(status=Order.Status.VALIDATING)
+    Order.objects.get(pk=order.pk).authorizations.update(status="pending")
+    delay = orders.run_step(Order.objects.get(pk=order.pk))
+    assert delay >= 7
+    assert Order.objects.get(pk=order.pk).status == Order.Status.VALIDATING
+
+
+def test_only_the_current_wakeup_may_run_a_step(ca, order):
+    assert orders.claim(order.pk, uuid.uuid4()) == orders.Claim.STALE
+    claimed = orders.claim(order.pk, order.wakeup)
+    assert isinstance(claimed, Order)
+    assert orders.claim(order.pk, order.wakeup) == orders.Claim.BUSY
+    orders.run_step(claimed)  # records progress with a new wakeup and releases the claim
+    assert orders.claim(order.pk, order.wakeup) == orders.Claim.STALE
+    assert isinstance(orders.claim(order.pk, Order.objects.get(pk=order.pk).wakeup), Order)
+
+
+def test_challenge_files_are_removed_when_the_order_ends(ca, order, settings):
+    ca.authz_status = "pending"
+    orders.run_step(Order.objects.get(pk=order.pk))
+    orders.run_step(Order.objects.get(pk=order.pk))
+    assert (settings.ACME_CHALLENGE_DIR / "tok-1").read_text() == "tok-1.thumb"
+    run_to_end(order)
+    assert not (settings.ACME_CHALLENGE_DIR / "tok-1").exists()
+
+
+def test_bad_nonce_is_retried_more_than_once_with_fresh_nonces():
+    net = _Network(key=None)
+    attempts = []
+
+    def post_once(*args, **kwargs):
+        attempts.append(1)
+        if len(attempts) < 4:
+            raise messages.Error.with_code("badNonce", detail="JWS has an invalid anti-replay nonce")
+        return "ok"
+
+    net._post_once = post_once
+    assert net.post("https://ca.test/x", None) == "ok"
+    assert len(attempts) == 4
+
+
+def test_bad_nonce_gives_up_eventually():
+    net = _Network(key=None)
+
+    def post_once(*args, **kwargs):
+        raise messages.Error.with_code("badNonce")
+
+    net._post_once = post_once
+    with pytest.raises(messages.Error):
+        net.post("https://ca.test/x", None)
