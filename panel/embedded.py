@@ -92,19 +92,34 @@ def _die_with_parent():
     return lambda: prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def describe_exit(returncode):
+    if returncode < 0:
+        return f"was killed by {signal.Signals(-returncode).name}"
+    return f"exited with code {returncode}"
+
+
+def _signal_session(process, signum):
+    """Signal every process in the child's session (it leads one: start_new_session)."""
+    try:
+        os.killpg(process.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 class Supervisor:
-    """Children started in order, watched together, stopped in reverse order.
+    """Children started in order, watched together, stopped together.
 
     Each child runs in its own session, so a Ctrl-C in the terminal reaches only
     the launcher, which then stops the children in an order that lets them shut
-    down cleanly (Celery before the Redis it talks to).
+    down cleanly: first everything else, then those started with `stop_last`
+    (the Redis that Celery talks to while it shuts down).
     """
 
     def __init__(self, stop_timeout=15.0):
         self.stop_timeout = stop_timeout
-        self.children = []  # (name, Popen), in start order
+        self.children = []  # (name, Popen, stop_last), in start order
 
-    def start(self, name, argv, **popen_kwargs):
+    def start(self, name, argv, stop_last=False, **popen_kwargs):
         popen_kwargs.setdefault("start_new_session", True)
         if os.uname().sysname == "Linux":
             popen_kwargs.setdefault("preexec_fn", _die_with_parent())
@@ -112,12 +127,12 @@ class Supervisor:
             process = subprocess.Popen(argv, **popen_kwargs)
         except OSError as exc:
             raise StartupError(f"{name}: cannot run {argv[0]}: {exc.strerror}") from exc
-        self.children.append((name, process))
+        self.children.append((name, process, stop_last))
         return process
 
     def exited(self):
         """(name, returncode) of the first child that has exited, or None."""
-        for name, process in self.children:
+        for name, process, _ in self.children:
             if process.poll() is not None:
                 return name, process.returncode
         return None
@@ -131,25 +146,28 @@ class Supervisor:
             time.sleep(interval)
 
     def stop_all(self):
-        """SIGTERM each child, newest first, waiting for it; SIGKILL any that hangs.
+        """SIGTERM the children and wait; SIGKILL any still running after `stop_timeout`.
 
         Returns the names of the children that had to be killed.
         """
         killed = []
-        for name, process in reversed(self.children):
-            if process.poll() is not None:
-                continue
-            process.terminate()
-            try:
-                process.wait(self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                # The whole session, so workers the child forked go too.
+        for last in (False, True):
+            group = [(name, process) for name, process, stop_last in self.children if stop_last == last]
+            for _, process in group:
+                if process.poll() is None:
+                    process.terminate()
+                else:
+                    # It died on its own: its own children (gunicorn's workers, say) may live on.
+                    _signal_session(process, signal.SIGTERM)
+            deadline = time.monotonic() + self.stop_timeout
+            for name, process in group:
                 try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    process.kill()
-                process.wait()
-                killed.append(name)
+                    process.wait(max(deadline - time.monotonic(), 0.01))
+                except subprocess.TimeoutExpired:
+                    # The whole session, so the workers the child forked go too.
+                    _signal_session(process, signal.SIGKILL)
+                    process.wait()
+                    killed.append(name)
         return killed
 
 
@@ -173,7 +191,9 @@ def start_private_redis(supervisor, socket_path, name="redis"):
             "use a shorter data directory or set REDIS_URL"
         )
     if redis_answers(socket_path):
-        raise StartupError(f"{name}: a Redis already answers on {socket_path} (is another launcher using this data directory?)")
+        raise StartupError(
+            f"{name}: a Redis already answers on {socket_path} (is another launcher using this data directory?)"
+        )
     socket_path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(socket_path.parent, 0o700)
     socket_path.unlink(missing_ok=True)  # left by a Redis that was killed
@@ -188,6 +208,6 @@ def start_private_redis(supervisor, socket_path, name="redis"):
         "--daemonize", "no",
         "--loglevel", "warning",
     ]
-    process = supervisor.start(name, argv)
+    process = supervisor.start(name, argv, stop_last=True)
     wait_until(lambda: redis_answers(socket_path), f"{name} on {socket_path}", process=process)
     return process

@@ -49,7 +49,7 @@ class Command(BaseCommand):
             else:
                 self.print_banner(host, port)
                 name, code = supervisor.supervise()
-                failure = f"{name} exited with code {code}"
+                failure = f"{name} {embedded.describe_exit(code)}"
             self.stderr.write(f"{failure}; stopping CertPanel...")
         except StopRequested as stop:
             self.stdout.write(f"\n{stop}: stopping CertPanel...")
@@ -110,9 +110,11 @@ class Command(BaseCommand):
             embedded.wait_for_port(listen, settings.NGINX_HTTP_PORT, process=process)
 
         bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        # No control socket: gunicorn's default is one per user (~/.gunicorn), shared by every instance.
         process = supervisor.start(
             "gunicorn",
-            [python, "-m", "gunicorn", "panel.wsgi:application", "--bind", bind, "--workers", "2"],
+            [python, "-m", "gunicorn", "panel.wsgi:application", "--bind", bind, "--workers", "2",
+             "--no-control-socket"],
             env=child_env,
             cwd=cwd,
         )

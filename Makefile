@@ -1,0 +1,29 @@
+# make run   - the whole panel on this machine (private Redis and nginx by default)
+# make test  - unit and end-to-end tests
+PYTHON ?= python3.11
+VENV := .venv
+STAMP := $(VENV)/.requirements-installed
+PYTEST_ARGS ?= -n auto
+
+.PHONY: venv system-deps run test clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r requirements-dev.txt
+	touch $@
+
+system-deps:
+	scripts/install-system-deps
+
+run: system-deps venv
+	$(VENV)/bin/python manage.py runpanel
+
+test: system-deps venv
+	if [ -d locale ]; then $(VENV)/bin/python manage.py compilemessages -i $(VENV) -i data; fi
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache test-artifacts
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
