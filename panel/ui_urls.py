@@ -1,3 +1,16 @@
-from django.urls import path
+"""The browser UI. Namespaced "ui": the REST router already owns names like "site-list"."""
 
-urlpatterns = []
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from panel import views
+
+app_name = "ui"
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="ui:site-list"), name="home"),
+    path("sites/", views.site_list, name="site-list"),
+    path("sites/add/", views.site_add, name="site-add"),
+    path("sites/<int:pk>/", views.site_detail, name="site-detail"),
+    path("", include("certs.ui_urls")),
+]

@@ -1,0 +1,57 @@
+"""Forms of the hosting UI. Validation lives in panel.sites; forms only shape the input."""
+
+import re
+
+from django import forms
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from panel import sites
+
+# One per line, or separated by commas or spaces; full-width commas are common in Chinese text.
+_DOMAIN_SEPARATORS = re.compile(r"[\s,，、]+")
+
+
+def split_domains(text):
+    return [name for name in _DOMAIN_SEPARATORS.split(text or "") if name]
+
+
+class SiteForm(forms.Form):
+    domains = forms.CharField(
+        label=_("Domains"),
+        required=False,  # panel.sites says what is missing, in the same words as the API
+        widget=forms.Textarea(attrs={"rows": 4, "autocapitalize": "none", "spellcheck": "false",
+                                     "placeholder": "example.com\nwww.example.com"}),
+        help_text=_("One per line, or separated by commas or spaces. The first is the primary name."),
+    )
+    root = forms.CharField(
+        label=_("Document root"), required=False,
+        widget=forms.TextInput(attrs={"autocapitalize": "none", "spellcheck": "false"}),
+        help_text=_("For a static site: an absolute directory path."),
+    )
+    proxy_pass = forms.CharField(
+        label=_("Reverse-proxy upstream"), required=False,
+        widget=forms.TextInput(attrs={"autocapitalize": "none", "spellcheck": "false",
+                                      "placeholder": "http://127.0.0.1:3000"}),
+        help_text=_("For a proxied application: the URL nginx passes requests to. Fill in this or the "
+                    "document root, not both."),
+    )
+    force_https = forms.BooleanField(label=_("Redirect HTTP to HTTPS"), required=False)
+    hsts = forms.BooleanField(label=_("HSTS (tell browsers to use HTTPS only)"), required=False)
+    http2 = forms.BooleanField(label=_("HTTP/2"), required=False, initial=True)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if settings.ALLOWED_ROOTS:
+            self.fields["root"].widget.attrs["placeholder"] = f"{settings.ALLOWED_ROOTS[0]}/example.com"
+
+    def clean(self):
+        data = super().clean()
+        try:
+            data["domains"], data["root"], data["proxy_pass"] = sites.clean_site_fields(
+                split_domains(data.get("domains")), data.get("root"), data.get("proxy_pass")
+            )
+        except ValidationError as exc:
+            self.add_error(None, exc)  # a dict keyed by field: each message lands on its field
+        return data

@@ -1,0 +1,61 @@
+"""Pages of the hosting side: sites. Thin: access -> form -> panel.sites -> redirect or page."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Prefetch
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+
+from certs.models import Certificate
+from certs.views import site_page_context, with_days_left
+from panel import access, sites, validation
+from panel.forms import SiteForm
+from panel.models import Site
+
+SITES_PER_PAGE = 50
+
+
+def _search_term(query):
+    """What to look for in stored names, which are punycode: a whole IDN is converted."""
+    try:
+        return validation.normalize_domain(query)
+    except ValidationError:
+        return query.lower()  # a partial name: searched as typed
+
+
+@login_required
+def site_list(request):
+    query = request.GET.get("q", "").strip()
+    site_rows = access.scoped(Site, request.user)
+    if query:
+        site_rows = site_rows.filter(domain_index__name__contains=_search_term(query)).distinct()
+    newest_first = access.scoped(Certificate, request.user).select_related("current_version").order_by("-id")
+    site_rows = site_rows.prefetch_related(Prefetch("certificates", queryset=newest_first, to_attr="newest"))
+    page = Paginator(site_rows, SITES_PER_PAGE).get_page(request.GET.get("page"))
+    for site in page:
+        site.certificate = with_days_left(site.newest[0]) if site.newest else None
+    return render(request, "panel/site_list.html", {"nav": "sites", "page": page, "q": query})
+
+
+@login_required
+def site_add(request):
+    form = SiteForm(request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        site = Site(owner=request.user, **form.cleaned_data)
+        try:
+            sites.save_site(site)
+        except ValidationError as exc:  # a name another site took in the meantime
+            form.add_error(None, exc)
+        else:
+            messages.success(request, _("Site %(name)s added; nginx is being configured for it.")
+                             % {"name": site.primary_domain})
+            return redirect("ui:site-detail", pk=site.pk)
+    return render(request, "panel/site_form.html", {"nav": "sites", "form": form})
+
+
+@login_required
+def site_detail(request, pk):
+    site = access.get_owned(Site, request.user, pk=pk)
+    return render(request, "panel/site_detail.html", site_page_context(request, site))
