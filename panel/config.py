@@ -14,6 +14,28 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 
+def read_or_create_secret_file(path, generate):
+    """The content of a 0600 file, created with generate() if missing.
+
+    Several processes (web, worker, beat) may start at once: the file appears
+    complete or not at all (written aside, then hard-linked into place), and a
+    loser of the race reads the winner's file.
+    """
+    path = Path(path)
+    if not path.exists():
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(generate() + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text()
+
+
 class Env:
     """Collects typed values from os.environ and the problems found in them."""
 
@@ -141,11 +163,7 @@ class Env:
         if value:
             return value
         try:
-            if not path.exists():
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "w") as f:
-                    f.write(secrets.token_urlsafe(48))
-            return path.read_text().strip()
+            return read_or_create_secret_file(path, lambda: secrets.token_urlsafe(48)).strip()
         except OSError as exc:
             self.problems.append(f"{name}: not set and {path} cannot be created or read ({exc.strerror})")
             return ""

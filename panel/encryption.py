@@ -6,7 +6,6 @@ encrypts; every listed key decrypts, so a new key can be added before the old
 one is retired.
 """
 
-import os
 from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -14,18 +13,14 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
-
-def _read_or_create_key_file(path):
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(Fernet.generate_key() + b"\n")
-    return path.read_text()
+from panel.config import read_or_create_secret_file
 
 
 @lru_cache(maxsize=1)
 def _fernet():
-    raw = settings.ENCRYPTION_KEYS or _read_or_create_key_file(settings.ENCRYPTION_KEY_FILE)
+    raw = settings.ENCRYPTION_KEYS or read_or_create_secret_file(
+        settings.ENCRYPTION_KEY_FILE, lambda: Fernet.generate_key().decode()
+    )
     keys = [k.strip() for k in raw.replace("\n", ",").split(",") if k.strip()]
     try:
         return MultiFernet([Fernet(k) for k in keys])

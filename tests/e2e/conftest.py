@@ -1,0 +1,72 @@
+"""Fixtures for end-to-end tests: each test gets its own Pebble, Redis and panel processes.
+
+Options come from markers: @pytest.mark.pebble(nosleep=False, va_sleep_seconds=5) and
+@pytest.mark.panel_stack(database_url="postgres"). On failure the processes' logs are
+attached to the report ("e2e logs" section).
+"""
+
+from pathlib import Path
+
+import pytest
+
+from tests.support import PanelStack, Pebble, RedisServer, postgres_available
+
+_HERE = Path(__file__).resolve().parent
+_components = pytest.StashKey[list]()
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if _HERE in Path(str(item.path)).resolve().parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.failed and item.stash.get(_components, None):
+        for component in item.stash[_components]:
+            try:
+                report.sections.append((f"e2e logs: {type(component).__name__}", component.dump_logs()))
+            except Exception as exc:  # noqa: BLE001 - never hide the real failure
+                report.sections.append(("e2e logs", f"could not read logs: {exc!r}"))
+    return report
+
+
+def _options(request, name):
+    marker = request.node.get_closest_marker(name)
+    return dict(marker.kwargs) if marker else {}
+
+
+def _register(request, component):
+    request.node.stash.setdefault(_components, []).append(component)
+
+
+@pytest.fixture
+def pebble(request, tmp_path):
+    instance = Pebble(tmp_path / "pebble", **_options(request, "pebble"))
+    _register(request, instance)
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
+def redis_server(request, tmp_path):
+    instance = RedisServer(tmp_path / "redis")
+    _register(request, instance)
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
+def panel_stack(request, tmp_path, pebble, redis_server):
+    options = _options(request, "panel_stack")
+    if options.get("database_url") == "postgres" and not postgres_available():
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    stack = PanelStack(tmp_path / "panel", pebble, redis_server, **options)
+    _register(request, stack)
+    stack.start()
+    yield stack
+    stack.stop()
