@@ -54,9 +54,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # on this socket when REDIS_URL is not set.
 REDIS_URL = env.url("REDIS_URL", f"unix://{DATA_DIR / 'redis' / 'redis.sock'}", schemes=("redis", "rediss", "unix"))
 CELERY_BROKER_URL = REDIS_URL.replace("unix://", "redis+socket://", 1) if REDIS_URL.startswith("unix://") else REDIS_URL
+# A task whose worker died unacknowledged goes to another worker after this long;
+# workers look for such tasks every few seconds (kombu's default is ~100 s).
+TASK_VISIBILITY_TIMEOUT = env.int("CERTPANEL_TASK_VISIBILITY_TIMEOUT", 300, minimum=1)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    # An unacknowledged task (its worker died) is handed to another worker after this long.
-    "visibility_timeout": env.int("CERTPANEL_TASK_VISIBILITY_TIMEOUT", 300, minimum=1),
+    "visibility_timeout": TASK_VISIBILITY_TIMEOUT,
+    "unacked_restore_interval": max(1, min(TASK_VISIBILITY_TIMEOUT, 30)),
+    "unacked_restore_throttle": 1,
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

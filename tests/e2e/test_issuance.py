@@ -1,0 +1,106 @@
+"""A site gets HTTPS end to end: API -> Celery worker -> Pebble (HTTP-01) -> nginx."""
+
+import time
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from tests.support import certificate_names, wait_for_served_certificate
+
+
+def issue(stack, domains, key_type, site_domains=None):
+    root = stack.www_dir / domains[0]
+    root.mkdir(parents=True)
+    (root / "index.html").write_text(f"hello from {domains[0]}\n")
+    site = stack.api("POST", "/api/v1/sites/", {"domains": site_domains or domains, "root": str(root)})
+    assert site.status_code == 201, site.text
+    account = stack.api("POST", "/api/v1/acme-accounts/",
+                        {"directory_url": stack.pebble.directory_url, "email": "ops@example.com"})
+    assert account.status_code == 201, account.text
+    cert = stack.api("POST", "/api/v1/certificates/", {
+        "domains": domains, "acme_account": account.json()["id"], "key_type": key_type, "site": site.json()["id"],
+    })
+    assert cert.status_code == 201, cert.text
+    return cert.json()
+
+
+def wait_for_status(stack, cert_id, wanted, timeout=60):
+    deadline = time.monotonic() + timeout
+    while True:
+        body = stack.api("GET", f"/api/v1/certificates/{cert_id}/").json()
+        if body["order"]["status"] == wanted or body["order"]["status"] == "invalid" or time.monotonic() > deadline:
+            return body
+        time.sleep(0.1)
+
+
+def served(stack, name, serial):
+    return wait_for_served_certificate(stack.https_port, name, lambda c: format(c.serial_number, "x") == serial,
+                                       timeout=30)
+
+
+KINDS = [
+    pytest.param(["one.example.test"], "ec256", ec.EllipticCurvePublicKey, 256, id="ec256-one-name"),
+    pytest.param(["three.example.test", "www.three.example.test", "cdn.three.example.test"], "ec256",
+                 ec.EllipticCurvePublicKey, 256, id="ec256-three-names"),
+    pytest.param(["rsa.example.test"], "rsa2048", rsa.RSAPublicKey, 2048, id="rsa2048"),
+    pytest.param(["p384.example.test"], "ec384", ec.EllipticCurvePublicKey, 384, id="ec384"),
+]
+
+
+@pytest.mark.parametrize("domains, key_type, key_class, key_size", KINDS)
+def test_a_site_is_served_over_https_with_the_issued_certificate(panel_stack, domains, key_type, key_class,
+                                                                 key_size):
+    cert = issue(panel_stack, domains, key_type)
+    body = wait_for_status(panel_stack, cert["id"], "valid")
+    assert body["order"]["status"] == "valid", body
+    assert body["status"] == "valid" and body["last_error"] == ""
+
+    intermediate = x509.load_pem_x509_certificate(panel_stack.pebble.intermediate_pem().encode())
+    for name in domains:  # every name, by SNI, gets the same new certificate
+        leaf = served(panel_stack, name, body["serial"])
+        assert sorted(certificate_names(leaf)) == sorted(domains)
+        assert leaf.issuer == intermediate.subject
+        assert isinstance(leaf.public_key(), key_class) and leaf.public_key().key_size == key_size
+    assert body["issuer"] == intermediate.subject.rfc4514_string()
+    # The site still answers over plain HTTP (no force-HTTPS asked for).
+    assert "hello from" in panel_stack.http_get(domains[0]).text
+
+
+@pytest.mark.panel_stack(database_url="postgres")
+def test_issuance_on_postgresql(panel_stack):
+    cert = issue(panel_stack, ["pg.example.test"], "ec256")
+    body = wait_for_status(panel_stack, cert["id"], "valid")
+    assert body["order"]["status"] == "valid", body
+    served(panel_stack, "pg.example.test", body["serial"])
+
+
+def test_renewal_replaces_the_served_certificate_and_keeps_history(panel_stack):
+    cert = issue(panel_stack, ["renew.example.test"], "ec256")
+    first = wait_for_status(panel_stack, cert["id"], "valid")
+    served(panel_stack, "renew.example.test", first["serial"])
+
+    renewed = panel_stack.api("POST", f"/api/v1/certificates/{cert['id']}/renew/")
+    assert renewed.status_code == 202, renewed.text
+    again = panel_stack.api("POST", f"/api/v1/certificates/{cert['id']}/renew/")
+    assert again.status_code in (202, 409)  # 409 while the first renewal runs
+
+    deadline = time.monotonic() + 60
+    while True:
+        second = panel_stack.api("GET", f"/api/v1/certificates/{cert['id']}/").json()
+        if second["serial"] != first["serial"] and second["order"]["status"] == "valid":
+            break
+        assert time.monotonic() < deadline, second
+        time.sleep(0.1)
+    served(panel_stack, "renew.example.test", second["serial"])
+
+
+def test_a_failed_validation_reports_the_cas_words(panel_stack):
+    # Pebble resolves this name to an address where nothing listens.
+    panel_stack.pebble.add_a_record("down.example.test.", ["127.0.0.2"])
+    cert = issue(panel_stack, ["down.example.test"], "ec256")
+    body = wait_for_status(panel_stack, cert["id"], "invalid")
+    assert body["order"]["status"] == "invalid"
+    assert body["status"] == "failed"
+    assert "down.example.test" in body["last_error"] and "connection" in body["last_error"]
+    assert any("Failed" in line for line in body["order"]["log"])
