@@ -4,6 +4,8 @@ PYTHON ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.requirements-installed
 PYTEST_ARGS ?= -n auto
+# The unit tests run a second time on PostgreSQL (CERTPANEL_TEST_POSTGRES=off to skip).
+CERTPANEL_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/certpanel
 
 .PHONY: venv system-deps run test clean
 
@@ -23,6 +25,8 @@ run: system-deps venv
 test: system-deps venv
 	if [ -d locale ]; then $(VENV)/bin/python manage.py compilemessages -i $(VENV) -i data; fi
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	if [ "$(CERTPANEL_TEST_POSTGRES)" != off ]; then \
+	  DATABASE_URL=$(CERTPANEL_TEST_POSTGRES) $(VENV)/bin/python -m pytest $(PYTEST_ARGS) -m "not e2e"; fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

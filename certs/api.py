@@ -8,10 +8,10 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from certs import accounts, cas, orders
+from certs import accounts, cas, certificates, orders
 from certs.acme import AcmeError
 from certs.models import AcmeAccount, Certificate, ChallengeType, KeyType, Order
-from panel import access, validation
+from panel import access
 from panel.api import as_drf_error
 from panel.models import Site
 
@@ -95,28 +95,15 @@ class CertificateSerializer(serializers.ModelSerializer):
         order = cert.latest_order()
         return OrderSummarySerializer(order).data if order else None
 
-    def validate_domains(self, value):
-        try:
-            return validation.normalize_domain_list(value)
-        except DjangoValidationError as exc:
-            raise serializers.ValidationError(exc.messages)
-
     def validate(self, attrs):
-        domains, site = attrs["domains"], attrs.get("site")
-        if attrs["challenge"] == ChallengeType.HTTP01 and any(d.startswith("*.") for d in domains):
-            raise serializers.ValidationError({"domains": [_("Wildcard names can only be validated with DNS-01.")]})
-        if site is not None:
-            foreign = [d for d in domains if d not in site.domains]
-            if foreign:
-                raise serializers.ValidationError(
-                    {"domains": [_("Not names of this site: %(names)s") % {"names": ", ".join(foreign)}]}
-                )
+        try:
+            attrs["domains"] = certificates.clean_request(attrs["domains"], attrs["challenge"], attrs.get("site"))
+        except DjangoValidationError as exc:
+            raise as_drf_error(exc)
         return attrs
 
     def create(self, validated_data):
-        cert = Certificate.objects.create(owner=self.context["request"].user, **validated_data)
-        orders.start_order(cert)
-        return cert
+        return certificates.request_certificate(self.context["request"].user, **validated_data)
 
 
 class CertificateViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,

@@ -5,9 +5,9 @@ from django.core.exceptions import ValidationError
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
-from certs import cas
-from certs.models import AcmeAccount, KeyType
-from panel import access, validation
+from certs import cas, certificates
+from certs.models import AcmeAccount, ChallengeType, KeyType
+from panel import access
 
 CUSTOM_CA = "custom"
 
@@ -43,9 +43,10 @@ class IssueCertificateForm(forms.Form):
     def clean_domains(self):
         chosen = set(self.cleaned_data["domains"])
         names = [name for name in self.site.domains if name in chosen]  # the site's order: primary first
-        if any(name.startswith("*.") for name in names):
-            raise ValidationError(_("Wildcard names can only be validated with DNS-01."))
-        return validation.normalize_domain_list(names)
+        try:
+            return certificates.clean_request(names, ChallengeType.HTTP01, self.site)
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict["domains"])
 
 
 def _ca_choices():

@@ -21,7 +21,7 @@ import uuid
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 

@@ -6,7 +6,7 @@ Thin: access -> form -> one service call (certs.orders, certs.accounts) -> redir
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.db.models import Count
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from certs import accounts, cas, orders
+from certs import accounts, cas, certificates, orders
 from certs.acme import AcmeError
 from certs.forms import AcmeAccountForm, IssueCertificateForm
 from certs.models import AcmeAccount, Certificate, ChallengeType, Order
@@ -57,13 +57,8 @@ def issue_certificate(request, site_pk):
     form = IssueCertificateForm(request.user, site, request.POST)
     if not form.is_valid():
         return render(request, "panel/site_detail.html", site_page_context(request, site, issue_form=form))
-    with transaction.atomic():  # no certificate row without its first order
-        certificate = Certificate.objects.create(
-            owner=request.user, site=site, account=form.cleaned_data["account"],
-            domains=form.cleaned_data["domains"], key_type=form.cleaned_data["key_type"],
-            challenge=ChallengeType.HTTP01,
-        )
-        orders.start_order(certificate)
+    certificates.request_certificate(request.user, form.cleaned_data["account"], form.cleaned_data["domains"],
+                                     form.cleaned_data["key_type"], ChallengeType.HTTP01, site)
     messages.success(request, _("Certificate requested; the order's progress is shown below."))
     return redirect(_site_page(site.pk))
 
