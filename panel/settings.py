@@ -188,6 +188,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Sites on nginx with ACME certificates.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,  # write-only fields (secrets) only in request bodies
 }
 
 LOGGING = {

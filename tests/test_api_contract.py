@@ -1,0 +1,46 @@
+"""The public REST contract: paths and field names other people's scripts rely on."""
+
+import pytest
+import yaml
+from django.core.management import call_command
+
+
+@pytest.fixture(scope="module")
+def schema(tmp_path_factory):
+    path = tmp_path_factory.mktemp("schema") / "schema.yaml"
+    # --fail-on-warn: an ambiguous serializer field would make the published schema lie.
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(path))
+    return yaml.safe_load(path.read_text())
+
+
+def properties(schema, name):
+    return schema["components"]["schemas"][name]["properties"]
+
+
+def test_the_paths_of_the_contract_exist(schema):
+    paths = schema["paths"]
+    assert {"get", "post"} <= set(paths["/api/v1/sites/"])
+    assert {"get", "patch", "delete"} <= set(paths["/api/v1/sites/{id}/"])
+    assert {"get", "post"} <= set(paths["/api/v1/acme-accounts/"])
+    assert {"get", "post"} <= set(paths["/api/v1/certificates/"])
+    assert "get" in paths["/api/v1/certificates/{id}/"]
+    assert "post" in paths["/api/v1/certificates/{id}/renew/"]
+
+
+def test_site_fields(schema):
+    assert {"domains", "root", "proxy_pass", "force_https", "hsts", "http2"} <= set(properties(schema, "Site"))
+
+
+def test_the_eab_hmac_key_is_write_only(schema):
+    response_fields = properties(schema, "AcmeAccount")
+    request_fields = properties(schema, "AcmeAccountRequest")
+    assert {"directory_url", "email", "eab_kid"} <= set(response_fields)
+    assert "eab_hmac_key" in request_fields and "eab_hmac_key" not in response_fields
+
+
+def test_certificate_fields(schema):
+    fields = properties(schema, "Certificate")
+    assert {"domains", "acme_account", "key_type", "challenge", "site", "status", "not_before", "not_after",
+            "serial", "issuer", "last_error", "order"} <= set(fields)
+    key_types = schema["components"]["schemas"]["KeyTypeEnum"]["enum"]
+    assert key_types == ["ec256", "ec384", "rsa2048", "rsa3072", "rsa4096"]
