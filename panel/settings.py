@@ -84,7 +84,8 @@ NGINX_CONF = Path(env.str("NGINX_CONF", str(NGINX_PREFIX / "nginx.conf")))
 NGINX_VHOST_DIR = env.directory("NGINX_VHOST_DIR", NGINX_PREFIX / "sites")
 NGINX_HTTP_PORT = env.port("NGINX_HTTP_PORT", 8080 if NGINX_PRIVATE else 80)
 NGINX_HTTPS_PORT = env.port("NGINX_HTTPS_PORT", 8443 if NGINX_PRIVATE else 443)
-NGINX_LISTEN_ADDRESS = env.str("NGINX_LISTEN_ADDRESS", "")  # e.g. 127.0.0.1 for tests
+# The private nginx is for development and tests: loopback unless told otherwise.
+NGINX_LISTEN_ADDRESS = env.str("NGINX_LISTEN_ADDRESS", "127.0.0.1" if NGINX_PRIVATE else "")
 # Deploys that finish within this window share one nginx reload.
 NGINX_RELOAD_COALESCE_SECONDS = env.float("NGINX_RELOAD_COALESCE_SECONDS", 0.05)
 if not NGINX_PRIVATE and not NGINX_CONF.is_file():

@@ -1,5 +1,7 @@
 """A site gets HTTPS end to end: API -> Celery worker -> Pebble (HTTP-01) -> nginx."""
 
+import socket
+import ssl
 import time
 
 import pytest
@@ -39,6 +41,15 @@ def served(stack, name, serial):
                                        timeout=30)
 
 
+def negotiated_version(port, server_name, version):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    context.minimum_version = context.maximum_version = version
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        with context.wrap_socket(sock, server_hostname=server_name) as tls:
+            return tls.version()
+
+
 KINDS = [
     pytest.param(["one.example.test"], "ec256", ec.EllipticCurvePublicKey, 256, id="ec256-one-name"),
     pytest.param(["three.example.test", "www.three.example.test", "cdn.three.example.test"], "ec256",
@@ -63,6 +74,9 @@ def test_a_site_is_served_over_https_with_the_issued_certificate(panel_stack, do
         assert leaf.issuer == intermediate.subject
         assert isinstance(leaf.public_key(), key_class) and leaf.public_key().key_size == key_size
     assert body["issuer"] == intermediate.subject.rfc4514_string()
+    # Mozilla "intermediate": TLS 1.3 and 1.2 both offered.
+    assert negotiated_version(panel_stack.https_port, domains[0], ssl.TLSVersion.TLSv1_3) == "TLSv1.3"
+    assert negotiated_version(panel_stack.https_port, domains[0], ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
     # The site still answers over plain HTTP (no force-HTTPS asked for).
     assert "hello from" in panel_stack.http_get(domains[0]).text
 
