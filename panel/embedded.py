@@ -20,13 +20,6 @@ class StartupError(Exception):
     """A child did not come up; the message says which and why."""
 
 
-def find_free_port(host="127.0.0.1"):
-    """A TCP port nobody listens on right now (another process may still take it)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
 def connect_host(host):
     """The address to connect to for a server bound to `host` (a wildcard means loopback)."""
     return {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)

@@ -19,6 +19,8 @@ import threading
 import time
 from pathlib import Path
 
+from panel import embedded
+
 LOOPBACK = "127.0.0.1"
 RESERVATION_DIR = Path(tempfile.gettempdir()) / "certpanel-test-ports"
 RESERVATION_SECONDS = 600  # a reservation older than this is free again
@@ -120,17 +122,8 @@ def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
 
 def port_open(port: int, host: str = LOOPBACK, timeout: float = 0.5) -> bool:
     """Does something accept TCP connections on host:port?"""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    return embedded.port_answers(host, port, timeout)
 
 
 def wait_for_port(port: int, host: str = LOOPBACK, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if port_open(port, host):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
+    embedded.wait_for_port(host, port, timeout)
