@@ -118,3 +118,33 @@ def test_removing_a_site_stops_serving_it(nginx, tmp_path):
     assert serves(nginx, "e.example.com", "this is e.example.com")
     apply.remove_site_config(site.pk)
     assert settled(lambda: fetch(nginx, "e.example.com").status_code == 404)
+
+
+class TestReloadCoalescing:
+    @pytest.fixture
+    def scheduled(self, monkeypatch, settings):
+        from django.core.cache import cache
+
+        from panel import tasks
+
+        settings.NGINX_RELOAD_COALESCE_SECONDS = 1.0
+        cache.delete_many([apply.RELOAD_PENDING, apply.LAST_RELOAD])
+        calls = []
+        monkeypatch.setattr(tasks.reload_nginx, "apply_async", lambda countdown=None: calls.append(countdown))
+        return calls
+
+    def test_a_deploy_after_a_quiet_spell_reloads_at_once(self, scheduled):
+        apply.request_reload()
+        assert scheduled == [None]
+
+    def test_deploys_in_a_burst_share_one_reload(self, scheduled):
+        for _ in range(5):
+            apply.request_reload()
+        assert len(scheduled) == 1
+
+    def test_a_deploy_right_after_a_reload_waits_for_the_window(self, scheduled):
+        from django.core.cache import cache
+
+        cache.set(apply.LAST_RELOAD, time.time(), timeout=60)  # nginx just reloaded
+        apply.request_reload()
+        assert len(scheduled) == 1 and 0.5 < scheduled[0] <= 1.0

@@ -10,12 +10,15 @@ import fcntl
 import logging
 import os
 import re
+import signal
 import subprocess
+import time
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
 from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 
 from panel.nginx.render import CertificateFiles, Layout, render_private_main, render_site, render_snippets
@@ -103,7 +106,11 @@ def write_private_main_config():
         (prefix / sub).mkdir(parents=True, exist_ok=True)
     current = layout()
     ensure_shared_files(current)
-    _write_atomic(Path(settings.NGINX_CONF), render_private_main(current, prefix))
+    _write_atomic(Path(settings.NGINX_CONF), render_private_main(current, prefix, private_pid_file()))
+
+
+def private_pid_file() -> Path:
+    return Path(settings.NGINX_PREFIX) / "nginx.pid"
 
 
 def certificate_files(version) -> CertificateFiles:
@@ -178,20 +185,39 @@ def remove_site_config(site_pk: int):
     request_reload()
 
 
-def request_reload():
-    from panel.tasks import reload_nginx
-    from django.core.cache import cache
+RELOAD_PENDING = "nginx-reload-pending"
+LAST_RELOAD = "nginx-last-reload"
 
-    # The first request in a window schedules the reload; the rest ride along.
-    if cache.add("nginx-reload-pending", 1, timeout=60):
-        reload_nginx.apply_async(countdown=settings.NGINX_RELOAD_COALESCE_SECONDS)
+
+def request_reload():
+    """Have nginx reload soon. Right away if it has not reloaded within the coalescing
+    window; otherwise at the window's end, one reload shared by every request until then."""
+    from panel.tasks import reload_nginx
+
+    if cache.add(RELOAD_PENDING, 1, timeout=60):
+        since_last = time.time() - cache.get(LAST_RELOAD, 0)
+        delay = max(0.0, settings.NGINX_RELOAD_COALESCE_SECONDS - since_last)
+        reload_nginx.apply_async(countdown=delay or None)
 
 
 def reload_now():
-    from django.core.cache import cache
-
-    cache.delete("nginx-reload-pending")
+    # Cleared first: a config applied while nginx reloads asks for (and gets) another reload.
+    cache.delete(RELOAD_PENDING)
     with config_lock():
+        _send_reload()
+    cache.set(LAST_RELOAD, time.time(), timeout=3600)
+
+
+def _send_reload():
+    if not settings.NGINX_PRIVATE:
         ok, output = _run("-s", "reload")
-    if not ok:
-        raise NginxError(f"nginx did not reload: {output}")
+        if not ok:
+            raise NginxError(f"nginx did not reload: {output}")
+        return
+    # Our own nginx: signal its master directly. `nginx -s reload` would first parse the
+    # whole configuration again (every certificate included) just to find this pid.
+    pid_file = private_pid_file()
+    try:
+        os.kill(int(pid_file.read_text().strip()), signal.SIGHUP)
+    except (OSError, ValueError) as exc:
+        raise NginxError(f"the private nginx is not running ({pid_file}: {exc})") from None

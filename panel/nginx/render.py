@@ -80,7 +80,7 @@ def render_snippets(layout: Layout) -> dict[str, str]:
     }
 
 
-def render_private_main(layout: Layout, prefix: Path) -> str:
+def render_private_main(layout: Layout, prefix: Path, pid_file: Path) -> str:
     mime_types = Path("/etc/nginx/mime.types")
     return _render(
         "private-main.conf",
@@ -88,6 +88,7 @@ def render_private_main(layout: Layout, prefix: Path) -> str:
         # the panel's files; run its workers as the panel's own user instead.
         user=getpass.getuser() if os.geteuid() == 0 else "",
         prefix=prefix,
+        pid_file=pid_file,
         mime_types=mime_types if mime_types.is_file() else "",
         listen_http=layout.listen(layout.http_port),
         listen_https=layout.listen(layout.https_port),
