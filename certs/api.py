@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from certs import accounts, cas, certificates, orders
 from certs.acme import AcmeError
 from certs.models import AcmeAccount, Certificate, ChallengeType, KeyType, Order
-from panel import access
+from panel import access, validation
 from panel.api import as_drf_error
 from panel.models import Site
 
@@ -27,13 +27,20 @@ class AcmeAccountSerializer(serializers.ModelSerializer):
     ca = serializers.ChoiceField(choices=sorted(cas.PRESETS), write_only=True, required=False,
                                  help_text="A preset CA; sets directory_url")
     directory_url = serializers.URLField(required=False, max_length=1024)
-    eab_hmac_key = serializers.CharField(write_only=True, required=False, allow_blank=True, default="")
+    eab_hmac_key = serializers.CharField(write_only=True, required=False, allow_blank=True, default="",
+                                         style={"input_type": "password"})
 
     class Meta:
         model = AcmeAccount
         fields = ["id", "ca", "directory_url", "email", "eab_kid", "eab_hmac_key", "account_url", "status",
                   "created_at"]
         read_only_fields = ["account_url", "status", "created_at"]
+
+    def validate_eab_hmac_key(self, value):
+        try:
+            return validation.validate_eab_hmac_key(value) if value else value
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages)
 
     def validate(self, attrs):
         preset = cas.PRESETS.get(attrs.pop("ca", None) or "")
@@ -97,7 +104,8 @@ class CertificateSerializer(serializers.ModelSerializer):
 
     def validate(self, attrs):
         try:
-            attrs["domains"] = certificates.clean_request(attrs["domains"], attrs["challenge"], attrs.get("site"))
+            attrs["domains"] = certificates.clean_request(self.context["request"].user, attrs["domains"],
+                                                          attrs["challenge"], attrs.get("site"))
         except DjangoValidationError as exc:
             raise as_drf_error(exc)
         return attrs
@@ -111,7 +119,7 @@ class CertificateViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.
     serializer_class = CertificateSerializer
 
     def get_queryset(self):
-        return access.scoped(Certificate, self.request.user).select_related("current_version").order_by("id")
+        return access.scoped(Certificate, self.request.user).with_current_version().order_by("id")
 
     @extend_schema(request=None, responses={202: CertificateSerializer})
     @action(detail=True, methods=["post"])

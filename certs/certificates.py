@@ -7,10 +7,15 @@ from django.utils.translation import gettext as _
 from certs import orders
 from certs.models import Certificate, ChallengeType
 from panel import validation
+from panel.models import SiteDomain
 
 
-def clean_request(domains, challenge, site=None):
-    """The validated names for a certificate; raises ValidationError keyed by field."""
+def clean_request(owner, domains, challenge, site=None):
+    """The validated names for a certificate; raises ValidationError keyed by field.
+
+    A user may only ask for names of their own sites: the challenge directory answers
+    for every name on this server, so anything else would let one customer obtain a
+    certificate (and key) for another's domain."""
     try:
         names = validation.normalize_domain_list(domains)
     except ValidationError as exc:
@@ -21,6 +26,12 @@ def clean_request(domains, challenge, site=None):
         foreign = [name for name in names if name not in site.domains]
         if foreign:
             raise ValidationError({"domains": [_("Not names of this site: %(names)s") % {"names": ", ".join(foreign)}]})
+    if not owner.is_superuser:
+        owned = set(SiteDomain.objects.filter(site__owner=owner, name__in=names).values_list("name", flat=True))
+        missing = [name for name in names if name not in owned]
+        if missing:
+            raise ValidationError({"domains": [_("Add these names to one of your sites first: %(names)s")
+                                               % {"names": ", ".join(missing)}]})
     return names
 
 

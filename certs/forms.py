@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 from certs import cas, certificates
 from certs.models import AcmeAccount, ChallengeType, KeyType
-from panel import access
+from panel import access, validation
 
 CUSTOM_CA = "custom"
 
@@ -31,7 +31,7 @@ class IssueCertificateForm(forms.Form):
 
     def __init__(self, user, site, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.site = site
+        self.user, self.site = user, site
         # Only the user's own accounts are offered, and only they validate: a foreign id is "not a choice".
         self.fields["account"].queryset = (
             access.scoped(AcmeAccount, user).filter(status=AcmeAccount.Status.VALID).defer("account_key", "eab_hmac_key")
@@ -44,7 +44,7 @@ class IssueCertificateForm(forms.Form):
         chosen = set(self.cleaned_data["domains"])
         names = [name for name in self.site.domains if name in chosen]  # the site's order: primary first
         try:
-            return certificates.clean_request(names, ChallengeType.HTTP01, self.site)
+            return certificates.clean_request(self.user, names, ChallengeType.HTTP01, self.site)
         except ValidationError as exc:
             raise ValidationError(exc.message_dict["domains"])
 
@@ -73,6 +73,10 @@ class AcmeAccountForm(forms.Form):
     # Never rendered back: a re-displayed form asks for it again.
     eab_hmac_key = forms.CharField(label=_("EAB HMAC key"), required=False, strip=True,
                                    widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}))
+
+    def clean_eab_hmac_key(self):
+        value = self.cleaned_data["eab_hmac_key"]
+        return validation.validate_eab_hmac_key(value) if value else value
 
     def clean(self):
         data = super().clean()

@@ -45,8 +45,17 @@ class AcmeAccount(models.Model):
         return f"{self.email or _('no e-mail')} @ {self.directory_url}"
 
 
+class CertificateQuerySet(models.QuerySet):
+    def with_current_version(self):
+        """Joined with the current version, minus its private key: lists and status pages
+        need dates and serials, and should not decrypt a key per row."""
+        return self.select_related("current_version").defer("current_version__private_key")
+
+
 class Certificate(models.Model):
     """A set of names to keep a valid certificate for, renewed over time."""
+
+    objects = CertificateQuerySet.as_manager()
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Being issued")
@@ -126,6 +135,8 @@ class Order(models.Model):
     # Only a task carrying the current wakeup may run the next step; see certs.tasks.
     wakeup = models.UUIDField(default=uuid.uuid4)
     claimed_until = models.DateTimeField(null=True, blank=True)
+    # When the next step is due; a beat sweep re-queues orders far past it.
+    next_step_at = models.DateTimeField(default=timezone.now, db_index=True)
     step_attempts = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -32,7 +32,7 @@ from certs.models import Authorization, Certificate, CertificateVersion, Challen
 
 log = logging.getLogger(__name__)
 
-CLAIM_SECONDS = 30
+CLAIM_SECONDS = 45  # renewed while a step polls; a dead worker's claim lapses this fast
 MAX_TRANSIENT_FAILURES = 8
 INLINE_INTERVALS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 
@@ -87,30 +87,43 @@ def claim(order_id, wakeup):
 def run_step(order: Order):
     """Run the step for the order's status, record the outcome, release the claim and
     queue the next step. Returns the delay before the next step, or None if finished."""
-    step = STEPS[order.status]
+    wakeup = order.wakeup
+    failure = None
     try:
+        step = STEPS[order.status]
         delay = step(order, accounts.client_for(order.certificate.account))
         order.step_attempts = 0
     except AcmeError as exc:
         delay = _transient_delay(order, exc) if exc.transient else None
-        if delay is None:
-            _fail(order, str(exc))
+        failure = None if delay is not None else str(exc)
     except OrderFailed as exc:
-        delay = None
-        _fail(order, str(exc))
+        delay, failure = None, str(exc)
     except Exception as exc:  # noqa: BLE001 - e.g. a locked database; retried, then reported
         log.exception("order %s: step %s crashed", order.pk, order.status)
-        delay = _transient_delay(order, AcmeError(f"internal error: {type(exc).__name__}: {exc}", transient=True))
-        if delay is None:
-            _fail(order, f"internal error: {type(exc).__name__}: {exc}")
-    order.claimed_until = None
+        failure = f"internal error: {type(exc).__name__}: {exc}"
+        delay = _transient_delay(order, AcmeError(failure, transient=True))
+        failure = None if delay is not None else failure
+    if failure:
+        order.status, order.error, order.finished_at = Order.Status.INVALID, failure, timezone.now()
+    claimed_until, order.claimed_until = order.claimed_until, None
     if delay is not None and not order.finished:
         order.wakeup = uuid.uuid4()
-        order.save()
+        order.next_step_at = timezone.now() + datetime.timedelta(seconds=delay)
+    if not _save_if_still_claimed(order, wakeup, claimed_until):
+        # Our claim lapsed and another delivery took the order over: its result stands.
+        log.warning("order %s: claim lost during step %s; result discarded", order.pk, order.status)
+        return None
+    if failure:
+        _record_failure(order, failure)
+    elif delay is not None and not order.finished:
         transaction.on_commit(lambda: enqueue(order.pk, order.wakeup, delay))
-    else:
-        order.save()
     return delay
+
+
+def _save_if_still_claimed(order, wakeup, claimed_until):
+    order.updated_at = timezone.now()
+    values = {f.attname: getattr(order, f.attname) for f in Order._meta.concrete_fields if not f.primary_key}
+    return Order.objects.filter(pk=order.pk, wakeup=wakeup, claimed_until=claimed_until).update(**values) == 1
 
 
 def _transient_delay(order, exc):
@@ -124,36 +137,51 @@ def _transient_delay(order, exc):
     return delay
 
 
-def _fail(order, message):
-    order.status = Order.Status.INVALID
-    order.error = message
-    order.finished_at = timezone.now()
+def _record_failure(order, message):
     order.log(f"Failed: {message}", level="error")
-    _cleanup_challenges(order)
     cert = order.certificate
     cert.last_error = message
     if cert.current_version_id is None:
         cert.status = Certificate.Status.FAILED
     cert.save(update_fields=["last_error", "status"])
+    _cleanup_challenges(order)
 
 
 def _cleanup_challenges(order):
     for challenge in Challenge.objects.filter(authorization__order=order, cleaned_up=False):
-        http01.cleanup(challenge.token)
+        try:
+            http01.cleanup(challenge.token)
+        except OSError:  # a stale token file is harmless; a stuck order is not
+            log.exception("order %s: could not remove challenge %s", order.pk, challenge.pk)
+            continue
         challenge.cleaned_up = True
         challenge.save(update_fields=["cleaned_up"])
 
 
-def _poll_inline(fetch, done):
-    """Call fetch() until done(result) or the inline budget is spent; returns the last result."""
-    deadline = time.monotonic() + settings.ACME_INLINE_POLL_SECONDS
+def _inline_deadline():
+    return time.monotonic() + settings.ACME_INLINE_POLL_SECONDS
+
+
+def _poll_inline(order, fetch, done, deadline):
+    """Call fetch() until done(result) or the step's inline budget is spent; returns the last result."""
     result = fetch()
     for interval in _intervals():
-        if done(result) or time.monotonic() + interval > deadline:
+        if done(result) or time.monotonic() + interval > deadline or not _keep_claim(order):
             break
         time.sleep(interval)
         result = fetch()
     return result
+
+
+def _keep_claim(order):
+    """Renew our claim while a step waits on the CA. False once another delivery took over."""
+    renewed = timezone.now() + datetime.timedelta(seconds=CLAIM_SECONDS)
+    if Order.objects.filter(pk=order.pk, wakeup=order.wakeup, claimed_until=order.claimed_until).update(
+        claimed_until=renewed
+    ):
+        order.claimed_until = renewed
+        return True
+    return False
 
 
 def _intervals():
@@ -198,6 +226,7 @@ def step_new(order, acme):
     return 0
 
 
+@transaction.atomic  # an authorization row without its challenge would never be answered
 def _store_authorization(order, authz):
     row = Authorization.objects.create(
         order=order, url=authz.url, identifier=authz.identifier, wildcard=authz.wildcard,
@@ -228,9 +257,10 @@ def step_authorize(order, acme):
 def step_validate(order, acme):
     pending = list(order.authorizations.exclude(status="valid"))
     retry_after = None
+    deadline = _inline_deadline()  # one budget for the whole step, however many names
     for row in pending:
-        state, retry_after = _poll_inline(lambda: acme.fetch_authorization(row.url),
-                                          lambda result: result[0].status != "pending")
+        state, retry_after = _poll_inline(order, lambda: acme.fetch_authorization(row.url),
+                                          lambda result: result[0].status != "pending", deadline)
         row.status = state.status
         row.save(update_fields=["status"])
         if state.status == "invalid":
@@ -254,7 +284,8 @@ def step_finalize(order, acme):
         state = acme.finalize(order.finalize_url, order.csr_pem.encode(), order.acme_url)
         order.log("Finalizing: CSR sent")
     if state.status == "processing":
-        state = _poll_inline(lambda: acme.fetch_order(order.acme_url), lambda s: s.status != "processing")
+        state = _poll_inline(order, lambda: acme.fetch_order(order.acme_url), lambda s: s.status != "processing",
+                             _inline_deadline())
     if state.status == "processing":
         return _reschedule_delay(order, state.retry_after)
     if state.status == "invalid":
@@ -327,17 +358,20 @@ STEPS = {
 }
 
 
-def resume_stalled(older_than_seconds=120):
-    """Re-queue unfinished orders nobody has touched for a while (e.g. a task lost with
+def resume_stalled(grace_seconds=60):
+    """Re-queue unfinished orders whose next step is overdue (e.g. its task was lost with
     its broker). A fresh wakeup makes any older delivery stale, so chains never multiply."""
-    cutoff = timezone.now() - datetime.timedelta(seconds=older_than_seconds)
-    stalled = Order.objects.exclude(status__in=Order.FINISHED).filter(updated_at__lt=cutoff).filter(
-        Q(claimed_until__isnull=True) | Q(claimed_until__lt=timezone.now())
-    ).exclude(status=Order.Status.AWAITING_USER)
+    now = timezone.now()
+    overdue = (
+        Order.objects.exclude(status__in=Order.FINISHED)
+        .exclude(status=Order.Status.AWAITING_USER)
+        .filter(next_step_at__lt=now - datetime.timedelta(seconds=grace_seconds))
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+    )
     count = 0
-    for order in stalled:
+    for order in overdue:
         wakeup = uuid.uuid4()
-        if Order.objects.filter(pk=order.pk, wakeup=order.wakeup).update(wakeup=wakeup, updated_at=timezone.now()):
+        if Order.objects.filter(pk=order.pk, wakeup=order.wakeup).update(wakeup=wakeup, next_step_at=now):
             enqueue(order.pk, wakeup, 0)
             count += 1
     return count

@@ -34,7 +34,7 @@ def with_days_left(certificate):
 
 def site_page_context(request, site, issue_form=None):
     """Everything the site page shows; the issue view re-renders it with its form's errors."""
-    certificate = access.scoped(Certificate, request.user).filter(site=site).select_related("current_version").first()
+    certificate = access.scoped(Certificate, request.user).filter(site=site).with_current_version().first()
     return {
         "nav": "sites",
         "site": site,
@@ -83,7 +83,7 @@ def order_status(request, pk):
     """The fragment the site page polls while an order runs; finished, it stops asking to be polled."""
     order = access.get_owned(Order, request.user, pk=pk)
     certificate = (
-        access.scoped(Certificate, request.user).select_related("current_version").get(pk=order.certificate_id)
+        access.scoped(Certificate, request.user).with_current_version().get(pk=order.certificate_id)
     )
     return render(request, "certs/_certificate_status.html",
                   {"order": order, "certificate": with_days_left(certificate)})
@@ -91,7 +91,7 @@ def order_status(request, pk):
 
 @login_required
 def certificate_list(request):
-    certificates = access.scoped(Certificate, request.user).select_related("current_version", "site")
+    certificates = access.scoped(Certificate, request.user).with_current_version().select_related("site")
     page = Paginator(certificates, CERTIFICATES_PER_PAGE).get_page(request.GET.get("page"))
     for certificate in page:
         with_days_left(certificate)

@@ -46,11 +46,14 @@ class Site(models.Model):
         """The certificate version nginx should serve for this site, if any."""
         from certs.models import CertificateVersion
 
-        return (
+        versions = list(
             CertificateVersion.objects.filter(certificate__site=self, certificate__current_version_id=models.F("id"))
-            .order_by("-created_at")
-            .first()
+            .select_related("certificate").order_by("-created_at")
         )
+        # Prefer one that covers every name of the site: a certificate for some names
+        # only would break HTTPS for the others.
+        covering = [v for v in versions if set(self.domains) <= set(v.certificate.domains)]
+        return (covering or versions or [None])[0]
 
 
 class SiteDomain(models.Model):

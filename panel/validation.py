@@ -119,6 +119,8 @@ def validate_upstream(value):
     except ValueError:
         raise ValidationError(_("The upstream URL has an invalid port."))
     host = parts.hostname
+    if host == "unix":  # nginx reads http://unix:/path as a local socket
+        raise ValidationError(_("The upstream cannot be a UNIX socket."))
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -129,3 +131,16 @@ def validate_upstream(value):
 def _check_single_label(host):
     if not _LABEL.match(host):
         raise ValidationError(_("The upstream host “%(host)s” is not a valid host name.") % {"host": host})
+
+
+_BASE64URL = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
+
+
+def validate_eab_hmac_key(value):
+    """An External Account Binding HMAC key, as CAs show it: base64url text."""
+    value = (value or "").strip()
+    if not _BASE64URL.match(value) or len(value.rstrip("=")) < 16:
+        # Never quote the value: it is a secret.
+        raise ValidationError(_("The EAB HMAC key must be the base64url text your CA shows (letters, digits, "
+                                "“-” and “_”, at least 16 characters)."))
+    return value

@@ -31,7 +31,7 @@ def site_list(request):
     site_rows = access.scoped(Site, request.user)
     if query:
         site_rows = site_rows.filter(domain_index__name__contains=_search_term(query)).distinct()
-    newest_first = access.scoped(Certificate, request.user).select_related("current_version").order_by("-id")
+    newest_first = access.scoped(Certificate, request.user).with_current_version().order_by("-id")
     site_rows = site_rows.prefetch_related(Prefetch("certificates", queryset=newest_first, to_attr="newest"))
     page = Paginator(site_rows, SITES_PER_PAGE).get_page(request.GET.get("page"))
     for site in page:

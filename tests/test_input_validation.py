@@ -100,7 +100,8 @@ def test_it_rejects_a_root_that_climbs_out_of_an_allowed_root(api, www_root):
 
 
 @pytest.mark.parametrize("upstream", ["ftp://x.example", "http://", "http://a b", "http://x.example/;evil",
-                                      "http://user:pw@x.example", "127.0.0.1:3000"])
+                                      "http://user:pw@x.example", "127.0.0.1:3000",
+                                      "http://unix:/var/run/docker.sock:/"])
 def test_it_rejects_bad_upstreams(api, upstream):
     response = api.post("/api/v1/sites/", {"domains": ["a.example.com"], "proxy_pass": upstream}, format="json")
     assert response.status_code == 400
@@ -150,3 +151,26 @@ def test_a_foreign_account_reads_as_missing(api, db):
     assert response.status_code == 400
     assert "acme_account" in response.json()
     assert api.get(f"/api/v1/acme-accounts/{foreign.pk}/").status_code == 404
+
+
+def test_a_user_cannot_ask_for_a_certificate_for_someone_elses_domain(api, account, www_root):
+    bob = get_user_model().objects.create_user("bob")
+    Site.objects.create(owner=bob, domains=["bob.example.com"], root=str(www_root / "bob"))
+    from panel.models import SiteDomain
+
+    SiteDomain.objects.create(site=Site.objects.get(), name="bob.example.com")
+    for names in (["bob.example.com"], ["unclaimed.example.com"]):
+        response = api.post("/api/v1/certificates/", {"domains": names, "acme_account": account.pk}, format="json")
+        assert response.status_code == 400
+        assert names[0] in response.json()["domains"][0]
+    assert Certificate.objects.count() == 0
+
+
+def test_a_malformed_eab_key_is_refused_without_being_echoed(api):
+    secret = "not base64!! secret-value"
+    response = api.post("/api/v1/acme-accounts/", {"directory_url": "https://ca.example/dir",
+                                                   "eab_kid": "kid-1", "eab_hmac_key": secret}, format="json")
+    assert response.status_code == 400
+    assert response.json()["eab_hmac_key"]
+    assert "secret-value" not in response.text
+    assert AcmeAccount.objects.count() == 0

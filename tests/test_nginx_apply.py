@@ -148,3 +148,26 @@ class TestReloadCoalescing:
         cache.set(apply.LAST_RELOAD, time.time(), timeout=60)  # nginx just reloaded
         apply.request_reload()
         assert len(scheduled) == 1 and 0.5 < scheduled[0] <= 1.0
+
+
+@pytest.mark.django_db
+def test_a_broken_file_elsewhere_is_not_blamed_on_the_site_being_changed(nginx, tmp_path):
+    site = make_site(tmp_path, "f.example.com")
+    assert apply.apply_site_config(site)
+    (nginx.NGINX_VHOST_DIR / "zz-hand-edit.conf").write_text("server { listen 1; bogus_directive secret-upstream; }\n")
+    site.hsts = True
+    site.save()
+    assert apply.apply_site_config(site) is False
+    site.refresh_from_db()
+    assert site.config_status == Site.ConfigStatus.FAILED
+    assert "broken elsewhere" in site.config_error
+    assert "secret-upstream" not in site.config_error and "zz-hand-edit" not in site.config_error
+    assert serves(nginx, "f.example.com", "this is f.example.com")
+
+
+@pytest.mark.django_db
+def test_an_apply_for_a_deleted_site_writes_nothing(nginx, tmp_path):
+    site = make_site(tmp_path, "g.example.com")
+    Site.objects.filter(pk=site.pk).delete()
+    assert apply.apply_site_config(site) is False
+    assert not (nginx.NGINX_VHOST_DIR / site.config_name).exists()

@@ -220,3 +220,61 @@ def test_bad_nonce_gives_up_eventually():
     net._post_once = post_once
     with pytest.raises(messages.Error):
         net.post("https://ca.test/x", None)
+
+
+def _problem_response(status, problem_type, retry_after=None):
+    import json
+
+    import requests
+
+    response = requests.Response()
+    response.status_code = status
+    response.headers["Content-Type"] = "application/problem+json"
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    response._content = json.dumps({"type": f"urn:ietf:params:acme:error:{problem_type}",
+                                    "detail": "too many new orders recently"}).encode()
+    return response
+
+
+def test_a_rate_limit_carries_the_cas_retry_after():
+    from certs.acme.client import _translate
+
+    net = _Network(key=None)
+    with pytest.raises(messages.Error) as raised:
+        net._check_response(_problem_response(429, "rateLimited", retry_after=3600))
+    error = _translate(raised.value)
+    assert error.transient and error.problem_type == "rateLimited"
+    assert 3590 <= error.retry_after <= 3600
+    assert "too many new orders" in str(error)
+
+
+def test_a_server_error_is_transient_and_an_unauthorized_is_not():
+    from certs.acme.client import _translate
+
+    net = _Network(key=None)
+    for status, problem, transient in ((503, "serverInternal", True), (403, "unauthorized", False)):
+        with pytest.raises(messages.Error) as raised:
+            net._check_response(_problem_response(status, problem))
+        assert _translate(raised.value).transient is transient
+
+
+def test_a_step_whose_claim_was_taken_over_records_nothing(ca, order):
+    claimed = orders.claim(order.pk, order.wakeup)
+    Order.objects.filter(pk=order.pk).update(wakeup=uuid.uuid4())  # e.g. the stalled-order sweep took over
+    assert orders.run_step(claimed) is None
+    assert Order.objects.get(pk=order.pk).status == Order.Status.NEW
+
+
+def test_the_sweep_requeues_only_orders_past_their_next_step(ca, order, monkeypatch):
+    from django.utils import timezone
+
+    queued = []
+    monkeypatch.setattr(orders, "enqueue", lambda order_id, wakeup, delay: queued.append(order_id))
+    later = timezone.now() + datetime.timedelta(hours=1)  # waiting out a CA's Retry-After
+    Order.objects.filter(pk=order.pk).update(next_step_at=later)
+    assert orders.resume_stalled() == 0
+    Order.objects.filter(pk=order.pk).update(next_step_at=timezone.now() - datetime.timedelta(minutes=5))
+    old_wakeup = Order.objects.get(pk=order.pk).wakeup
+    assert orders.resume_stalled() == 1 and queued == [order.pk]
+    assert Order.objects.get(pk=order.pk).wakeup != old_wakeup  # older deliveries are now stale

@@ -396,12 +396,12 @@ def test_account_registration_shows_the_ca_error_and_never_the_hmac_key(alice_cl
     ca = FakeCA(AcmeError("urn:ietf:params:acme:error:unauthorized: the EAB key id is unknown"))
     with mock.patch("certs.accounts.new_client", return_value=ca):
         response = alice_client.post(reverse("ui:account-add"), {
-            "ca": "zerossl", "email": "alice@example.com", "eab_kid": "kid-1", "eab_hmac_key": "c2VjcmV0LWhtYWM",
+            "ca": "zerossl", "email": "alice@example.com", "eab_kid": "kid-1", "eab_hmac_key": "c2VjcmV0LWhtYWMta2V5LXZhbHVl",
         })
     html = page_text(response)
     assert response.status_code == 200
     assert "Registration at the CA failed: urn:ietf:params:acme:error:unauthorized: the EAB key id is unknown" in html
-    assert "c2VjcmV0LWhtYWM" not in html
+    assert "c2VjcmV0LWhtYWMta2V5LXZhbHVl" not in html
     assert 'value="kid-1"' in html
     assert AcmeAccount.objects.count() == 0
 
@@ -410,17 +410,17 @@ def test_account_registration_stores_the_account_and_lists_it(alice_client, alic
     ca = FakeCA()
     with mock.patch("certs.accounts.new_client", return_value=ca) as new_client:
         response = alice_client.post(reverse("ui:account-add"), {
-            "ca": "google-staging", "email": "alice@example.com", "eab_kid": "kid-1", "eab_hmac_key": "c2VjcmV0LWhtYWM",
+            "ca": "google-staging", "email": "alice@example.com", "eab_kid": "kid-1", "eab_hmac_key": "c2VjcmV0LWhtYWMta2V5LXZhbHVl",
         })
     assert response["Location"] == reverse("ui:account-list")
     assert new_client.call_args.args[0] == "https://dv.acme-v02.test-api.pki.goog/directory"
-    assert ca.registered == [("alice@example.com", "kid-1", "c2VjcmV0LWhtYWM")]
+    assert ca.registered == [("alice@example.com", "kid-1", "c2VjcmV0LWhtYWMta2V5LXZhbHVl")]
     account = AcmeAccount.objects.get()
     assert (account.owner, account.account_url, account.eab_hmac_key) == (alice, "https://ca.test/acct/42",
-                                                                          "c2VjcmV0LWhtYWM")
+                                                                          "c2VjcmV0LWhtYWMta2V5LXZhbHVl")
     html = page_text(alice_client.get(reverse("ui:account-list")))
     assert "Google Trust Services (staging)" in html and "alice@example.com" in html and "kid-1" in html
-    assert "c2VjcmV0LWhtYWM" not in html
+    assert "c2VjcmV0LWhtYWMta2V5LXZhbHVl" not in html
 
 
 @pytest.mark.parametrize("data, field, message", [

@@ -83,7 +83,16 @@ def describe_problem(problem) -> str:
 
 
 class _Network(client.ClientNetwork):
-    """ClientNetwork that retries badNonce more than once, each time with a fresh nonce."""
+    """ClientNetwork that retries badNonce more than once, each time with a fresh nonce,
+    and keeps the CA's Retry-After on the problems it raises."""
+
+    def _check_response(self, response, content_type=None):
+        try:
+            return super()._check_response(response, content_type=content_type)
+        except messages.Error as error:
+            error.retry_after = _retry_after_seconds(response)  # acme.messages.Error allows this
+            error.http_status = response.status_code
+            raise
 
     def post(self, *args, **kwargs):
         for attempt in range(BAD_NONCE_ATTEMPTS):
@@ -107,7 +116,12 @@ def _translate(exc: Exception) -> AcmeError:
     if isinstance(exc, AcmeError):
         return exc
     if isinstance(exc, messages.Error):
-        return AcmeError(describe_problem(exc), problem_type=exc.code, transient=exc.code in _TRANSIENT_PROBLEMS)
+        status = getattr(exc, "http_status", 0)
+        return AcmeError(
+            describe_problem(exc), problem_type=exc.code,
+            transient=exc.code in _TRANSIENT_PROBLEMS or status == 429 or status >= 500,
+            retry_after=getattr(exc, "retry_after", None),
+        )
     if isinstance(exc, requests.exceptions.SSLError):
         return AcmeError(
             f"TLS error talking to the CA ({exc}); for a private or test CA set CERTPANEL_CA_BUNDLE",
@@ -119,10 +133,12 @@ def _translate(exc: Exception) -> AcmeError:
     if isinstance(exc, errors.ClientError):
         response = exc.args[0] if exc.args else None
         if isinstance(response, requests.Response):
+            busy = response.status_code == 429 or response.status_code >= 500
             return AcmeError(
                 f"the CA answered HTTP {response.status_code} without a problem document",
-                problem_type="serverInternal" if response.status_code >= 500 else None,
-                transient=response.status_code >= 500,
+                problem_type="serverInternal" if busy else None,
+                transient=busy,
+                retry_after=_retry_after_seconds(response),
             )
         return AcmeError(f"unexpected answer from the CA: {exc}")
     if isinstance(exc, errors.Error):
@@ -172,10 +188,14 @@ class AcmeClient:
             acme = self._acme()
             eab = None
             if eab_kid:
-                eab = messages.ExternalAccountBinding.from_data(
-                    account_public_key=self._jwk.public_key(), kid=eab_kid, hmac_key=eab_hmac_key,
-                    directory=acme.directory,
-                )
+                try:
+                    eab = messages.ExternalAccountBinding.from_data(
+                        account_public_key=self._jwk.public_key(), kid=eab_kid, hmac_key=eab_hmac_key,
+                        directory=acme.directory,
+                    )
+                except ValueError:  # never echo the key itself
+                    raise AcmeError("the EAB HMAC key is not valid base64url: copy it exactly as the CA shows it",
+                                    problem_type="malformed") from None
             elif acme.external_account_required():
                 raise AcmeError(
                     "this CA requires External Account Binding: give the EAB key id and HMAC key",

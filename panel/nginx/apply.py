@@ -142,8 +142,13 @@ def apply_site_config(site) -> bool:
     A reload is requested (not run) on success.
     """
     current = layout()
-    version = site.serving_version()
     with config_lock():
+        # Read the site under the lock: an apply that waited must not install an older
+        # snapshot, nor bring back a site deleted meanwhile.
+        site = type(site).objects.filter(pk=site.pk).first()
+        if site is None:
+            return False
+        version = site.serving_version()
         ensure_shared_files(current)
         files = write_certificate_files(version) if version else None
         current.custom_dir(site).mkdir(parents=True, exist_ok=True)
@@ -165,16 +170,25 @@ def apply_site_config(site) -> bool:
                 os.replace(backup, path)
             else:
                 path.unlink(missing_ok=True)
-            log.warning("nginx rejected the config of site %s; previous config restored", site.pk)
-    status = "applied" if ok else "failed"
+            log.warning("nginx rejected the config of site %s; previous config restored:\n%s", site.pk, output)
     type(site).objects.filter(pk=site.pk).update(
-        config_status=status,
-        config_error="" if ok else _short_error(output),
+        config_status="applied" if ok else "failed",
+        config_error="" if ok else _error_for_site(output, site),
         config_applied_at=timezone.now() if ok else site.config_applied_at,
     )
     if ok:
         request_reload()
     return ok
+
+
+def _error_for_site(output: str, site) -> str:
+    """nginx's complaint if it is about this site's own file. Another file's error would
+    tell this site's owner about someone else's config, and is not theirs to fix."""
+    error = _short_error(output)
+    if f"/{site.config_name}:" in error or f"/custom/site-{site.pk}/" in error:
+        return error
+    return ("nginx's configuration is broken elsewhere, so no site can be changed until an "
+            "administrator fixes it; the previous config of this site stays in place.")
 
 
 def remove_site_config(site_pk: int):
@@ -218,6 +232,10 @@ def _send_reload():
     # whole configuration again (every certificate included) just to find this pid.
     pid_file = private_pid_file()
     try:
-        os.kill(int(pid_file.read_text().strip()), signal.SIGHUP)
+        pid = int(pid_file.read_text().strip())
+        # A stale pid file could name some other process by now.
+        if b"nginx" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            raise ValueError(f"process {pid} is not nginx")
+        os.kill(pid, signal.SIGHUP)
     except (OSError, ValueError) as exc:
         raise NginxError(f"the private nginx is not running ({pid_file}: {exc})") from None
