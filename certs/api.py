@@ -3,14 +3,15 @@
 from django.db import IntegrityError
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from certs import accounts, cas, certificates, orders
+from certs import accounts, cas, certificates, dns_credentials, orders
+from certs.dns import registry
 from certs.acme import AcmeError
-from certs.models import AcmeAccount, Certificate, ChallengeType, KeyType, Order
+from certs.models import AcmeAccount, Certificate, Challenge, ChallengeType, DnsCredential, KeyType, Order
 from panel import access, validation
 from panel.api import as_drf_error
 from panel.models import Site
@@ -69,15 +70,89 @@ class AcmeAccountViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.
         return access.scoped(AcmeAccount, self.request.user).order_by("id")
 
 
+class DnsRecordSerializer(serializers.ModelSerializer):
+    """A TXT record the order needs published (by the provider, or by hand in manual mode)."""
+
+    name = serializers.CharField(source="record_name")
+    value = serializers.CharField(source="record_value")
+    expires_at = serializers.DateTimeField(source="authorization.expires_at")
+
+    class Meta:
+        model = Challenge
+        fields = ["name", "value", "expires_at"]
+
+
 class OrderSummarySerializer(serializers.ModelSerializer):
     log = serializers.SerializerMethodField()
+    dns_records = serializers.SerializerMethodField()
 
     class Meta:
         model = Order
-        fields = ["id", "status", "error", "created_at", "finished_at", "log"]
+        fields = ["id", "status", "error", "created_at", "finished_at", "dns_records", "log"]
 
     def get_log(self, order) -> list[str]:
         return [f"{e.at:%H:%M:%S} {e.message}" for e in order.log_entries.all()]
+
+    def get_dns_records(self, order) -> DnsRecordSerializer(many=True):
+        records = Challenge.objects.filter(authorization__order=order, type="dns-01").exclude(record_value="")
+        return DnsRecordSerializer(records.select_related("authorization"), many=True).data
+
+
+class DnsCredentialSerializer(serializers.ModelSerializer):
+    provider = serializers.ChoiceField(choices=[])
+    credentials = serializers.DictField(child=serializers.CharField(allow_blank=True), write_only=True,
+                                        help_text="The provider's declared fields (GET /api/v1/dns-providers/)")
+
+    class Meta:
+        model = DnsCredential
+        fields = ["id", "provider", "name", "credentials", "propagation_timeout", "created_at"]
+        read_only_fields = ["created_at"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["provider"].choices = list(registry.all_providers())
+
+    def validate(self, attrs):
+        try:
+            attrs["credentials"] = dns_credentials.clean_values(attrs["provider"], attrs["credentials"])
+        except DjangoValidationError as exc:
+            raise as_drf_error(exc)
+        return attrs
+
+    def create(self, validated_data):
+        return dns_credentials.save_credential(DnsCredential(owner=self.context["request"].user), **validated_data)
+
+
+class DnsCredentialViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                           mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    serializer_class = DnsCredentialSerializer
+
+    def get_queryset(self):
+        return access.scoped(DnsCredential, self.request.user).defer("credentials").order_by("id")
+
+    def perform_destroy(self, instance):
+        if instance.certificates.exists():
+            raise serializers.ValidationError({"detail": _("Certificates still use these credentials.")})
+        instance.delete()
+
+    @extend_schema(request=None, responses={200: inline_serializer("CredentialTest", {
+        "ok": serializers.BooleanField(), "message": serializers.CharField()})})
+    @action(detail=True, methods=["post"])
+    def test(self, request, pk=None):
+        """Prove the credentials work against the provider, without changing any record."""
+        credential = access.get_owned(DnsCredential, request.user, pk=pk)
+        ok, message = dns_credentials.test_credential(credential)
+        return Response({"ok": ok, "message": message})
+
+
+class DnsProviderViewSet(viewsets.ViewSet):
+    """Every DNS provider: code, label and the credential fields it declares."""
+
+    @extend_schema(responses={200: inline_serializer("DnsProvider", {
+        "code": serializers.CharField(), "label": serializers.CharField(),
+        "fields": serializers.ListField(child=serializers.DictField())}, many=True)})
+    def list(self, request):
+        return Response(registry.catalog())
 
 
 class CertificateSerializer(serializers.ModelSerializer):
@@ -86,6 +161,8 @@ class CertificateSerializer(serializers.ModelSerializer):
     site = OwnedPrimaryKeyField(queryset=Site.objects.all(), required=False, allow_null=True)
     key_type = serializers.ChoiceField(choices=KeyType.choices, default=KeyType.EC256)
     challenge = serializers.ChoiceField(choices=ChallengeType.choices, default=ChallengeType.HTTP01)
+    dns_credential = OwnedPrimaryKeyField(queryset=DnsCredential.objects.all(), required=False, allow_null=True)
+    challenge_alias = serializers.CharField(required=False, allow_blank=True, default="", max_length=253)
     not_before = serializers.DateTimeField(source="current_version.not_before", read_only=True, default=None)
     not_after = serializers.DateTimeField(source="current_version.not_after", read_only=True, default=None)
     serial = serializers.CharField(source="current_version.serial", read_only=True, default=None)
@@ -94,7 +171,8 @@ class CertificateSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Certificate
-        fields = ["id", "domains", "acme_account", "key_type", "challenge", "site", "status", "not_before",
+        fields = ["id", "domains", "acme_account", "key_type", "challenge", "dns_credential", "challenge_alias",
+                  "site", "status", "not_before",
                   "not_after", "serial", "issuer", "next_renewal_at", "last_error", "order", "created_at"]
         read_only_fields = ["status", "next_renewal_at", "last_error", "created_at"]
 
@@ -104,8 +182,10 @@ class CertificateSerializer(serializers.ModelSerializer):
 
     def validate(self, attrs):
         try:
-            attrs["domains"] = certificates.clean_request(self.context["request"].user, attrs["domains"],
-                                                          attrs["challenge"], attrs.get("site"))
+            attrs["domains"], attrs["challenge_alias"] = certificates.clean_request(
+                self.context["request"].user, attrs["domains"], attrs["challenge"], attrs.get("site"),
+                attrs.get("dns_credential"), attrs.get("challenge_alias", ""),
+            )
         except DjangoValidationError as exc:
             raise as_drf_error(exc)
         return attrs
@@ -129,5 +209,16 @@ class CertificateViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.
             orders.start_order(cert)
         except IntegrityError:
             return Response({"detail": _("An order for this certificate is already running.")},
+                            status=status.HTTP_409_CONFLICT)
+        return Response(self.get_serializer(cert).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={202: CertificateSerializer})
+    @action(detail=True, methods=["post"], url_path="continue")
+    def continue_order(self, request, pk=None):
+        """Manual DNS-01: the TXT records are in place; stop waiting for them to show."""
+        cert = self.get_object()
+        order = cert.active_order()
+        if order is None or not orders.continue_order(order):
+            return Response({"detail": _("No order of this certificate is waiting for DNS records.")},
                             status=status.HTTP_409_CONFLICT)
         return Response(self.get_serializer(cert).data, status=status.HTTP_202_ACCEPTED)

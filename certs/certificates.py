@@ -10,35 +10,50 @@ from panel import validation
 from panel.models import SiteDomain
 
 
-def clean_request(owner, domains, challenge, site=None):
-    """The validated names for a certificate; raises ValidationError keyed by field.
+def clean_request(owner, domains, challenge, site=None, dns_credential=None, challenge_alias=""):
+    """The validated (names, challenge_alias) of a certificate request; raises
+    ValidationError keyed by field.
 
-    A user may only ask for names of their own sites: the challenge directory answers
-    for every name on this server, so anything else would let one customer obtain a
-    certificate (and key) for another's domain."""
+    With HTTP-01 a user may only ask for names of their own sites: the challenge
+    directory answers for every name on this server, so anything else would let one
+    customer obtain a certificate (and key) for another's domain. DNS-01 proves
+    control of the zone itself."""
     try:
         names = validation.normalize_domain_list(domains)
     except ValidationError as exc:
         raise ValidationError({"domains": exc.messages})
     if challenge == ChallengeType.HTTP01 and any(name.startswith("*.") for name in names):
         raise ValidationError({"domains": [_("Wildcard names can only be validated with DNS-01.")]})
+    if challenge == ChallengeType.DNS01 and dns_credential is None:
+        raise ValidationError({"dns_credential": [_("DNS-01 through a provider needs DNS credentials.")]})
+    if challenge != ChallengeType.DNS01 and dns_credential is not None:
+        raise ValidationError({"dns_credential": [_("DNS credentials are only used with DNS-01 through a provider.")]})
+    if challenge_alias:
+        if challenge != ChallengeType.DNS01:
+            raise ValidationError({"challenge_alias": [_("A challenge alias needs DNS-01 through a provider.")]})
+        try:
+            challenge_alias = validation.normalize_domain(challenge_alias, allow_wildcard=False)
+        except ValidationError as exc:
+            raise ValidationError({"challenge_alias": exc.messages})
     if site is not None:
-        foreign = [name for name in names if name not in site.domains]
+        foreign = [name for name in names if not any(validation.name_covers(name, d) for d in site.domains)]
         if foreign:
             raise ValidationError({"domains": [_("Not names of this site: %(names)s") % {"names": ", ".join(foreign)}]})
-    if not owner.is_superuser:
+    if challenge == ChallengeType.HTTP01 and not owner.is_superuser:
         owned = set(SiteDomain.objects.filter(site__owner=owner, name__in=names).values_list("name", flat=True))
         missing = [name for name in names if name not in owned]
         if missing:
             raise ValidationError({"domains": [_("Add these names to one of your sites first: %(names)s")
                                                % {"names": ", ".join(missing)}]})
-    return names
+    return names, challenge_alias
 
 
-def request_certificate(owner, account, domains, key_type, challenge=ChallengeType.HTTP01, site=None) -> Certificate:
+def request_certificate(owner, account, domains, key_type, challenge=ChallengeType.HTTP01, site=None,
+                        dns_credential=None, challenge_alias="") -> Certificate:
     """Store the certificate and queue its first order, together or not at all."""
     with transaction.atomic():
         certificate = Certificate.objects.create(owner=owner, account=account, domains=domains, key_type=key_type,
-                                                 challenge=challenge, site=site)
+                                                 challenge=challenge, site=site, dns_credential=dns_credential,
+                                                 challenge_alias=challenge_alias)
         orders.start_order(certificate)
     return certificate

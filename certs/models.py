@@ -1,3 +1,4 @@
+import json
 import uuid
 
 from django.conf import settings
@@ -18,6 +19,36 @@ class KeyType(models.TextChoices):
 
 class ChallengeType(models.TextChoices):
     HTTP01 = "http-01", _("HTTP-01 (file served by the panel)")
+    DNS01 = "dns-01", _("DNS-01 through a DNS provider's API")
+    DNS01_MANUAL = "dns-01-manual", _("DNS-01, records added by hand")
+
+    @property
+    def acme_type(self):
+        """The ACME challenge type answered for this method."""
+        return "http-01" if self == ChallengeType.HTTP01 else "dns-01"
+
+
+class DnsCredential(models.Model):
+    """Credentials for one DNS provider account, reused by any number of certificates."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="dns_credentials")
+    provider = models.CharField(max_length=64, help_text=_("A code from certs.dns.registry"))
+    name = models.CharField(max_length=200)
+    # JSON object of the provider's declared fields; never shown again after saving.
+    credentials = EncryptedTextField()
+    # Seconds to wait for the TXT records to show on every authoritative server;
+    # blank: the provider's default. Used at issuance and renewal alike.
+    propagation_timeout = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self):
+        return self.name
+
+    def values(self) -> dict:
+        return json.loads(self.credentials or "{}")
 
 
 class AcmeAccount(models.Model):
@@ -68,6 +99,10 @@ class Certificate(models.Model):
     domains = models.JSONField()
     key_type = models.CharField(max_length=8, choices=KeyType.choices, default=KeyType.EC256)
     challenge = models.CharField(max_length=16, choices=ChallengeType.choices, default=ChallengeType.HTTP01)
+    dns_credential = models.ForeignKey(DnsCredential, null=True, blank=True, on_delete=models.PROTECT,
+                                       related_name="certificates")
+    # acme.sh --challenge-alias: _acme-challenge.<name> is a CNAME to _acme-challenge.<alias>.
+    challenge_alias = models.CharField(max_length=253, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     current_version = models.ForeignKey(
         "CertificateVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -137,6 +172,9 @@ class Order(models.Model):
     claimed_until = models.DateTimeField(null=True, blank=True)
     # When the next step is due; a beat sweep re-queues orders far past it.
     next_step_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # DNS-01: give up waiting for the TXT records after this; the user may skip the check.
+    propagation_deadline = models.DateTimeField(null=True, blank=True)
+    user_continued = models.BooleanField(default=False)
     step_attempts = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -198,6 +236,11 @@ class Challenge(models.Model):
     answered_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
     cleaned_up = models.BooleanField(default=False)
+    # DNS-01: the TXT record to publish, and what the provider needs to remove exactly it.
+    record_name = models.CharField(max_length=300, blank=True)
+    record_value = models.CharField(max_length=128, blank=True)
+    provider_state = models.JSONField(default=dict, blank=True)
+    presented_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]

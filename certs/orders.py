@@ -27,8 +27,10 @@ from django.utils import timezone
 
 from certs import accounts
 from certs.acme import AcmeError, generate_private_key, make_csr
-from certs.challenges import http01
-from certs.models import Authorization, Certificate, CertificateVersion, Challenge, Order
+from certs.challenges import dns01, http01
+from certs.dns import propagation
+from certs.dns.base import DnsProviderError
+from certs.models import Authorization, Certificate, CertificateVersion, Challenge, ChallengeType, Order
 
 log = logging.getLogger(__name__)
 
@@ -148,11 +150,15 @@ def _record_failure(order, message):
 
 
 def _cleanup_challenges(order):
+    """Remove what we presented. A failure here is reported, never fatal to the order."""
     for challenge in Challenge.objects.filter(authorization__order=order, cleaned_up=False):
         try:
-            http01.cleanup(challenge.token)
-        except OSError:  # a stale token file is harmless; a stuck order is not
-            log.exception("order %s: could not remove challenge %s", order.pk, challenge.pk)
+            if challenge.type == "http-01":
+                http01.cleanup(challenge.token)
+            elif challenge.presented_at is not None:
+                dns01.cleanup(order.certificate, challenge)
+        except (OSError, DnsProviderError) as exc:
+            order.log(f"Could not remove {challenge.record_name or 'a challenge file'}: {exc}", level="warning")
             continue
         challenge.cleaned_up = True
         challenge.save(update_fields=["cleaned_up"])
@@ -203,6 +209,10 @@ def _reschedule_delay(order, retry_after):
 
 def step_new(order, acme):
     cert = order.certificate
+    if cert.challenge_alias and not order.acme_url:
+        problems = dns01.alias_problems(cert.domains, cert.challenge_alias)
+        if problems:
+            raise OrderFailed("challenge alias not set up: " + "; ".join(problems))
     if not order.private_key:
         order.private_key = generate_private_key(cert.key_type)
         order.csr_pem = make_csr(order.private_key, cert.domains).decode()
@@ -235,23 +245,87 @@ def _store_authorization(order, authz):
     if authz.status == "valid":
         order.log(f"{authz.identifier}: already authorized at this CA")
         return
-    challenge = next((c for c in authz.challenges if c.type == order.certificate.challenge), None)
+    wanted = ChallengeType(order.certificate.challenge).acme_type
+    challenge = next((c for c in authz.challenges if c.type == wanted), None)
     if challenge is None:
         offered = ", ".join(c.type for c in authz.challenges) or "none"
-        raise OrderFailed(f"{authz.identifier}: the CA does not offer {order.certificate.challenge} (offers: {offered})")
+        raise OrderFailed(f"{authz.identifier}: the CA does not offer {wanted} (offers: {offered})")
     Challenge.objects.create(authorization=row, type=challenge.type, url=challenge.url, token=challenge.token,
                              status=challenge.status)
 
 
 def step_authorize(order, acme):
-    for challenge in Challenge.objects.filter(authorization__order=order, answered_at__isnull=True):
-        http01.present(challenge.token, acme.key_authorization(challenge.token))
-        acme.answer_challenge(challenge.url, challenge.type)
+    cert = order.certificate
+    method = ChallengeType(cert.challenge)
+    unanswered = Challenge.objects.filter(authorization__order=order, answered_at__isnull=True)
+    for challenge in unanswered.select_related("authorization"):
+        identifier = ("*." if challenge.authorization.wildcard else "") + challenge.authorization.identifier
+        if challenge.type == "http-01":
+            http01.present(challenge.token, acme.key_authorization(challenge.token))
+            acme.answer_challenge(challenge.url, challenge.type)
+            challenge.answered_at = timezone.now()
+            challenge.save(update_fields=["answered_at"])
+            order.log(f"{identifier}: answered http-01")
+            continue
+        if not challenge.record_value:
+            challenge.record_name = dns01.record_name(identifier, cert.challenge_alias)
+            challenge.record_value = acme.dns01_value(challenge.token)
+            challenge.save(update_fields=["record_name", "record_value"])
+        if method == ChallengeType.DNS01 and challenge.presented_at is None:
+            try:
+                challenge.provider_state = dns01.present(cert, challenge)
+            except DnsProviderError as exc:
+                raise OrderFailed(f"{identifier}: the DNS provider could not publish the TXT record: {exc}")
+            challenge.presented_at = timezone.now()
+            challenge.save(update_fields=["provider_state", "presented_at"])
+            order.log(f"{identifier}: published TXT {challenge.record_name}")
+    waiting = list(unanswered.filter(type="dns-01"))
+    if not waiting:
+        order.status = Order.Status.VALIDATING
+    elif method == ChallengeType.DNS01_MANUAL:
+        order.status = Order.Status.AWAITING_USER
+        expiries = [e for e in order.authorizations.values_list("expires_at", flat=True) if e]
+        order.propagation_deadline = min(expiries) if expiries else timezone.now() + datetime.timedelta(hours=1)
+        lines = "; ".join(f"{c.record_name} TXT {c.record_value}" for c in waiting)
+        order.log(f"Add these TXT records (the order continues once they are visible): {lines}")
+    else:
+        order.status = Order.Status.PROPAGATING
+        timeout = dns01.propagation_timeout(cert)
+        order.propagation_deadline = timezone.now() + datetime.timedelta(seconds=timeout)
+        order.log(f"Waiting up to {timeout}s for the TXT records on every authoritative server")
+    return 0
+
+
+def step_propagate(order, acme):
+    """PROPAGATING / AWAITING_USER: answer the DNS challenges once every record is visible."""
+    waiting = list(Challenge.objects.filter(authorization__order=order, type="dns-01", answered_at__isnull=True))
+    if not order.user_continued:
+        missing = propagation.missing_records([(c.record_name, c.record_value) for c in waiting])
+        if missing:
+            if timezone.now() >= order.propagation_deadline:
+                shown = "; ".join(str(m) for m in missing[:4]) + (" …" if len(missing) > 4 else "")
+                raise OrderFailed(f"gave up waiting for DNS: {shown}")
+            age = (timezone.now() - order.updated_at).total_seconds()
+            return min(max(2.0, age), 15.0)
+    for challenge in waiting:
+        acme.answer_challenge(challenge.url, "dns-01")
         challenge.answered_at = timezone.now()
         challenge.save(update_fields=["answered_at"])
-        order.log(f"{challenge.authorization.identifier}: answered {challenge.type}")
+    order.log("TXT records visible" + (" (you said so)" if order.user_continued else "") + "; answered dns-01")
     order.status = Order.Status.VALIDATING
     return 0
+
+
+def continue_order(order):
+    """The user says the manual TXT records are in place: stop watching, answer now."""
+    wakeup = uuid.uuid4()
+    updated = Order.objects.filter(
+        pk=order.pk, status__in=[Order.Status.AWAITING_USER, Order.Status.PROPAGATING]
+    ).update(user_continued=True, wakeup=wakeup, next_step_at=timezone.now())
+    if updated:
+        order.log("Continue requested")
+        transaction.on_commit(lambda: enqueue(order.pk, wakeup, 0))
+    return bool(updated)
 
 
 def step_validate(order, acme):
@@ -353,6 +427,8 @@ def _check_leaf(leaf, order):
 STEPS = {
     Order.Status.NEW: step_new,
     Order.Status.AUTHORIZING: step_authorize,
+    Order.Status.PROPAGATING: step_propagate,
+    Order.Status.AWAITING_USER: step_propagate,
     Order.Status.VALIDATING: step_validate,
     Order.Status.FINALIZING: step_finalize,
 }
@@ -364,7 +440,6 @@ def resume_stalled(grace_seconds=60):
     now = timezone.now()
     overdue = (
         Order.objects.exclude(status__in=Order.FINISHED)
-        .exclude(status=Order.Status.AWAITING_USER)
         .filter(next_step_at__lt=now - datetime.timedelta(seconds=grace_seconds))
         .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
     )

@@ -2,6 +2,8 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from panel.validation import name_covers
+
 
 class Site(models.Model):
     """A website the panel serves through nginx: static files or a reverse proxy."""
@@ -52,7 +54,8 @@ class Site(models.Model):
         )
         # Prefer one that covers every name of the site: a certificate for some names
         # only would break HTTPS for the others.
-        covering = [v for v in versions if set(self.domains) <= set(v.certificate.domains)]
+        covering = [v for v in versions
+                    if all(any(name_covers(c, d) for c in v.certificate.domains) for d in self.domains)]
         return (covering or versions or [None])[0]
 
 

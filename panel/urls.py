@@ -5,13 +5,15 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
-from certs.api import AcmeAccountViewSet, CertificateViewSet
+from certs.api import AcmeAccountViewSet, CertificateViewSet, DnsCredentialViewSet, DnsProviderViewSet
 from panel.api import SiteViewSet
 
 router = DefaultRouter()
 router.register("sites", SiteViewSet, basename="site")
 router.register("acme-accounts", AcmeAccountViewSet, basename="acme-account")
 router.register("certificates", CertificateViewSet, basename="certificate")
+router.register("dns-credentials", DnsCredentialViewSet, basename="dns-credential")
+router.register("dns-providers", DnsProviderViewSet, basename="dns-provider")
 
 urlpatterns = [
     path("api/v1/", include(router.urls)),

@@ -81,6 +81,13 @@ def normalize_domain_list(values, allow_wildcard=True):
     return names
 
 
+def name_covers(certificate_name, name):
+    """Does a certificate for `certificate_name` (maybe a wildcard) cover `name`?"""
+    if certificate_name == name:
+        return True
+    return certificate_name.startswith("*.") and "." in name and name.split(".", 1)[1] == certificate_name[2:]
+
+
 def validate_document_root(value):
     """An absolute path below one of settings.ALLOWED_ROOTS."""
     if not isinstance(value, str) or not value.strip():

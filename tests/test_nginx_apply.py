@@ -154,6 +154,7 @@ class TestReloadCoalescing:
 def test_a_broken_file_elsewhere_is_not_blamed_on_the_site_being_changed(nginx, tmp_path):
     site = make_site(tmp_path, "f.example.com")
     assert apply.apply_site_config(site)
+    assert serves(nginx, "f.example.com", "this is f.example.com")  # the reload has finished reading the config
     (nginx.NGINX_VHOST_DIR / "zz-hand-edit.conf").write_text("server { listen 1; bogus_directive secret-upstream; }\n")
     site.hsts = True
     site.save()

@@ -254,10 +254,15 @@ class AcmeClient:
         """What the CA expects to read for `token` (the HTTP-01 file body)."""
         return challenges.HTTP01(token=jose.b64decode(token)).key_authorization(self._jwk)
 
+    def dns01_value(self, token: str) -> str:
+        """The TXT value the CA expects at _acme-challenge.<name> for `token`."""
+        return challenges.DNS01(token=jose.b64decode(token)).validation(self._jwk)
+
     def answer_challenge(self, url: str, challenge_type: str) -> None:
-        if challenge_type != "http-01":
+        responses = {"http-01": challenges.HTTP01Response, "dns-01": challenges.DNS01Response}
+        if challenge_type not in responses:
             raise AcmeError(f"cannot answer a {challenge_type} challenge")
-        self._call(lambda: self._net.post(url, challenges.HTTP01Response(),
+        self._call(lambda: self._net.post(url, responses[challenge_type](),
                                           new_nonce_url=self._acme().directory["newNonce"]))
 
     def finalize(self, finalize_url: str, csr_pem: bytes, order_url: str) -> OrderState:

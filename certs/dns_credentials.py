@@ -1,0 +1,45 @@
+"""DNS credentials: checked against the provider's declared fields, stored encrypted,
+tested on request. The UI and the API both come through here."""
+
+import json
+
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+
+from certs.dns import registry
+from certs.dns.base import DnsProviderError
+
+
+def clean_values(provider_code, values):
+    """Only the provider's declared fields, required ones present; ValidationError otherwise."""
+    try:
+        provider_class = registry.provider_class(provider_code)
+    except DnsProviderError as exc:
+        raise ValidationError({"provider": [str(exc)]})
+    declared = {f.name for f in provider_class.fields}
+    unknown = sorted(set(values) - declared)
+    if unknown:
+        raise ValidationError({"credentials": [_("Not fields of this provider: %(names)s") % {"names": ", ".join(unknown)}]})
+    cleaned = {name: str(value).strip() for name, value in values.items() if str(value).strip()}
+    try:
+        provider_class(cleaned)  # construction checks required fields and formats, offline
+    except DnsProviderError as exc:
+        raise ValidationError({"credentials": [str(exc)]})
+    return cleaned
+
+
+def save_credential(credential, provider, name, credentials, propagation_timeout=None):
+    credential.provider, credential.name = provider, name
+    credential.credentials = json.dumps(credentials)
+    credential.propagation_timeout = propagation_timeout
+    credential.save()
+    return credential
+
+
+def test_credential(credential):
+    """(ok, message) from asking the provider, read-only, whether the credentials work."""
+    try:
+        registry.provider_for(credential).check()
+    except DnsProviderError as exc:
+        return False, str(exc)
+    return True, _("The provider accepted these credentials.")
