@@ -111,13 +111,16 @@ def run_step(order: Order):
     if delay is not None and not order.finished:
         order.wakeup = uuid.uuid4()
         order.next_step_at = timezone.now() + datetime.timedelta(seconds=delay)
-    if not _save_if_still_claimed(order, wakeup, claimed_until):
-        # Our claim lapsed and another delivery took the order over: its result stands.
-        log.warning("order %s: claim lost during step %s; result discarded", order.pk, order.status)
-        return None
     if failure:
-        _record_failure(order, failure)
-    elif delay is not None and not order.finished:
+        _cleanup_challenges(order)  # before the order reads as finished: nothing is left behind then
+    with transaction.atomic():  # the order and its certificate show the failure together
+        if not _save_if_still_claimed(order, wakeup, claimed_until):
+            # Our claim lapsed and another delivery took the order over: its result stands.
+            log.warning("order %s: claim lost during step %s; result discarded", order.pk, order.status)
+            return None
+        if failure:
+            _record_failure(order, failure)
+    if delay is not None and not order.finished:
         transaction.on_commit(lambda: enqueue(order.pk, order.wakeup, delay))
     return delay
 
@@ -146,7 +149,6 @@ def _record_failure(order, message):
     if cert.current_version_id is None:
         cert.status = Certificate.Status.FAILED
     cert.save(update_fields=["last_error", "status"])
-    _cleanup_challenges(order)
 
 
 def _cleanup_challenges(order):

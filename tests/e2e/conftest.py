@@ -3,16 +3,36 @@
 Options come from markers: @pytest.mark.pebble(nosleep=False, va_sleep_seconds=5) and
 @pytest.mark.panel_stack(database_url="postgres"). On failure the processes' logs are
 attached to the report ("e2e logs" section).
+
+DNS servers: `bind_server` (BIND 9, @pytest.mark.bind(zones=["example.test", "alias.test"]),
+default one zone example.test), `powerdns_server` (PowerDNS with its API,
+@pytest.mark.powerdns(zone="pdns.test"), default example.test) and `dns_resolver` (a forwarding
+BIND resolver for the zones of whichever of those two the test uses; bind_server if neither).
 """
 
 from pathlib import Path
 
 import pytest
 
-from tests.support import PanelStack, Pebble, RedisServer, postgres_available
+from tests.support import (
+    BindResolver,
+    BindServer,
+    PanelStack,
+    Pebble,
+    PowerDnsServer,
+    RedisServer,
+    postgres_available,
+)
 
 _HERE = Path(__file__).resolve().parent
 _components = pytest.StashKey[list]()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "bind(**options): keyword arguments for the `bind_server` fixture's "
+                            'BindServer(...), e.g. zones=["example.test", "alias.test"]')
+    config.addinivalue_line("markers", "powerdns(**options): keyword arguments for the `powerdns_server` "
+                            'fixture\'s PowerDnsServer(...), e.g. zone="pdns.test"')
 
 
 def pytest_collection_modifyitems(config, items):
@@ -70,3 +90,33 @@ def panel_stack(request, tmp_path, pebble, redis_server):
     stack.start()
     yield stack
     stack.stop()
+
+
+@pytest.fixture
+def bind_server(request, tmp_path):
+    instance = BindServer(tmp_path / "bind", **_options(request, "bind"))
+    _register(request, instance)
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
+def powerdns_server(request, tmp_path):
+    instance = PowerDnsServer(tmp_path / "powerdns", **_options(request, "powerdns"))
+    _register(request, instance)
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
+def dns_resolver(request, tmp_path):
+    """One address that resolves the zones of the test's bind_server and/or powerdns_server."""
+    names = [n for n in ("bind_server", "powerdns_server") if n in request.fixturenames] or ["bind_server"]
+    servers = [request.getfixturevalue(n) for n in names]
+    instance = BindResolver.for_servers(tmp_path / "resolver", *servers)
+    _register(request, instance)
+    instance.start()
+    yield instance
+    instance.stop()

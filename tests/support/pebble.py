@@ -97,6 +97,7 @@ class Pebble:
     port is chosen when omitted, read it back from `.http_port`. Every name resolves
     (via challtestsrv's DNS) to 127.0.0.1, never to an IPv6 address.
     nosleep=False lets Pebble sleep 0..va_sleep_seconds between validation attempts.
+    dns_server="127.0.0.1:port" makes Pebble resolve through that server (BIND in DNS-01 tests).
     env: extra environment for pebble (e.g. {"PEBBLE_WFE_NONCEREJECT": "0"}).
     """
 
@@ -112,6 +113,7 @@ class Pebble:
         env: dict[str, str] | None = None,
         strict: bool = False,
         start_timeout: float = 20.0,
+        dns_server: str | None = None,
     ):
         self.tmp_dir = Path(tmp_dir)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -128,6 +130,8 @@ class Pebble:
         self.extra_env = dict(env or {})
         self.strict = strict
         self.start_timeout = start_timeout
+        # "host:port" of a real DNS server (e.g. BIND) for Pebble's VA instead of challtestsrv's.
+        self.dns_server = dns_server
         self.ca_bundle_path, self.cert_path, self.key_path = make_listener_certificates(self.tmp_dir / "certs")
         self.config_path = self.tmp_dir / "pebble-config.json"
         self.challtestsrv: ManagedProcess | None = None
@@ -149,7 +153,7 @@ class Pebble:
     @property
     def dns_address(self) -> str:
         """host:port of the DNS server Pebble resolves names with (challtestsrv)."""
-        return f"{LOOPBACK}:{self.dns_port}"
+        return self.dns_server or f"{LOOPBACK}:{self.dns_port}"
 
     @property
     def log_paths(self) -> list[Path]:
