@@ -5,8 +5,10 @@ from django.core.exceptions import ValidationError
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
-from certs import cas, certificates
-from certs.models import AcmeAccount, ChallengeType, KeyType
+from certs import cas, certificates, dns_credentials
+from certs.dns import registry
+from certs.dns.base import DnsProviderError
+from certs.models import AcmeAccount, ChallengeType, DnsCredential, KeyType
 from panel import access, validation
 
 CUSTOM_CA = "custom"
@@ -17,17 +19,44 @@ def account_label(account):
     return f"{account.email or _('no e-mail')} · {preset.label if preset else account.directory_url}"
 
 
+def provider_label(code):
+    """The provider's label, or its code if it is no longer registered."""
+    try:
+        return str(registry.provider_class(code).label)
+    except DnsProviderError:
+        return code
+
+
 class AccountChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj):
         return account_label(obj)
 
 
+class DnsCredentialChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj):
+        return f"{obj.name} · {provider_label(obj.provider)}"
+
+
 class IssueCertificateForm(forms.Form):
-    """A certificate for some or all of a site's names, validated over HTTP-01."""
+    """A certificate for some or all of a site's names, validated over HTTP-01 or DNS-01."""
 
     account = AccountChoiceField(label=_("ACME account"), queryset=AcmeAccount.objects.none(), empty_label=None)
     key_type = forms.ChoiceField(label=_("Key type"), choices=KeyType.choices, initial=KeyType.EC256)
-    domains = forms.MultipleChoiceField(label=_("Names"), widget=forms.CheckboxSelectMultiple)
+    # Left out by older clients of this form: HTTP-01, as before DNS-01 existed.
+    challenge = forms.ChoiceField(label=_("Validation method"), choices=ChallengeType.choices, required=False,
+                                  initial=ChallengeType.HTTP01, widget=forms.RadioSelect)
+    # certs.certificates.clean_request says when names are missing, in the same words as the API.
+    domains = forms.MultipleChoiceField(label=_("Names"), widget=forms.CheckboxSelectMultiple, required=False)
+    include_wildcard = forms.BooleanField(required=False)
+    dns_credential = DnsCredentialChoiceField(label=_("DNS credentials"), queryset=DnsCredential.objects.none(),
+                                              required=False, empty_label="–")
+    challenge_alias = forms.CharField(
+        label=_("Challenge alias (optional)"), required=False, max_length=253,
+        widget=forms.TextInput(attrs={"autocapitalize": "none", "spellcheck": "false",
+                                      "placeholder": "acme.example.net"}),
+        help_text=_("When _acme-challenge of each name is a CNAME to _acme-challenge.<alias>: the TXT records "
+                    "are written in the alias's zone with these credentials."),
+    )
 
     def __init__(self, user, site, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -36,17 +65,58 @@ class IssueCertificateForm(forms.Form):
         self.fields["account"].queryset = (
             access.scoped(AcmeAccount, user).filter(status=AcmeAccount.Status.VALID).defer("account_key", "eab_hmac_key")
         )
+        credentials = access.scoped(DnsCredential, user).defer("credentials")
+        self.fields["dns_credential"].queryset = credentials
+        own = list(credentials.values_list("pk", flat=True)[:2])
+        self.has_dns_credentials = bool(own)
+        if len(own) == 1:
+            self.fields["dns_credential"].initial = own[0]
         self.fields["domains"].choices = [(name, name) for name in site.domains]
         # HTTP-01 cannot prove a wildcard, so those names start unticked.
         self.fields["domains"].initial = [name for name in site.domains if not name.startswith("*.")]
+        self.wildcard = self._extra_wildcard()
+        if self.wildcard:
+            self.fields["include_wildcard"].label = format_lazy(_("Also {name}"), name=self.wildcard)
+            self.fields["include_wildcard"].help_text = _("Wildcard names need DNS-01.")
+        else:
+            del self.fields["include_wildcard"]
 
-    def clean_domains(self):
-        chosen = set(self.cleaned_data["domains"])
+    def _extra_wildcard(self):
+        """*.<primary domain>, unless the site lists it already (then it is one of the names)."""
+        primary = self.site.primary_domain or (self.site.domains[0] if self.site.domains else "")
+        if not primary or primary.startswith("*."):
+            return None
+        wildcard = f"*.{primary}"
+        return None if wildcard in self.site.domains else wildcard
+
+    def clean_challenge(self):
+        return ChallengeType(self.cleaned_data["challenge"] or ChallengeType.HTTP01)
+
+    def clean(self):
+        data = super().clean()
+        challenge = data.get("challenge")
+        if challenge is None or "domains" in self.errors:
+            return data
+        chosen = set(data.get("domains") or [])
         names = [name for name in self.site.domains if name in chosen]  # the site's order: primary first
+        if data.get("include_wildcard") and self.wildcard:
+            names.insert(1 if names and names[0] == self.wildcard[2:] else len(names), self.wildcard)
+        # The credential and alias fields are only shown for DNS-01 through a provider; for the
+        # other methods whatever they still hold is not part of the request.
+        via_provider = challenge == ChallengeType.DNS01
+        if not via_provider:
+            data["dns_credential"], data["challenge_alias"] = None, ""
+            for name in ("dns_credential", "challenge_alias"):
+                self.errors.pop(name, None)
+        elif "dns_credential" in self.errors or "challenge_alias" in self.errors:
+            return data
         try:
-            return certificates.clean_request(self.user, names, ChallengeType.HTTP01, self.site)
+            data["domains"], data["challenge_alias"] = certificates.clean_request(
+                self.user, names, challenge, self.site, data.get("dns_credential"), data.get("challenge_alias", "")
+            )
         except ValidationError as exc:
-            raise ValidationError(exc.message_dict["domains"])
+            self.add_error(None, exc)  # keyed by field: each message lands on its field
+        return data
 
 
 def _ca_choices():
@@ -92,4 +162,70 @@ class AcmeAccountForm(forms.Form):
         elif preset and preset.eab_required and not kid:
             self.add_error("eab_kid", _("%(ca)s requires External Account Binding: give the key id and HMAC key "
                                         "from your account page there.") % {"ca": preset.label})
+        return data
+
+
+# --- DNS credentials: first the provider, then that provider's declared fields.
+
+
+def _provider_choices():
+    """Every registered provider, by label: users look for a name, not a code."""
+    return sorted(((entry["code"], entry["label"]) for entry in registry.catalog()),
+                  key=lambda choice: choice[1].casefold())
+
+
+class DnsProviderChoiceForm(forms.Form):
+    """Step one, sent by GET: which provider the credentials are for."""
+
+    provider = forms.ChoiceField(label=_("DNS provider"), choices=_provider_choices)
+
+
+class DnsCredentialForm(forms.Form):
+    """Step two: a name, the provider's own fields and an optional propagation timeout.
+
+    Sensitive fields are password inputs that never render a value back, so a form shown
+    again after an error asks for them again. certs.dns_credentials has the last word."""
+
+    FIELD_PREFIX = "cred_"
+
+    provider = forms.CharField(widget=forms.HiddenInput)
+    name = forms.CharField(label=_("Name"), max_length=200,
+                           help_text=_("To tell these credentials apart, e.g. the account or zone they are for."))
+    propagation_timeout = forms.IntegerField(
+        label=_("Propagation timeout (seconds)"), required=False, min_value=1, max_value=86400,
+        help_text=_("How long to wait for the TXT records to show on every authoritative name server. "
+                    "Blank: the provider's default."),
+    )
+
+    def __init__(self, provider, *args, **kwargs):
+        """provider: a registry.catalog() entry."""
+        super().__init__(*args, initial={"provider": provider["code"]}, **kwargs)
+        self.provider = provider
+        for spec in provider["fields"]:
+            if spec["sensitive"]:
+                widget = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
+            else:
+                widget = forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "none", "spellcheck": "false"})
+            if spec["default"]:
+                widget.attrs["placeholder"] = spec["default"]
+            field = forms.CharField(label=spec["label"], required=spec["required"], help_text=spec["help"],
+                                    max_length=4096, widget=widget,
+                                    initial=None if spec["sensitive"] else spec["default"] or None)
+            field.sensitive = spec["sensitive"]
+            self.fields[self.FIELD_PREFIX + spec["name"]] = field
+
+    def provider_fields(self):
+        return [self[self.FIELD_PREFIX + spec["name"]] for spec in self.provider["fields"]]
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        values = {spec["name"]: data.get(self.FIELD_PREFIX + spec["name"]) or "" for spec in self.provider["fields"]}
+        try:
+            data["credentials"] = dns_credentials.clean_values(self.provider["code"], values)
+        except ValidationError as exc:
+            for messages in exc.message_dict.values():
+                for message in messages:
+                    self.add_error(None, message)
         return data

@@ -9,6 +9,12 @@ urlpatterns = [
     path("certificates/", views.certificate_list, name="certificate-list"),
     path("certificates/<int:pk>/renew/", views.renew_certificate, name="certificate-renew"),
     path("orders/<int:pk>/status/", views.order_status, name="order-status"),
+    path("orders/<int:pk>/continue/", views.order_continue, name="order-continue"),
     path("acme-accounts/", views.account_list, name="account-list"),
     path("acme-accounts/add/", views.account_add, name="account-add"),
+    path("dns-credentials/", views.dns_credential_list, name="dns-credential-list"),
+    path("dns-credentials/add/", views.dns_credential_add, name="dns-credential-add"),
+    path("dns-credentials/<int:pk>/", views.dns_credential_detail, name="dns-credential-detail"),
+    path("dns-credentials/<int:pk>/test/", views.dns_credential_test, name="dns-credential-test"),
+    path("dns-credentials/<int:pk>/delete/", views.dns_credential_delete, name="dns-credential-delete"),
 ]

@@ -1,23 +1,32 @@
-"""Pages of the certificate side: certificates, orders, ACME accounts.
+"""Pages of the certificate side: certificates, orders, ACME accounts, DNS credentials.
 
-Thin: access -> form -> one service call (certs.orders, certs.accounts) -> redirect or page.
+Thin: access -> form -> one service call (certs.orders, certs.accounts, certs.dns_credentials)
+-> redirect or page.
 """
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import IntegrityError
-from django.db.models import Count
+from django.db.models import Count, ProtectedError
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
-from certs import accounts, cas, certificates, orders
+from certs import accounts, cas, certificates, dns_credentials, orders
 from certs.acme import AcmeError
-from certs.forms import AcmeAccountForm, IssueCertificateForm
-from certs.models import AcmeAccount, Certificate, ChallengeType, Order
+from certs.dns import registry
+from certs.forms import (
+    AcmeAccountForm,
+    DnsCredentialForm,
+    DnsProviderChoiceForm,
+    IssueCertificateForm,
+    provider_label,
+)
+from certs.models import AcmeAccount, Certificate, Challenge, DnsCredential, Order
 from panel import access
 from panel.models import Site
 
@@ -32,17 +41,40 @@ def with_days_left(certificate):
     return certificate
 
 
+DNS_WAITING = (Order.Status.AWAITING_USER, Order.Status.PROPAGATING)
+
+
+def with_dns_records(order):
+    """Sets order.dns_records, the TXT records an order waiting for DNS needs, one entry per
+    name with every value under it (an apex and its wildcard share a name), and
+    order.authorization_expires, when the first of its authorizations runs out."""
+    order.dns_records, order.authorization_expires = [], None
+    if order.status not in DNS_WAITING:
+        return order
+    challenges = (Challenge.objects.filter(authorization__order=order, type="dns-01").exclude(record_value="")
+                  .select_related("authorization").order_by("id"))
+    by_name = {}
+    for challenge in challenges:
+        values = by_name.setdefault(challenge.record_name, [])
+        if challenge.record_value not in values:
+            values.append(challenge.record_value)
+    order.dns_records = [{"name": name, "values": values} for name, values in by_name.items()]
+    expiries = [c.authorization.expires_at for c in challenges if c.authorization.expires_at]
+    order.authorization_expires = min(expiries) if expiries else None
+    return order
+
+
 def site_page_context(request, site, issue_form=None):
     """Everything the site page shows; the issue view re-renders it with its form's errors."""
     certificate = access.scoped(Certificate, request.user).filter(site=site).with_current_version().first()
+    order = certificate.latest_order() if certificate else None
     return {
         "nav": "sites",
         "site": site,
         "certificate": with_days_left(certificate) if certificate else None,
-        "order": certificate.latest_order() if certificate else None,
+        "order": with_dns_records(order) if order else None,
         "issue_form": issue_form or IssueCertificateForm(request.user, site),
         "has_accounts": access.scoped(AcmeAccount, request.user).filter(status=AcmeAccount.Status.VALID).exists(),
-        "challenge_label": ChallengeType.HTTP01.label,
     }
 
 
@@ -57,8 +89,9 @@ def issue_certificate(request, site_pk):
     form = IssueCertificateForm(request.user, site, request.POST)
     if not form.is_valid():
         return render(request, "panel/site_detail.html", site_page_context(request, site, issue_form=form))
-    certificates.request_certificate(request.user, form.cleaned_data["account"], form.cleaned_data["domains"],
-                                     form.cleaned_data["key_type"], ChallengeType.HTTP01, site)
+    data = form.cleaned_data
+    certificates.request_certificate(request.user, data["account"], data["domains"], data["key_type"],
+                                     data["challenge"], site, data["dns_credential"], data["challenge_alias"])
     messages.success(request, _("Certificate requested; the order's progress is shown below."))
     return redirect(_site_page(site.pk))
 
@@ -86,7 +119,22 @@ def order_status(request, pk):
         access.scoped(Certificate, request.user).with_current_version().get(pk=order.certificate_id)
     )
     return render(request, "certs/_certificate_status.html",
-                  {"order": order, "certificate": with_days_left(certificate)})
+                  {"order": with_dns_records(order), "certificate": with_days_left(certificate)})
+
+
+@login_required
+@require_POST
+def order_continue(request, pk):
+    """Manual DNS-01: the user says the TXT records are in place; answer the CA now."""
+    order = access.get_owned(Order, request.user, pk=pk)
+    if orders.continue_order(order):
+        messages.success(request, _("The CA is asked to check the TXT records now."))
+    else:
+        messages.warning(request, _("This order is no longer waiting for DNS records."))
+    site_id = order.certificate.site_id
+    if site_id and access.scoped(Site, request.user).filter(pk=site_id).exists():
+        return redirect(_site_page(site_id))
+    return redirect("ui:certificate-list")
 
 
 @login_required
@@ -124,3 +172,97 @@ def account_add(request):
             messages.success(request, _("ACME account registered."))
             return redirect("ui:account-list")
     return render(request, "certs/account_form.html", {"nav": "accounts", "form": form})
+
+
+# --- DNS credentials. Their values are never rendered: pages show only which fields are set.
+
+
+def _catalog_entry(code):
+    return next((entry for entry in registry.catalog() if entry["code"] == code), None)
+
+
+@login_required
+def dns_credential_list(request):
+    rows = (
+        access.scoped(DnsCredential, request.user)
+        .defer("credentials")  # secrets: not even decrypted for this page
+        .annotate(certificate_count=Count("certificates"))
+    )
+    for credential in rows:
+        credential.provider_label = provider_label(credential.provider)
+    return render(request, "certs/dns_credential_list.html", {"nav": "dns", "credentials": rows})
+
+
+@login_required
+def dns_credential_add(request):
+    """Step one (GET, no provider): choose the provider. Step two (?provider=code, then POST):
+    that provider's fields."""
+    code = (request.POST if request.method == "POST" else request.GET).get("provider", "")
+    chooser = DnsProviderChoiceForm({"provider": code} if code else None)
+    if not chooser.is_valid():
+        return render(request, "certs/dns_credential_provider.html", {"nav": "dns", "form": chooser})
+    provider = _catalog_entry(chooser.cleaned_data["provider"])
+    form = DnsCredentialForm(provider, request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        data = form.cleaned_data
+        credential = dns_credentials.save_credential(
+            DnsCredential(owner=request.user), provider["code"], data["name"], data["credentials"],
+            data["propagation_timeout"],
+        )
+        messages.success(request, _("DNS credentials “%(name)s” saved.") % {"name": credential.name})
+        return redirect("ui:dns-credential-detail", pk=credential.pk)
+    return render(request, "certs/dns_credential_form.html", {"nav": "dns", "form": form, "provider": provider})
+
+
+@login_required
+def dns_credential_detail(request, pk):
+    credential = access.get_owned(DnsCredential, request.user, pk=pk)
+    stored = set(credential.values())
+    entry = _catalog_entry(credential.provider)
+    fields = [{"label": spec["label"], "sensitive": spec["sensitive"], "is_set": spec["name"] in stored}
+              for spec in (entry["fields"] if entry else [])]
+    return render(request, "certs/dns_credential_detail.html", {
+        "nav": "dns",
+        "credential": credential,
+        "provider_label": provider_label(credential.provider),
+        "fields": fields,
+        "certificates": credential.certificates.select_related("site").order_by("id"),
+    })
+
+
+@login_required
+@require_POST
+def dns_credential_test(request, pk):
+    credential = access.get_owned(DnsCredential, request.user, pk=pk)
+    ok, message = dns_credentials.test_credential(credential)
+    if ok:
+        messages.success(request, _("“%(name)s”: %(message)s") % {"name": credential.name, "message": message})
+    else:
+        messages.error(request, _("“%(name)s” did not work: %(message)s") % {"name": credential.name,
+                                                                             "message": message})
+    if request.POST.get("back") == "list":
+        return redirect("ui:dns-credential-list")
+    return redirect("ui:dns-credential-detail", pk=credential.pk)
+
+
+@login_required
+def dns_credential_delete(request, pk):
+    """GET asks for confirmation; POST deletes, unless certificates still use the credentials."""
+    credential = access.get_owned(DnsCredential, request.user, pk=pk)
+    in_use = credential.certificates.count()
+    if request.method == "POST":
+        if not in_use:
+            try:
+                credential.delete()
+            except ProtectedError:  # a certificate started using it meanwhile
+                in_use = credential.certificates.count() or 1
+            else:
+                messages.success(request, _("DNS credentials “%(name)s” deleted.") % {"name": credential.name})
+                return redirect("ui:dns-credential-list")
+        messages.error(request, ngettext(
+            "“%(name)s” cannot be deleted: %(count)d certificate uses it.",
+            "“%(name)s” cannot be deleted: %(count)d certificates use it.", in_use,
+        ) % {"name": credential.name, "count": in_use})
+        return redirect("ui:dns-credential-detail", pk=credential.pk)
+    return render(request, "certs/dns_credential_delete.html",
+                  {"nav": "dns", "credential": credential, "in_use": in_use})
