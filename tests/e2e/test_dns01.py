@@ -5,17 +5,22 @@ import time
 
 import pytest
 
-from tests.support import BindResolver, BindServer, PanelStack, Pebble, RedisServer
+import sqlite3
+
+from tests.support import BindResolver, BindServer, PanelStack, Pebble, PowerDnsServer, RedisServer
 
 
 @pytest.fixture
 def dns_stack(request, tmp_path):
-    """BIND with the marker's zones; Pebble resolving through a recursive BIND in front of it, as a
+    """BIND (or PowerDNS, server="powerdns") with the marker's zones; Pebble resolving through a recursive BIND in front of it, as a
     CA does (unless pebble_dns="challtestsrv"); the panel checking propagation against the
     authoritative BIND itself (unless checker_dns="challtestsrv"). Yields (stack, bind)."""
     options = dict(request.node.get_closest_marker("dns_stack").kwargs) if request.node.get_closest_marker(
         "dns_stack") else {}
-    bind = BindServer(tmp_path / "bind", zones=options.get("zones", ("example.test",)))
+    if options.get("server") == "powerdns":
+        bind = PowerDnsServer(tmp_path / "powerdns", zone=options.get("zones", ("pdns.test",))[0])
+    else:
+        bind = BindServer(tmp_path / "bind", zones=options.get("zones", ("example.test",)))
     started = [bind.start()]
     try:
         resolver = None
@@ -162,3 +167,36 @@ def test_a_propagation_timeout_fails_late_and_does_not_block_the_worker(dns_stac
     assert "gave up waiting for DNS" in body["last_error"]
     assert checker in body["last_error"] and "_acme-challenge.never.example.test" in body["last_error"]
     assert txt(bind, "_acme-challenge.never.example.test") == []
+
+
+@pytest.mark.dns_stack(server="powerdns", zones=("pdns.test",))
+def test_the_lexicon_powerdns_provider_issues_and_no_secret_leaks(dns_stack):
+    stack, pdns = dns_stack
+    created = stack.api("POST", "/api/v1/dns-credentials/", {
+        "provider": "powerdns", "name": "PowerDNS",
+        "credentials": {"auth_token": pdns.api_key, "pdns_server": pdns.api_url, "zone": "pdns.test"},
+    })
+    assert created.status_code == 201, created.text
+    tested = stack.api("POST", f"/api/v1/dns-credentials/{created.json()['id']}/test/")
+    assert tested.json()["ok"] is True, tested.text
+    cert_id = request_certificate(stack, domains=["pdns.test", "*.pdns.test"], challenge="dns-01",
+                                  dns_credential=created.json()["id"])
+    body = wait_order(stack, cert_id, ("valid", "invalid"))
+    assert body["order"]["status"] == "valid", (body["last_error"], body["order"]["log"])
+    assert pdns.query("_acme-challenge.pdns.test", "TXT") == []
+
+    # The API key is the secret here: not in any API answer, the database or a log.
+    responses = [created.text, tested.text]
+    for path in ("/api/v1/dns-credentials/", f"/api/v1/dns-credentials/{created.json()['id']}/",
+                 "/api/v1/certificates/", f"/api/v1/certificates/{cert_id}/", "/api/v1/acme-accounts/",
+                 "/api/v1/dns-providers/", "/api/v1/sites/", "/api/schema/"):
+        response = stack.api("GET", path)
+        assert response.status_code == 200, path
+        responses.append(response.text)
+    assert not [r for r in responses if pdns.api_key in r]
+    database = sqlite3.connect(stack.data_dir / "panel.sqlite3")
+    dump = "\n".join(database.iterdump())
+    database.close()
+    assert "auth_token" not in dump and pdns.api_key not in dump  # the whole credential is ciphertext
+    for log in stack.log_paths:
+        assert pdns.api_key not in log.read_text(errors="replace"), log
