@@ -44,3 +44,14 @@ def test_certificate_fields(schema):
             "serial", "issuer", "last_error", "order"} <= set(fields)
     key_types = schema["components"]["schemas"]["KeyTypeEnum"]["enum"]
     assert key_types == ["ec256", "ec384", "rsa2048", "rsa3072", "rsa4096"]
+
+
+def test_dns_paths_and_fields(schema):
+    paths = schema["paths"]
+    assert {"get", "post"} <= set(paths["/api/v1/dns-credentials/"])
+    assert "get" in paths["/api/v1/dns-providers/"]
+    assert "post" in paths["/api/v1/certificates/{id}/continue/"]
+    assert {"dns_credential", "challenge_alias"} <= set(properties(schema, "Certificate"))
+    assert "credentials" in properties(schema, "DnsCredentialRequest")
+    assert "credentials" not in properties(schema, "DnsCredential")  # write-only: never read back
+    assert set(schema["components"]["schemas"]["ChallengeEnum"]["enum"]) == {"http-01", "dns-01", "dns-01-manual"}
