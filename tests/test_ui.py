@@ -6,7 +6,6 @@ panel.tasks.apply_site, called by panel.sites on commit) are replaced by mocks.
 
 import datetime
 import re
-from types import SimpleNamespace
 from unittest import mock
 
 import pytest
@@ -20,35 +19,7 @@ from panel import sites
 from panel.models import Site
 
 
-@pytest.fixture(autouse=True)
-def queued():
-    with mock.patch("certs.orders.enqueue") as enqueue, mock.patch("panel.tasks.apply_site") as apply_site:
-        yield SimpleNamespace(enqueue=enqueue, apply_site=apply_site)
-
-
-@pytest.fixture
-def alice(db):
-    return get_user_model().objects.create_user("alice", password="pw-alice-123")
-
-
-@pytest.fixture
-def bob(db):
-    return get_user_model().objects.create_user("bob", password="pw-bob-123")
-
-
-@pytest.fixture
-def alice_client(client, alice):
-    client.force_login(alice)
-    return client
-
-
-@pytest.fixture
-def bob_client(alice, bob):
-    from django.test import Client
-
-    client = Client()
-    client.force_login(bob)
-    return client
+pytestmark = pytest.mark.usefixtures("queued")  # tests/conftest.py
 
 
 @pytest.fixture

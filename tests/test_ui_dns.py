@@ -8,13 +8,10 @@ name server: certs.orders.enqueue and panel.tasks.apply_site are mocks.
 import datetime
 import json
 import re
-from types import SimpleNamespace
 from unittest import mock
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.db import connection
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -36,33 +33,7 @@ APEX_VALUE = "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0"
 WILDCARD_VALUE = "9ihDbjYfTExAYeDs4DBUeuTo18KBzwvTEjUnSwd32-c"
 
 
-@pytest.fixture(autouse=True)
-def queued():
-    with mock.patch("certs.orders.enqueue") as enqueue, mock.patch("panel.tasks.apply_site") as apply_site:
-        yield SimpleNamespace(enqueue=enqueue, apply_site=apply_site)
-
-
-@pytest.fixture
-def alice(db):
-    return get_user_model().objects.create_user("alice", password="pw-alice-123")
-
-
-@pytest.fixture
-def bob(db):
-    return get_user_model().objects.create_user("bob", password="pw-bob-123")
-
-
-@pytest.fixture
-def alice_client(client, alice):
-    client.force_login(alice)
-    return client
-
-
-@pytest.fixture
-def bob_client(alice, bob):
-    client = Client()
-    client.force_login(bob)
-    return client
+pytestmark = pytest.mark.usefixtures("queued")  # tests/conftest.py
 
 
 @pytest.fixture

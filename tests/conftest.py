@@ -1,0 +1,38 @@
+"""Fixtures shared by the unit tests of the UI: two users, their clients, and the one
+seam where work would be queued (nothing reaches Celery)."""
+
+from types import SimpleNamespace
+from unittest import mock
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+
+@pytest.fixture
+def queued():
+    with mock.patch("certs.orders.enqueue") as enqueue, mock.patch("panel.tasks.apply_site") as apply_site:
+        yield SimpleNamespace(enqueue=enqueue, apply_site=apply_site)
+
+
+@pytest.fixture
+def alice(db):
+    return get_user_model().objects.create_user("alice", password="pw-alice-123")
+
+
+@pytest.fixture
+def bob(db):
+    return get_user_model().objects.create_user("bob", password="pw-bob-123")
+
+
+@pytest.fixture
+def alice_client(client, alice):
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def bob_client(alice, bob):
+    client = Client()
+    client.force_login(bob)
+    return client
