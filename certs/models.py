@@ -107,8 +107,15 @@ class Certificate(models.Model):
     current_version = models.ForeignKey(
         "CertificateVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # When the renewal sweep next starts an order: inside the CA's ARI window when it offers
+    # one, else when a third of the lifetime is left; after a failure, the next attempt.
     next_renewal_at = models.DateTimeField(null=True, blank=True, db_index=True)
     last_error = models.TextField(blank=True)
+    renewal_failures = models.PositiveIntegerField(default=0)
+    # ARI (RFC 9773): the CA's suggested window, and when to ask again.
+    ari_window_start = models.DateTimeField(null=True, blank=True)
+    ari_window_end = models.DateTimeField(null=True, blank=True)
+    ari_check_after = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -136,6 +143,8 @@ class CertificateVersion(models.Model):
     issuer = models.CharField(max_length=1024)
     not_before = models.DateTimeField()
     not_after = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revocation_reason = models.CharField(max_length=32, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -160,6 +169,9 @@ class Order(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="orders")
     certificate = models.ForeignKey(Certificate, on_delete=models.CASCADE, related_name="orders")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEW, db_index=True)
+    is_renewal = models.BooleanField(default=False)
+    # ARI: the certificate (its ARI id) this order replaces, sent as `replaces` when the CA supports it.
+    replaces = models.CharField(max_length=512, blank=True)
     # The order's own key and CSR, made once so a repeated step sends the same request.
     private_key = EncryptedTextField(blank=True)
     csr_pem = models.TextField(blank=True)

@@ -25,7 +25,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from certs import accounts
+from certs import accounts, renewal
 from certs.acme import AcmeError, generate_private_key, make_csr
 from certs.challenges import dns01, http01
 from certs.dns import propagation
@@ -35,7 +35,6 @@ from certs.models import Authorization, Certificate, CertificateVersion, Challen
 log = logging.getLogger(__name__)
 
 CLAIM_SECONDS = 45  # renewed while a step polls; a dead worker's claim lapses this fast
-MAX_TRANSIENT_FAILURES = 8
 INLINE_INTERVALS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 
 
@@ -46,11 +45,12 @@ class OrderFailed(Exception):
 # --- starting and claiming
 
 
-def start_order(certificate: Certificate) -> Order:
+def start_order(certificate: Certificate, is_renewal=False) -> Order:
     """A new order for `certificate`, queued. Raises IntegrityError if one is already active."""
     with transaction.atomic():
-        order = Order.objects.create(owner=certificate.owner, certificate=certificate)
-        order.log(f"Order requested for {', '.join(certificate.domains)} ({certificate.get_key_type_display()})")
+        order = Order.objects.create(owner=certificate.owner, certificate=certificate, is_renewal=is_renewal)
+        what = "Renewal" if is_renewal else "Order"
+        order.log(f"{what} requested for {', '.join(certificate.domains)} ({certificate.get_key_type_display()})")
         Certificate.objects.filter(pk=certificate.pk).update(status=Certificate.Status.PENDING
                                                              if certificate.current_version_id is None
                                                              else certificate.status)
@@ -90,7 +90,7 @@ def run_step(order: Order):
     """Run the step for the order's status, record the outcome, release the claim and
     queue the next step. Returns the delay before the next step, or None if finished."""
     wakeup = order.wakeup
-    failure = None
+    failure = retry_after = None
     try:
         step = STEPS[order.status]
         delay = step(order, accounts.client_for(order.certificate.account))
@@ -98,6 +98,7 @@ def run_step(order: Order):
     except AcmeError as exc:
         delay = _transient_delay(order, exc) if exc.transient else None
         failure = None if delay is not None else str(exc)
+        retry_after = exc.retry_after
     except OrderFailed as exc:
         delay, failure = None, str(exc)
     except Exception as exc:  # noqa: BLE001 - e.g. a locked database; retried, then reported
@@ -119,7 +120,7 @@ def run_step(order: Order):
             log.warning("order %s: claim lost during step %s; result discarded", order.pk, order.status)
             return None
         if failure:
-            _record_failure(order, failure)
+            _record_failure(order, failure, retry_after)
     if delay is not None and not order.finished:
         transaction.on_commit(lambda: enqueue(order.pk, order.wakeup, delay))
     return delay
@@ -133,7 +134,7 @@ def _save_if_still_claimed(order, wakeup, claimed_until):
 
 def _transient_delay(order, exc):
     order.step_attempts += 1
-    if order.step_attempts > MAX_TRANSIENT_FAILURES:
+    if order.step_attempts > settings.ORDER_MAX_RETRIES:
         return None
     delay = min(2 ** order.step_attempts, 300)
     if exc.retry_after:
@@ -142,13 +143,16 @@ def _transient_delay(order, exc):
     return delay
 
 
-def _record_failure(order, message):
+def _record_failure(order, message, retry_after=None):
     order.log(f"Failed: {message}", level="error")
     cert = order.certificate
     cert.last_error = message
     if cert.current_version_id is None:
         cert.status = Certificate.Status.FAILED
-    cert.save(update_fields=["last_error", "status"])
+    if order.is_renewal:
+        renewal.failed(cert, message, retry_after)
+        order.log(f"Next renewal attempt: {cert.next_renewal_at:%Y-%m-%d %H:%M} UTC")
+    cert.save(update_fields=["last_error", "status", "renewal_failures", "next_renewal_at"])
 
 
 def _cleanup_challenges(order):
@@ -391,12 +395,11 @@ def _store_version(order, chain_pem):
                 not_before=leaf.not_valid_before_utc, not_after=leaf.not_valid_after_utc,
             ),
         )
-        lifetime = version.not_after - version.not_before
         cert.current_version = version
         cert.status = Certificate.Status.VALID
         cert.last_error = ""
-        cert.next_renewal_at = version.not_after - lifetime / 3
-        cert.save(update_fields=["current_version", "status", "last_error", "next_renewal_at"])
+        renewal.issued(cert, version)
+        cert.save(update_fields=["current_version", "status", "last_error", "next_renewal_at", "renewal_failures"])
         order.status = Order.Status.VALID
         order.finished_at = timezone.now()
         order.log(f"Certificate issued: serial {version.serial}, valid until {version.not_after:%Y-%m-%d %H:%M} UTC")

@@ -25,3 +25,10 @@ def advance_order(order_id, wakeup):
 @shared_task(ignore_result=True)
 def resume_stalled_orders():
     orders.resume_stalled()
+
+
+@shared_task(ignore_result=True)
+def renewal_sweep():
+    from certs import renewal
+
+    renewal.sweep()

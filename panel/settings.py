@@ -74,8 +74,14 @@ CELERY_TASK_ROUTES = {
     "certs.tasks.*": {"queue": "acme"},
     "panel.tasks.*": {"queue": "deploy"},
 }
+RENEWAL_SWEEP_SECONDS = env.float("CERTPANEL_RENEWAL_SWEEP_SECONDS", 300.0, minimum=1.0)
+RENEWAL_SWEEP_LIMIT = env.int("CERTPANEL_RENEWAL_SWEEP_LIMIT", 500, minimum=1)  # orders started per sweep
+RENEWAL_RETRY_SECONDS = env.int("CERTPANEL_RENEWAL_RETRY_SECONDS", 3600, minimum=1)  # first back-off
+ORDER_MAX_RETRIES = env.int("CERTPANEL_ORDER_MAX_RETRIES", 8, minimum=0)  # transient errors within one order
+TEST_CLOCK_FILE = env.str("CERTPANEL_TEST_CLOCK_FILE")  # tests only: see panel/clock.py
 CELERY_BEAT_SCHEDULE = {
     "resume-stalled-orders": {"task": "certs.tasks.resume_stalled_orders", "schedule": 60.0},
+    "renewal-sweep": {"task": "certs.tasks.renewal_sweep", "schedule": RENEWAL_SWEEP_SECONDS},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
