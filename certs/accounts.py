@@ -54,3 +54,14 @@ def client_for(account: AcmeAccount) -> AcmeClient:
             _clients.clear()
         client = _clients[cache_key] = new_client(account.directory_url, account.account_key, account.account_url)
     return client
+
+
+def reregister(account: AcmeAccount) -> None:
+    """The CA lost the account (a test CA restarted, a CA reset): register the same key again
+    and keep going, rather than fail every renewal of every certificate on it."""
+    account_url = new_client(account.directory_url, account.account_key).register(
+        account.email, account.eab_kid, account.eab_hmac_key
+    )
+    AcmeAccount.objects.filter(pk=account.pk).update(account_url=account_url)
+    account.account_url = account_url
+    _clients.clear()

@@ -25,7 +25,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from certs import accounts, renewal
+from certs import accounts, install, renewal
 from certs.acme import AcmeError, generate_private_key, make_csr
 from certs.challenges import dns01, http01
 from certs.dns import propagation
@@ -96,9 +96,12 @@ def run_step(order: Order):
         delay = step(order, accounts.client_for(order.certificate.account))
         order.step_attempts = 0
     except AcmeError as exc:
-        delay = _transient_delay(order, exc) if exc.transient else None
-        failure = None if delay is not None else str(exc)
-        retry_after = exc.retry_after
+        if exc.problem_type == "accountDoesNotExist" and order.step_attempts == 0 and _recovered_account(order):
+            order.step_attempts, delay = 1, 0  # the same step again, once, with the account registered anew
+        else:
+            delay = _transient_delay(order, exc) if exc.transient else None
+            failure = None if delay is not None else str(exc)
+            retry_after = exc.retry_after
     except OrderFailed as exc:
         delay, failure = None, str(exc)
     except Exception as exc:  # noqa: BLE001 - e.g. a locked database; retried, then reported
@@ -124,6 +127,17 @@ def run_step(order: Order):
     if delay is not None and not order.finished:
         transaction.on_commit(lambda: enqueue(order.pk, order.wakeup, delay))
     return delay
+
+
+def _recovered_account(order):
+    """The CA lost the ACME account: register it again. False if that fails too."""
+    try:
+        accounts.reregister(order.certificate.account)
+    except AcmeError as exc:
+        log.warning("order %s: could not register the account again: %s", order.pk, exc)
+        return False
+    order.log("The CA no longer knew the ACME account; registered it again", level="warning")
+    return True
 
 
 def _save_if_still_claimed(order, wakeup, claimed_until):
@@ -398,7 +412,7 @@ def _store_version(order, chain_pem):
         cert.current_version = version
         cert.status = Certificate.Status.VALID
         cert.last_error = ""
-        renewal.issued(cert, version)
+        renewal.issued(cert, version, is_renewal=order.is_renewal)
         cert.save(update_fields=["current_version", "status", "last_error", "next_renewal_at", "renewal_failures"])
         order.status = Order.Status.VALID
         order.finished_at = timezone.now()
@@ -406,6 +420,7 @@ def _store_version(order, chain_pem):
         if cert.site_id:
             site_id = cert.site_id
             transaction.on_commit(lambda: _deploy(site_id))
+        transaction.on_commit(lambda: install.queue_targets(cert.pk))  # acme.sh --install-cert, after every issuance
 
 
 def _deploy(site_id):

@@ -15,7 +15,9 @@ import random
 from django.conf import settings
 from django.db import IntegrityError
 from django.db.models import Exists, OuterRef
+from django.utils import timezone
 
+from certs import notifications
 from certs.models import Certificate, Order
 from panel import clock
 
@@ -33,11 +35,16 @@ def planned_renewal(version) -> datetime.datetime:
 
 def due(now=None):
     """Certificates whose renewal time has come and that have no order in flight.
-    Served by the index on next_renewal_at."""
+    Served by the index on next_renewal_at.
+
+    A version younger than RENEWAL_MIN_AGE_SECONDS (real time) is never renewed: whatever
+    goes wrong with dates or windows, the panel cannot fall into a renewal storm and
+    burn the CA's rate limits."""
     now = now or clock.now()
     active = Order.objects.filter(certificate=OuterRef("pk")).exclude(status__in=Order.FINISHED)
+    settled = timezone.now() - datetime.timedelta(seconds=settings.RENEWAL_MIN_AGE_SECONDS)
     return (
-        Certificate.objects.filter(next_renewal_at__lte=now, current_version__isnull=False)
+        Certificate.objects.filter(next_renewal_at__lte=now, current_version__created_at__lte=settled)
         .exclude(Exists(active))
         .order_by("next_renewal_at")
     )
@@ -77,10 +84,16 @@ def sweep(now=None, limit=None):
     return started
 
 
-def issued(cert, version):
+def issued(cert, version, is_renewal=False):
     """A new version is in place: plan the next renewal. Called inside the issuing transaction."""
     cert.renewal_failures = 0
     cert.next_renewal_at = planned_renewal(version)
+    if is_renewal:
+        names = ", ".join(cert.domains)
+        notifications.notify(cert.owner_id, "renewed", f"Renewed: {names}",
+                             f"A new certificate for {names} was issued: serial {version.serial}, valid until "
+                             f"{version.not_after:%Y-%m-%d %H:%M} UTC. Next renewal planned for "
+                             f"{cert.next_renewal_at:%Y-%m-%d %H:%M} UTC.")
 
 
 def failed(cert, message, retry_after=None):
@@ -90,6 +103,11 @@ def failed(cert, message, retry_after=None):
     backoff = max(min(backoff, MAX_BACKOFF), datetime.timedelta(seconds=retry_after or 0))
     version = cert.current_version
     if version is not None:
-        # Never plan the retry after the certificate has expired.
-        backoff = min(backoff, max(version.not_after - clock.now(), datetime.timedelta(seconds=60)))
+        # Never wait out the certificate: at most half the time it has left.
+        backoff = min(backoff, max((version.not_after - clock.now()) / 2, datetime.timedelta(seconds=60)))
     cert.next_renewal_at = clock.now() + backoff
+    names = ", ".join(cert.domains)
+    notifications.notify(cert.owner_id, "renewal_failed", f"Renewal failed: {names}",
+                         f"Renewing the certificate for {names} failed: {message}\n"
+                         f"Failed attempts in a row: {cert.renewal_failures}. "
+                         f"Next attempt: {cert.next_renewal_at:%Y-%m-%d %H:%M} UTC.")

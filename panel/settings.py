@@ -76,12 +76,16 @@ CELERY_TASK_ROUTES = {
 }
 RENEWAL_SWEEP_SECONDS = env.float("CERTPANEL_RENEWAL_SWEEP_SECONDS", 300.0, minimum=1.0)
 RENEWAL_SWEEP_LIMIT = env.int("CERTPANEL_RENEWAL_SWEEP_LIMIT", 500, minimum=1)  # orders started per sweep
+RENEWAL_MIN_AGE_SECONDS = env.int("CERTPANEL_RENEWAL_MIN_AGE_SECONDS", 3600, minimum=0)  # see renewal.due
 RENEWAL_RETRY_SECONDS = env.int("CERTPANEL_RENEWAL_RETRY_SECONDS", 3600, minimum=1)  # first back-off
 ORDER_MAX_RETRIES = env.int("CERTPANEL_ORDER_MAX_RETRIES", 8, minimum=0)  # transient errors within one order
+# Alert on certificates that expire within this many days and have not been renewed.
+EXPIRY_ALERT_DAYS = env.int("CERTPANEL_EXPIRY_ALERT_DAYS", 14, minimum=1)
 TEST_CLOCK_FILE = env.str("CERTPANEL_TEST_CLOCK_FILE")  # tests only: see panel/clock.py
 CELERY_BEAT_SCHEDULE = {
     "resume-stalled-orders": {"task": "certs.tasks.resume_stalled_orders", "schedule": 60.0},
     "renewal-sweep": {"task": "certs.tasks.renewal_sweep", "schedule": RENEWAL_SWEEP_SECONDS},
+    "expiry-alerts": {"task": "certs.tasks.expiry_alerts", "schedule": 24 * 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
@@ -105,6 +109,9 @@ ACME_CHALLENGE_DIR = env.directory("CERTPANEL_CHALLENGE_DIR", DATA_DIR / "acme-c
 CERT_DEPLOY_DIR = env.directory("CERTPANEL_CERT_DIR", DATA_DIR / "certs")
 # Document roots must live below one of these (comma-separated).
 ALLOWED_ROOTS = env.path_list("CERTPANEL_ALLOWED_ROOTS", [DATA_DIR / "www", "/var/www", "/srv/www"])
+# Install targets (certs/install.py) write certificate files only below these (comma-separated);
+# an administrator creates the directories below them that users may name.
+INSTALL_ROOTS = env.path_list("CERTPANEL_INSTALL_ROOTS", [DATA_DIR / "install"])
 
 # --- ACME
 CA_BUNDLE = env.existing_file("CERTPANEL_CA_BUNDLE")  # extra trust anchors for private or test CAs

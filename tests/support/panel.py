@@ -149,6 +149,7 @@ class PanelStack:
         self.nginx: ManagedProcess | None = None
         self.web: ManagedProcess | None = None
         self.worker: ManagedProcess | None = None
+        self.beat: ManagedProcess | None = None
         self.workers: list[ManagedProcess] = []
         self.timings: dict[str, float] = {}
         self._session: requests.Session | None = None
@@ -321,6 +322,17 @@ class PanelStack:
             self.wait_worker_ready(worker)
         return worker
 
+    def start_beat(self) -> ManagedProcess:
+        """Celery beat with its schedule file in the data directory (periodic tasks: renewal sweep...)."""
+        self.beat = self._process(
+            "celery-beat",
+            [self.python, "-m", "celery", "-A", "panel", "beat", "-l", "info",
+             "-s", str(self.data_dir / "celerybeat-schedule")],
+            "beat",
+        ).start()
+        self.beat.wait_for_log(r"beat: Starting", self.start_timeout)
+        return self.beat
+
     def wait_worker_ready(self, worker: ManagedProcess | None = None, timeout: float | None = None) -> None:
         (worker or self.worker).wait_for_log(r"@\S+ ready\.", timeout or self.start_timeout)
 
@@ -340,7 +352,7 @@ class PanelStack:
             return
         self._stopped = True
         errors = []
-        processes = [p for p in (*reversed(self.workers), self.web, self.nginx) if p is not None]
+        processes = [p for p in (self.beat, *reversed(self.workers), self.web, self.nginx) if p is not None]
         try:
             stop_all(processes, timeout=10)
         except Exception as exc:  # noqa: BLE001 - still drop the database
