@@ -3,15 +3,17 @@
 from django.db import IntegrityError
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from certs import accounts, cas, certificates, dns_credentials, orders
+from certs import accounts, cas, certificates, dns_credentials, install, notifications, orders
 from certs.dns import registry
 from certs.acme import AcmeError
-from certs.models import AcmeAccount, Certificate, Challenge, ChallengeType, DnsCredential, KeyType, Order
+from certs.models import (AcmeAccount, Certificate, Challenge, ChallengeType, DnsCredential, InstallTarget, KeyType,
+                          NotificationChannel, NotificationEvent, Order, ReloadPreset)
 from panel import access, validation
 from panel.api import as_drf_error
 from panel.models import Site
@@ -222,3 +224,134 @@ class CertificateViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.
             return Response({"detail": _("No order of this certificate is waiting for DNS records.")},
                             status=status.HTTP_409_CONFLICT)
         return Response(self.get_serializer(cert).data, status=status.HTTP_202_ACCEPTED)
+
+
+class NotificationChannelSerializer(serializers.ModelSerializer):
+    url = serializers.CharField(write_only=True, max_length=2048, style={"input_type": "password"},
+                                help_text="An apprise URL (json://, mailto://, tgram://, slack://, dingtalk://, "
+                                          "wecom://, feishu://, ...) or django-mail://you@example.com; holds "
+                                          "tokens, so it is never shown again")
+    events = serializers.ListField(child=serializers.ChoiceField(choices=NotificationEvent.choices),
+                                   allow_empty=False, required=False,
+                                   help_text="What to send; every event when left out")
+
+    class Meta:
+        model = NotificationChannel
+        fields = ["id", "name", "url", "events", "enabled", "created_at", "last_sent_at", "last_error"]
+        read_only_fields = ["created_at", "last_sent_at", "last_error"]
+
+    def validate_url(self, value):
+        try:
+            return notifications.clean_url(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages)
+
+    def validate_events(self, value):
+        return [event for event in NotificationEvent.values if event in value]
+
+    def create(self, validated_data):
+        return NotificationChannel.objects.create(owner=self.context["request"].user, **validated_data)
+
+
+class NotificationChannelViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                                 mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    serializer_class = NotificationChannelSerializer
+
+    def get_queryset(self):
+        return access.scoped(NotificationChannel, self.request.user).defer("url").order_by("id")
+
+    @extend_schema(request=None, responses={200: inline_serializer("NotificationTest", {
+        "ok": serializers.BooleanField(), "message": serializers.CharField()})})
+    @action(detail=True, methods=["post"])
+    def test(self, request, pk=None):
+        """Send a test message now, and say whether it went out."""
+        channel = access.get_owned(NotificationChannel, request.user, pk=pk)
+        ok, message = notifications.send_test(channel)
+        return Response({"ok": ok, "message": message})
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class FileModeField(serializers.Field):
+    """A file mode as octal text, "0600"; JSON numbers would read 0600 as 600."""
+
+    def to_representation(self, value):
+        return f"{value:04o}"
+
+    def to_internal_value(self, data):
+        try:
+            return install.parse_mode(data)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages)
+
+
+class ReloadPresetSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ReloadPreset
+        fields = ["id", "name", "command", "timeout_seconds"]
+
+
+class ReloadPresetViewSet(viewsets.ReadOnlyModelViewSet):
+    """Commands an administrator allows to run after an install; users choose from them.
+    Administrators create presets outside the API (Django shell, for now)."""
+
+    serializer_class = ReloadPresetSerializer
+    queryset = ReloadPreset.objects.order_by("name", "id")
+
+
+class InstallTargetSerializer(serializers.ModelSerializer):
+    certificate = OwnedPrimaryKeyField(queryset=Certificate.objects.all())
+    key_path = serializers.CharField(required=False, allow_blank=True, default="", max_length=4096,
+                                     trim_whitespace=False)
+    cert_path = serializers.CharField(required=False, allow_blank=True, default="", max_length=4096,
+                                      trim_whitespace=False)
+    chain_path = serializers.CharField(required=False, allow_blank=True, default="", max_length=4096,
+                                       trim_whitespace=False)
+    fullchain_path = serializers.CharField(required=False, allow_blank=True, default="", max_length=4096,
+                                           trim_whitespace=False)
+    key_mode = FileModeField(required=False, default=0o600)
+    cert_mode = FileModeField(required=False, default=0o644)
+    reload_preset = serializers.PrimaryKeyRelatedField(queryset=ReloadPreset.objects.all(), required=False,
+                                                       allow_null=True, default=None)
+
+    class Meta:
+        model = InstallTarget
+        fields = ["id", "certificate", "key_path", "cert_path", "chain_path", "fullchain_path", "key_mode",
+                  "cert_mode", "reload_preset", "last_status", "last_error", "last_run_at", "created_at"]
+        read_only_fields = ["last_status", "last_error", "last_run_at", "created_at"]
+
+    def validate(self, attrs):
+        target = self.instance or InstallTarget()
+        paths = {field: attrs.get(field, getattr(target, field)) for field in InstallTarget.PATH_FIELDS}
+        try:
+            attrs.update(install.clean_target(paths, attrs.get("key_mode", target.key_mode),
+                                              attrs.get("cert_mode", target.cert_mode), exclude_pk=target.pk))
+        except DjangoValidationError as exc:
+            raise as_drf_error(exc)
+        return attrs
+
+
+class InstallTargetViewSet(viewsets.ModelViewSet):
+    """Copy a certificate's files to approved paths after every issuance and renewal, then
+    run a reload preset (acme.sh --install-cert). A new target installs at once."""
+
+    serializer_class = InstallTargetSerializer
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self):
+        return access.scoped(InstallTarget, self.request.user).select_related("certificate").order_by("id")
+
+    def perform_create(self, serializer):
+        target = serializer.save(owner=self.request.user)
+        if target.certificate.current_version_id:
+            install.queue_run(target)
+
+    @extend_schema(request=None, responses={202: InstallTargetSerializer})
+    @action(detail=True, methods=["post"])
+    def run(self, request, pk=None):
+        """Install the certificate's current version here now; the outcome shows in last_status."""
+        target = self.get_object()
+        if target.certificate.current_version_id is None:
+            return Response({"detail": _("The certificate has not been issued yet.")},
+                            status=status.HTTP_409_CONFLICT)
+        install.queue_run(target)
+        return Response(self.get_serializer(target).data, status=status.HTTP_202_ACCEPTED)

@@ -115,7 +115,7 @@ class Certificate(models.Model):
     # ARI (RFC 9773): the CA's suggested window, and when to ask again.
     ari_window_start = models.DateTimeField(null=True, blank=True)
     ari_window_end = models.DateTimeField(null=True, blank=True)
-    ari_check_after = models.DateTimeField(null=True, blank=True)
+    ari_check_after = models.DateTimeField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -145,7 +145,7 @@ class CertificateVersion(models.Model):
     not_after = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)
     revocation_reason = models.CharField(max_length=32, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)  # renewal.due: "not too young"
 
     class Meta:
         ordering = ["-created_at"]
@@ -256,3 +256,104 @@ class Challenge(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+
+class NotificationEvent(models.TextChoices):
+    RENEWAL_FAILED = "renewal_failed", _("Renewal failed")
+    EXPIRING = "expiring", _("Expiring without a successful renewal")
+    RENEWED = "renewed", _("Renewed")
+    CONFIG_REJECTED = "config_rejected", _("Site config rejected by nginx")
+
+
+def all_notification_events():
+    return list(NotificationEvent.values)
+
+
+class NotificationChannel(models.Model):
+    """Where a user's alerts go: any apprise URL, or django-mail://to@example.com for the
+    panel's own mail settings. The URL holds tokens: stored encrypted, never shown again."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                              related_name="notification_channels")
+    name = models.CharField(max_length=200)
+    url = EncryptedTextField()
+    events = models.JSONField(default=all_notification_events, help_text=_("NotificationEvent values"))
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_error = models.TextField(blank=True)
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self):
+        return self.name
+
+
+class ReloadPreset(models.Model):
+    """A command an administrator allows to run after certificate files are installed, e.g.
+    ["/usr/bin/systemctl", "reload", "nginx"]. Users pick presets; they never write commands.
+
+    The command is an argv list run without a shell, so nothing in it is ever parsed as
+    shell syntax. Created by administrators (Django shell, for now); call full_clean()."""
+
+    name = models.CharField(max_length=100, unique=True)
+    command = models.JSONField(help_text=_('The program and its arguments, e.g. ["/usr/bin/systemctl", "reload", '
+                                           '"nginx"]'))
+    timeout_seconds = models.PositiveIntegerField(default=60)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        command = self.command
+        if (not isinstance(command, list) or not command
+                or not all(isinstance(word, str) and word and "\x00" not in word for word in command)):
+            raise ValidationError({"command": _("Give the command as a list of words (program, then arguments), "
+                                                "never as one shell string.")})
+        if not command[0].startswith("/"):
+            raise ValidationError({"command": _("Name the program by its absolute path, e.g. /usr/bin/systemctl.")})
+        if not 1 <= self.timeout_seconds <= 3600:
+            raise ValidationError({"timeout_seconds": _("Give a timeout between 1 and 3600 seconds.")})
+
+
+class InstallTarget(models.Model):
+    """Where a certificate's files are copied after every issuance and renewal, like
+    acme.sh --install-cert; then a reload preset runs. Paths lie below settings.INSTALL_ROOTS."""
+
+    class Status(models.TextChoices):
+        NEVER = "never", _("Not run yet")
+        OK = "ok", _("Installed")
+        FAILED = "failed", _("Failed")
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="install_targets")
+    certificate = models.ForeignKey(Certificate, on_delete=models.CASCADE, related_name="install_targets")
+    # Each optional, at least one: the private key, the leaf, the intermediates, leaf + intermediates.
+    key_path = models.CharField(max_length=4096, blank=True)
+    cert_path = models.CharField(max_length=4096, blank=True)
+    chain_path = models.CharField(max_length=4096, blank=True)
+    fullchain_path = models.CharField(max_length=4096, blank=True)
+    key_mode = models.PositiveSmallIntegerField(default=0o600)
+    cert_mode = models.PositiveSmallIntegerField(default=0o644, help_text=_("For the certificate, chain and "
+                                                                            "fullchain files"))
+    reload_preset = models.ForeignKey(ReloadPreset, null=True, blank=True, on_delete=models.PROTECT,
+                                      related_name="install_targets")
+    last_status = models.CharField(max_length=8, choices=Status.choices, default=Status.NEVER)
+    # What went wrong, in words: an OS error or the tail of the preset's output, never a key.
+    last_error = models.TextField(blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    PATH_FIELDS = ("key_path", "cert_path", "chain_path", "fullchain_path")
+
+    class Meta:
+        ordering = ["id"]
+
+    def paths(self) -> dict:
+        """{field name: path} of the files this target writes."""
+        return {field: getattr(self, field) for field in self.PATH_FIELDS if getattr(self, field)}

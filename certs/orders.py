@@ -48,7 +48,7 @@ class OrderFailed(Exception):
 def start_order(certificate: Certificate, is_renewal=False) -> Order:
     """A new order for `certificate`, queued. Raises IntegrityError if one is already active."""
     with transaction.atomic():
-        order = Order.objects.create(owner=certificate.owner, certificate=certificate, is_renewal=is_renewal)
+        order = Order.objects.create(owner_id=certificate.owner_id, certificate=certificate, is_renewal=is_renewal)
         what = "Renewal" if is_renewal else "Order"
         order.log(f"{what} requested for {', '.join(certificate.domains)} ({certificate.get_key_type_display()})")
         Certificate.objects.filter(pk=certificate.pk).update(status=Certificate.Status.PENDING
@@ -238,9 +238,10 @@ def step_new(order, acme):
         order.csr_pem = make_csr(order.private_key, cert.domains).decode()
         order.save(update_fields=["private_key", "csr_pem"])
     if not order.acme_url:
-        state = acme.new_order(order.csr_pem.encode())
-        order.acme_url, order.finalize_url = state.url, state.finalize_url
-        order.save(update_fields=["acme_url", "finalize_url"])
+        replaces = renewal.replaces_id(cert)  # ARI: the version this order replaces, if any
+        state = acme.new_order(order.csr_pem.encode(), **({"replaces": replaces} if replaces else {}))
+        order.acme_url, order.finalize_url, order.replaces = state.url, state.finalize_url, state.replaces
+        order.save(update_fields=["acme_url", "finalize_url", "replaces"])
         order.log(f"Order created at the CA: {state.url}")
     else:
         state = acme.fetch_order(order.acme_url)

@@ -13,12 +13,12 @@ import logging
 import random
 
 from django.conf import settings
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from certs import notifications
-from certs.models import Certificate, Order
+from certs.models import Certificate, CertificateVersion, Order
 from panel import clock
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,11 @@ def due(now=None):
     now = now or clock.now()
     active = Order.objects.filter(certificate=OuterRef("pk")).exclude(status__in=Order.FINISHED)
     settled = timezone.now() - datetime.timedelta(seconds=settings.RENEWAL_MIN_AGE_SECONDS)
+    # NOT EXISTS rather than a join: PostgreSQL would otherwise scan every version ever issued.
+    young = CertificateVersion.objects.filter(pk=OuterRef("current_version_id"), created_at__gt=settled)
     return (
-        Certificate.objects.filter(next_renewal_at__lte=now, current_version__created_at__lte=settled)
+        Certificate.objects.filter(next_renewal_at__lte=now, current_version__isnull=False)
+        .exclude(Exists(young))
         .exclude(Exists(active))
         .order_by("next_renewal_at")
     )
@@ -88,6 +91,7 @@ def issued(cert, version, is_renewal=False):
     """A new version is in place: plan the next renewal. Called inside the issuing transaction."""
     cert.renewal_failures = 0
     cert.next_renewal_at = planned_renewal(version)
+    schedule_ari_refresh(cert)  # ARI (network) runs after the commit, see apply_ari
     if is_renewal:
         names = ", ".join(cert.domains)
         notifications.notify(cert.owner_id, "renewed", f"Renewed: {names}",
@@ -111,3 +115,133 @@ def failed(cert, message, retry_after=None):
                          f"Renewing the certificate for {names} failed: {message}\n"
                          f"Failed attempts in a row: {cert.renewal_failures}. "
                          f"Next attempt: {cert.next_renewal_at:%Y-%m-%d %H:%M} UTC.")
+
+
+# --- ARI (RFC 9773): the CA's suggested renewal window
+
+ARI_TRANSIENT_RETRY = 3600.0  # seconds before asking again after a network or server error
+ARI_LEASE = datetime.timedelta(minutes=10)  # a queued re-check is not queued again for this long
+
+
+def schedule_ari_refresh(cert):
+    """A new version is in place: the old window no longer applies; ask the CA about the
+    new one once the issuing transaction has committed (never inside it: network I/O).
+    ari_check_after = now makes the ARI beat ask anyway if the queued task is lost."""
+    now = clock.now()
+    cert.ari_window_start = cert.ari_window_end = None
+    cert.ari_check_after = now
+    if cert.pk is None:
+        return
+    Certificate.objects.filter(pk=cert.pk).update(ari_window_start=None, ari_window_end=None, ari_check_after=now)
+    certificate_id = cert.pk
+    transaction.on_commit(lambda: enqueue_ari_refresh(certificate_id))
+
+
+def enqueue_ari_refresh(certificate_id):
+    from certs.tasks import ari_refresh
+
+    try:
+        ari_refresh.delay(certificate_id)
+    except Exception:  # noqa: BLE001 - the broker is down: the ARI beat asks later (ari_check_after)
+        log.warning("certificate %s: could not queue the ARI check", certificate_id, exc_info=True)
+
+
+def apply_ari(cert, version, acme=None) -> bool:
+    """Ask the CA's renewalInfo about `version` and plan `cert`'s renewal inside the window.
+
+    Sets (in memory; the caller saves) ari_window_start/end, ari_check_after (from the
+    CA's Retry-After, clamped to 1 min .. 1 day) and next_renewal_at: a uniformly random
+    time inside the window, not in the past (now if the window has passed). A time
+    already planned inside the new window stays, so a re-check that finds the window
+    unchanged does not move it; after a failed renewal the back-off stands. Returns
+    whether the CA offers ARI for it. Talks to the CA: never call inside a transaction.
+    """
+    from certs.acme import AcmeError
+    from certs.acme.ari import DEFAULT_RETRY_AFTER, clamp_retry_after
+
+    now = clock.now()
+    if version.not_after <= now:  # RFC 9773 4.3: no ARI for an expired certificate
+        cert.ari_check_after = None
+        return False
+    if acme is None:
+        from certs import accounts
+
+        acme = accounts.client_for(cert.account)
+    try:
+        window = acme.renewal_info(version.cert_pem)
+    except AcmeError as exc:
+        retry = exc.retry_after or (ARI_TRANSIENT_RETRY if exc.transient else DEFAULT_RETRY_AFTER)
+        cert.ari_check_after = now + datetime.timedelta(seconds=clamp_retry_after(retry))
+        log.warning("certificate %s: renewalInfo failed (%s); asking again at %s", cert.pk, exc,
+                    cert.ari_check_after)
+        return False
+    if window is None:  # the CA offers no ARI: the plain plan stands
+        cert.ari_window_start = cert.ari_window_end = cert.ari_check_after = None
+        return False
+    start, end, retry_after = window
+    planned = cert.next_renewal_at
+    keep = cert.ari_window_start is not None and planned is not None and start <= planned <= end
+    cert.ari_window_start, cert.ari_window_end = start, end
+    cert.ari_check_after = now + datetime.timedelta(seconds=clamp_retry_after(retry_after))
+    if not keep and not cert.renewal_failures:
+        cert.next_renewal_at = random_time_in_window(start, end, now)
+    return True
+
+
+def random_time_in_window(start, end, now) -> datetime.datetime:
+    """Uniformly random in the part of [start, end] that is not yet past; now if all of it is."""
+    start = max(start, now)
+    if end <= start:
+        return now
+    return start + (end - start) * random.random()
+
+
+def refresh_ari(certificate_id) -> bool:
+    """apply_ari for a certificate's current version, saved unless the certificate changed
+    meanwhile (a new version, a failed renewal): then that newer plan stands."""
+    cert = Certificate.objects.select_related("account", "current_version").filter(pk=certificate_id).first()
+    if cert is None or cert.current_version is None:
+        return False
+    version, before = cert.current_version, cert.next_renewal_at
+    offered = apply_ari(cert, version)
+    saved = Certificate.objects.filter(pk=cert.pk, current_version_id=version.pk, next_renewal_at=before).update(
+        ari_window_start=cert.ari_window_start, ari_window_end=cert.ari_window_end,
+        ari_check_after=cert.ari_check_after, next_renewal_at=cert.next_renewal_at,
+    )
+    if offered and saved:
+        log.info("certificate %s: ARI window %s .. %s, renewal planned for %s", cert.pk, cert.ari_window_start,
+                 cert.ari_window_end, cert.next_renewal_at)
+    return bool(offered and saved)
+
+
+def replaces_id(cert) -> str:
+    """The ARI id of the version a new order for `cert` replaces ("" for a first issuance,
+    or a certificate without an Authority Key Identifier). Sent only if the CA offers ARI."""
+    from certs.acme.ari import ari_cert_id
+
+    version = cert.current_version
+    if version is None:
+        return ""
+    try:
+        return ari_cert_id(version.cert_pem)
+    except ValueError:
+        return ""
+
+
+def ari_due(now=None):
+    """Certificates whose ARI re-check time has come (the CA may have moved the window)."""
+    now = now or clock.now()
+    return Certificate.objects.filter(ari_check_after__lte=now, current_version__isnull=False)
+
+
+def recheck_ari(now=None, limit=None):
+    """Queue an ARI check for every certificate due one; returns their ids. Each is leased
+    for ARI_LEASE first, so the next beat does not queue it again while it waits."""
+    now = now or clock.now()
+    ids = list(ari_due(now).order_by("ari_check_after").values_list("pk", flat=True)[
+        : limit or settings.RENEWAL_SWEEP_LIMIT])
+    if ids:
+        Certificate.objects.filter(pk__in=ids, ari_check_after__lte=now).update(ari_check_after=now + ARI_LEASE)
+        for certificate_id in ids:
+            enqueue_ari_refresh(certificate_id)
+    return ids

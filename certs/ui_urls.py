@@ -17,4 +17,10 @@ urlpatterns = [
     path("dns-credentials/<int:pk>/", views.dns_credential_detail, name="dns-credential-detail"),
     path("dns-credentials/<int:pk>/test/", views.dns_credential_test, name="dns-credential-test"),
     path("dns-credentials/<int:pk>/delete/", views.dns_credential_delete, name="dns-credential-delete"),
+    path("certificates/<int:pk>/", views.certificate_detail, name="certificate-detail"),
+    path("certificates/<int:pk>/history/", views.certificate_history, name="certificate-history"),
+    path("certificates/<int:pk>/reissue/", views.reissue_certificate, name="certificate-reissue"),
+    path("certificate-versions/<int:pk>/download/<slug:fmt>/", views.version_download, name="version-download"),
+    path("certificate-versions/<int:pk>/revoke/", views.version_revoke, name="version-revoke"),
+    path("renewals/", views.renewal_overview, name="renewal-overview"),
 ]

@@ -4,19 +4,24 @@ Thin: access -> form -> one service call (certs.orders, certs.accounts, certs.dn
 -> redirect or page.
 """
 
+import datetime
+
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import IntegrityError
-from django.db.models import Count, ProtectedError
-from django.shortcuts import redirect, render
+from django.db.models import Case, Count, F, ProtectedError, Q, Value, When
+from django.http import Http404, HttpResponseNotAllowed
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
-from certs import accounts, cas, certificates, dns_credentials, orders
+from certs import accounts, cas, certificates, dns_credentials, orders, versions
 from certs.acme import AcmeError
 from certs.dns import registry
 from certs.forms import (
@@ -27,7 +32,7 @@ from certs.forms import (
     provider_label,
 )
 from certs.models import AcmeAccount, Certificate, Challenge, DnsCredential, Order
-from panel import access
+from panel import access, clock
 from panel.models import Site
 
 CERTIFICATES_PER_PAGE = 50
@@ -266,3 +271,201 @@ def dns_credential_delete(request, pk):
         return redirect("ui:dns-credential-detail", pk=credential.pk)
     return render(request, "certs/dns_credential_delete.html",
                   {"nav": "dns", "credential": credential, "in_use": in_use})
+
+
+# --- certificate versions: history, downloads, revocation, re-issue.
+# The private key leaves only as an attachment, only for its owner, only for a POST (CSRF).
+
+VERSIONS_PER_PAGE = 50
+VERSIONS_ON_SITE_PAGE = 10
+
+
+class RevokeForm(forms.Form):
+    reason = forms.ChoiceField(label=_lazy("Reason"), choices=versions.RevocationReason.choices,
+                               initial=versions.RevocationReason.UNSPECIFIED, widget=forms.RadioSelect)
+
+
+def _owned_certificate(request, pk):
+    return get_object_or_404(access.scoped(Certificate, request.user).with_current_version().select_related("site"),
+                             pk=pk)
+
+
+def _described(version_rows, certificate):
+    now = timezone.now()
+    return [versions.describe(version, certificate, now) for version in version_rows]
+
+
+def _certificate_page(request, certificate, export_error="", status=200):
+    page = Paginator(versions.history(certificate), VERSIONS_PER_PAGE).get_page(request.GET.get("page"))
+    order = certificate.latest_order()
+    return render(request, "certs/certificate_detail.html", {
+        "nav": "certificates",
+        "certificate": with_days_left(certificate),
+        "order": with_dns_records(order) if order else None,
+        "page": page,
+        "versions": _described(page, certificate),
+        "export_error": export_error,
+    }, status=status)
+
+
+def _back_to_certificate(request, certificate):
+    """The site page when the certificate belongs to one the user sees, else the certificate's own page."""
+    if certificate.site_id and access.scoped(Site, request.user).filter(pk=certificate.site_id).exists():
+        return redirect(_site_page(certificate.site_id))
+    return redirect("ui:certificate-detail", pk=certificate.pk)
+
+
+@login_required
+def certificate_detail(request, pk):
+    return _certificate_page(request, _owned_certificate(request, pk))
+
+
+@login_required
+def certificate_history(request, pk):
+    """The version history fragment the site page loads: the newest versions and a link to all."""
+    certificate = _owned_certificate(request, pk)
+    rows = list(versions.history(certificate)[:VERSIONS_ON_SITE_PAGE + 1])
+    return render(request, "certs/_version_history.html", {
+        "certificate": certificate,
+        "versions": _described(rows[:VERSIONS_ON_SITE_PAGE], certificate),
+        "more_versions": len(rows) > VERSIONS_ON_SITE_PAGE,
+    })
+
+
+@login_required
+def version_download(request, pk, fmt):
+    """cert and fullchain: a plain link. pem-key and pfx: a POST from a form, owner only."""
+    if fmt not in versions.ExportFormat.values:
+        raise Http404
+    secret = fmt in versions.SECRET_FORMATS
+    if request.method != "POST" and (secret or request.method not in ("GET", "HEAD")):
+        return HttpResponseNotAllowed(["POST"] if secret else ["GET", "HEAD", "POST"])
+    version = versions.get_version(request.user, pk, secret=secret)
+    try:
+        exported = versions.export(version, fmt, password=request.POST.get("password", ""))
+    except versions.ExportRefused as exc:
+        return _certificate_page(request, _owned_certificate(request, version.certificate_id),
+                                 export_error=str(exc), status=400)
+    return versions.as_attachment(exported)
+
+
+@login_required
+def version_revoke(request, pk):
+    """GET asks which reason, and for confirmation; POST revokes at the CA."""
+    version = versions.get_version(request.user, pk)
+    certificate = _owned_certificate(request, version.certificate_id)
+    versions.describe(version, certificate)
+    if version.revoked_at:
+        messages.warning(request, _("This certificate was already revoked."))
+        return redirect("ui:certificate-detail", pk=certificate.pk)
+    form = RevokeForm(request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        try:
+            versions.revoke(version, form.cleaned_data["reason"])
+        except versions.RevocationRefused as exc:
+            messages.warning(request, str(exc))
+            return redirect("ui:certificate-detail", pk=certificate.pk)
+        except AcmeError as exc:
+            form.add_error(None, _("The CA did not revoke it: %(error)s") % {"error": exc})
+        else:
+            if version.is_current:
+                messages.success(request, _("Certificate revoked. Re-issue it so the site gets a valid one."))
+            else:
+                messages.success(request, _("Certificate revoked."))
+            return redirect("ui:certificate-detail", pk=certificate.pk)
+    return render(request, "certs/version_revoke.html",
+                  {"nav": "certificates", "version": version, "certificate": certificate, "form": form})
+
+
+@login_required
+@require_POST
+def reissue_certificate(request, pk):
+    """A new order (with a new key) for the same names: after a revocation, or any time."""
+    certificate = access.get_owned(Certificate, request.user, pk=pk)
+    try:
+        orders.start_order(certificate)
+    except IntegrityError:
+        messages.warning(request, _("An order for this certificate is already running."))
+    else:
+        messages.success(request, _("Re-issue started: a new certificate with a new key is being ordered."))
+    return _back_to_certificate(request, certificate)
+
+
+# --- renewal overview: how close to expiry everything is, and what is failing to renew
+
+RENEWALS_PER_PAGE = 100
+# (key, label, lower bound in days, upper bound in days): days to expiry, half-open [lower, upper).
+EXPIRY_BUCKETS = (
+    ("expired", _lazy("Expired"), None, 0),
+    ("lt7", _lazy("< 7 days"), 0, 7),
+    ("lt14", _lazy("7–13 days"), 7, 14),
+    ("lt30", _lazy("14–29 days"), 14, 30),
+    ("lt60", _lazy("30–59 days"), 30, 60),
+    ("later", _lazy("60 days or more"), 60, None),
+)
+_BUCKET_COLOURS = {"expired": "#c62828", "lt7": "#c62828", "lt14": "#9a6700", "lt30": "#9a6700",
+                   "lt60": "#1f8f3a", "later": "#1f8f3a"}
+
+
+def renewal_counts(certificate_rows, now):
+    """How many certificates fall in each EXPIRY_BUCKETS bucket, how many were never issued
+    ("unissued") and how many are failing to renew ("failing"): one aggregate query."""
+    def window(lower, upper):
+        q = Q(current_version__isnull=False)
+        if lower is not None:
+            q &= Q(current_version__not_after__gte=now + datetime.timedelta(days=lower))
+        if upper is not None:
+            q &= Q(current_version__not_after__lt=now + datetime.timedelta(days=upper))
+        return q
+
+    aggregates = {key: Count("pk", filter=window(lower, upper)) for key, _label, lower, upper in EXPIRY_BUCKETS}
+    aggregates["unissued"] = Count("pk", filter=Q(current_version__isnull=True))
+    aggregates["failing"] = Count("pk", filter=Q(renewal_failures__gt=0))
+    return certificate_rows.order_by().aggregate(**aggregates)
+
+
+def expiry_chart(counts, width=640, height=220):
+    """Bar geometry for the inline SVG chart: the page needs no script and no CDN."""
+    top, bottom, side = 24, 40, 8
+    slot = (width - 2 * side) / len(EXPIRY_BUCKETS)
+    bar_width = slot * 0.6
+    tallest = max([counts[key] for key, *_rest in EXPIRY_BUCKETS] + [1])
+    usable = height - top - bottom
+    bars = []
+    for index, (key, label, _lower, _upper) in enumerate(EXPIRY_BUCKETS):
+        count = counts[key]
+        bar_height = round(usable * count / tallest, 1) if count else 0
+        x = side + index * slot + (slot - bar_width) / 2
+        bars.append({
+            "key": key, "label": label, "count": count, "colour": _BUCKET_COLOURS[key],
+            "x": round(x, 1), "width": round(bar_width, 1), "height": bar_height,
+            "y": round(top + usable - bar_height, 1), "centre": round(x + bar_width / 2, 1),
+            "count_y": round(top + usable - bar_height - 6, 1),
+        })
+    return {"width": width, "height": height, "baseline": top + usable, "label_y": top + usable + 20,
+            "bars": bars}
+
+
+@login_required
+def renewal_overview(request):
+    now = clock.now()  # the renewal sweep's clock, so the page and the sweep agree
+    certificate_rows = access.scoped(Certificate, request.user)
+    counts = renewal_counts(certificate_rows, now)
+    ordered = (
+        certificate_rows.with_current_version().select_related("site")
+        .annotate(failing_first=Case(When(renewal_failures__gt=0, then=Value(0)), default=Value(1)))
+        .order_by("failing_first", F("next_renewal_at").asc(nulls_last=True), "id")
+    )
+    page = Paginator(ordered, RENEWALS_PER_PAGE).get_page(request.GET.get("page"))
+    for certificate in page:
+        version = certificate.current_version
+        certificate.days_left = (version.not_after - now).days if version else None
+        certificate.renewal_due = certificate.next_renewal_at is not None and certificate.next_renewal_at <= now
+    return render(request, "certs/renewal_overview.html", {
+        "nav": "renewals",
+        "page": page,
+        "counts": counts,
+        "total": sum(counts[key] for key, *_rest in EXPIRY_BUCKETS) + counts["unissued"],
+        "chart": expiry_chart(counts),
+        "now": now,
+    })

@@ -71,6 +71,8 @@ CELERY_DB_REUSE_MAX = 200
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
+    # Install targets are files and commands on the machine that serves the sites.
+    "certs.tasks.install_certificate": {"queue": "deploy"},
     "certs.tasks.*": {"queue": "acme"},
     "panel.tasks.*": {"queue": "deploy"},
 }
@@ -85,6 +87,7 @@ TEST_CLOCK_FILE = env.str("CERTPANEL_TEST_CLOCK_FILE")  # tests only: see panel/
 CELERY_BEAT_SCHEDULE = {
     "resume-stalled-orders": {"task": "certs.tasks.resume_stalled_orders", "schedule": 60.0},
     "renewal-sweep": {"task": "certs.tasks.renewal_sweep", "schedule": RENEWAL_SWEEP_SECONDS},
+    "ari-recheck": {"task": "certs.tasks.ari_recheck", "schedule": RENEWAL_SWEEP_SECONDS},
     "expiry-alerts": {"task": "certs.tasks.expiry_alerts", "schedule": 24 * 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")

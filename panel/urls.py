@@ -5,7 +5,9 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
-from certs.api import AcmeAccountViewSet, CertificateViewSet, DnsCredentialViewSet, DnsProviderViewSet
+from certs.api import (AcmeAccountViewSet, CertificateViewSet, DnsCredentialViewSet, DnsProviderViewSet,
+                       InstallTargetViewSet, NotificationChannelViewSet, ReloadPresetViewSet)
+from certs.api_versions import CertificateVersionDownload, CertificateVersionList, CertificateVersionRevoke
 from panel.api import SiteViewSet
 
 router = DefaultRouter()
@@ -14,9 +16,17 @@ router.register("acme-accounts", AcmeAccountViewSet, basename="acme-account")
 router.register("certificates", CertificateViewSet, basename="certificate")
 router.register("dns-credentials", DnsCredentialViewSet, basename="dns-credential")
 router.register("dns-providers", DnsProviderViewSet, basename="dns-provider")
+router.register("install-targets", InstallTargetViewSet, basename="install-target")
+router.register("reload-presets", ReloadPresetViewSet, basename="reload-preset")
+router.register("notification-channels", NotificationChannelViewSet, basename="notification-channel")
 
 urlpatterns = [
     path("api/v1/", include(router.urls)),
+    path("api/v1/certificates/<int:pk>/versions/", CertificateVersionList.as_view(), name="certificate-versions"),
+    path("api/v1/certificate-versions/<int:pk>/download/", CertificateVersionDownload.as_view(),
+         name="certificate-version-download"),
+    path("api/v1/certificate-versions/<int:pk>/revoke/", CertificateVersionRevoke.as_view(),
+         name="certificate-version-revoke"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("login/", auth_views.LoginView.as_view(template_name="panel/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -88,25 +88,36 @@ def name_covers(certificate_name, name):
     return certificate_name.startswith("*.") and "." in name and name.split(".", 1)[1] == certificate_name[2:]
 
 
-def validate_document_root(value):
-    """An absolute path below one of settings.ALLOWED_ROOTS."""
+def validate_path_under(value, roots, what):
+    """An absolute path at or below one of `roots`, as a Path; `what` names the value in
+    messages ("document root"). No "..", and no character that a config file or a shell
+    would read as syntax. Symbolic links are not resolved: the path may not exist yet."""
     if not isinstance(value, str) or not value.strip():
-        raise ValidationError(_("Give the document root as an absolute path."))
+        raise ValidationError(_("Give the %(what)s as an absolute path.") % {"what": what})
     if any(c.isspace() or c in ';{}"\'\\$#' for c in value) or "\x00" in value:
-        raise ValidationError(_("The document root contains characters not allowed in a path here."))
+        raise ValidationError(_("The %(what)s contains characters not allowed in a path here.") % {"what": what})
     path = Path(value)
     if not path.is_absolute():
-        raise ValidationError(_("The document root must be an absolute path."))
+        raise ValidationError(_("The %(what)s must be an absolute path.") % {"what": what})
     if ".." in path.parts:
-        raise ValidationError(_("The document root cannot contain “..”."))
-    resolved = Path(*path.parts)  # no symlink resolution: the directory may not exist yet
-    for root in settings.ALLOWED_ROOTS:
-        if resolved == root or root in resolved.parents:
-            return str(resolved)
+        raise ValidationError(_("The %(what)s cannot contain “..”.") % {"what": what})
+    resolved = Path(*path.parts)  # normalised: no "//", no "/./"
+    if is_under(resolved, roots):
+        return resolved
     raise ValidationError(
-        _("The document root must be inside one of the allowed directories: %(roots)s.")
-        % {"roots": ", ".join(str(r) for r in settings.ALLOWED_ROOTS)}
+        _("The %(what)s must be inside one of the allowed directories: %(roots)s.")
+        % {"what": what, "roots": ", ".join(str(r) for r in roots)}
     )
+
+
+def is_under(path, roots):
+    """Is `path` one of `roots` or below one of them (compared as written)?"""
+    return any(path == root or root in path.parents for root in roots)
+
+
+def validate_document_root(value):
+    """An absolute path below one of settings.ALLOWED_ROOTS."""
+    return str(validate_path_under(value, settings.ALLOWED_ROOTS, _("document root")))
 
 
 def validate_upstream(value):

@@ -18,6 +18,8 @@ import requests
 from acme import challenges, client, errors, messages
 from cryptography.hazmat.primitives import serialization
 
+from certs.acme.ari import NewOrder, RenewalWindow, ari_cert_id, parse_renewal_info
+
 log = logging.getLogger(__name__)
 
 BAD_NONCE_ATTEMPTS = 5
@@ -69,6 +71,7 @@ class OrderState:
     authorization_urls: list[str]
     error: str = ""
     retry_after: float | None = None
+    replaces: str = ""  # the ARI id this order replaces, when the CA accepted one (RFC 9773)
 
 
 def describe_problem(problem) -> str:
@@ -88,6 +91,10 @@ class _Network(client.ClientNetwork):
 
     def _check_response(self, response, content_type=None):
         try:
+            if response.status_code == 409 and "Location" not in response.headers:
+                # acme turns every 409 into ConflictError (an existing account); a 409 problem
+                # without a Location is the CA's word, e.g. RFC 9773's alreadyReplaced.
+                _raise_problem(response)
             return super()._check_response(response, content_type=content_type)
         except messages.Error as error:
             error.retry_after = _retry_after_seconds(response)  # acme.messages.Error allows this
@@ -102,6 +109,14 @@ class _Network(client.ClientNetwork):
                 if error.code != "badNonce" or attempt == BAD_NONCE_ATTEMPTS - 1:
                     raise
                 log.info("CA rejected a nonce; retrying with a fresh one (%d)", attempt + 1)
+
+
+def _raise_problem(response):
+    try:
+        problem = messages.Error.from_json(response.json())
+    except (ValueError, jose.DeserializationError):
+        return
+    raise problem
 
 
 def _retry_after_seconds(response) -> float | None:
@@ -214,12 +229,64 @@ class AcmeClient:
 
     # --- orders
 
-    def new_order(self, csr_pem: bytes) -> OrderState:
+    def new_order(self, csr_pem: bytes, replaces: str | None = None) -> OrderState:
+        """Create an order for the CSR's names. `replaces` (an ARI certificate id, see
+        certs.acme.ari.ari_cert_id) is sent only when the CA offers ARI."""
+
+        def post(**extra):
+            identifiers = [messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=n) for n in _csr_names(csr_pem)]
+            return self._net.post(self._acme().directory["newOrder"], NewOrder(identifiers=identifiers, **extra),
+                                  new_nonce_url=self._acme().directory["newNonce"])
+
         def run():
-            response = self._net.post(self._acme().directory["newOrder"], messages.NewOrder(
-                identifiers=[messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=n) for n in _csr_names(csr_pem)]
-            ), new_nonce_url=self._acme().directory["newNonce"])
-            return _order_state(response, response.headers.get("Location"))
+            sent = replaces if replaces and self.supports_ari() else ""
+            try:
+                response = post(replaces=sent) if sent else post()
+            except messages.Error as error:
+                # `replaces` is a hint: a CA that refuses it (already replaced, a certificate it
+                # no longer knows) still gets the order, as RFC 9773 suggests.
+                if not sent or str(error.typ).rsplit(":", 1)[-1] not in ("alreadyReplaced", "malformed"):
+                    raise
+                log.warning("the CA refused replaces=%s (%s); ordering without it", sent, describe_problem(error))
+                sent, response = "", post()
+            state = _order_state(response, response.headers.get("Location"))
+            state.replaces = state.replaces or sent
+            return state
+
+        return self._call(run)
+
+    # --- ARI (RFC 9773)
+
+    def supports_ari(self) -> bool:
+        """Whether the CA's directory offers renewalInfo."""
+        return bool(self._renewal_info_url())
+
+    def _renewal_info_url(self) -> str:
+        try:
+            return self._acme().directory["renewalInfo"] or ""
+        except KeyError:
+            return ""
+
+    def renewal_info(self, cert_pem: str | bytes) -> RenewalWindow | None:
+        """The CA's suggested renewal window for the leaf in `cert_pem`, as
+        (window_start, window_end, retry_after_seconds); None when the CA has no ARI.
+        An unusable answer (no window, end before start) is an AcmeError, transient."""
+
+        def run():
+            base = self._renewal_info_url()
+            if not base:
+                return None
+            try:
+                cert_id = ari_cert_id(cert_pem)
+            except ValueError as exc:
+                raise AcmeError(str(exc)) from None
+            response = self._net.get(base.rstrip("/") + "/" + cert_id, content_type="application/json")
+            try:
+                start, end = parse_renewal_info(response.json())
+            except ValueError as exc:  # requests' JSONDecodeError is a ValueError too
+                raise AcmeError(f"the CA's renewalInfo is unusable: {exc}", problem_type="serverInternal",
+                                transient=True, retry_after=_retry_after_seconds(response)) from None
+            return RenewalWindow(start, end, _retry_after_seconds(response))
 
         return self._call(run)
 
@@ -280,6 +347,25 @@ class AcmeClient:
         """The full chain (leaf first) in PEM."""
         return self._call(lambda: self._post_as_get(url).text)
 
+    # --- revocation
+
+    def revoke(self, cert_pem: str, reason_code: int = 0) -> None:
+        """Revoke the leaf in `cert_pem` (signed with this account's key, which must be the
+        one that ordered it or hold authorizations for all its names).
+
+        `reason_code` is an RFC 5280 CRLReason; ACME CAs accept 0 unspecified,
+        1 keyCompromise, 3 affiliationChanged, 4 superseded, 5 cessationOfOperation.
+        A certificate the CA already revoked raises AcmeError with problem_type
+        "alreadyRevoked".
+        """
+        from cryptography import x509
+
+        def run():
+            text = cert_pem.encode() if isinstance(cert_pem, str) else cert_pem
+            self._acme().revoke(x509.load_pem_x509_certificate(text), reason_code)
+
+        self._call(run)
+
 
 def _token(challenge_body) -> str:
     token = getattr(challenge_body.chall, "token", None)
@@ -305,4 +391,5 @@ def _order_state(response, url) -> OrderState:
         authorization_urls=list(body.authorizations or ()),
         error=describe_problem(body.error),
         retry_after=_retry_after_seconds(response),
+        replaces=str(response.json().get("replaces") or ""),
     )

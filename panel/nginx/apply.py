@@ -171,13 +171,20 @@ def apply_site_config(site) -> bool:
             else:
                 path.unlink(missing_ok=True)
             log.warning("nginx rejected the config of site %s; previous config restored:\n%s", site.pk, output)
+    error = "" if ok else _error_for_site(output, site)
     type(site).objects.filter(pk=site.pk).update(
         config_status="applied" if ok else "failed",
-        config_error="" if ok else _error_for_site(output, site),
+        config_error=error,
         config_applied_at=timezone.now() if ok else site.config_applied_at,
     )
     if ok:
         request_reload()
+    else:
+        from certs import notifications
+
+        notifications.notify(site.owner_id, "config_rejected", f"nginx rejected the config of {site}",
+                             f"The new config of the site {site} was not applied; nginx keeps serving "
+                             f"its previous config, if it had one.\nnginx said: {error}")
     return ok
 
 

@@ -28,6 +28,17 @@ from .process import HarnessError, ManagedProcess, dump_logs, stop_all, wait_unt
 
 PEBBLE_BIN = shutil.which("pebble") or "/usr/bin/pebble"
 CHALLTESTSRV_BIN = shutil.which("pebble-challtestsrv") or "/usr/bin/pebble-challtestsrv"
+# Pebble >= 2.6 serves renewalInfo (ARI, RFC 9773): Debian 13's pebble is one; on Debian 12
+# scripts/install-system-deps unpacks Debian 13's package here, beside the system's 2.4.
+# Pebble(ari=True) runs it (or CERTPANEL_PEBBLE_ARI_BIN); everything else runs PEBBLE_BIN.
+PEBBLE_ARI_DIR_BIN = "/usr/local/lib/certpanel/pebble-ari/usr/bin/pebble"
+
+
+def pebble_ari_bin() -> str:
+    chosen = os.environ.get("CERTPANEL_PEBBLE_ARI_BIN")
+    if chosen:
+        return chosen
+    return PEBBLE_ARI_DIR_BIN if os.access(PEBBLE_ARI_DIR_BIN, os.X_OK) else PEBBLE_BIN
 
 
 def _pem_key(key) -> bytes:
@@ -99,6 +110,7 @@ class Pebble:
     nosleep=False lets Pebble sleep 0..va_sleep_seconds between validation attempts.
     dns_server="127.0.0.1:port" makes Pebble resolve through that server (BIND in DNS-01 tests).
     env: extra environment for pebble (e.g. {"PEBBLE_WFE_NONCEREJECT": "0"}).
+    ari=True runs a Pebble that serves renewalInfo (>= 2.6, see pebble_ari_bin).
     """
 
     def __init__(
@@ -114,6 +126,7 @@ class Pebble:
         strict: bool = False,
         start_timeout: float = 20.0,
         dns_server: str | None = None,
+        ari: bool = False,
     ):
         self.tmp_dir = Path(tmp_dir)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -132,6 +145,7 @@ class Pebble:
         self.start_timeout = start_timeout
         # "host:port" of a real DNS server (e.g. BIND) for Pebble's VA instead of challtestsrv's.
         self.dns_server = dns_server
+        self.binary = pebble_ari_bin() if ari else PEBBLE_BIN
         self.ca_bundle_path, self.cert_path, self.key_path = make_listener_certificates(self.tmp_dir / "certs")
         self.config_path = self.tmp_dir / "pebble-config.json"
         self.challtestsrv: ManagedProcess | None = None
@@ -208,7 +222,7 @@ class Pebble:
                 cwd=self.tmp_dir,
             ).start()
             self.write_config()
-            argv = [PEBBLE_BIN, "-config", str(self.config_path), "-dnsserver", self.dns_address]
+            argv = [self.binary, "-config", str(self.config_path), "-dnsserver", self.dns_address]
             if self.strict:
                 argv.append("-strict")
             self.pebble = ManagedProcess("pebble", argv, self.tmp_dir / "pebble.log", env=self.pebble_env(), cwd=self.tmp_dir)

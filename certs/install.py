@@ -1,0 +1,307 @@
+"""Install targets, like acme.sh --install-cert: copy a certificate's files to
+administrator-approved paths, then run an administrator-defined reload preset.
+
+Paths lie below settings.INSTALL_ROOTS and their directory must already exist (an
+administrator creates it). Commands are never written by users: a target names a
+ReloadPreset, whose argv list runs without a shell, with a timeout and a minimal
+environment. Targets run after every issuance and renewal (certs.orders queues
+certs.tasks.install_certificate on commit); a failure is recorded on the target and
+reported like a failed renewal.
+"""
+
+import fcntl
+import importlib
+import logging
+import os
+import re
+import signal
+import subprocess
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from certs.models import Certificate, InstallTarget
+from panel import validation
+
+log = logging.getLogger(__name__)
+
+ERROR_TAIL = 2000  # characters of a preset's output kept as the target's error
+# The preset's whole environment: the worker's own holds the panel's secrets.
+PRESET_ENVIRONMENT = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+
+
+class InstallError(Exception):
+    """A target could not be installed; the message is safe to store and show."""
+
+
+# --- validation
+
+
+def validate_target_path(value) -> str:
+    """A file path below one of settings.INSTALL_ROOTS whose directory exists, and that
+    does not lead out of the roots through a symbolic link."""
+    roots = settings.INSTALL_ROOTS
+    if not roots:
+        raise ValidationError(_("Install targets are disabled: no install directories are configured "
+                                "(CERTPANEL_INSTALL_ROOTS)."))
+    path = validation.validate_path_under(value, roots, _("install path"))
+    if path in roots or path.is_dir():
+        raise ValidationError(_("The install path must name a file, not a directory."))
+    if not path.parent.is_dir():
+        raise ValidationError(_("The directory %(dir)s does not exist; ask an administrator to create it.")
+                              % {"dir": path.parent})
+    if not validation.is_under(path.parent.resolve(), roots):
+        raise ValidationError(_("The install path leads outside the allowed directories through a "
+                                "symbolic link."))
+    return str(path)
+
+
+def parse_mode(value) -> int:
+    """A file mode given as octal text ("0640", "640" or "0o640")."""
+    text = str(value).strip().lower().removeprefix("0o")
+    if not re.fullmatch(r"[0-7]{3,4}", text) or int(text, 8) > 0o777:
+        raise ValidationError(_("Give the mode as three octal digits, e.g. 0600 or 0644."))
+    return int(text, 8)
+
+
+def clean_target(paths: dict, key_mode: int, cert_mode: int, exclude_pk=None) -> dict:
+    """Validated {field: path} of a target; raises ValidationError keyed by field.
+
+    A path may belong to one target only: otherwise one user's renewals would
+    overwrite another's files."""
+    errors, cleaned = {}, {}
+    for field in InstallTarget.PATH_FIELDS:
+        value = paths.get(field) or ""
+        if not value:
+            cleaned[field] = ""
+            continue
+        try:
+            cleaned[field] = validate_target_path(value)
+        except ValidationError as exc:
+            errors[field] = exc.messages
+    if not errors:
+        given = [field for field in InstallTarget.PATH_FIELDS if cleaned[field]]
+        if not given:
+            errors["non_field_errors"] = [_("Give at least one path: key, certificate, chain or fullchain.")]
+        seen = {}
+        for field in given:
+            if cleaned[field] in seen:
+                errors[field] = [_("The same path is given twice.")]
+            seen[cleaned[field]] = field
+        taken = InstallTarget.objects.exclude(pk=exclude_pk)
+        for field in given:
+            path = cleaned[field]
+            if field not in errors and any(taken.filter(**{other: path}).exists()
+                                           for other in InstallTarget.PATH_FIELDS):
+                errors[field] = [_("Another install target already writes this path.")]
+    if key_mode & 0o007:
+        # On a shared server "others" are the other customers.
+        errors["key_mode"] = [_("A private key must not be accessible to every user on the server "
+                                "(no permission for “others”).")]
+    if errors:
+        raise ValidationError(errors)
+    return cleaned
+
+
+# --- running
+
+
+def queue_targets(certificate_id):
+    """Queue the install of a certificate's current version, if it has targets. Called on commit."""
+    from certs.tasks import install_certificate
+
+    if InstallTarget.objects.filter(certificate_id=certificate_id).exists():
+        install_certificate.delay(certificate_id)
+
+
+def queue_run(target):
+    """Queue one target's install, once the current transaction has committed."""
+    from certs.tasks import install_certificate
+
+    certificate_id, target_id = target.certificate_id, target.pk
+    transaction.on_commit(lambda: install_certificate.delay(certificate_id, target_id))
+
+
+def run_targets_for(certificate_id, only=None) -> list:
+    """Install the certificate's current version at each of its targets (or at target
+    `only`). Returns the targets' ids that failed; each failure is reported."""
+    cert = Certificate.objects.filter(pk=certificate_id).first()
+    if cert is None:
+        return []
+    targets = InstallTarget.objects.filter(certificate=cert).select_related("reload_preset")
+    if only is not None:
+        targets = targets.filter(pk=only)
+    failed = []
+    for target in targets:
+        if not run_target(target):
+            failed.append(target.pk)
+            _report_failure(target, cert)
+    return failed
+
+
+def run_target(target) -> bool:
+    """Write the target's files from its certificate's current version, atomically, then
+    run its reload preset. Records and returns whether it all worked."""
+    with _target_lock(target.pk):
+        # Read under the lock: a run that waited installs the newest version, never an older one.
+        cert = Certificate.objects.select_related("current_version").filter(pk=target.certificate_id).first()
+        version = cert.current_version if cert else None
+        key = version.private_key if version else ""
+        try:
+            if version is None:
+                raise InstallError(_("The certificate has not been issued yet."))
+            _install_files(target, version)
+            if target.reload_preset_id:
+                _run_preset(target.reload_preset, key)
+        except InstallError as exc:
+            error = _redact(str(exc), key)
+        else:
+            error = ""
+    target.last_status = InstallTarget.Status.FAILED if error else InstallTarget.Status.OK
+    target.last_error, target.last_run_at = error, timezone.now()
+    # An update, not save(): the owner may have edited the target's paths meanwhile.
+    InstallTarget.objects.filter(pk=target.pk).update(last_status=target.last_status, last_error=error,
+                                                      last_run_at=target.last_run_at)
+    if error:
+        log.warning("install target %s of certificate %s failed: %s", target.pk, target.certificate_id, error)
+    return not error
+
+
+def files_of(version) -> dict:
+    """{path field: (text, is the key)} of a certificate version."""
+    blocks = re.findall(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", version.chain_pem, re.S)
+    return {
+        "key_path": (version.private_key, True),
+        "cert_path": (version.cert_pem, False),
+        "chain_path": ("".join(block + "\n" for block in blocks[1:]), False),
+        "fullchain_path": (version.chain_pem, False),
+    }
+
+
+def _install_files(target, version):
+    """Stage every file beside its destination, then swap them in: a failure before the
+    swap leaves the previous files untouched."""
+    contents = files_of(version)
+    staged = []
+    try:
+        for field, path in target.paths().items():
+            try:
+                destination = Path(validate_target_path(path))  # the roots, or a symlink, may have changed
+            except ValidationError as exc:
+                raise InstallError(f"{path}: {' '.join(exc.messages)}") from None
+            text, is_key = contents[field]
+            mode = target.key_mode if is_key else target.cert_mode
+            staged.append((_stage(destination, text, mode), destination))
+        for tmp, destination in staged:
+            os.replace(tmp, destination)
+        for directory in {destination.parent for _tmp, destination in staged}:
+            _fsync_directory(directory)
+    except OSError as exc:
+        raise InstallError(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")) from None
+    finally:
+        for tmp, _destination in staged:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _stage(destination: Path, text: str, mode: int) -> str:
+    # mkstemp: a fresh name, created exclusively, so nobody's symlink can redirect the write.
+    fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _fsync_directory(directory: Path):
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _run_preset(preset, key):
+    command = preset.command
+    if not isinstance(command, list) or not command or not all(isinstance(w, str) and w for w in command):
+        raise InstallError(_("The reload preset “%(name)s” is not a list of words; an administrator must fix it.")
+                           % {"name": preset.name})
+    try:
+        # Its own session, so a timeout kills whatever it started too.
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   env=PRESET_ENVIRONMENT, start_new_session=True)
+    except OSError as exc:
+        raise InstallError(f"reload preset “{preset.name}”: cannot run {command[0]}: {exc.strerror}") from None
+    with process:
+        try:
+            stdout, stderr = process.communicate(timeout=preset.timeout_seconds)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            stdout, stderr = process.communicate()
+            raise InstallError(f"reload preset “{preset.name}” did not finish within {preset.timeout_seconds}s"
+                               + _output_tail(stderr or stdout, key))
+    if process.returncode != 0:
+        raise InstallError(f"reload preset “{preset.name}” exited with status {process.returncode}"
+                           + _output_tail(stderr or stdout, key))
+
+
+def _output_tail(output: bytes, key: str) -> str:
+    text = _redact(output.decode(errors="replace"), key).strip()
+    if len(text) > ERROR_TAIL:
+        text = "…" + text[-ERROR_TAIL:]
+    return f":\n{text}" if text else ""
+
+
+_PRIVATE_KEY_BLOCK = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|\Z)", re.S)
+
+
+def _redact(text: str, key: str) -> str:
+    """`text` without any private key, whole or in part (a preset could print the key)."""
+    text = _PRIVATE_KEY_BLOCK.sub("[private key removed]", text)
+    for line in key.splitlines():
+        line = line.strip()
+        if len(line) >= 16 and not line.startswith("-----"):
+            text = text.replace(line, "[private key removed]")
+    return text
+
+
+@contextmanager
+def _target_lock(target_id):
+    """One run of a target at a time on this machine."""
+    directory = Path(settings.DATA_DIR) / "install-locks"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    with open(directory / f"target-{target_id}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _report_failure(target, cert):
+    """Tell the owner, through the same channel as a failed renewal (certs.notifications)."""
+    try:
+        notifications = importlib.import_module("certs.notifications")
+    except ModuleNotFoundError as exc:
+        if exc.name != "certs.notifications":
+            raise
+        return  # notifications are not part of this installation yet
+    name = cert.domains[0] if cert.domains else f"#{cert.pk}"
+    subject = _("Installing the certificate for %(name)s failed") % {"name": name}
+    body = (_("Install target #%(id)s of the certificate for %(names)s failed:")
+            % {"id": target.pk, "names": ", ".join(cert.domains)}) + "\n" + target.last_error
+    try:
+        notifications.notify(target.owner_id, "renewal_failed", subject, body)
+    except Exception:
+        log.exception("could not report the failure of install target %s", target.pk)
