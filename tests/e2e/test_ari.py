@@ -53,7 +53,7 @@ result = dict(start=c.ari_window_start, end=c.ari_window_end, check_after=c.ari_
 """)
 
 
-def wait_for_ari(stack, cert_id, after_version=None, timeout=30):
+def wait_for_ari(stack, cert_id, after_version=None, timeout=60):
     """The window is asked for by a task queued when the issuing transaction commits."""
     deadline = time.monotonic() + timeout
     while True:

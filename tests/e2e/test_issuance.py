@@ -37,8 +37,9 @@ def wait_for_status(stack, cert_id, wanted, timeout=60):
 
 
 def served(stack, name, serial):
+    # Generous: under the full parallel suite on two cores a reload can wait its turn.
     return wait_for_served_certificate(stack.https_port, name, lambda c: format(c.serial_number, "x") == serial,
-                                       timeout=30)
+                                       timeout=60)
 
 
 def negotiated_version(port, server_name, version):
