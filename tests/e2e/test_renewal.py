@@ -2,7 +2,10 @@
 serves the new serial; with the CA down the renewal backs off, then succeeds once it is back."""
 
 import datetime
+import json
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -37,7 +40,10 @@ def wait(predicate, timeout=60, what="condition"):
 def renewing_stack(request, tmp_path, pebble, redis_server):
     from tests.support import PanelStack
 
+    install_root = tmp_path / "install"
+    (install_root / "site").mkdir(parents=True)
     stack = PanelStack(tmp_path / "panel", pebble, redis_server, extra_env={
+        "CERTPANEL_INSTALL_ROOTS": str(install_root),
         "CERTPANEL_TEST_CLOCK_FILE": str(tmp_path / "panel" / "clock"),
         "CERTPANEL_RENEWAL_SWEEP_SECONDS": "1",
         "CERTPANEL_ORDER_MAX_RETRIES": "0",
@@ -48,8 +54,62 @@ def renewing_stack(request, tmp_path, pebble, redis_server):
     })
     stack.start()
     stack.start_beat()
+    stack.install_root = install_root
     yield stack
     stack.stop()
+
+
+class WebhookReceiver:
+    """A local HTTP endpoint apprise's json:// posts to; keeps every message."""
+
+    def __init__(self):
+        self.messages = []
+        received = self.messages
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self):
+        return f"json://127.0.0.1:{self.server.server_port}/alerts"
+
+
+@pytest.fixture
+def webhook():
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.server.shutdown()
+
+
+def add_install_target(stack, cert_id):
+    """A reload preset (admin-defined, here through the shell) and a target using it."""
+    marker = stack.install_root / "reloaded"
+    preset_id = stack.manage("shell", "-c", (
+        "from certs.models import ReloadPreset;"
+        f"p = ReloadPreset.objects.create(name='touch', command=['/usr/bin/touch', '{marker}']);"
+        "print(p.pk)")).stdout.split()[-1]
+    root = stack.install_root / "site"
+    target = stack.api("POST", "/api/v1/install-targets/", {
+        "certificate": cert_id, "reload_preset": int(preset_id),
+        "key_path": f"{root}/privkey.pem", "fullchain_path": f"{root}/fullchain.pem",
+    })
+    assert target.status_code == 201, target.text
+    return root / "fullchain.pem", marker
+
+
+def leaf_serial(fullchain_path):
+    from cryptography import x509
+
+    return format(x509.load_pem_x509_certificate(fullchain_path.read_bytes()).serial_number, "x")
 
 
 def test_a_certificate_renews_when_a_third_of_its_lifetime_is_left(renewing_stack):
@@ -57,6 +117,9 @@ def test_a_certificate_renews_when_a_third_of_its_lifetime_is_left(renewing_stac
     first = wait_for_status(stack, issue(stack, ["renew.example.test"], "ec256")["id"], "valid")
     assert first["order"]["status"] == "valid", first
     served(stack, "renew.example.test", first["serial"])
+    fullchain, marker = add_install_target(stack, first["id"])
+    wait(lambda: fullchain.exists() and leaf_serial(fullchain) == first["serial"], what="the target installed")
+    marker.unlink()
 
     not_before, not_after = parse(first["not_before"]), parse(first["not_after"])
     planned = parse(first["next_renewal_at"])
@@ -73,12 +136,18 @@ def test_a_certificate_renews_when_a_third_of_its_lifetime_is_left(renewing_stac
                    and c["order"]["status"] == "valid" and c, what="the beat sweep renewing it")
     set_clock(stack, None)
     served(stack, "renew.example.test", renewed["serial"])
+    # acme.sh --install-cert: the files follow the renewal and the reload preset ran.
+    wait(lambda: leaf_serial(fullchain) == renewed["serial"], what="the target updated after renewal")
+    wait(marker.exists, what="the reload preset running")
+    assert (fullchain.parent / "privkey.pem").stat().st_mode & 0o777 == 0o600
     assert parse(renewed["next_renewal_at"]) > parse(renewed["not_before"])
     assert any("Renewal requested" in line for line in renewed["order"]["log"])
 
 
-def test_a_renewal_with_the_ca_down_backs_off_then_succeeds(renewing_stack, pebble):
+def test_a_renewal_with_the_ca_down_backs_off_alerts_then_succeeds(renewing_stack, pebble, webhook):
     stack = renewing_stack
+    channel = stack.api("POST", "/api/v1/notification-channels/", {"name": "ops webhook", "url": webhook.url})
+    assert channel.status_code == 201, channel.text
     first = wait_for_status(stack, issue(stack, ["backoff.example.test"], "ec256")["id"], "valid")
     planned = parse(first["next_renewal_at"])
     settle()
@@ -91,6 +160,10 @@ def test_a_renewal_with_the_ca_down_backs_off_then_succeeds(renewing_stack, pebb
     retry_at = parse(failed["next_renewal_at"])
     assert planned < retry_at <= planned + datetime.timedelta(seconds=1, minutes=1)  # backed off, soon
     assert failed["serial"] == first["serial"]  # the old certificate is still served
+    alert = wait(lambda: next((m for m in webhook.messages if "Renewal failed" in m.get("title", "")), None),
+                 what="the failure alert reaching the webhook")
+    assert "backoff.example.test" in alert["title"]
+    assert failed["last_error"][:40] in alert["message"]  # the CA's (here: the network's) own words
 
     pebble.start()  # a fresh Pebble: the panel registers its account again
     set_clock(stack, retry_at + datetime.timedelta(seconds=1))
