@@ -175,8 +175,9 @@ class CertificateSerializer(serializers.ModelSerializer):
         model = Certificate
         fields = ["id", "domains", "acme_account", "key_type", "challenge", "dns_credential", "challenge_alias",
                   "site", "status", "not_before",
-                  "not_after", "serial", "issuer", "next_renewal_at", "last_error", "order", "created_at"]
-        read_only_fields = ["status", "next_renewal_at", "last_error", "created_at"]
+                  "not_after", "serial", "issuer", "next_renewal_at", "renewal_failures", "last_error", "order",
+                  "created_at"]
+        read_only_fields = ["status", "next_renewal_at", "renewal_failures", "last_error", "created_at"]
 
     def get_order(self, cert) -> OrderSummarySerializer:
         order = cert.latest_order()

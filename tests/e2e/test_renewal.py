@@ -157,6 +157,7 @@ def test_a_renewal_with_the_ca_down_backs_off_alerts_then_succeeds(renewing_stac
     failed = wait(lambda: (c := certificate(stack, first["id"]))["order"]["status"] == "invalid" and c,
                   what="the renewal failing while the CA is down")
     assert "reach the CA" in failed["last_error"] or "connection" in failed["last_error"].lower(), failed
+    assert failed["renewal_failures"] == 1
     retry_at = parse(failed["next_renewal_at"])
     assert planned < retry_at <= planned + datetime.timedelta(seconds=1, minutes=1)  # backed off, soon
     assert failed["serial"] == first["serial"]  # the old certificate is still served
