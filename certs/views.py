@@ -101,16 +101,21 @@ def issue_certificate(request, site_pk):
     return redirect(_site_page(site.pk))
 
 
-@login_required
-@require_POST
-def renew_certificate(request, pk):
-    certificate = access.get_owned(Certificate, request.user, pk=pk)
+def _start_order(request, certificate, started_message):
+    """Start an order and say so, or say that one is already running."""
     try:
         orders.start_order(certificate)
     except IntegrityError:
         messages.warning(request, _("An order for this certificate is already running."))
     else:
-        messages.success(request, _("Renewal started."))
+        messages.success(request, started_message)
+
+
+@login_required
+@require_POST
+def renew_certificate(request, pk):
+    certificate = access.get_owned(Certificate, request.user, pk=pk)
+    _start_order(request, certificate, _("Renewal started."))
     if certificate.site_id and access.scoped(Site, request.user).filter(pk=certificate.site_id).exists():
         return redirect(_site_page(certificate.site_id))
     return redirect("ui:certificate-list")
@@ -382,12 +387,7 @@ def version_revoke(request, pk):
 def reissue_certificate(request, pk):
     """A new order (with a new key) for the same names: after a revocation, or any time."""
     certificate = access.get_owned(Certificate, request.user, pk=pk)
-    try:
-        orders.start_order(certificate)
-    except IntegrityError:
-        messages.warning(request, _("An order for this certificate is already running."))
-    else:
-        messages.success(request, _("Re-issue started: a new certificate with a new key is being ordered."))
+    _start_order(request, certificate, _("Re-issue started: a new certificate with a new key is being ordered."))
     return _back_to_certificate(request, certificate)
 
 
