@@ -8,7 +8,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tests.support import certificate_names, wait_for_served_certificate
+from tests.support import certificate_names, tls_peer_certificate, wait_for_served_certificate
 
 
 def issue(stack, domains, key_type, site_domains=None):
@@ -36,10 +36,23 @@ def wait_for_status(stack, cert_id, wanted, timeout=60):
         time.sleep(0.1)
 
 
-def served(stack, name, serial):
+def served(stack, name, serial, in_a_row=10):
+    """The certificate nginx serves for `name` once it has settled on `serial`: right after a
+    reload, old and new workers answer side by side for ~100 ms, so one handshake is not enough."""
     # Generous: under the full parallel suite on two cores a reload can wait its turn.
-    return wait_for_served_certificate(stack.https_port, name, lambda c: format(c.serial_number, "x") == serial,
-                                       timeout=60)
+    deadline = time.monotonic() + 60
+    streak = 0
+    while streak < in_a_row:
+        remaining = max(deadline - time.monotonic(), 0.1)
+        leaf = wait_for_served_certificate(stack.https_port, name,
+                                           lambda c: format(c.serial_number, "x") == serial, timeout=remaining)
+        try:
+            same = format(tls_peer_certificate("127.0.0.1", stack.https_port, name).serial_number, "x") == serial
+        except (OSError, ssl.SSLError):
+            same = False
+        streak = streak + 1 if same else 0
+        assert time.monotonic() < deadline or streak == in_a_row, f"{name} did not settle on {serial}"
+    return leaf
 
 
 def negotiated_version(port, server_name, version):
