@@ -97,10 +97,9 @@ def _quoted(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-class _Named:
-    """What BindServer and BindResolver share: one `named -g` in `tmp_dir` on `port`."""
-
-    name = "named"
+class DnsServerProcess:
+    """One DNS server process in `tmp_dir` on 127.0.0.1:`port`: what BIND and PowerDNS
+    share (addresses, logs, stop, queries). Subclasses start it."""
 
     def __init__(self, tmp_dir, port: int | None, start_timeout: float):
         self.tmp_dir = Path(tmp_dir).resolve()
@@ -108,7 +107,6 @@ class _Named:
         self.address = LOOPBACK
         self.port = port or free_port(udp=True)
         self.start_timeout = start_timeout
-        self.config_path = self.tmp_dir / "named.conf"
         self.process: ManagedProcess | None = None
 
     @property
@@ -122,6 +120,33 @@ class _Named:
 
     def dump_logs(self, lines: int = 80) -> str:
         return dump_logs(self.log_paths, lines)
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def query(self, name: str, rdtype: str = "A", timeout: float = 3.0, tcp: bool = False) -> list[str]:
+        """Records of type `rdtype` in the answer (TXT as plain values, others as text), sorted."""
+        return query_records(self.address, self.port, name, rdtype, timeout, tcp)
+
+    def query_message(self, name: str, rdtype: str = "A", timeout: float = 3.0, tcp: bool = False):
+        return query_message(self.address, self.port, name, rdtype, timeout, tcp=tcp)
+
+
+class _Named(DnsServerProcess):
+    """What BindServer and BindResolver share: one `named -g` in `tmp_dir` on `port`."""
+
+    name = "named"
+
+    def __init__(self, tmp_dir, port: int | None, start_timeout: float):
+        super().__init__(tmp_dir, port, start_timeout)
+        self.config_path = self.tmp_dir / "named.conf"
 
     def _options(self) -> list[str]:
         d = self.tmp_dir
@@ -165,23 +190,6 @@ class _Named:
             self.stop()
             raise
         return self
-
-    def stop(self) -> None:
-        if self.process:
-            self.process.stop()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def query(self, name: str, rdtype: str = "A", timeout: float = 3.0, tcp: bool = False) -> list[str]:
-        """Records of type `rdtype` in the answer (TXT as plain values, others as text), sorted."""
-        return query_records(self.address, self.port, name, rdtype, timeout, tcp)
-
-    def query_message(self, name: str, rdtype: str = "A", timeout: float = 3.0, tcp: bool = False):
-        return query_message(self.address, self.port, name, rdtype, timeout, tcp=tcp)
 
 
 class BindServer(_Named):

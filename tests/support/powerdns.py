@@ -20,9 +20,9 @@ from pathlib import Path
 
 import requests
 
-from .bind import fqdn, query_message, query_records, zone_text
+from .bind import DnsServerProcess, fqdn, zone_text
 from .ports import LOOPBACK, free_port
-from .process import HarnessError, ManagedProcess, dump_logs, wait_until
+from .process import HarnessError, ManagedProcess, wait_until
 
 PDNS_SERVER_BIN = shutil.which("pdns_server") or "/usr/sbin/pdns_server"
 PDNSUTIL_BIN = shutil.which("pdnsutil") or "/usr/bin/pdnsutil"
@@ -42,7 +42,7 @@ def sqlite_schema() -> str:
                        f"(looked for {', '.join(map(str, SCHEMA_CANDIDATES))})")
 
 
-class PowerDnsServer:
+class PowerDnsServer(DnsServerProcess):
     """pdns_server authoritative for `zone`, DNS on 127.0.0.1:`port`, API at `api_url`."""
 
     server_id = "localhost"
@@ -50,18 +50,13 @@ class PowerDnsServer:
     def __init__(self, tmp_dir, zone: str = "example.test", port: int | None = None,
                  api_port: int | None = None, api_key: str | None = None, hosts=("www",),
                  start_timeout: float = 20.0):
-        self.tmp_dir = Path(tmp_dir).resolve()
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        super().__init__(tmp_dir, port, start_timeout)
         self.zone = zone.rstrip(".").lower()
         self.hosts = (hosts,) if isinstance(hosts, str) else tuple(hosts)
-        self.address = LOOPBACK
-        self.port = port or free_port(udp=True)
         self.api_port = api_port or free_port()
         self.api_key = api_key or secrets.token_urlsafe(24)
-        self.start_timeout = start_timeout
         self.config_path = self.tmp_dir / "pdns.conf"
         self.database_path = self.tmp_dir / "pdns.sqlite3"
-        self.process: ManagedProcess | None = None
 
     # --- addresses
     @property
@@ -69,19 +64,8 @@ class PowerDnsServer:
         return (self.zone,)
 
     @property
-    def server_address(self) -> str:
-        return f"{self.address}:{self.port}"
-
-    @property
     def api_url(self) -> str:
         return f"http://{LOOPBACK}:{self.api_port}"
-
-    @property
-    def log_paths(self) -> list[Path]:
-        return [self.process.log_path] if self.process else []
-
-    def dump_logs(self, lines: int = 80) -> str:
-        return dump_logs(self.log_paths, lines)
 
     # --- lifecycle
     def write_config(self) -> Path:
@@ -146,24 +130,6 @@ class PowerDnsServer:
             self.stop()
             raise
         return self
-
-    def stop(self) -> None:
-        if self.process:
-            self.process.stop()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    # --- DNS
-    def query(self, name: str, rdtype: str = "A", timeout: float = 3.0, tcp: bool = False) -> list[str]:
-        """Records of type `rdtype` in the answer (TXT as plain values, others as text), sorted."""
-        return query_records(self.address, self.port, name, rdtype, timeout, tcp)
-
-    def query_message(self, name: str, rdtype: str = "A", timeout: float = 3.0, tcp: bool = False):
-        return query_message(self.address, self.port, name, rdtype, timeout, tcp=tcp)
 
     # --- HTTP API (/api/v1/servers/localhost/...)
     def api(self, method: str, path: str, json=None, timeout: float = 5.0) -> requests.Response:
