@@ -64,20 +64,6 @@ def wait_for_port(host, port, timeout=20.0, process=None):
     wait_until(lambda: port_answers(host, port), f"port {host}:{port}", timeout, process)
 
 
-def wait_for_unix_socket(path, timeout=20.0, process=None):
-    """Wait until something accepts connections on the unix socket `path`."""
-
-    def accepts():
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.connect(str(path))
-                return True
-        except OSError:
-            return False
-
-    wait_until(accepts, f"unix socket {path}", timeout, process)
-
-
 def _die_with_parent():
     """A preexec_fn: if the launcher dies, even by SIGKILL, the kernel sends the child SIGTERM."""
     prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
