@@ -1,7 +1,7 @@
 """The order state machine: one idempotent step per task run.
 
-    new -> authorizing -> validating -> finalizing -> valid
-                              \\-------------\\-------> invalid (the CA's problem, in its words)
+    new -> authorizing -> [propagating | awaiting_user] -> validating -> finalizing -> valid
+    any step -> invalid (the CA's problem, in its words); DNS-01 waits in the brackets
 
 Every ACME URL is stored as soon as the CA hands it out, so a step that runs twice
 (a re-delivered task after a worker died) resumes the same order. A step returns
