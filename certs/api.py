@@ -213,6 +213,8 @@ class CertificateViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.
         except IntegrityError:
             return Response({"detail": _("An order for this certificate is already running.")},
                             status=status.HTTP_409_CONFLICT)
+        except orders.NotOrderable as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(self.get_serializer(cert).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={202: CertificateSerializer})

@@ -82,6 +82,10 @@ class CertificateQuerySet(models.QuerySet):
         need dates and serials, and should not decrypt a key per row."""
         return self.select_related("current_version").defer("current_version__private_key")
 
+    def renewable(self):
+        """Certificates the panel ordered itself: an uploaded one has no ACME account to renew with."""
+        return self.filter(source=Certificate.Source.ISSUED)
+
 
 class Certificate(models.Model):
     """A set of names to keep a valid certificate for, renewed over time."""
@@ -93,9 +97,16 @@ class Certificate(models.Model):
         VALID = "valid", _("Valid")
         FAILED = "failed", _("Failed")
 
+    class Source(models.TextChoices):
+        ISSUED = "issued", _("Issued through ACME")
+        UPLOADED = "uploaded", _("Uploaded")
+
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="certificates")
     site = models.ForeignKey("panel.Site", null=True, blank=True, on_delete=models.SET_NULL, related_name="certificates")
-    account = models.ForeignKey(AcmeAccount, on_delete=models.PROTECT, related_name="certificates")
+    # Empty only for an uploaded certificate: it was issued elsewhere, so it is never ordered or renewed here.
+    account = models.ForeignKey(AcmeAccount, null=True, blank=True, on_delete=models.PROTECT,
+                                related_name="certificates")
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.ISSUED)
     domains = models.JSONField()
     key_type = models.CharField(max_length=8, choices=KeyType.choices, default=KeyType.EC256)
     challenge = models.CharField(max_length=16, choices=ChallengeType.choices, default=ChallengeType.HTTP01)
@@ -123,6 +134,10 @@ class Certificate(models.Model):
 
     def __str__(self):
         return ", ".join(self.domains)
+
+    @property
+    def is_uploaded(self):
+        return self.source == self.Source.UPLOADED
 
     def active_order(self):
         return self.orders.exclude(status__in=Order.FINISHED).first()

@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from certs import accounts, install, renewal
 from certs.acme import AcmeError, generate_private_key, make_csr
@@ -42,11 +43,19 @@ class OrderFailed(Exception):
     """A permanent failure: the order becomes invalid with this message."""
 
 
+class NotOrderable(Exception):
+    """The certificate was uploaded: there is no ACME account to order it with."""
+
+
 # --- starting and claiming
 
 
 def start_order(certificate: Certificate, is_renewal=False) -> Order:
-    """A new order for `certificate`, queued. Raises IntegrityError if one is already active."""
+    """A new order for `certificate`, queued. Raises IntegrityError if one is already active,
+    NotOrderable for an uploaded certificate."""
+    if certificate.is_uploaded:
+        raise NotOrderable(_("This certificate was uploaded: the panel cannot renew it. Upload its successor, "
+                             "or issue a certificate through ACME."))
     with transaction.atomic():
         order = Order.objects.create(owner_id=certificate.owner_id, certificate=certificate, is_renewal=is_renewal)
         what = "Renewal" if is_renewal else "Order"
@@ -418,10 +427,17 @@ def _store_version(order, chain_pem):
         order.status = Order.Status.VALID
         order.finished_at = timezone.now()
         order.log(f"Certificate issued: serial {version.serial}, valid until {version.not_after:%Y-%m-%d %H:%M} UTC")
-        if cert.site_id:
-            site_id = cert.site_id
-            transaction.on_commit(lambda: _deploy(site_id))
-        transaction.on_commit(lambda: install.queue_targets(cert.pk))  # acme.sh --install-cert, after every issuance
+        put_in_service(cert)
+
+
+def put_in_service(cert):
+    """Call inside the transaction that made a new version current (issued or uploaded): once
+    it commits, the certificate's site is re-applied so nginx serves it, and its install
+    targets get it (acme.sh --install-cert)."""
+    certificate_id, site_id = cert.pk, cert.site_id
+    if site_id:
+        transaction.on_commit(lambda: _deploy(site_id))
+    transaction.on_commit(lambda: install.queue_targets(certificate_id))
 
 
 def _deploy(site_id):

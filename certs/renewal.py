@@ -46,7 +46,7 @@ def due(now=None):
     # NOT EXISTS rather than a join: PostgreSQL would otherwise scan every version ever issued.
     young = CertificateVersion.objects.filter(pk=OuterRef("current_version_id"), created_at__gt=settled)
     return (
-        Certificate.objects.filter(next_renewal_at__lte=now, current_version__isnull=False)
+        Certificate.objects.renewable().filter(next_renewal_at__lte=now, current_version__isnull=False)
         .exclude(Exists(young))
         .exclude(Exists(active))
         .order_by("next_renewal_at")
@@ -199,7 +199,8 @@ def random_time_in_window(start, end, now) -> datetime.datetime:
 def refresh_ari(certificate_id) -> bool:
     """apply_ari for a certificate's current version, saved unless the certificate changed
     meanwhile (a new version, a failed renewal): then that newer plan stands."""
-    cert = Certificate.objects.select_related("account", "current_version").filter(pk=certificate_id).first()
+    cert = (Certificate.objects.renewable().select_related("account", "current_version")
+            .filter(pk=certificate_id).first())
     if cert is None or cert.current_version is None:
         return False
     version, before = cert.current_version, cert.next_renewal_at
@@ -231,7 +232,7 @@ def replaces_id(cert) -> str:
 def ari_due(now=None):
     """Certificates whose ARI re-check time has come (the CA may have moved the window)."""
     now = now or clock.now()
-    return Certificate.objects.filter(ari_check_after__lte=now, current_version__isnull=False)
+    return Certificate.objects.renewable().filter(ari_check_after__lte=now, current_version__isnull=False)
 
 
 def recheck_ari(now=None, limit=None):

@@ -100,7 +100,8 @@ def describe(version, certificate, now=None):
     now = now or timezone.now()
     version.is_current = version.pk == certificate.current_version_id
     version.is_expired = version.not_after <= now
-    version.can_revoke = version.revoked_at is None and not version.is_expired
+    # An uploaded certificate has no ACME account here to sign a revocation with.
+    version.can_revoke = version.revoked_at is None and not version.is_expired and not certificate.is_uploaded
     version.reason_label = reason_label(version.revocation_reason)
     return version
 
@@ -127,6 +128,9 @@ def revoke(version, reason=RevocationReason.UNSPECIFIED):
         raise RevocationRefused(_("This certificate was already revoked on %(at)s.")
                                 % {"at": f"{version.revoked_at:%Y-%m-%d %H:%M} UTC"})
     certificate = Certificate.objects.select_related("account").get(pk=version.certificate_id)
+    if certificate.is_uploaded:
+        raise RevocationRefused(_("This certificate was uploaded, not issued through the panel: revoke it with "
+                                  "the CA or tool that issued it."))
     try:
         accounts.client_for(certificate.account).revoke(version.cert_pem, REASON_CODES[reason])
     except AcmeError as exc:

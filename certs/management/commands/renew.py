@@ -19,7 +19,7 @@ class Command(BaseCommand):
     def handle(self, *args, dry_run, force, cert, **options):
         now = clock.now()
         if force:
-            candidates = Certificate.objects.filter(current_version__isnull=False)
+            candidates = Certificate.objects.renewable().filter(current_version__isnull=False)
         else:
             candidates = renewal.due(now)
         if cert is not None:
