@@ -5,11 +5,12 @@ from django.core.exceptions import ValidationError
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
-from certs import cas, certificates, dns_credentials
+from certs import cas, certificates, dns_credentials, upload
 from certs.dns import registry
 from certs.dns.base import DnsProviderError
 from certs.models import AcmeAccount, ChallengeType, DnsCredential, KeyType
 from panel import access, validation
+from panel.models import Site
 
 CUSTOM_CA = "custom"
 
@@ -229,3 +230,81 @@ class DnsCredentialForm(forms.Form):
                 for message in messages:
                     self.add_error(None, message)
         return data
+
+
+# --- uploading a certificate issued elsewhere
+
+
+class SecretTextarea(forms.Textarea):
+    """A textarea that never renders its value back: a form shown again asks for the key again."""
+
+    def format_value(self, value):
+        return None
+
+
+class SiteChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj):
+        return obj.primary_domain
+
+
+class UploadCertificateForm(forms.Form):
+    """PEM text pasted or chosen as files (a file wins over pasted text); certs.upload has the last word."""
+
+    site = SiteChoiceField(label=_("Attach to site"), queryset=Site.objects.none(), required=False,
+                           empty_label=_("No site: only store it"),
+                           help_text=_("The site serves this certificate at once; it must cover all of the "
+                                       "site's names."))
+    certificate = forms.CharField(
+        label=_("Certificate"), required=False, max_length=upload.MAX_CERTIFICATE_CHARS, strip=False,
+        widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false", "placeholder": "-----BEGIN CERTIFICATE-----"}),
+        help_text=_("PEM: the certificate first, optionally followed by its chain (a full chain file)."),
+    )
+    certificate_file = forms.FileField(label=_("…or a certificate file"), required=False)
+    chain = forms.CharField(
+        label=_("Chain (optional)"), required=False, max_length=upload.MAX_CERTIFICATE_CHARS, strip=False,
+        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
+        help_text=_("PEM: the intermediate certificates, each followed by its issuer."),
+    )
+    chain_file = forms.FileField(label=_("…or a chain file"), required=False)
+    private_key = forms.CharField(
+        label=_("Private key"), required=False, max_length=upload.MAX_KEY_CHARS, strip=False,
+        widget=SecretTextarea(attrs={"rows": 6, "spellcheck": "false", "autocomplete": "off",
+                                     "placeholder": "-----BEGIN PRIVATE KEY-----"}),
+        help_text=_("PEM, RSA or EC, without a password. Stored encrypted; never shown again."),
+    )
+    private_key_file = forms.FileField(label=_("…or a key file"), required=False)
+
+    FILE_FIELDS = {"certificate": "certificate_file", "chain": "chain_file", "private_key": "private_key_file"}
+
+    def __init__(self, user, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.fields["site"].queryset = upload.attachable_sites(user).only("id", "primary_domain", "domains")
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        for text_field, file_field in self.FILE_FIELDS.items():
+            if data.get(file_field):
+                data[text_field] = self._file_text(file_field, self.fields[text_field].max_length)
+        if self.errors:
+            return data
+        try:
+            data["upload"] = upload.check_upload(self.user, data["certificate"], data["chain"], data["private_key"],
+                                                 data["site"])
+        except ValidationError as exc:
+            self.add_error(None, exc)  # keyed by field: each message lands on its field
+        return data
+
+    def _file_text(self, field, max_chars):
+        uploaded = self.cleaned_data[field]
+        content = uploaded.read(max_chars + 1)
+        if len(content) > max_chars:
+            self.add_error(field, _("This file is too large for a PEM certificate or key."))
+            return ""
+        try:
+            return content.decode("ascii")
+        except UnicodeDecodeError:
+            self.add_error(field, _("This is not a PEM text file; convert a DER or PFX file to PEM first."))
+            return ""

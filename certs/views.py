@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy as _lazy
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
-from certs import accounts, cas, certificates, dns_credentials, orders, versions
+from certs import accounts, cas, certificates, dns_credentials, orders, upload, versions
 from certs.acme import AcmeError
 from certs.dns import registry
 from certs.forms import (
@@ -29,6 +29,7 @@ from certs.forms import (
     DnsCredentialForm,
     DnsProviderChoiceForm,
     IssueCertificateForm,
+    UploadCertificateForm,
     provider_label,
 )
 from certs.models import AcmeAccount, Certificate, Challenge, DnsCredential, Order
@@ -156,6 +157,24 @@ def certificate_list(request):
     for certificate in page:
         with_days_left(certificate)
     return render(request, "certs/certificate_list.html", {"nav": "certificates", "page": page})
+
+
+@login_required
+def certificate_upload(request):
+    """A certificate issued elsewhere, with its key; ?site=<id> preselects the site to attach it to."""
+    initial = {}
+    if request.method != "POST" and request.GET.get("site"):
+        site_id = request.GET["site"]
+        if not site_id.isdigit():
+            raise Http404
+        initial["site"] = get_object_or_404(upload.attachable_sites(request.user), pk=site_id)
+    form = UploadCertificateForm(request.user, request.POST or None, request.FILES or None, initial=initial)
+    if form.is_valid():
+        data = form.cleaned_data
+        certificate = upload.store_upload(request.user, data["upload"], data["site"])
+        messages.success(request, _("Certificate for %(names)s uploaded.") % {"names": ", ".join(certificate.domains)})
+        return _back_to_certificate(request, certificate)
+    return render(request, "certs/certificate_upload.html", {"nav": "certificates", "form": form})
 
 
 @login_required
