@@ -9,7 +9,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from certs import accounts, cas, certificates, dns_credentials, install, notifications, orders
+from certs import accounts, cas, certificates, dns_credentials, install, notifications, orders, upload
 from certs.dns import registry
 from certs.acme import AcmeError
 from certs.models import (AcmeAccount, Certificate, Challenge, ChallengeType, DnsCredential, InstallTarget, KeyType,
@@ -159,7 +159,8 @@ class DnsProviderViewSet(viewsets.ViewSet):
 
 class CertificateSerializer(serializers.ModelSerializer):
     domains = serializers.ListField(child=serializers.CharField(trim_whitespace=False), allow_empty=False)
-    acme_account = OwnedPrimaryKeyField(source="account", queryset=AcmeAccount.objects.all())
+    # Null for an uploaded certificate; a request must name one.
+    acme_account = OwnedPrimaryKeyField(source="account", queryset=AcmeAccount.objects.all(), allow_null=True)
     site = OwnedPrimaryKeyField(queryset=Site.objects.all(), required=False, allow_null=True)
     key_type = serializers.ChoiceField(choices=KeyType.choices, default=KeyType.EC256)
     challenge = serializers.ChoiceField(choices=ChallengeType.choices, default=ChallengeType.HTTP01)
@@ -173,17 +174,19 @@ class CertificateSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Certificate
-        fields = ["id", "domains", "acme_account", "key_type", "challenge", "dns_credential", "challenge_alias",
-                  "site", "status", "not_before",
+        fields = ["id", "domains", "source", "acme_account", "key_type", "challenge", "dns_credential",
+                  "challenge_alias", "site", "status", "not_before",
                   "not_after", "serial", "issuer", "next_renewal_at", "renewal_failures", "last_error", "order",
                   "created_at"]
-        read_only_fields = ["status", "next_renewal_at", "renewal_failures", "last_error", "created_at"]
+        read_only_fields = ["source", "status", "next_renewal_at", "renewal_failures", "last_error", "created_at"]
 
     def get_order(self, cert) -> OrderSummarySerializer:
         order = cert.latest_order()
         return OrderSummarySerializer(order).data if order else None
 
     def validate(self, attrs):
+        if attrs["account"] is None:
+            raise serializers.ValidationError({"acme_account": [_("Choose the ACME account to order with.")]})
         try:
             attrs["domains"], attrs["challenge_alias"] = certificates.clean_request(
                 self.context["request"].user, attrs["domains"], attrs["challenge"], attrs.get("site"),
@@ -197,12 +200,56 @@ class CertificateSerializer(serializers.ModelSerializer):
         return certificates.request_certificate(self.context["request"].user, **validated_data)
 
 
+class CertificateUploadSerializer(serializers.Serializer):
+    """A certificate issued elsewhere. The key is write-only: no response ever carries it."""
+
+    certificate = serializers.CharField(max_length=upload.MAX_CERTIFICATE_CHARS, trim_whitespace=False,
+                                        help_text="PEM: the certificate, optionally followed by its chain")
+    chain = serializers.CharField(max_length=upload.MAX_CERTIFICATE_CHARS, trim_whitespace=False, required=False,
+                                  allow_blank=True, default="",
+                                  help_text="PEM: the intermediates, each followed by its issuer")
+    private_key = serializers.CharField(max_length=upload.MAX_KEY_CHARS, trim_whitespace=False, write_only=True,
+                                        style={"input_type": "password"},
+                                        help_text="PEM, RSA or EC, not password-protected")
+    site = serializers.PrimaryKeyRelatedField(queryset=Site.objects.none(), required=False, allow_null=True,
+                                              default=None,
+                                              help_text="One of your own sites; it serves the certificate at once")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "request" in self.context:
+            self.fields["site"].queryset = upload.attachable_sites(self.context["request"].user)
+
+    def validate(self, attrs):
+        try:
+            attrs["upload"] = upload.check_upload(self.context["request"].user, attrs["certificate"], attrs["chain"],
+                                                  attrs["private_key"], attrs["site"])
+        except DjangoValidationError as exc:
+            raise as_drf_error(exc)
+        return attrs
+
+    def create(self, validated_data):
+        return upload.store_upload(self.context["request"].user, validated_data["upload"], validated_data["site"])
+
+
 class CertificateViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                          viewsets.GenericViewSet):
     serializer_class = CertificateSerializer
 
     def get_queryset(self):
         return access.scoped(Certificate, self.request.user).with_current_version().order_by("id")
+
+    @extend_schema(request=CertificateUploadSerializer, responses={201: CertificateSerializer})
+    @action(detail=False, methods=["post"], url_path="upload", serializer_class=CertificateUploadSerializer)
+    def upload_certificate(self, request):
+        """Store a certificate issued elsewhere, with its key and chain, checked first; with `site`,
+        that site serves it. The panel cannot renew it."""
+        serializer = CertificateUploadSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        certificate = serializer.save()
+        cert = self.get_queryset().get(pk=certificate.pk)
+        return Response(CertificateSerializer(cert, context=self.get_serializer_context()).data,
+                        status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={202: CertificateSerializer})
     @action(detail=True, methods=["post"])
