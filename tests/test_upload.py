@@ -19,6 +19,7 @@ from certs import orders, renewal, versions
 from certs.models import Certificate, CertificateVersion
 from panel import sites
 from panel.models import Site
+from tests.test_nginx_apply import nginx  # noqa: F401 - the private nginx fixture
 
 NAMES = ["a.example.com", "www.a.example.com"]
 UPLOAD_URL = reverse("ui:certificate-upload")
@@ -337,3 +338,25 @@ def test_expiry_alerts_still_apply(uploaded, settings, monkeypatch):
     settings.EXPIRY_ALERT_DAYS = 90  # the uploaded leaf has 80 days left
     assert notifications.expiry_alerts() == [uploaded.pk]
     assert sent == [(uploaded.owner_id, "expiring")]
+
+
+# --- end to end with a real (private) nginx
+
+
+@pytest.mark.django_db
+def test_nginx_presents_the_uploaded_certificate(nginx, tmp_path, pki, monkeypatch,
+                                                  django_capture_on_commit_callbacks):
+    from certs import upload
+    from panel import tasks
+    from tests.support.tls import wait_for_served_certificate
+    from tests.test_nginx_apply import make_site
+
+    site = make_site(tmp_path, "served.example.com")
+    monkeypatch.setattr(tasks.apply_site, "delay", tasks.apply_site)  # the worker's job, done here and now
+    leaf, key = pki.leaf(names=["served.example.com"])
+    with django_capture_on_commit_callbacks(execute=True):
+        upload.store_upload(site.owner, upload.check_upload(site.owner, leaf, pki.chain, key, site), site)
+    expected = x509.load_pem_x509_certificate(leaf.encode()).serial_number
+    served = wait_for_served_certificate(nginx.NGINX_HTTPS_PORT, "served.example.com",
+                                         lambda cert: cert.serial_number == expected, timeout=10)
+    assert served.serial_number == expected
