@@ -331,8 +331,11 @@ def test_revoking_it_is_refused(uploaded):
 
 
 def test_expiry_alerts_still_apply(uploaded, settings, monkeypatch):
+    from django.core.cache.backends.locmem import LocMemCache
+
     from certs import notifications
 
+    monkeypatch.setattr(notifications, "cache", LocMemCache("upload-expiry-alerts-test", {}))  # once a day per run
     sent = []
     monkeypatch.setattr(notifications, "notify", lambda owner_id, event, *message: sent.append((owner_id, event)))
     settings.EXPIRY_ALERT_DAYS = 90  # the uploaded leaf has 80 days left
