@@ -8,11 +8,15 @@ DNS servers: `bind_server` (BIND 9, @pytest.mark.bind(zones=["example.test", "al
 default one zone example.test), `powerdns_server` (PowerDNS with its API,
 @pytest.mark.powerdns(zone="pdns.test"), default example.test) and `dns_resolver` (a forwarding
 BIND resolver for the zones of whichever of those two the test uses; bind_server if neither).
+
+Browser: `browser_session`, a fresh Chromium context on the panel_stack's web server (one
+Chromium per test process); a failed test leaves test-artifacts/<test>/failure.png.
 """
 
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 from tests.support import (
     BindResolver,
@@ -23,9 +27,11 @@ from tests.support import (
     RedisServer,
     postgres_available,
 )
+from tests.support.browser import BrowserSession, launch_chromium
 
 _HERE = Path(__file__).resolve().parent
 _components = pytest.StashKey[list]()
+_call_failed = pytest.StashKey[bool]()
 
 
 def pytest_configure(config):
@@ -44,6 +50,8 @@ def pytest_collection_modifyitems(config, items):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
+    if report.when == "call":
+        item.stash[_call_failed] = report.failed
     if report.failed and item.stash.get(_components, None):
         for component in item.stash[_components]:
             try:
@@ -120,3 +128,20 @@ def dns_resolver(request, tmp_path):
     instance.start()
     yield instance
     instance.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browser_session(request, chromium, panel_stack):
+    session = BrowserSession(chromium, panel_stack.web_url, request.node.name)
+    yield session
+    if request.node.stash.get(_call_failed, False):
+        session.screenshot("failure")
+    session.close()

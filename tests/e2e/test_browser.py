@@ -1,0 +1,148 @@
+"""The panel in a real browser (Debian's headless Chromium) against a real stack and Pebble.
+
+Screenshots of every page visited land in test-artifacts/<test>/ at the repository root.
+"""
+
+import re
+import signal
+
+from playwright.sync_api import expect
+
+from tests.e2e.test_issuance import issue, wait_for_status
+
+# Waits that include a whole ACME order on two loaded cores.
+ORDER_TIMEOUT_MS = 90_000
+
+
+def log_in(session, stack):
+    page = session.page
+    page.goto("/")
+    page.get_by_label("Username").fill(stack.username)
+    page.get_by_label("Password").fill(stack.password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+
+
+def main_navigation(page):
+    return page.get_by_role("navigation", name="Main")
+
+
+def test_a_user_adds_a_site_and_an_account_and_watches_the_certificate_become_valid(browser_session, panel_stack):
+    session, page = browser_session, browser_session.page
+    domain = "browser.example.test"
+    root = panel_stack.www_dir / domain
+    root.mkdir(parents=True)
+    (root / "index.html").write_text("hello from the browser test\n")
+
+    page.goto("/")
+    session.screenshot("login")
+    log_in(session, panel_stack)
+
+    main_navigation(page).get_by_role("link", name="Sites").click()
+    page.get_by_role("link", name="Add site", exact=True).click()
+    page.get_by_label("Domains").fill(domain)
+    page.get_by_label("Document root").fill(str(root))
+    session.screenshot("site-add")
+    page.get_by_role("button", name="Add site").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(domain)
+
+    main_navigation(page).get_by_role("link", name="ACME accounts").click()
+    page.get_by_role("link", name="Add ACME account").click()
+    page.get_by_label("Certificate authority").select_option(label="Other CA: enter its directory URL")
+    page.get_by_label("ACME directory URL").fill(panel_stack.pebble.directory_url)
+    page.get_by_label("E-mail").fill("ops@example.com")
+    session.screenshot("account-add")
+    page.get_by_role("button", name="Register account").click()
+    expect(page.get_by_role("cell", name="ops@example.com")).to_be_visible()
+
+    main_navigation(page).get_by_role("link", name="Sites").click()
+    page.get_by_role("link", name=domain).click()
+    status = page.locator("#certificate-status")
+    # The worker is paused until the page shows the running order, so on any machine the
+    # certificate turns valid while the user is looking at the page, not before it loads.
+    panel_stack.worker.signal_group(signal.SIGSTOP)
+    try:
+        page.get_by_role("button", name="Issue certificate").click()
+        expect(status).to_contain_text("Being issued")
+        session.screenshot("site-issuing")
+        page.evaluate("window.__loadedOnce = true")  # gone if the page is reloaded
+    finally:
+        panel_stack.worker.signal_group(signal.SIGCONT)
+
+    expect(status.get_by_text("Valid", exact=True).first).to_be_visible(timeout=ORDER_TIMEOUT_MS)
+    assert page.evaluate("window.__loadedOnce") is True, "the page was reloaded"
+    expect(status.locator(".order .badge")).to_have_text("Valid")
+    certificate = panel_stack.api("GET", "/api/v1/certificates/").json()["results"][0]
+    expect(status.get_by_text(certificate["serial"], exact=True)).to_be_visible()
+    session.screenshot("site-valid")
+
+
+# A run of ASCII letters with a lower-case letter in it is an English word; all-capital ones are
+# protocol and key names that stay as they are in Chinese (HTTPS, DNS-01, RSA, UTC...).
+ENGLISH_WORD = re.compile(r"[A-Za-z]*[a-z][A-Za-z]*")
+NAMES_KEPT_IN_EVERY_LANGUAGE = {"nginx"}
+# Text a user reads as a label, not data: headings, labels, buttons, table and list headers, badges.
+LABEL_SELECTOR = "h1, h2, h3, h4, label, legend, summary, button, th, dt, .badge, .help, nav a"
+VISIBLE_LABELS_IN_PAGE_LANGUAGE = """selector => Array.from(document.querySelectorAll(selector))
+    .filter(el => el.checkVisibility() && el.closest("[lang]").lang === document.documentElement.lang)
+    .map(el => el.innerText.trim())
+    .filter(text => text)"""
+
+
+def english_words(text, user_data):
+    for value in sorted(user_data, key=len, reverse=True):  # www.a.test before a.test
+        text = text.replace(value, " ")
+    return [word for word in ENGLISH_WORD.findall(text) if word not in NAMES_KEPT_IN_EVERY_LANGUAGE]
+
+
+def test_the_site_page_in_simplified_chinese_has_no_english_label(browser_session, panel_stack):
+    session, page = browser_session, browser_session.page
+    domains = ["zh.example.test", "www.zh.example.test"]
+    certificate = issue(panel_stack, domains, "ec256")
+    assert wait_for_status(panel_stack, certificate["id"], "valid")["order"]["status"] == "valid"
+    site = panel_stack.api("GET", "/api/v1/sites/").json()["results"][0]
+
+    log_in(session, panel_stack)
+    page.goto(f"/sites/{site['id']}/")
+    page.get_by_role("button", name="简体中文").click()
+    expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
+    # Every part of the SSL card, including the issue form folded away once a certificate exists.
+    folded = page.locator("details:not([open]) > summary")
+    while folded.count():
+        folded.first.click()
+    page.wait_for_load_state("networkidle")  # the version history arrives after the page
+    session.screenshot("site-zh-hans")
+
+    labels = page.evaluate(VISIBLE_LABELS_IN_PAGE_LANGUAGE, LABEL_SELECTOR)
+    assert len(labels) > 20, labels  # the card, the history and the form were all there
+    english = {label: words for label in labels if (words := english_words(label, domains))}
+    assert not english, f"English left on the Chinese site page: {english}"
+
+
+def test_no_page_requests_anything_outside_the_panel(browser_session, panel_stack):
+    session, page = browser_session, browser_session.page
+    certificate = issue(panel_stack, ["pages.example.test"], "ec256")
+    assert wait_for_status(panel_stack, certificate["id"], "valid")["order"]["status"] == "valid"
+    site = panel_stack.api("GET", "/api/v1/sites/").json()["results"][0]
+
+    page.goto("/")
+    session.screenshot("login")
+    log_in(session, panel_stack)
+    navigation = main_navigation(page).get_by_role("link")
+    pages = {text: href for text, href in zip(navigation.all_inner_texts(),
+                                              (link.get_attribute("href") for link in navigation.all()))}
+    assert {"Sites", "Certificates", "Renewals", "ACME accounts", "DNS credentials"} <= set(pages), pages
+    pages["Site"] = f"/sites/{site['id']}/"
+    pages["Certificate"] = f"/certificates/{certificate['id']}/"
+
+    for name, path in pages.items():
+        response = page.goto(path)
+        assert response.ok, f"{name}: {response.status}"
+        page.wait_for_load_state("networkidle")  # parts loaded by htmx after the page
+        session.screenshot(name.lower().replace(" ", "-"))
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(pages["Sites"])
+    session.screenshot("sites-phone")
+
+    assert len(session.requested_urls) > 2 * len(pages)  # pages and their assets were seen
+    assert session.foreign_requests() == []
