@@ -6,12 +6,14 @@ Screenshots of every page visited land in test-artifacts/<test>/ at the reposito
 import re
 import signal
 
+from django.urls import reverse
 from playwright.sync_api import expect
 
 from tests.e2e.test_issuance import issue, wait_for_status
 
 # Waits that include a whole ACME order on two loaded cores.
 ORDER_TIMEOUT_MS = 90_000
+PHONE_VIEWPORT = {"width": 390, "height": 844}
 
 
 def log_in(session, stack):
@@ -104,7 +106,7 @@ def test_the_site_page_in_simplified_chinese_has_no_english_label(browser_sessio
     site = panel_stack.api("GET", "/api/v1/sites/").json()["results"][0]
 
     log_in(session, panel_stack)
-    page.goto(f"/sites/{site['id']}/")
+    page.goto(reverse("ui:site-detail", args=[site["id"]]))
     page.get_by_role("button", name="简体中文").click()
     expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
     # Every part of the SSL card, including the issue form folded away once a certificate exists.
@@ -130,21 +132,24 @@ def test_no_page_requests_anything_outside_the_panel(browser_session, panel_stac
     page.goto("/")
     session.screenshot("login")
     log_in(session, panel_stack)
+    # Every page the navigation offers (an admin sees them all), and the pages of one site and
+    # one certificate, which the navigation reaches through the lists.
     navigation = main_navigation(page).get_by_role("link")
-    pages = {text: href for text, href in zip(navigation.all_inner_texts(),
-                                              (link.get_attribute("href") for link in navigation.all()))}
+    pages = {link.inner_text(): link.get_attribute("href") for link in navigation.all()}
     assert {"Sites", "Certificates", "Renewals", "ACME accounts", "DNS credentials"} <= set(pages), pages
-    pages["Site"] = f"/sites/{site['id']}/"
-    pages["Certificate"] = f"/certificates/{certificate['id']}/"
+    pages["Site"] = reverse("ui:site-detail", args=[site["id"]])
+    pages["Add site"] = reverse("ui:site-add")
+    pages["Certificate"] = reverse("ui:certificate-detail", args=[certificate["id"]])
 
     for name, path in pages.items():
         response = page.goto(path)
         assert response.ok, f"{name}: {response.status}"
         page.wait_for_load_state("networkidle")  # parts loaded by htmx after the page
         session.screenshot(name.lower().replace(" ", "-"))
-    page.set_viewport_size({"width": 390, "height": 844})
-    page.goto(pages["Sites"])
-    session.screenshot("sites-phone")
+    page.set_viewport_size(PHONE_VIEWPORT)
+    for name in ("Sites", "Site"):
+        page.goto(pages[name])
+        session.screenshot(f"{name.lower()}-phone")
 
     assert len(session.requested_urls) > 2 * len(pages)  # pages and their assets were seen
     assert session.foreign_requests() == []
