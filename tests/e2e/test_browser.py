@@ -6,10 +6,12 @@ Screenshots of every page visited land in test-artifacts/<test>/ at the reposito
 import re
 import signal
 
+from cryptography import x509
 from django.urls import reverse
 from playwright.sync_api import expect
 
-from tests.e2e.test_issuance import issue, wait_for_status
+from tests.e2e.test_issuance import issue, served, wait_for_status
+from tests.support import make_listener_certificates
 
 # Waits that include a whole ACME order on two loaded cores.
 ORDER_TIMEOUT_MS = 90_000
@@ -77,6 +79,37 @@ def test_a_user_adds_a_site_and_an_account_and_watches_the_certificate_become_va
     certificate = panel_stack.api("GET", "/api/v1/certificates/").json()["results"][0]
     expect(status.get_by_text(certificate["serial"], exact=True)).to_be_visible()
     session.screenshot("site-valid")
+
+
+def test_an_uploaded_certificate_is_attached_to_its_site_and_served(browser_session, panel_stack, tmp_path):
+    session, page = browser_session, browser_session.page
+    domain = "upload.example.test"
+    root = panel_stack.www_dir / domain
+    root.mkdir(parents=True)
+    site = panel_stack.api("POST", "/api/v1/sites/", {"domains": [domain], "root": str(root)})
+    assert site.status_code == 201, site.text
+    # A certificate from a CA of our own, as files a user would have been given.
+    ca_file, certificate_file, key_file = make_listener_certificates(tmp_path / "issued-elsewhere", names=(domain,),
+                                                                     ips=())
+
+    log_in(session, panel_stack)
+    main_navigation(page).get_by_role("link", name="Certificates").click()
+    page.get_by_role("link", name="Upload a certificate").click()
+    page.get_by_label("Attach to site").select_option(label=domain)
+    page.get_by_label("…or a certificate file").set_input_files(certificate_file)
+    page.get_by_label("…or a chain file").set_input_files(ca_file)
+    page.get_by_label("…or a key file").set_input_files(key_file)
+    session.screenshot("certificate-upload")
+    page.get_by_role("button", name="Upload", exact=True).click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text(domain)
+    status = page.locator("#certificate-status")
+    expect(status.locator(".badge").first).to_have_text("Valid")
+    uploaded = x509.load_pem_x509_certificate(certificate_file.read_bytes())
+    serial = format(uploaded.serial_number, "x")
+    expect(status.get_by_text(serial, exact=True)).to_be_visible()
+    session.screenshot("site-with-upload")
+    served(panel_stack, domain, serial)
 
 
 # A run of ASCII letters with a lower-case letter in it is an English word; all-capital ones are
