@@ -5,10 +5,10 @@ from django.core.exceptions import ValidationError
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
-from certs import cas, certificates, dns_credentials, upload
+from certs import cas, certificates, dns_credentials, notifications, upload
 from certs.dns import registry
 from certs.dns.base import DnsProviderError
-from certs.models import AcmeAccount, ChallengeType, DnsCredential, KeyType
+from certs.models import AcmeAccount, ChallengeType, DnsCredential, KeyType, NotificationEvent
 from panel import access, validation
 from panel.models import Site
 
@@ -308,3 +308,26 @@ class UploadCertificateForm(forms.Form):
         except UnicodeDecodeError:
             self.add_error(field, _("This is not a PEM text file; convert a DER or PFX file to PEM first."))
             return ""
+
+
+class NotificationChannelForm(forms.Form):
+    """A channel: a name, an apprise URL (it holds tokens: a password input that never renders a
+    value back) and the events to send."""
+
+    name = forms.CharField(label=_("Name"), max_length=200)
+    url = forms.CharField(
+        label=_("Apprise URL"), max_length=2048,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=_("Any apprise URL: json://, mailto://, tgram://, slack://, dingtalk://, wecom://, feishu://… "
+                    "or django-mail://you@example.com for the panel's own mail settings. It holds tokens: "
+                    "stored encrypted, never shown again."),
+    )
+    events = forms.MultipleChoiceField(label=_("Send"), choices=NotificationEvent.choices,
+                                       initial=NotificationEvent.values, widget=forms.CheckboxSelectMultiple)
+
+    def clean_url(self):
+        return notifications.clean_url(self.cleaned_data["url"])
+
+    def clean_events(self):
+        chosen = self.cleaned_data["events"]
+        return [event for event in NotificationEvent.values if event in chosen]

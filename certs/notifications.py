@@ -181,6 +181,15 @@ def secret_parts(url: str) -> set[str]:
     return {p for p in parts if len(p) >= _MIN_SECRET_LENGTH}
 
 
+_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*(?=://)")
+
+
+def redacted_url(url: str) -> str:
+    """What a page may show of a channel URL: its scheme, i.e. the kind of service."""
+    scheme = _SCHEME.match(url)
+    return f"{scheme.group(0) if scheme else ''}://{REDACTED}"
+
+
 _URL = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*)://[^\s'\"<>]+")
 
 

@@ -24,4 +24,8 @@ urlpatterns = [
     path("certificate-versions/<int:pk>/download/<slug:fmt>/", views.version_download, name="version-download"),
     path("certificate-versions/<int:pk>/revoke/", views.version_revoke, name="version-revoke"),
     path("renewals/", views.renewal_overview, name="renewal-overview"),
+    path("notifications/", views.notification_list, name="notification-list"),
+    path("notifications/add/", views.notification_add, name="notification-add"),
+    path("notifications/<int:pk>/test/", views.notification_test, name="notification-test"),
+    path("notifications/<int:pk>/delete/", views.notification_delete, name="notification-delete"),
 ]

@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy as _lazy
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
-from certs import accounts, cas, certificates, dns_credentials, orders, upload, versions
+from certs import accounts, cas, certificates, dns_credentials, notifications, orders, upload, versions
 from certs.acme import AcmeError
 from certs.dns import registry
 from certs.forms import (
@@ -29,10 +29,13 @@ from certs.forms import (
     DnsCredentialForm,
     DnsProviderChoiceForm,
     IssueCertificateForm,
+    NotificationChannelForm,
     UploadCertificateForm,
     provider_label,
 )
-from certs.models import AcmeAccount, Certificate, Challenge, DnsCredential, Order
+from certs.health import Health, health_filter
+from certs.models import (AcmeAccount, Certificate, Challenge, DnsCredential, NotificationChannel,
+                          NotificationEvent, Order)
 from panel import access, clock
 from panel.models import Site
 
@@ -153,10 +156,14 @@ def order_continue(request, pk):
 @login_required
 def certificate_list(request):
     certificates = access.scoped(Certificate, request.user).with_current_version().select_related("site")
+    health = request.GET.get("status")  # the dashboard's counts link here: ?status=valid|expiring|failing
+    health = Health(health) if health in Health.values else None
+    if health:
+        certificates = certificates.filter(health_filter(health, clock.now()))
     page = Paginator(certificates, CERTIFICATES_PER_PAGE).get_page(request.GET.get("page"))
     for certificate in page:
         with_days_left(certificate)
-    return render(request, "certs/certificate_list.html", {"nav": "certificates", "page": page})
+    return render(request, "certs/certificate_list.html", {"nav": "certificates", "page": page, "health": health})
 
 
 @login_required
@@ -424,13 +431,14 @@ EXPIRY_BUCKETS = (
     ("lt60", _lazy("30–59 days"), 30, 60),
     ("later", _lazy("60 days or more"), 60, None),
 )
+# The dashboard's chart: what expires within the next 90 days.
+UPCOMING_EXPIRY_BUCKETS = EXPIRY_BUCKETS[:-1] + (("lt90", _lazy("60–89 days"), 60, 90),)
 _BUCKET_COLOURS = {"expired": "#c62828", "lt7": "#c62828", "lt14": "#9a6700", "lt30": "#9a6700",
-                   "lt60": "#1f8f3a", "later": "#1f8f3a"}
+                   "lt60": "#1f8f3a", "lt90": "#1f8f3a", "later": "#1f8f3a"}
 
 
-def renewal_counts(certificate_rows, now):
-    """How many certificates fall in each EXPIRY_BUCKETS bucket, how many were never issued
-    ("unissued") and how many are failing to renew ("failing"): one aggregate query."""
+def expiry_bucket_counts(buckets, now):
+    """Aggregates {bucket key: Count} of certificates by days to expiry, one per bucket."""
     def window(lower, upper):
         q = Q(current_version__isnull=False)
         if lower is not None:
@@ -439,21 +447,27 @@ def renewal_counts(certificate_rows, now):
             q &= Q(current_version__not_after__lt=now + datetime.timedelta(days=upper))
         return q
 
-    aggregates = {key: Count("pk", filter=window(lower, upper)) for key, _label, lower, upper in EXPIRY_BUCKETS}
+    return {key: Count("pk", filter=window(lower, upper)) for key, _label, lower, upper in buckets}
+
+
+def renewal_counts(certificate_rows, now):
+    """How many certificates fall in each EXPIRY_BUCKETS bucket, how many were never issued
+    ("unissued") and how many are failing to renew ("failing"): one aggregate query."""
+    aggregates = expiry_bucket_counts(EXPIRY_BUCKETS, now)
     aggregates["unissued"] = Count("pk", filter=Q(current_version__isnull=True))
     aggregates["failing"] = Count("pk", filter=Q(renewal_failures__gt=0))
     return certificate_rows.order_by().aggregate(**aggregates)
 
 
-def expiry_chart(counts, width=640, height=220):
+def expiry_chart(counts, buckets=EXPIRY_BUCKETS, width=640, height=220):
     """Bar geometry for the inline SVG chart: the page needs no script and no CDN."""
     top, bottom, side = 24, 40, 8
-    slot = (width - 2 * side) / len(EXPIRY_BUCKETS)
+    slot = (width - 2 * side) / len(buckets)
     bar_width = slot * 0.6
-    tallest = max([counts[key] for key, *_rest in EXPIRY_BUCKETS] + [1])
+    tallest = max([counts[key] for key, *_rest in buckets] + [1])
     usable = height - top - bottom
     bars = []
-    for index, (key, label, _lower, _upper) in enumerate(EXPIRY_BUCKETS):
+    for index, (key, label, _lower, _upper) in enumerate(buckets):
         count = counts[key]
         bar_height = round(usable * count / tallest, 1) if count else 0
         x = side + index * slot + (slot - bar_width) / 2
@@ -483,10 +497,58 @@ def renewal_overview(request):
         certificate.days_left = (version.not_after - now).days if version else None
         certificate.renewal_due = certificate.next_renewal_at is not None and certificate.next_renewal_at <= now
     return render(request, "certs/renewal_overview.html", {
-        "nav": "renewals",
+        "nav": "certificates",  # the Certificates and Dashboard pages link here
         "page": page,
         "counts": counts,
         "total": sum(counts[key] for key, *_rest in EXPIRY_BUCKETS) + counts["unissued"],
         "chart": expiry_chart(counts),
         "now": now,
     })
+
+
+# --- notification channels. The URL holds tokens: pages show only its scheme, never the rest.
+
+
+@login_required
+def notification_list(request):
+    channels = access.scoped(NotificationChannel, request.user).order_by("name", "id")
+    labels = dict(NotificationEvent.choices)
+    for channel in channels:
+        channel.redacted_url = notifications.redacted_url(channel.url)
+        channel.event_labels = [labels[event] for event in channel.events if event in labels]
+    return render(request, "certs/notification_list.html", {"nav": "notifications", "channels": channels})
+
+
+@login_required
+def notification_add(request):
+    form = NotificationChannelForm(request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        channel = NotificationChannel.objects.create(owner=request.user, **form.cleaned_data)
+        messages.success(request, _("Notification channel “%(name)s” added. Send a test to check that it "
+                                    "works.") % {"name": channel.name})
+        return redirect("ui:notification-list")
+    return render(request, "certs/notification_form.html", {"nav": "notifications", "form": form})
+
+
+@login_required
+@require_POST
+def notification_test(request, pk):
+    channel = access.get_owned(NotificationChannel, request.user, pk=pk)
+    ok, message = notifications.send_test(channel)
+    if ok:
+        messages.success(request, _("Test message sent to “%(name)s”.") % {"name": channel.name})
+    else:
+        messages.error(request, _("“%(name)s” did not work: %(message)s") % {"name": channel.name,
+                                                                             "message": message})
+    return redirect("ui:notification-list")
+
+
+@login_required
+def notification_delete(request, pk):
+    """GET asks for confirmation; POST deletes."""
+    channel = access.get_owned(NotificationChannel, request.user, pk=pk)
+    if request.method == "POST":
+        channel.delete()
+        messages.success(request, _("Notification channel “%(name)s” deleted.") % {"name": channel.name})
+        return redirect("ui:notification-list")
+    return render(request, "certs/notification_delete.html", {"nav": "notifications", "channel": channel})

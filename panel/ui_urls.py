@@ -8,7 +8,8 @@ from panel import views
 app_name = "ui"
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="ui:site-list"), name="home"),
+    path("", RedirectView.as_view(pattern_name="ui:dashboard"), name="home"),
+    path("dashboard/", views.dashboard, name="dashboard"),
     path("sites/", views.site_list, name="site-list"),
     path("sites/add/", views.site_add, name="site-add"),
     path("sites/<int:pk>/", views.site_detail, name="site-detail"),

@@ -1,20 +1,25 @@
 """Pages of the hosting side: sites. Thin: access -> form -> panel.sites -> redirect or page."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Prefetch
+from django.db.models import F, Prefetch
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
-from certs.models import Certificate
-from certs.views import site_page_context, with_days_left
-from panel import access, sites, validation
+from certs.health import Health, health_counts, health_filter
+from certs.models import Certificate, Order
+from certs.views import (UPCOMING_EXPIRY_BUCKETS, expiry_bucket_counts, expiry_chart, site_page_context,
+                         with_days_left)
+from panel import access, clock, sites, validation
 from panel.forms import SiteForm
 from panel.models import Site
 
 SITES_PER_PAGE = 50
+DASHBOARD_FAILURES = 10
+DASHBOARD_ORDERS = 10
 
 
 def _search_term(query):
@@ -59,3 +64,30 @@ def site_add(request):
 def site_detail(request, pk):
     site = access.get_owned(Site, request.user, pk=pk)
     return render(request, "panel/site_detail.html", site_page_context(request, site))
+
+
+@login_required
+def dashboard(request):
+    """Counts, the expiry chart, what is failing (most urgent first) and recent orders: a
+    fixed number of queries however many sites and certificates there are."""
+    now = clock.now()  # the renewal sweep's clock, as on the renewals page
+    certificate_rows = access.scoped(Certificate, request.user)
+    counts = certificate_rows.order_by().aggregate(**health_counts(now),
+                                                   **expiry_bucket_counts(UPCOMING_EXPIRY_BUCKETS, now))
+    failures = (
+        certificate_rows.filter(health_filter(Health.FAILING, now)).with_current_version().select_related("site")
+        .order_by(F("current_version__not_after").asc(nulls_last=True), "-id")[:DASHBOARD_FAILURES]
+    )
+    recent_orders = (
+        access.scoped(Order, request.user).select_related("certificate")
+        .defer("private_key", "csr_pem").order_by("-id")[:DASHBOARD_ORDERS]
+    )
+    return render(request, "panel/dashboard.html", {
+        "nav": "dashboard",
+        "site_count": access.scoped(Site, request.user).count(),
+        "counts": counts,
+        "expiring_days": settings.EXPIRY_ALERT_DAYS,
+        "chart": expiry_chart(counts, UPCOMING_EXPIRY_BUCKETS),
+        "failures": [with_days_left(certificate) for certificate in failures],
+        "recent_orders": recent_orders,
+    })
