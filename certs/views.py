@@ -497,7 +497,7 @@ def renewal_overview(request):
         certificate.days_left = (version.not_after - now).days if version else None
         certificate.renewal_due = certificate.next_renewal_at is not None and certificate.next_renewal_at <= now
     return render(request, "certs/renewal_overview.html", {
-        "nav": "certificates",  # the Certificates and Dashboard pages link here
+        "nav": "renewals",
         "page": page,
         "counts": counts,
         "total": sum(counts[key] for key, *_rest in EXPIRY_BUCKETS) + counts["unissued"],

@@ -10,6 +10,7 @@ ENTRIES = (
     ("dashboard", "ui:dashboard", _("Dashboard")),
     ("sites", "ui:site-list", _("Sites")),
     ("certificates", "ui:certificate-list", _("Certificates")),
+    ("renewals", "ui:renewal-overview", _("Renewals")),
     ("dns", "ui:dns-credential-list", _("DNS credentials")),
     ("accounts", "ui:account-list", _("ACME accounts")),
     ("notifications", "ui:notification-list", _("Notifications")),

@@ -84,13 +84,13 @@ def test_navigation_lists_every_section_in_order_and_marks_the_current_one(alice
     links = re.findall(r'<a href="([^"]+)"( aria-current="page")?>([^<]+)</a>', nav)
     assert [(href, label) for href, _current, label in links] == [
         (reverse("ui:dashboard"), "Dashboard"), (reverse("ui:site-list"), "Sites"),
-        (reverse("ui:certificate-list"), "Certificates"), (reverse("ui:dns-credential-list"), "DNS credentials"),
+        (reverse("ui:certificate-list"), "Certificates"), (reverse("ui:renewal-overview"), "Renewals"),
+        (reverse("ui:dns-credential-list"), "DNS credentials"),
         (reverse("ui:account-list"), "ACME accounts"), (reverse("ui:notification-list"), "Notifications"),
     ]
     assert [label for _href, current, label in links if current] == ["Dashboard"]
-    html = page_text(alice_client.get(reverse("ui:renewal-overview")))
-    assert re.search(r'aria-current="page">Certificates<', html)  # renewals sit under Certificates
-    assert f'href="{reverse("ui:renewal-overview")}"' in page_text(alice_client.get(reverse("ui:certificate-list")))
+    html = page_text(alice_client.get(reverse("ui:notification-list")))
+    assert re.findall(r'aria-current="page">([^<]+)<', html) == ["Notifications"]
 
 
 def test_the_user_menu_names_the_user_and_logs_out(alice_client):
