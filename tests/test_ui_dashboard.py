@@ -6,12 +6,22 @@ import itertools
 import re
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from django.urls import reverse
+from django.urls import include, path, reverse
 from django.utils import timezone
 
+import panel.ui_urls
+import panel.urls
 from certs.models import AcmeAccount, Certificate, CertificateVersion, Order
+from panel import views
+
+# The URLs as they will be once an admin page exists (see test_staff_see_admin_pages_once_they_exist).
+urlpatterns = panel.urls.urlpatterns[:-1] + [
+    path("", include((panel.ui_urls.urlpatterns + [path("users/", views.dashboard, name="user-list")], "ui"))),
+]
 
 _serial = itertools.count(1)
 
@@ -91,6 +101,17 @@ def test_navigation_lists_every_section_in_order_and_marks_the_current_one(alice
     assert [label for _href, current, label in links if current] == ["Dashboard"]
     html = page_text(alice_client.get(reverse("ui:notification-list")))
     assert re.findall(r'aria-current="page">([^<]+)<', html) == ["Notifications"]
+
+
+@pytest.mark.urls(__name__)
+def test_staff_see_admin_pages_once_they_exist(alice_client):
+    staff = get_user_model().objects.create_user("carol", password="pw-carol-123", is_staff=True)
+    staff_client = Client()
+    staff_client.force_login(staff)
+    html = page_text(staff_client.get(reverse("ui:dashboard")))
+    assert f'<a href="{reverse("ui:user-list")}">Users</a>' in html
+    assert "Audit log" not in html and "Settings" not in html  # no such pages yet: no links to a 404
+    assert "Users" not in page_text(alice_client.get(reverse("ui:dashboard")))
 
 
 def test_the_user_menu_names_the_user_and_logs_out(alice_client):
