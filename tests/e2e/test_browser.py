@@ -24,7 +24,8 @@ def log_in(session, stack):
     page.get_by_label("Username").fill(stack.username)
     page.get_by_label("Password").fill(stack.password)
     page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    expect(main_navigation(page)).to_be_visible()
+    expect(page.locator(".user-menu summary")).to_contain_text(stack.username)
 
 
 def main_navigation(page):
@@ -81,8 +82,19 @@ def test_a_user_adds_a_site_and_an_account_and_watches_the_certificate_become_va
     session.screenshot("site-valid")
 
 
-def test_an_uploaded_certificate_is_attached_to_its_site_and_served(browser_session, panel_stack, tmp_path):
+def dashboard_counts(page):
+    main_navigation(page).get_by_role("link", name="Dashboard").click()
+    counts = page.locator("[data-count]")
+    return {counts.nth(i).get_attribute("data-count"): int(counts.nth(i).locator(".stat__count").inner_text())
+            for i in range(counts.count())}
+
+
+def test_an_uploaded_certificate_is_attached_to_its_site_served_and_counted(browser_session, panel_stack, tmp_path):
     session, page = browser_session, browser_session.page
+    log_in(session, panel_stack)
+    assert dashboard_counts(page) == {"sites": 0, "valid": 0, "expiring": 0, "failing": 0}
+    session.screenshot("dashboard-empty")
+
     domain = "upload.example.test"
     root = panel_stack.www_dir / domain
     root.mkdir(parents=True)
@@ -92,7 +104,6 @@ def test_an_uploaded_certificate_is_attached_to_its_site_and_served(browser_sess
     ca_file, certificate_file, key_file = make_listener_certificates(tmp_path / "issued-elsewhere", names=(domain,),
                                                                      ips=())
 
-    log_in(session, panel_stack)
     main_navigation(page).get_by_role("link", name="Certificates").click()
     page.get_by_role("link", name="Upload a certificate").click()
     page.get_by_label("Attach to site").select_option(label=domain)
@@ -110,6 +121,10 @@ def test_an_uploaded_certificate_is_attached_to_its_site_and_served(browser_sess
     expect(status.get_by_text(serial, exact=True)).to_be_visible()
     session.screenshot("site-with-upload")
     served(panel_stack, domain, serial)
+
+    # make_listener_certificates' leaf lives 7 days: it counts as expiring within 14 days.
+    assert dashboard_counts(page) == {"sites": 1, "valid": 0, "expiring": 1, "failing": 0}
+    session.screenshot("dashboard")
 
 
 # A run of ASCII letters with a lower-case letter in it is an English word; all-capital ones are
