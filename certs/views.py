@@ -11,7 +11,9 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import IntegrityError
-from django.db.models import Case, Count, F, ProtectedError, Q, Value, When
+from django.db.models import Case, Count, F, ProtectedError, Q, TextField, Value, When
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
 from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -36,10 +38,14 @@ from certs.forms import (
 from certs.health import Health, health_filter
 from certs.models import (AcmeAccount, Certificate, Challenge, DnsCredential, NotificationChannel,
                           NotificationEvent, Order)
-from panel import access, clock
+from panel import access, clock, validation
 from panel.models import Site
+from panel.sorting import ListSorting, SortableColumn
 
 CERTIFICATES_PER_PAGE = 50
+# An admin sees every user's accounts and credentials: a hosting provider's can run into thousands.
+ACCOUNTS_PER_PAGE = 50
+DNS_CREDENTIALS_PER_PAGE = 50
 
 
 def with_days_left(certificate):
@@ -153,17 +159,39 @@ def order_continue(request, pk):
     return redirect("ui:certificate-list")
 
 
+CERTIFICATE_COLUMNS = (
+    SortableColumn("name", _lazy("Names"), (KT("domains__0"),)),
+    # Failures first, then those being issued; within a status, soonest expiry first.
+    SortableColumn("status", _lazy("Status"), (Case(
+        When(status=Certificate.Status.FAILED, then=Value(0)),
+        When(status=Certificate.Status.PENDING, then=Value(1)),
+        default=Value(2),
+    ), "current_version__not_after")),
+    SortableColumn("expires", _lazy("Days left"), ("current_version__not_after",)),
+    SortableColumn("created", _lazy("Added"), ("created_at",)),
+)
+
+
 @login_required
 def certificate_list(request):
-    certificates = access.scoped(Certificate, request.user).with_current_version().select_related("site")
+    query = request.GET.get("q", "").strip()
+    sorting = ListSorting(CERTIFICATE_COLUMNS, request.GET.get("sort"), default="-created")
+    certificate_rows = access.scoped(Certificate, request.user).with_current_version().select_related("site")
     health = request.GET.get("status")  # the dashboard's counts link here: ?status=valid|expiring|failing
     health = Health(health) if health in Health.values else None
     if health:
-        certificates = certificates.filter(health_filter(health, clock.now()))
-    page = Paginator(certificates, CERTIFICATES_PER_PAGE).get_page(request.GET.get("page"))
+        certificate_rows = certificate_rows.filter(health_filter(health, clock.now()))
+    if query:
+        # The names are a JSON list; its text holds every name, quoted.
+        certificate_rows = certificate_rows.alias(names_text=Cast("domains", TextField())).filter(
+            names_text__contains=validation.search_term(query))
+    page = Paginator(sorting.order(certificate_rows), CERTIFICATES_PER_PAGE).get_page(request.GET.get("page"))
     for certificate in page:
         with_days_left(certificate)
-    return render(request, "certs/certificate_list.html", {"nav": "certificates", "page": page, "health": health})
+    return render(request, "certs/certificate_list.html", {
+        "nav": "certificates", "page": page, "q": query, "health": health, "sorting": sorting,
+        "columns": sorting.headers,
+    })
 
 
 @login_required
@@ -190,10 +218,12 @@ def account_list(request):
         access.scoped(AcmeAccount, request.user)
         .defer("account_key", "eab_hmac_key")  # secrets: not even decrypted for this page
         .annotate(certificate_count=Count("certificates"))
+        .order_by("id")  # an aggregate drops Meta.ordering
     )
-    for account in account_rows:
+    page = Paginator(account_rows, ACCOUNTS_PER_PAGE).get_page(request.GET.get("page"))
+    for account in page:
         account.preset = cas.preset_for_url(account.directory_url)
-    return render(request, "certs/account_list.html", {"nav": "accounts", "accounts": account_rows})
+    return render(request, "certs/account_list.html", {"nav": "accounts", "page": page})
 
 
 @login_required
@@ -225,10 +255,12 @@ def dns_credential_list(request):
         access.scoped(DnsCredential, request.user)
         .defer("credentials")  # secrets: not even decrypted for this page
         .annotate(certificate_count=Count("certificates"))
+        .order_by("name", "id")  # an aggregate drops Meta.ordering
     )
-    for credential in rows:
+    page = Paginator(rows, DNS_CREDENTIALS_PER_PAGE).get_page(request.GET.get("page"))
+    for credential in page:
         credential.provider_label = provider_label(credential.provider)
-    return render(request, "certs/dns_credential_list.html", {"nav": "dns", "credentials": rows})
+    return render(request, "certs/dns_credential_list.html", {"nav": "dns", "page": page})
 
 
 @login_required

@@ -68,6 +68,14 @@ def normalize_domain(value, allow_wildcard=True):
     return full
 
 
+def search_term(query):
+    """What to look for in stored names, which are punycode: a whole IDN is converted."""
+    try:
+        return normalize_domain(query)
+    except ValidationError:
+        return query.lower()  # a partial name: searched as typed
+
+
 def normalize_domain_list(values, allow_wildcard=True):
     if not isinstance(values, (list, tuple)) or not values:
         raise ValidationError(_("Give at least one domain name."))

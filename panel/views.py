@@ -5,9 +5,10 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import F, Prefetch
+from django.db.models import Case, F, OuterRef, Prefetch, Subquery, Value, When
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from certs.health import Health, health_counts, health_filter
 from certs.models import Certificate, Order
@@ -15,33 +16,47 @@ from certs.views import (UPCOMING_EXPIRY_BUCKETS, expiry_bucket_counts, expiry_c
                          with_days_left)
 from panel import access, clock, sites, validation
 from panel.forms import SiteForm
-from panel.models import Site
+from panel.models import Site, SiteDomain
+from panel.sorting import ListSorting, SortableColumn
 
 SITES_PER_PAGE = 50
 DASHBOARD_FAILURES = 10
 DASHBOARD_ORDERS = 10
 
-
-def _search_term(query):
-    """What to look for in stored names, which are punycode: a whole IDN is converted."""
-    try:
-        return validation.normalize_domain(query)
-    except ValidationError:
-        return query.lower()  # a partial name: searched as typed
+SITE_COLUMNS = (
+    SortableColumn("domain", _lazy("Domains"), ("primary_domain",)),
+    # Rejected configs first: they are what needs attention.
+    SortableColumn("config", _lazy("nginx config"), (Case(
+        When(config_status=Site.ConfigStatus.FAILED, then=Value(0)),
+        When(config_status=Site.ConfigStatus.PENDING, then=Value(1)),
+        default=Value(2),
+    ),)),
+    # The site's certificate is its newest one (as shown): soonest expiry first, none last.
+    SortableColumn("expires", _lazy("Certificate"), ("certificate_expires",)),
+    SortableColumn("created", _lazy("Added"), ("created_at",)),
+)
 
 
 @login_required
 def site_list(request):
     query = request.GET.get("q", "").strip()
-    site_rows = access.scoped(Site, request.user)
-    if query:
-        site_rows = site_rows.filter(domain_index__name__contains=_search_term(query)).distinct()
+    sorting = ListSorting(SITE_COLUMNS, request.GET.get("sort"), default="domain")
     newest_first = access.scoped(Certificate, request.user).with_current_version().order_by("-id")
-    site_rows = site_rows.prefetch_related(Prefetch("certificates", queryset=newest_first, to_attr="newest"))
+    site_rows = access.scoped(Site, request.user).alias(certificate_expires=Subquery(
+        newest_first.filter(site=OuterRef("pk")).values("current_version__not_after")[:1]
+    ))
+    if query:
+        # A subquery, not a join: a site with several matching names is still one row, without DISTINCT.
+        matching = SiteDomain.objects.filter(name__contains=validation.search_term(query)).values("site_id")
+        site_rows = site_rows.filter(pk__in=matching)
+    site_rows = sorting.order(site_rows).prefetch_related(
+        Prefetch("certificates", queryset=newest_first, to_attr="newest")
+    )
     page = Paginator(site_rows, SITES_PER_PAGE).get_page(request.GET.get("page"))
     for site in page:
         site.certificate = with_days_left(site.newest[0]) if site.newest else None
-    return render(request, "panel/site_list.html", {"nav": "sites", "page": page, "q": query})
+    return render(request, "panel/site_list.html",
+                  {"nav": "sites", "page": page, "q": query, "sorting": sorting, "columns": sorting.headers})
 
 
 @login_required
