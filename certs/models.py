@@ -86,6 +86,11 @@ class CertificateQuerySet(models.QuerySet):
         """Certificates the panel ordered itself: an uploaded one has no ACME account to renew with."""
         return self.filter(source=Certificate.Source.ISSUED)
 
+    def for_list(self):
+        """with_current_version() for list pages: dates and status only, so that sorting and
+        paging do not carry every certificate's PEM text along."""
+        return self.with_current_version().defer("current_version__cert_pem", "current_version__chain_pem")
+
 
 class Certificate(models.Model):
     """A set of names to keep a valid certificate for, renewed over time."""

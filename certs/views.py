@@ -176,7 +176,7 @@ CERTIFICATE_COLUMNS = (
 def certificate_list(request):
     query = request.GET.get("q", "").strip()
     sorting = ListSorting(CERTIFICATE_COLUMNS, request.GET.get("sort"), default="-created")
-    certificate_rows = access.scoped(Certificate, request.user).with_current_version().select_related("site")
+    certificate_rows = access.scoped(Certificate, request.user).for_list().select_related("site")
     health = request.GET.get("status")  # the dashboard's counts link here: ?status=valid|expiring|failing
     health = Health(health) if health in Health.values else None
     if health:
@@ -519,7 +519,7 @@ def renewal_overview(request):
     certificate_rows = access.scoped(Certificate, request.user)
     counts = renewal_counts(certificate_rows, now)
     ordered = (
-        certificate_rows.with_current_version().select_related("site")
+        certificate_rows.for_list().select_related("site")
         .annotate(failing_first=Case(When(renewal_failures__gt=0, then=Value(0)), default=Value(1)))
         .order_by("failing_first", F("next_renewal_at").asc(nulls_last=True), "id")
     )

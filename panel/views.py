@@ -41,7 +41,7 @@ SITE_COLUMNS = (
 def site_list(request):
     query = request.GET.get("q", "").strip()
     sorting = ListSorting(SITE_COLUMNS, request.GET.get("sort"), default="domain")
-    newest_first = access.scoped(Certificate, request.user).with_current_version().order_by("-id")
+    newest_first = access.scoped(Certificate, request.user).for_list().order_by("-id")
     site_rows = access.scoped(Site, request.user).alias(certificate_expires=Subquery(
         newest_first.filter(site=OuterRef("pk")).values("current_version__not_after")[:1]
     ))

@@ -12,6 +12,9 @@ from django.db.models import OuterRef, Subquery
 from certs.models import AcmeAccount, Certificate, CertificateVersion, DnsCredential
 from panel.models import Site, SiteDomain
 
+# As long as an EC P-256 leaf and its fullchain: list pages must not drag them through a sort.
+LEAF_PEM = "-----BEGIN CERTIFICATE-----\n" + "A" * 1_000 + "\n-----END CERTIFICATE-----\n"
+FULLCHAIN_PEM = LEAF_PEM + LEAF_PEM.replace("A", "B") * 2
 CONFIG_STATUSES = (Site.ConfigStatus.APPLIED, Site.ConfigStatus.FAILED, Site.ConfigStatus.PENDING)
 
 
@@ -59,7 +62,7 @@ def fill(owner, label, n, now):
     expiry = {c.pk: now + datetime.timedelta(days=(c.pk * 37) % 400 - 20, minutes=c.pk)
               for c in certificates if c.status != Certificate.Status.PENDING}
     CertificateVersion.objects.bulk_create([
-        CertificateVersion(certificate_id=pk, cert_pem="-", chain_pem="-", private_key="", serial=f"{pk:x}",
+        CertificateVersion(certificate_id=pk, cert_pem=LEAF_PEM, chain_pem=FULLCHAIN_PEM, private_key="", serial=f"{pk:x}",
                            issuer="CN=Test CA", not_before=now - datetime.timedelta(days=1), not_after=not_after)
         for pk, not_after in expiry.items()
     ])
