@@ -90,7 +90,7 @@ def dashboard(request):
     counts = certificate_rows.order_by().aggregate(**health_counts(now),
                                                    **expiry_bucket_counts(UPCOMING_EXPIRY_BUCKETS, now))
     failures = (
-        certificate_rows.filter(health_filter(Health.FAILING, now)).with_current_version().select_related("site")
+        certificate_rows.filter(health_filter(Health.FAILING, now)).for_list().select_related("site")
         .order_by(F("current_version__not_after").asc(nulls_last=True), "-id")[:DASHBOARD_FAILURES]
     )
     recent_orders = (
