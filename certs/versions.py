@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 from django.db import models
 from django.http import FileResponse
@@ -104,6 +104,16 @@ def describe(version, certificate, now=None):
     version.can_revoke = version.revoked_at is None and not version.is_expired and not certificate.is_uploaded
     version.reason_label = reason_label(version.revocation_reason)
     return version
+
+
+def sha256_fingerprint(cert_pem):
+    """SHA-256 of the certificate as browsers show it: colon-separated upper-case hex.
+    Empty if the stored text is not a PEM certificate."""
+    try:
+        digest = x509.load_pem_x509_certificate(cert_pem.encode()).fingerprint(hashes.SHA256())
+    except ValueError:
+        return ""
+    return digest.hex(":").upper()
 
 
 def reason_label(reason):

@@ -56,6 +56,15 @@ def with_days_left(certificate):
     return certificate
 
 
+def with_status_details(certificate):
+    """with_days_left, plus what the certificate's status card shows of its current version:
+    its SHA-256 fingerprint (parsed from the stored certificate, so only for one card, not lists)."""
+    version = certificate.current_version
+    if version:
+        version.sha256_fingerprint = versions.sha256_fingerprint(version.cert_pem)
+    return with_days_left(certificate)
+
+
 DNS_WAITING = (Order.Status.AWAITING_USER, Order.Status.PROPAGATING)
 
 
@@ -80,13 +89,15 @@ def with_dns_records(order):
 
 
 def site_page_context(request, site, issue_form=None):
-    """Everything the site page shows; the issue view re-renders it with its form's errors."""
+    """Everything the site page shows; the issue view re-renders it with its form's errors,
+    then with the SSL tab open so the errors are in sight."""
     certificate = access.scoped(Certificate, request.user).filter(site=site).with_current_version().first()
     order = certificate.latest_order() if certificate else None
     return {
         "nav": "sites",
         "site": site,
-        "certificate": with_days_left(certificate) if certificate else None,
+        "open_tab": "certificate" if issue_form else "overview",
+        "certificate": with_status_details(certificate) if certificate else None,
         "order": with_dns_records(order) if order else None,
         "issue_form": issue_form or IssueCertificateForm(request.user, site),
         "has_accounts": access.scoped(AcmeAccount, request.user).filter(status=AcmeAccount.Status.VALID).exists(),
@@ -141,7 +152,7 @@ def order_status(request, pk):
         access.scoped(Certificate, request.user).with_current_version().get(pk=order.certificate_id)
     )
     return render(request, "certs/_certificate_status.html",
-                  {"order": with_dns_records(order), "certificate": with_days_left(certificate)})
+                  {"order": with_dns_records(order), "certificate": with_status_details(certificate)})
 
 
 @login_required
@@ -365,7 +376,7 @@ def _certificate_page(request, certificate, export_error="", status=200):
     order = certificate.latest_order()
     return render(request, "certs/certificate_detail.html", {
         "nav": "certificates",
-        "certificate": with_days_left(certificate),
+        "certificate": with_status_details(certificate),
         "order": with_dns_records(order) if order else None,
         "page": page,
         "versions": _described(page, certificate),

@@ -13,5 +13,9 @@ urlpatterns = [
     path("sites/", views.site_list, name="site-list"),
     path("sites/add/", views.site_add, name="site-add"),
     path("sites/<int:pk>/", views.site_detail, name="site-detail"),
+    path("sites/<int:pk>/edit/", views.site_edit, name="site-edit"),
+    path("sites/<int:pk>/delete/", views.site_delete, name="site-delete"),
+    path("sites/<int:pk>/force-https/", views.site_force_https, name="site-force-https"),
+    path("sites/<int:pk>/nginx-config/", views.site_config_preview, name="site-config-preview"),
     path("", include("certs.ui_urls")),
 ]

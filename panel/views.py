@@ -7,8 +7,10 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Case, F, OuterRef, Prefetch, Subquery, Value, When
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
+from django.views.decorators.http import require_POST
 
 from certs.health import Health, health_counts, health_filter
 from certs.models import Certificate, Order
@@ -17,6 +19,7 @@ from certs.views import (UPCOMING_EXPIRY_BUCKETS, expiry_bucket_counts, expiry_c
 from panel import access, clock, sites, validation
 from panel.forms import SiteForm
 from panel.models import Site, SiteDomain
+from panel.nginx import apply
 from panel.sorting import ListSorting, SortableColumn
 
 SITES_PER_PAGE = 50
@@ -106,3 +109,56 @@ def dashboard(request):
         "failures": [with_days_left(certificate) for certificate in failures],
         "recent_orders": recent_orders,
     })
+
+
+@login_required
+def site_edit(request, pk):
+    site = access.get_owned(Site, request.user, pk=pk)
+    form = SiteForm(request.POST if request.method == "POST" else None, site=site)
+    if form.is_valid():
+        for field, value in form.cleaned_data.items():
+            setattr(site, field, value)
+        try:
+            sites.save_site(site)
+        except ValidationError as exc:  # a name another site took in the meantime
+            site.refresh_from_db()
+            form.add_error(None, exc)
+        else:
+            messages.success(request, _("Site %(name)s saved; nginx is being configured with the changes.")
+                             % {"name": site.primary_domain})
+            return redirect("ui:site-detail", pk=site.pk)
+    return render(request, "panel/site_form.html", {"nav": "sites", "form": form, "site": site})
+
+
+@login_required
+def site_delete(request, pk):
+    """GET asks for confirmation; POST deletes the site and removes its vhost."""
+    site = access.get_owned(Site, request.user, pk=pk)
+    if request.method == "POST":
+        sites.delete_site(site)
+        messages.success(request, _("Site %(name)s deleted; nginx no longer serves it.") % {"name": site.primary_domain})
+        return redirect("ui:site-list")
+    return render(request, "panel/site_delete.html",
+                  {"nav": "sites", "site": site, "certificate_count": site.certificates.count()})
+
+
+@login_required
+@require_POST
+def site_force_https(request, pk):
+    """The SSL tab's one-click switch: sets (not flips) the redirect, so a repeated click is harmless."""
+    site = access.get_owned(Site, request.user, pk=pk)
+    site.force_https = request.POST.get("force_https") == "on"
+    sites.save_site(site)
+    if site.force_https:
+        messages.success(request, _("HTTP now redirects to HTTPS; nginx is being configured."))
+    else:
+        messages.success(request, _("HTTP no longer redirects to HTTPS; nginx is being configured."))
+    return redirect(reverse("ui:site-detail", kwargs={"pk": site.pk}) + "#certificate")
+
+
+@login_required
+def site_config_preview(request, pk):
+    """The nginx config tab's preview, loaded when the tab is opened: the vhost as it would be applied now."""
+    site = access.get_owned(Site, request.user, pk=pk)
+    return render(request, "panel/_nginx_config_preview.html",
+                  {"site": site, "config_text": apply.preview_site_config(site)})

@@ -129,6 +129,13 @@ def write_certificate_files(version) -> CertificateFiles:
     return files
 
 
+def preview_site_config(site) -> str:
+    """The vhost apply_site_config would install for `site` now. Writes nothing: the site
+    page shows it read-only. Certificate files appear by path, never by content."""
+    version = site.serving_version()
+    return render_site(site, layout(), certificate_files(version) if version else None)
+
+
 def _short_error(output: str) -> str:
     """nginx's own complaint, without the 'test failed' footer."""
     lines = [line for line in output.splitlines() if "[emerg]" in line or "[alert]" in line or "[crit]" in line]
