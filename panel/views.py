@@ -136,7 +136,8 @@ def site_delete(request, pk):
     site = access.get_owned(Site, request.user, pk=pk)
     if request.method == "POST":
         sites.delete_site(site)
-        messages.success(request, _("Site %(name)s deleted; nginx no longer serves it.") % {"name": site.primary_domain})
+        messages.success(request, _("Site %(name)s deleted; nginx no longer serves it.")
+                         % {"name": site.primary_domain})
         return redirect("ui:site-list")
     return render(request, "panel/site_delete.html",
                   {"nav": "sites", "site": site, "certificate_count": site.certificates.count()})
