@@ -84,6 +84,8 @@ def test_the_site_page_has_overview_ssl_and_nginx_tabs_and_links_edit_and_delete
     assert "tab-panel--default" not in tab_panel(html, "certificate")
     assert f'href="{reverse("ui:site-edit", args=[site.pk])}"' in html
     assert f'href="{reverse("ui:site-delete", args=[site.pk])}"' in html
+    ssl_tab = html[html.index('id="certificate"'):html.index('id="nginx-config"')]
+    assert f'href="{reverse("ui:certificate-upload")}?site={site.pk}"' in ssl_tab  # next to issuing
 
 
 def test_an_issue_form_with_errors_comes_back_on_the_ssl_tab(alice_client, site):

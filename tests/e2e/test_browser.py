@@ -62,6 +62,7 @@ def test_a_user_adds_a_site_and_an_account_and_watches_the_certificate_become_va
 
     main_navigation(page).get_by_role("link", name="Sites").click()
     page.get_by_role("link", name=domain).click()
+    page.get_by_role("link", name="SSL", exact=True).click()  # the site page's tab with the certificate
     status = page.locator("#certificate-status")
     # The worker is paused until the page shows the running order, so on any machine the
     # certificate turns valid while the user is looking at the page, not before it loads.
@@ -157,14 +158,17 @@ def test_the_site_page_in_simplified_chinese_has_no_english_label(browser_sessio
     page.goto(reverse("ui:site-detail", args=[site["id"]]))
     page.get_by_role("button", name="简体中文").click()
     expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
-    # Every part of the SSL card, including the issue form folded away once a certificate exists.
-    folded = page.locator("details:not([open]) > summary")
-    while folded.count():
-        folded.first.click()
-    page.wait_for_load_state("networkidle")  # the version history arrives after the page
-    session.screenshot("site-zh-hans")
-
-    labels = page.evaluate(VISIBLE_LABELS_IN_PAGE_LANGUAGE, LABEL_SELECTOR)
+    # Every tab of the page, and every part of the SSL tab, including the issue form folded away
+    # once a certificate exists.
+    labels = []
+    for tab in page.locator("nav.tabs a").all():
+        tab.click()
+        folded = page.locator("details:not([open]) > summary:visible")
+        while folded.count():
+            folded.first.click()
+        page.wait_for_load_state("networkidle")  # the version history and the config preview arrive later
+        session.screenshot(f"site-zh-hans-{tab.get_attribute('href').lstrip('#')}")
+        labels += page.evaluate(VISIBLE_LABELS_IN_PAGE_LANGUAGE, LABEL_SELECTOR)
     assert len(labels) > 20, labels  # the card, the history and the form were all there
     user_data = [*domains, certificate["issuer"]]
     english = {label: words for label in labels if (words := english_words(label, user_data))}
