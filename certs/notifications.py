@@ -87,7 +87,7 @@ def deliver(channel_id, subject, body):
 
 def send_test(channel):
     return send(channel, _("CertPanel test notification"),
-                _("This is a test message from CertPanel for the channel \u201c%(name)s\u201d. "
+                _("This is a test message from CertPanel for the channel “%(name)s”. "
                   "Alerts will reach you here.") % {"name": channel.name})
 
 
