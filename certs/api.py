@@ -2,6 +2,7 @@
 
 from django.db import IntegrityError
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils import translation
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
@@ -93,7 +94,9 @@ class OrderSummarySerializer(serializers.ModelSerializer):
         fields = ["id", "status", "error", "created_at", "finished_at", "dns_records", "log"]
 
     def get_log(self, order) -> list[str]:
-        return [f"{e.at:%H:%M:%S} {e.message}" for e in order.log_entries.all()]
+        # English whatever the request's language: scripts match these lines.
+        with translation.override("en"):
+            return [f"{e.at:%H:%M:%S} {e.text}" for e in order.log_entries.all()]
 
     def get_dns_records(self, order) -> DnsRecordSerializer(many=True):
         records = Challenge.objects.filter(authorization__order=order, type="dns-01").exclude(record_value="")

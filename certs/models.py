@@ -4,7 +4,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext, gettext_lazy as _
 
 from panel.encryption import EncryptedTextField
 
@@ -227,8 +227,11 @@ class Order(models.Model):
     def finished(self):
         return self.status in self.FINISHED
 
-    def log(self, message, level="info"):
-        OrderLogEntry.objects.create(order=self, level=level, message=message)
+    def log(self, message, level="info", **params):
+        """Record a log line. `message` is an English msgid marked with gettext_noop, with
+        %(name)s placeholders filled from `params` (JSON values) when the line is read, so
+        every reader sees it in their own language. Text from the CA goes in a param, as is."""
+        OrderLogEntry.objects.create(order=self, level=level, message=message, params=params)
 
 
 class OrderLogEntry(models.Model):
@@ -237,10 +240,19 @@ class OrderLogEntry(models.Model):
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="log_entries")
     at = models.DateTimeField(default=timezone.now)
     level = models.CharField(max_length=8, default="info")
-    message = models.TextField()
+    message = models.TextField()  # an English msgid; in rows from before `params`, the final English text
+    params = models.JSONField(null=True)  # NULL marks those older rows
 
     class Meta:
         ordering = ["id"]
+
+    @property
+    def text(self):
+        """The line in the active language."""
+        if self.params is None:
+            return self.message
+        translated = gettext(self.message)
+        return translated % self.params if self.params else translated
 
 
 class Authorization(models.Model):

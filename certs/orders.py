@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from certs import accounts, install, renewal
 from certs.acme import AcmeError, generate_private_key, make_csr
@@ -58,8 +59,9 @@ def start_order(certificate: Certificate, is_renewal=False) -> Order:
                              "or issue a certificate through ACME."))
     with transaction.atomic():
         order = Order.objects.create(owner_id=certificate.owner_id, certificate=certificate, is_renewal=is_renewal)
-        what = "Renewal" if is_renewal else "Order"
-        order.log(f"{what} requested for {', '.join(certificate.domains)} ({certificate.get_key_type_display()})")
+        requested = (gettext_noop("Renewal requested for %(names)s (%(key_type)s)") if is_renewal
+                     else gettext_noop("Order requested for %(names)s (%(key_type)s)"))
+        order.log(requested, names=", ".join(certificate.domains), key_type=str(certificate.get_key_type_display()))
         Certificate.objects.filter(pk=certificate.pk).update(status=Certificate.Status.PENDING
                                                              if certificate.current_version_id is None
                                                              else certificate.status)
@@ -145,7 +147,7 @@ def _recovered_account(order):
     except AcmeError as exc:
         log.warning("order %s: could not register the account again: %s", order.pk, exc)
         return False
-    order.log("The CA no longer knew the ACME account; registered it again", level="warning")
+    order.log(gettext_noop("The CA no longer knew the ACME account; registered it again"), level="warning")
     return True
 
 
@@ -162,19 +164,20 @@ def _transient_delay(order, exc):
     delay = min(2 ** order.step_attempts, 300)
     if exc.retry_after:
         delay = max(delay, exc.retry_after)
-    order.log(f"Temporary problem, retrying in {delay:.0f}s: {exc}", level="warning")
+    order.log(gettext_noop("Temporary problem, retrying in %(seconds)d s: %(error)s"), level="warning",
+              seconds=round(delay), error=str(exc))
     return delay
 
 
 def _record_failure(order, message, retry_after=None):
-    order.log(f"Failed: {message}", level="error")
+    order.log(gettext_noop("Failed: %(error)s"), level="error", error=message)
     cert = order.certificate
     cert.last_error = message
     if cert.current_version_id is None:
         cert.status = Certificate.Status.FAILED
     if order.is_renewal:
         renewal.failed(cert, message, retry_after)
-        order.log(f"Next renewal attempt: {cert.next_renewal_at:%Y-%m-%d %H:%M} UTC")
+        order.log(gettext_noop("Next renewal attempt: %(at)s UTC"), at=f"{cert.next_renewal_at:%Y-%m-%d %H:%M}")
     cert.save(update_fields=["last_error", "status", "renewal_failures", "next_renewal_at"])
 
 
@@ -187,7 +190,11 @@ def _cleanup_challenges(order):
             elif challenge.presented_at is not None:
                 dns01.cleanup(order.certificate, challenge)
         except (OSError, DnsProviderError) as exc:
-            order.log(f"Could not remove {challenge.record_name or 'a challenge file'}: {exc}", level="warning")
+            if challenge.record_name:
+                order.log(gettext_noop("Could not remove %(name)s: %(error)s"), level="warning",
+                          name=challenge.record_name, error=str(exc))
+            else:
+                order.log(gettext_noop("Could not remove a challenge file: %(error)s"), level="warning", error=str(exc))
             continue
         challenge.cleaned_up = True
         challenge.save(update_fields=["cleaned_up"])
@@ -251,7 +258,7 @@ def step_new(order, acme):
         state = acme.new_order(order.csr_pem.encode(), **({"replaces": replaces} if replaces else {}))
         order.acme_url, order.finalize_url, order.replaces = state.url, state.finalize_url, state.replaces
         order.save(update_fields=["acme_url", "finalize_url", "replaces"])
-        order.log(f"Order created at the CA: {state.url}")
+        order.log(gettext_noop("Order created at the CA: %(url)s"), url=state.url)
     else:
         state = acme.fetch_order(order.acme_url)
     if state.status == "invalid":
@@ -273,7 +280,7 @@ def _store_authorization(order, authz):
         status=authz.status, expires_at=authz.expires,
     )
     if authz.status == "valid":
-        order.log(f"{authz.identifier}: already authorized at this CA")
+        order.log(gettext_noop("%(name)s: already authorized at this CA"), name=authz.identifier)
         return
     wanted = ChallengeType(order.certificate.challenge).acme_type
     challenge = next((c for c in authz.challenges if c.type == wanted), None)
@@ -295,7 +302,7 @@ def step_authorize(order, acme):
             acme.answer_challenge(challenge.url, challenge.type)
             challenge.answered_at = timezone.now()
             challenge.save(update_fields=["answered_at"])
-            order.log(f"{identifier}: answered http-01")
+            order.log(gettext_noop("%(name)s: answered http-01"), name=identifier)
             continue
         if not challenge.record_value:
             challenge.record_name = dns01.record_name(identifier, cert.challenge_alias)
@@ -308,7 +315,7 @@ def step_authorize(order, acme):
                 raise OrderFailed(f"{identifier}: the DNS provider could not publish the TXT record: {exc}")
             challenge.presented_at = timezone.now()
             challenge.save(update_fields=["provider_state", "presented_at"])
-            order.log(f"{identifier}: published TXT {challenge.record_name}")
+            order.log(gettext_noop("%(name)s: published TXT %(record)s"), name=identifier, record=challenge.record_name)
     waiting = list(unanswered.filter(type="dns-01"))
     if not waiting:
         order.status = Order.Status.VALIDATING
@@ -317,12 +324,14 @@ def step_authorize(order, acme):
         expiries = [e for e in order.authorizations.values_list("expires_at", flat=True) if e]
         order.propagation_deadline = min(expiries) if expiries else timezone.now() + datetime.timedelta(hours=1)
         lines = "; ".join(f"{c.record_name} TXT {c.record_value}" for c in waiting)
-        order.log(f"Add these TXT records (the order continues once they are visible): {lines}")
+        order.log(gettext_noop("Add these TXT records (the order continues once they are visible): %(records)s"),
+                  records=lines)
     else:
         order.status = Order.Status.PROPAGATING
         timeout = dns01.propagation_timeout(cert)
         order.propagation_deadline = timezone.now() + datetime.timedelta(seconds=timeout)
-        order.log(f"Waiting up to {timeout}s for the TXT records on every authoritative server")
+        order.log(gettext_noop("Waiting up to %(seconds)d s for the TXT records on every authoritative server"),
+                  seconds=timeout)
     return 0
 
 
@@ -341,7 +350,8 @@ def step_propagate(order, acme):
         acme.answer_challenge(challenge.url, "dns-01")
         challenge.answered_at = timezone.now()
         challenge.save(update_fields=["answered_at"])
-    order.log("TXT records visible" + (" (you said so)" if order.user_continued else "") + "; answered dns-01")
+    order.log(gettext_noop("TXT records in place (you said so); answered dns-01") if order.user_continued
+              else gettext_noop("TXT records visible; answered dns-01"))
     order.status = Order.Status.VALIDATING
     return 0
 
@@ -353,7 +363,7 @@ def continue_order(order):
         pk=order.pk, status__in=[Order.Status.AWAITING_USER, Order.Status.PROPAGATING]
     ).update(user_continued=True, wakeup=wakeup, next_step_at=timezone.now())
     if updated:
-        order.log("Continue requested")
+        order.log(gettext_noop("Continue requested"))
         transaction.on_commit(lambda: enqueue(order.pk, wakeup, 0))
     return bool(updated)
 
@@ -372,7 +382,7 @@ def step_validate(order, acme):
             raise OrderFailed(f"{row.identifier}: {state.error or 'the CA could not validate this name'}")
         if state.status == "valid":
             Challenge.objects.filter(authorization=row).update(status="valid")
-            order.log(f"{row.identifier}: validated")
+            order.log(gettext_noop("%(name)s: validated"), name=row.identifier)
         elif state.status != "pending":
             raise OrderFailed(f"{row.identifier}: authorization is {state.status}")
     if order.authorizations.exclude(status="valid").exists():
@@ -386,7 +396,7 @@ def step_finalize(order, acme):
     state = acme.fetch_order(order.acme_url)
     if state.status == "ready":
         state = acme.finalize(order.finalize_url, order.csr_pem.encode(), order.acme_url)
-        order.log("Finalizing: CSR sent")
+        order.log(gettext_noop("Finalizing: CSR sent"))
     if state.status == "processing":
         state = _poll_inline(order, lambda: acme.fetch_order(order.acme_url), lambda s: s.status != "processing",
                              _inline_deadline())
@@ -426,7 +436,8 @@ def _store_version(order, chain_pem):
         cert.save(update_fields=["current_version", "status", "last_error", "next_renewal_at", "renewal_failures"])
         order.status = Order.Status.VALID
         order.finished_at = timezone.now()
-        order.log(f"Certificate issued: serial {version.serial}, valid until {version.not_after:%Y-%m-%d %H:%M} UTC")
+        order.log(gettext_noop("Certificate issued: serial %(serial)s, valid until %(until)s UTC"),
+                  serial=version.serial, until=f"{version.not_after:%Y-%m-%d %H:%M}")
         put_in_service(cert)
 
 
