@@ -2,14 +2,20 @@
 
 # Stage 1: pick the project's own files out of the build context, so that nothing else in the
 # work tree (.env with secrets, .venv, data/, .git) can end up in the image.
+# The translations are compiled here too (msgfmt, as `manage.py compilemessages` does): .mo files
+# are not in the repository.
 FROM python:3.11-slim AS source
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gettext \
+    && rm -rf /var/lib/apt/lists/*
 COPY . /context
 RUN set -eu; mkdir /app; cd /context; \
     cp -a manage.py requirements.txt panel certs templates /app/; \
     for optional in static locale; do \
         if [ -d "$optional" ]; then cp -a "$optional" /app/; else mkdir "/app/$optional"; fi; \
     done; \
-    find /app -name '__pycache__' -prune -exec rm -rf {} +
+    find /app -name '__pycache__' -prune -exec rm -rf {} +; \
+    find /app/locale -name '*.po' -exec sh -ec 'for po; do msgfmt --check-format -o "${po%.po}.mo" "$po"; done' sh {} +
 
 # Stage 2: the image.
 FROM python:3.11-slim

@@ -1,6 +1,6 @@
 """`manage.py runpanel`: the whole panel on one machine, in the foreground.
 
-migrate -> an admin user on first start -> private Redis (unless REDIS_URL is set)
+compile translations -> migrate -> an admin user on first start -> private Redis (unless REDIS_URL is set)
 -> private nginx (unless NGINX_CONF is set) -> gunicorn, Celery worker, Celery beat.
 If any child dies the others are stopped and the launcher exits non-zero; Ctrl-C or
 SIGTERM stops them all cleanly.
@@ -35,6 +35,9 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000, help="port gunicorn binds (default 8000)")
 
     def handle(self, *args, host, port, **options):
+        # .mo files are built, never committed; compilemessages skips the up-to-date ones.
+        # Ignoring every directory stops it walking the tree (.venv, data/): LOCALE_PATHS only.
+        call_command("compilemessages", ignore_patterns=["*"], verbosity=0)
         call_command("migrate", interactive=False, verbosity=max(options["verbosity"] - 1, 0))
         self.password = self.ensure_admin()  # printed once, then forgotten
 
