@@ -17,7 +17,8 @@ CUSTOM_CA = "custom"
 
 def account_label(account):
     preset = cas.preset_for_url(account.directory_url)
-    return f"{account.email or _('no e-mail')} · {preset.label if preset else account.directory_url}"
+    email = account.email or _("no e-mail")  # outside the f-string, where xgettext finds it
+    return f"{email} · {preset.label if preset else account.directory_url}"
 
 
 def provider_label(code):

@@ -73,7 +73,8 @@ class AcmeAccount(models.Model):
         ordering = ["id"]
 
     def __str__(self):
-        return f"{self.email or _('no e-mail')} @ {self.directory_url}"
+        email = self.email or _("no e-mail")  # outside the f-string, where xgettext finds it
+        return f"{email} @ {self.directory_url}"
 
 
 class CertificateQuerySet(models.QuerySet):
