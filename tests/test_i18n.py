@@ -202,8 +202,8 @@ NOT_ENGLISH_LABELS = {
     "PEM", "PFX", "UTC", "EC", "RSA", "ID", "URL", "API", "CSR", "HMAC", "alice",
 }
 # A domain, URL, e-mail, path or DNS label (_acme-challenge) is data; so is a word with a digit
-# in it: a date, a number, a record value, HTTP-01.
-DATA = re.compile(r"\S*[./@:=_\d]\S*")
+# in it (a date, a number, a record value, HTTP-01) and a PEM armour line.
+DATA = re.compile(r"\S*[./@:=_\d]\S*|-----[A-Z ]+-----")
 
 
 def vendor_names():
@@ -256,6 +256,7 @@ def main_pages(site, certificate, credential, waiting_site):
         "certificate list": reverse("ui:certificate-list"),
         "certificate": reverse("ui:certificate-detail", args=[certificate.pk]),
         "certificate history": reverse("ui:certificate-history", args=[certificate.pk]),
+        "upload a certificate": reverse("ui:certificate-upload"),
         "renewals": reverse("ui:renewal-overview"),
         "ACME accounts": reverse("ui:account-list"),
         "add ACME account": reverse("ui:account-add"),
