@@ -99,7 +99,9 @@ def test_the_committed_catalogue_is_the_extracted_one(fresh_catalogues):
 
 
 # %(name)s, %s, %d, %.0f ...; {name}; HTML tags. A translation carries the same ones as its msgid.
-PLACEHOLDER = re.compile(r"%(?:\([^)]*\))?[-#0 +]*\d*(?:\.\d+)?[sdifrx%]|\{\w*\}|</?(?:a|b|br|code|em|kbd|strong)\b[^>]*>")
+PLACEHOLDER = re.compile(r"%(?:\([^)]*\))?[-#0 +]*\d*(?:\.\d+)?[sdifrx%]"
+                         r"|\{\w*\}"
+                         r"|</?(?:a|b|br|code|em|kbd|strong)\b[^>]*>")
 
 
 def placeholders(text):
@@ -269,7 +271,8 @@ def main_pages(site, certificate, credential, waiting_site):
 @pytest.fixture
 def credential(alice):
     fields = {"server": "192.0.2.53", "zone": "example.com", "tsig_key_name": "k", "tsig_secret": "c2VjcmV0"}
-    return DnsCredential.objects.create(owner=alice, provider="rfc2136", name="ns1.example.com", credentials=json.dumps(fields))
+    return DnsCredential.objects.create(owner=alice, provider="rfc2136", name="ns1.example.com",
+                                        credentials=json.dumps(fields))
 
 
 NAV_IN_CHINESE = ["网站", "证书", "续签", "ACME 账户", "DNS 账户", "退出登录"]
