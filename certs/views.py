@@ -475,7 +475,7 @@ EXPIRY_BUCKETS = (
     ("later", gettext_lazy("60 days or more"), 60, None),
 )
 # The dashboard's chart: what expires within the next 90 days.
-UPCOMING_EXPIRY_BUCKETS = EXPIRY_BUCKETS[:-1] + (("lt90", _lazy("60–89 days"), 60, 90),)
+UPCOMING_EXPIRY_BUCKETS = EXPIRY_BUCKETS[:-1] + (("lt90", gettext_lazy("60–89 days"), 60, 90),)
 _BUCKET_COLOURS = {"expired": "#c62828", "lt7": "#c62828", "lt14": "#9a6700", "lt30": "#9a6700",
                    "lt60": "#1f8f3a", "lt90": "#1f8f3a", "later": "#1f8f3a"}
 

@@ -201,7 +201,7 @@ class VisibleText(HTMLParser):
 # the language switch's own "English", key types, the user's name.
 NOT_ENGLISH_LABELS = {
     "CertPanel", "English", "ACME", "DNS", "TXT", "CNAME", "HTTP", "HTTPS", "HSTS", "nginx", "TSIG", "EAB", "CA",
-    "PEM", "PFX", "UTC", "EC", "RSA", "ID", "URL", "API", "CSR", "HMAC", "alice",
+    "PEM", "PFX", "UTC", "EC", "RSA", "ID", "URL", "API", "CSR", "HMAC", "Apprise", "apprise", "alice",
 }
 # A domain, URL, e-mail, path or DNS label (_acme-challenge) is data; so is a word with a digit
 # in it (a date, a number, a record value, HTTP-01) and a PEM armour line.
@@ -251,6 +251,7 @@ def site_waiting_for_dns_records(alice, account, site):
 
 def main_pages(site, certificate, credential, waiting_site):
     return {
+        "dashboard": reverse("ui:dashboard"),
         "site list": reverse("ui:site-list"),
         "add site": reverse("ui:site-add"),
         "site": reverse("ui:site-detail", args=[site.pk]),
@@ -265,6 +266,8 @@ def main_pages(site, certificate, credential, waiting_site):
         "DNS credentials": reverse("ui:dns-credential-list"),
         "add DNS credentials": reverse("ui:dns-credential-add"),
         "DNS credential": reverse("ui:dns-credential-detail", args=[credential.pk]),
+        "notifications": reverse("ui:notification-list"),
+        "add notification channel": reverse("ui:notification-add"),
     }
 
 
@@ -275,7 +278,7 @@ def credential(alice):
                                         credentials=json.dumps(fields))
 
 
-NAV_IN_CHINESE = ["网站", "证书", "续签", "ACME 账户", "DNS 账户", "退出登录"]
+NAV_IN_CHINESE = ["概览", "网站", "证书", "续签", "DNS 账户", "ACME 账户", "通知", "退出登录"]
 
 
 def test_main_pages_in_chinese_have_chinese_labels_and_no_english_ones(zh_client, issued_certificate, credential,
