@@ -19,7 +19,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy as _lazy
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
@@ -357,7 +357,7 @@ VERSIONS_ON_SITE_PAGE = 10
 
 
 class RevokeForm(forms.Form):
-    reason = forms.ChoiceField(label=gettext_lazy("Reason"), choices=versions.RevocationReason.choices,
+    reason = forms.ChoiceField(label=_lazy("Reason"), choices=versions.RevocationReason.choices,
                                initial=versions.RevocationReason.UNSPECIFIED, widget=forms.RadioSelect)
 
 
@@ -467,15 +467,15 @@ def reissue_certificate(request, pk):
 RENEWALS_PER_PAGE = 100
 # (key, label, lower bound in days, upper bound in days): days to expiry, half-open [lower, upper).
 EXPIRY_BUCKETS = (
-    ("expired", gettext_lazy("Expired"), None, 0),
-    ("lt7", gettext_lazy("< 7 days"), 0, 7),
-    ("lt14", gettext_lazy("7–13 days"), 7, 14),
-    ("lt30", gettext_lazy("14–29 days"), 14, 30),
-    ("lt60", gettext_lazy("30–59 days"), 30, 60),
-    ("later", gettext_lazy("60 days or more"), 60, None),
+    ("expired", _lazy("Expired"), None, 0),
+    ("lt7", _lazy("< 7 days"), 0, 7),
+    ("lt14", _lazy("7–13 days"), 7, 14),
+    ("lt30", _lazy("14–29 days"), 14, 30),
+    ("lt60", _lazy("30–59 days"), 30, 60),
+    ("later", _lazy("60 days or more"), 60, None),
 )
 # The dashboard's chart: what expires within the next 90 days.
-UPCOMING_EXPIRY_BUCKETS = EXPIRY_BUCKETS[:-1] + (("lt90", gettext_lazy("60–89 days"), 60, 90),)
+UPCOMING_EXPIRY_BUCKETS = EXPIRY_BUCKETS[:-1] + (("lt90", _lazy("60–89 days"), 60, 90),)
 _BUCKET_COLOURS = {"expired": "#c62828", "lt7": "#c62828", "lt14": "#9a6700", "lt30": "#9a6700",
                    "lt60": "#1f8f3a", "lt90": "#1f8f3a", "later": "#1f8f3a"}
 
