@@ -200,7 +200,7 @@ class VisibleText(HTMLParser):
 # Kept in English by the Chinese panels too, or not labels at all: product and protocol names,
 # the language switch's own "English", key types, the user's name.
 NOT_ENGLISH_LABELS = {
-    "CertPanel", "English", "ACME", "DNS", "TXT", "CNAME", "HTTP", "HTTPS", "HSTS", "nginx", "TSIG", "EAB", "CA",
+    "CertPanel", "English", "ACME", "SSL", "DNS", "TXT", "CNAME", "HTTP", "HTTPS", "HSTS", "nginx", "TSIG", "EAB", "CA",
     "PEM", "PFX", "UTC", "EC", "RSA", "ID", "URL", "API", "CSR", "HMAC", "Apprise", "apprise", "alice",
 }
 # A domain, URL, e-mail, path or DNS label (_acme-challenge) is data; so is a word with a digit
