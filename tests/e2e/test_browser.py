@@ -141,9 +141,15 @@ VISIBLE_LABELS_IN_PAGE_LANGUAGE = """selector => Array.from(document.querySelect
     .filter(text => text)"""
 
 
+# A file name, path, address or number is data (site-1.conf, /var/www, HTTP-01); only ASCII, so a
+# Chinese sentence around it, written without spaces, is still checked.
+ASCII_DATA = re.compile(r"[\w-]*[./@:=_\d][\w./@:=-]*", re.ASCII)
+
+
 def english_words(text, user_data):
     for value in sorted(user_data, key=len, reverse=True):  # www.a.test before a.test
         text = text.replace(value, " ")
+    text = ASCII_DATA.sub(" ", text)
     return [word for word in ENGLISH_WORD.findall(text) if word not in NAMES_KEPT_IN_EVERY_LANGUAGE]
 
 
