@@ -64,3 +64,19 @@ class SiteDomain(models.Model):
 
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="domain_index")
     name = models.CharField(max_length=253, unique=True)
+
+
+class PanelSettings(models.Model):
+    """Installation-wide switches an administrator sets on the Settings page: a single row."""
+
+    require_two_factor = models.BooleanField(
+        _("require two-factor authentication for everyone"), default=False,
+        help_text=_("Everyone without it, you included, is sent to set it up before anything else."),
+    )
+
+    class Meta:
+        verbose_name = _("panel settings")
+
+    @classmethod
+    def load(cls):
+        return cls.objects.get_or_create(pk=1)[0]

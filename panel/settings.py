@@ -5,6 +5,7 @@ start-up, and every problem is reported at once.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -123,6 +124,14 @@ ACME_NETWORK_TIMEOUT = env.int("CERTPANEL_ACME_TIMEOUT", 30, minimum=1)
 # How long a step polls the CA inline before it frees the worker and reschedules.
 ACME_INLINE_POLL_SECONDS = env.float("CERTPANEL_ACME_INLINE_POLL_SECONDS", 3.0)
 
+# --- login security (panel/login.py, panel/twofactor.py)
+# Browsers send Secure cookies over HTTPS only: on when the panel is served over HTTPS (directly or
+# behind a TLS proxy), off by default because `make run` serves plain HTTP on loopback.
+SECURE_COOKIES = env.bool("CERTPANEL_SECURE_COOKIES", False)
+SESSION_COOKIE_AGE = env.int("CERTPANEL_SESSION_SECONDS", 12 * 3600, minimum=60)  # a login lasts this long
+LOGIN_FAILURE_LIMIT = env.int("CERTPANEL_LOGIN_FAILURE_LIMIT", 6, minimum=1)
+LOGIN_LOCKOUT_MINUTES = env.int("CERTPANEL_LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
+
 env.check()
 
 INSTALLED_APPS = [
@@ -134,6 +143,10 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "panel",
     "certs",
 ]
@@ -146,8 +159,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "panel.twofactor.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a login refused for lockout into the login page saying so (panel.login.lockout_response).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "panel.urls"
@@ -180,8 +197,32 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "ui:dashboard"
 LOGOUT_REDIRECT_URL = "login"
-SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_HTTPONLY = CSRF_COOKIE_HTTPONLY = True  # no script reads them: htmx takes the token from the page
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_COOKIES
+
+# django-axes watches the session login (the API's tokens are not a login form). Wrong passwords
+# (and wrong second-step codes) count until the window passes without one; the Nth locks the
+# account for the window, and tries during the lock do not extend it (so the page can say when
+# it ends).
+# Locked by username alone: behind the one reverse proxy a panel usually sits behind, every
+# request comes from the proxy's address, so locking an address would lock out everyone and
+# username+address would be the username anyway; and without a proxy, username+address would let
+# an attacker try the limit again from every new address.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username"]
+# axes warns that without the address a new User-Agent starts a new count: not so here, the
+# failures of every attempt record with the username are added up (tests/test_login_security.py).
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "panel.login.lockout_response"
+# Never stored with a failed attempt: codes of the second step, the form's CSRF token.
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "code", "csrfmiddlewaretoken"]
+
+OTP_TOTP_ISSUER = "CertPanel"  # the name authenticator apps show next to the account
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]

@@ -3,7 +3,7 @@
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from panel import views
+from panel import account_views, views
 
 app_name = "ui"
 
@@ -17,5 +17,11 @@ urlpatterns = [
     path("sites/<int:pk>/delete/", views.site_delete, name="site-delete"),
     path("sites/<int:pk>/force-https/", views.site_force_https, name="site-force-https"),
     path("sites/<int:pk>/nginx-config/", views.site_config_preview, name="site-config-preview"),
+    path("security/", account_views.security, name="security"),
+    path("security/two-factor/enable/", account_views.two_factor_enable, name="two-factor-enable"),
+    path("security/two-factor/disable/", account_views.two_factor_disable, name="two-factor-disable"),
+    path("security/recovery-codes/", account_views.recovery_codes, name="recovery-codes"),
+    path("security/password/", account_views.PasswordChangeView.as_view(), name="password-change"),
+    path("settings/", account_views.panel_settings, name="settings"),
     path("", include("certs.ui_urls")),
 ]

@@ -8,6 +8,7 @@ from rest_framework.routers import DefaultRouter
 from certs.api import (AcmeAccountViewSet, CertificateViewSet, DnsCredentialViewSet, DnsProviderViewSet,
                        InstallTargetViewSet, NotificationChannelViewSet, ReloadPresetViewSet)
 from certs.api_versions import CertificateVersionDownload, CertificateVersionList, CertificateVersionRevoke
+from panel import login
 from panel.api import SiteViewSet
 
 router = DefaultRouter()
@@ -28,7 +29,8 @@ urlpatterns = [
     path("api/v1/certificate-versions/<int:pk>/revoke/", CertificateVersionRevoke.as_view(),
          name="certificate-version-revoke"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("login/", auth_views.LoginView.as_view(template_name="panel/login.html"), name="login"),
+    path("login/", login.PasswordStepView.as_view(), name="login"),
+    path("login/code/", login.second_step, name="login-verify"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),

@@ -1,0 +1,114 @@
+"""Pages under the user menu's "Security" (2FA, recovery codes, password) and the staff-only
+Settings page. Thin: form -> one panel.twofactor call -> redirect or page."""
+
+import django_otp
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.contrib.messages.views import SuccessMessageMixin
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from panel import twofactor
+from panel.login import CodeForm
+from panel.models import PanelSettings
+
+WRONG_CODE = gettext_lazy("This code is not valid.")
+
+
+@login_required
+def security(request):
+    context = {
+        "nav": "security",
+        "two_factor": twofactor.has_two_factor(request.user),
+        "recovery_codes_left": twofactor.recovery_codes_left(request.user),
+        "two_factor_required": twofactor.two_factor_required(),
+    }
+    return render(request, "panel/security.html", context)
+
+
+@login_required
+def two_factor_enable(request):
+    if twofactor.has_two_factor(request.user):
+        return redirect("ui:security")
+    device = twofactor.unconfirmed_totp_device(request.user)
+    form = CodeForm(request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        codes = twofactor.confirm_totp_device(device, form.cleaned_data["code"])
+        if codes is not None:
+            django_otp.login(request, device)  # this session has just proved the second factor
+            messages.success(request, _("Two-factor authentication is on."))
+            return _show_recovery_codes(request, codes)
+        form.add_error("code", WRONG_CODE)
+    context = {
+        "nav": "security", "form": form, "qr_code": twofactor.qr_code_svg(device),
+        "secret": twofactor.secret_text(device), "two_factor_required": twofactor.two_factor_required(),
+    }
+    return render(request, "panel/two_factor_enable.html", context)
+
+
+@login_required
+def two_factor_disable(request):
+    return _with_current_code(request, "panel/two_factor_disable.html", _disable)
+
+
+@login_required
+def recovery_codes(request):
+    return _with_current_code(request, "panel/recovery_codes_new.html", _regenerate)
+
+
+def _regenerate(request):
+    return _show_recovery_codes(request, twofactor.new_recovery_codes(request.user))
+
+
+def _disable(request):
+    twofactor.disable(request.user)
+    messages.success(request, _("Two-factor authentication is off."))
+    return redirect("ui:security")
+
+
+def _with_current_code(request, template, action):
+    """A change to 2FA itself: only with a current code (from the app, or a recovery code)."""
+    if not twofactor.has_two_factor(request.user):
+        return redirect("ui:security")
+    form = CodeForm(request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        if twofactor.verify_code(request.user, form.cleaned_data["code"]) is not None:
+            return action(request)
+        form.add_error("code", WRONG_CODE)
+    return render(request, template, {"nav": "security", "form": form})
+
+
+def _show_recovery_codes(request, codes):
+    # Shown in this response only: the panel cannot show them again.
+    return render(request, "panel/recovery_codes.html", {"nav": "security", "codes": codes})
+
+
+class PasswordChangeView(SuccessMessageMixin, auth_views.PasswordChangeView):
+    # Django's view keeps this session logged in and ends the user's other sessions.
+    template_name = "panel/password_change.html"
+    success_url = reverse_lazy("ui:security")
+    success_message = gettext_lazy("Your password has been changed.")
+    extra_context = {"nav": "security"}
+
+
+class PanelSettingsForm(forms.ModelForm):
+    class Meta:
+        model = PanelSettings
+        fields = ["require_two_factor"]
+
+
+@login_required
+def panel_settings(request):
+    if not request.user.is_staff:
+        raise PermissionDenied
+    form = PanelSettingsForm(request.POST if request.method == "POST" else None, instance=PanelSettings.load())
+    if form.is_valid():
+        form.save()
+        messages.success(request, _("Settings saved."))
+        return redirect("ui:settings")
+    return render(request, "panel/settings.html", {"nav": "settings", "form": form})
