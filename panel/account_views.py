@@ -14,10 +14,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from panel import twofactor
-from panel.login import CodeForm
+from panel.login import WRONG_CODE, CodeForm
 from panel.models import PanelSettings
-
-WRONG_CODE = gettext_lazy("This code is not valid.")
 
 
 @login_required

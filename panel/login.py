@@ -27,6 +27,8 @@ from panel import twofactor
 
 PENDING_LOGIN_KEY = "pending_login"
 SECOND_STEP_SECONDS = 300  # time to type the code after the password
+# django-otp refuses any code for 1, 2, 4... seconds after a wrong one: say so.
+WRONG_CODE = _("This code is not valid. After a wrong code, wait a few seconds before trying again.")
 
 
 class CodeForm(forms.Form):
@@ -70,7 +72,7 @@ def second_step(request):
         user_login_failed.send(sender=__name__, credentials=credentials, request=request)
         if getattr(request, "axes_locked_out", False):
             return _locked_out(request, credentials)
-        form.add_error("code", _("This code is not valid. Wait for the next code in the app and try again."))
+        form.add_error("code", WRONG_CODE)
     return render(request, "panel/login_verify.html", {"form": form})
 
 
