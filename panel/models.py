@@ -79,4 +79,5 @@ class PanelSettings(models.Model):
 
     @classmethod
     def load(cls):
-        return cls.objects.get_or_create(pk=1)[0]
+        # Reading never writes: the row appears when the Settings page first saves it.
+        return cls.objects.filter(pk=1).first() or cls(pk=1)
