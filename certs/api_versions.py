@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 from certs import versions
 from certs.acme import AcmeError
 from certs.models import Certificate, CertificateVersion
-from panel import access
+from panel import access, audit
 
 
 class CertificateVersionSerializer(serializers.ModelSerializer):
@@ -101,6 +101,8 @@ class CertificateVersionDownload(APIView):
             exported = versions.export(version, fmt, password=password if isinstance(password, str) else "")
         except versions.ExportRefused as exc:
             return _error(str(exc))
+        if secret:
+            audit.record(request, audit.Action.KEY_DOWNLOAD, version, format=fmt)
         return versions.as_attachment(exported)
 
 
@@ -127,6 +129,7 @@ class CertificateVersionRevoke(APIView):
         except AcmeError as exc:
             code = status.HTTP_502_BAD_GATEWAY if exc.transient else status.HTTP_400_BAD_REQUEST
             return Response({"detail": _("The CA did not revoke it: %(error)s") % {"error": exc}}, status=code)
+        audit.record(request, audit.Action.REVOKE, version, reason=version.revocation_reason)
         return Response(CertificateVersionSerializer(version).data)
 
 

@@ -171,6 +171,9 @@ class CertificateVersion(models.Model):
     class Meta:
         ordering = ["-created_at"]
 
+    def __str__(self):
+        return f"{', '.join(self.certificate.domains)} (serial {self.serial})"
+
 
 class Order(models.Model):
     """One ACME order, advanced a step at a time by certs.tasks.advance_order."""
@@ -386,6 +389,9 @@ class InstallTarget(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+    def __str__(self):
+        return ", ".join(self.paths().values())
 
     def paths(self) -> dict:
         """{field name: path} of the files this target writes."""

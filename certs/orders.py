@@ -33,6 +33,7 @@ from certs.challenges import dns01, http01
 from certs.dns import propagation
 from certs.dns.base import DnsProviderError
 from certs.models import Authorization, Certificate, CertificateVersion, Challenge, ChallengeType, Order
+from panel import audit
 
 log = logging.getLogger(__name__)
 
@@ -438,6 +439,8 @@ def _store_version(order, chain_pem):
         order.finished_at = timezone.now()
         order.log(gettext_noop("Certificate issued: serial %(serial)s, valid until %(until)s UTC"),
                   serial=version.serial, until=f"{version.not_after:%Y-%m-%d %H:%M}")
+        if created:
+            audit.record(None, audit.Action.ISSUE, version, serial=version.serial, renewal=order.is_renewal)
         put_in_service(cert)
 
 

@@ -38,7 +38,7 @@ from certs.forms import (
 from certs.health import Health, health_filter
 from certs.models import (AcmeAccount, Certificate, Challenge, DnsCredential, NotificationChannel,
                           NotificationEvent, Order)
-from panel import access, clock, validation
+from panel import access, audit, clock, validation
 from panel.models import Site
 from panel.sorting import ListSorting, SortableColumn
 
@@ -422,6 +422,8 @@ def version_download(request, pk, fmt):
     except versions.ExportRefused as exc:
         return _certificate_page(request, _owned_certificate(request, version.certificate_id),
                                  export_error=str(exc), status=400)
+    if secret:
+        audit.record(request, audit.Action.KEY_DOWNLOAD, version, format=fmt)
     return versions.as_attachment(exported)
 
 
@@ -444,6 +446,7 @@ def version_revoke(request, pk):
         except AcmeError as exc:
             form.add_error(None, _("The CA did not revoke it: %(error)s") % {"error": exc})
         else:
+            audit.record(request, audit.Action.REVOKE, version, reason=version.revocation_reason)
             if version.is_current:
                 messages.success(request, _("Certificate revoked. Re-issue it so the site gets a valid one."))
             else:

@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class PanelConfig(AppConfig):
     name = "panel"
     verbose_name = "Hosting"
+
+    def ready(self):
+        from panel import audit
+
+        audit.connect_signals()

@@ -152,6 +152,18 @@ class Env:
             addresses.append(item)
         return addresses
 
+    def network_list(self, name):
+        """Comma-separated addresses or networks (10.0.0.0/8, ::1) as ip_network objects."""
+        networks = []
+        for item in (self._raw(name) or "").split(","):
+            if not item.strip():
+                continue
+            try:
+                networks.append(ipaddress.ip_network(item.strip(), strict=False))
+            except ValueError:
+                self.problems.append(f"{name}: {item.strip()!r} is not an IP address or network")
+        return networks
+
     def path_list(self, name, default):
         value = self._raw(name)
         items = value.split(",") if value else default

@@ -81,3 +81,8 @@ class PanelSettings(models.Model):
     def load(cls):
         # Reading never writes: the row appears when the Settings page first saves it.
         return cls.objects.filter(pk=1).first() or cls(pk=1)
+
+
+# Defined next to the code that uses them; imported here so Django registers them.
+from panel.audit import AuditEntry  # noqa: E402,F401
+from panel.tokens import ApiToken  # noqa: E402,F401

@@ -36,6 +36,8 @@ ENCRYPTION_KEYS = env.str("CERTPANEL_ENCRYPTION_KEYS")  # comma-separated Fernet
 ENCRYPTION_KEY_FILE = DATA_DIR / "encryption.keys"
 ALLOWED_HOSTS = [h.strip() for h in env.str("CERTPANEL_ALLOWED_HOSTS", "*").split(",")]
 CSRF_TRUSTED_ORIGINS = [o for o in env.str("CERTPANEL_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+# Reverse proxies in front of the panel: only their X-Forwarded-For is believed (audit log addresses).
+TRUSTED_PROXIES = env.network_list("CERTPANEL_TRUSTED_PROXIES")
 
 # --- database: SQLite (WAL) in the data directory unless DATABASE_URL says otherwise
 DATABASE_URL = env.url(
@@ -141,7 +143,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "axes",
     "django_otp",
@@ -161,6 +162,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "panel.twofactor.TwoFactorMiddleware",
+    "panel.audit.RequestContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last: turns a login refused for lockout into the login page saying so (panel.login.lockout_response).
@@ -238,10 +240,10 @@ WHITENOISE_USE_FINDERS = True
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "panel.tokens.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated", "panel.tokens.TokenScope"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
