@@ -5,9 +5,10 @@ import re
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from panel import sites
+from panel import audit, sites, tokens
 
 # One per line, or separated by commas or spaces; full-width commas are common in Chinese text.
 _DOMAIN_SEPARATORS = re.compile(r"[\s,，、]+")
@@ -62,3 +63,43 @@ class SiteForm(forms.Form):
         except ValidationError as exc:
             self.add_error(None, exc)  # a dict keyed by field: each message lands on its field
         return data
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=100,
+                           help_text=_("What the token is for, e.g. the script or machine that uses it."))
+    scope = forms.ChoiceField(label=_("Access"), choices=tokens.Scope.choices, initial=tokens.Scope.READ,
+                              widget=forms.RadioSelect)
+    expires_in_days = forms.IntegerField(label=_("Expires after (days)"), required=False, min_value=1,
+                                         max_value=3650, help_text=_("Leave empty for a token that never expires."))
+
+
+class AuditFilterForm(forms.Form):
+    """The audit log's filters; every one optional. Dates are whole days, UTC."""
+
+    user = forms.CharField(label=_("User"), required=False, max_length=150)
+    action = forms.ChoiceField(label=_("Action"), required=False,
+                               choices=[("", _("Any action"))] + audit.Action.choices)
+    object_type = forms.ChoiceField(label=_("Object type"), required=False,
+                                    choices=[("", _("Any type"))] + audit.ObjectType.choices)
+    since = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(label=_("Until"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    address = forms.GenericIPAddressField(label=_("Address"), required=False)
+
+    def filter(self, entries):
+        data = self.cleaned_data
+        if data["user"]:
+            # The actor, or the account a (failed) login was for.
+            entries = entries.filter(Q(actor_label=data["user"])
+                                     | Q(object_type=audit.ObjectType.USER, object_label=data["user"]))
+        if data["action"]:
+            entries = entries.filter(action=data["action"])
+        if data["object_type"]:
+            entries = entries.filter(object_type=data["object_type"])
+        if data["since"]:
+            entries = entries.filter(at__date__gte=data["since"])
+        if data["until"]:
+            entries = entries.filter(at__date__lte=data["until"])
+        if data["address"]:
+            entries = entries.filter(address=data["address"])
+        return entries

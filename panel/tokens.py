@@ -16,7 +16,10 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
+
+from panel import access
 
 KEY_PREFIX = "cp_"
 SHOWN_PREFIX_LENGTH = len(KEY_PREFIX) + 6
@@ -54,6 +57,11 @@ class ApiToken(models.Model):
     @property
     def is_active(self):
         return self.revoked_at is None and not self.is_expired
+
+
+def own_tokens(user):
+    """A token is a personal credential: everyone, an admin too, lists and revokes only their own."""
+    return access.scoped(ApiToken, user).filter(owner_id=user.pk)
 
 
 def hash_key(key):
@@ -129,3 +137,14 @@ class TokenScope(permissions.BasePermission):
         if isinstance(token, ApiToken) and token.scope != Scope.READ_WRITE:
             return request.method in permissions.SAFE_METHODS
         return True
+
+
+class TokenAuthenticationScheme(OpenApiAuthenticationExtension):
+    """How the OpenAPI schema describes TokenAuthentication."""
+
+    target_class = TokenAuthentication
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "header", "name": "Authorization",
+                "description": "`Token <key>` or `Bearer <key>`; make a key under API tokens"}

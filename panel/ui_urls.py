@@ -23,5 +23,8 @@ urlpatterns = [
     path("security/recovery-codes/", account_views.recovery_codes, name="recovery-codes"),
     path("security/password/", account_views.PasswordChangeView.as_view(), name="password-change"),
     path("settings/", account_views.panel_settings, name="settings"),
+    path("tokens/", views.token_list, name="token-list"),
+    path("tokens/<int:pk>/revoke/", views.token_revoke, name="token-revoke"),
+    path("audit/", views.audit_log, name="audit-log"),
     path("", include("certs.ui_urls")),
 ]

@@ -9,7 +9,7 @@ from certs.api import (AcmeAccountViewSet, CertificateViewSet, DnsCredentialView
                        InstallTargetViewSet, NotificationChannelViewSet, ReloadPresetViewSet)
 from certs.api_versions import CertificateVersionDownload, CertificateVersionList, CertificateVersionRevoke
 from panel import login
-from panel.api import SiteViewSet
+from panel.api import ApiTokenViewSet, SiteViewSet
 
 router = DefaultRouter()
 router.register("sites", SiteViewSet, basename="site")
@@ -20,6 +20,7 @@ router.register("dns-providers", DnsProviderViewSet, basename="dns-provider")
 router.register("install-targets", InstallTargetViewSet, basename="install-target")
 router.register("reload-presets", ReloadPresetViewSet, basename="reload-preset")
 router.register("notification-channels", NotificationChannelViewSet, basename="notification-channel")
+router.register("tokens", ApiTokenViewSet, basename="api-token")
 
 urlpatterns = [
     path("api/v1/", include(router.urls)),

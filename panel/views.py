@@ -1,4 +1,8 @@
-"""Pages of the hosting side: sites. Thin: access -> form -> panel.sites -> redirect or page."""
+"""Pages of the hosting side: dashboard, sites, API tokens, the audit log.
+
+Thin: access -> form -> one service call -> redirect or page."""
+
+from functools import wraps
 
 from django.conf import settings
 from django.contrib import messages
@@ -6,8 +10,10 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Case, F, OuterRef, Prefetch, Subquery, Value, When
-from django.shortcuts import redirect, render
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_POST
@@ -16,9 +22,9 @@ from certs.health import Health, health_counts, health_filter
 from certs.models import Certificate, Order
 from certs.views import (UPCOMING_EXPIRY_BUCKETS, expiry_bucket_counts, expiry_chart, site_page_context,
                          with_days_left)
-from panel import access, clock, sites, validation
-from panel.forms import SiteForm
-from panel.models import Site, SiteDomain
+from panel import access, audit, clock, sites, tokens, validation
+from panel.forms import ApiTokenForm, AuditFilterForm, SiteForm
+from panel.models import AuditEntry, Site, SiteDomain
 from panel.nginx import apply
 from panel.sorting import ListSorting, SortableColumn
 
@@ -163,3 +169,61 @@ def site_config_preview(request, pk):
     site = access.get_owned(Site, request.user, pk=pk)
     return render(request, "panel/_nginx_config_preview.html",
                   {"site": site, "config_text": apply.preview_site_config(site)})
+
+
+# --- API tokens: the user's own, under the user menu
+
+
+@login_required
+def token_list(request):
+    """The user's tokens and a form for a new one. The new key is shown in the answer to the
+    POST that made it and never again: it is not stored anywhere it could be shown from."""
+    form = ApiTokenForm(request.POST if request.method == "POST" else None)
+    new_token = new_key = None
+    if form.is_valid():
+        data = form.cleaned_data
+        new_token, new_key = tokens.issue_token(request.user, data["name"], data["scope"], data["expires_in_days"])
+        form = ApiTokenForm()
+    response = render(request, "panel/token_list.html", {
+        "nav": "tokens", "form": form, "tokens": tokens.own_tokens(request.user),
+        "new_token": new_token, "new_key": new_key,
+    })
+    add_never_cache_headers(response)
+    return response
+
+
+@login_required
+def token_revoke(request, pk):
+    """GET asks for confirmation; POST revokes."""
+    token = get_object_or_404(tokens.own_tokens(request.user), pk=pk)
+    if request.method == "POST":
+        if tokens.revoke_token(token):
+            audit.record(request, audit.Action.REVOKE, token)
+        messages.success(request, _("Token “%(name)s” revoked.") % {"name": token.name})
+        return redirect("ui:token-list")
+    return render(request, "panel/token_revoke.html", {"nav": "tokens", "token": token})
+
+
+# --- the audit log: administrators only
+
+AUDIT_ENTRIES_PER_PAGE = 100
+
+
+def _staff_only(view):
+    """Anyone else gets the same 404 as for a page that does not exist."""
+    @wraps(view)
+    def checked(request, *args, **kwargs):
+        if not request.user.is_staff:
+            raise Http404
+        return view(request, *args, **kwargs)
+    return login_required(checked)
+
+
+@_staff_only
+def audit_log(request):
+    form = AuditFilterForm(request.GET or None)
+    entries = AuditEntry.objects.all()  # actor_label is stored: the page needs no join, whatever its size
+    if form.is_valid():
+        entries = form.filter(entries)
+    page = Paginator(entries, AUDIT_ENTRIES_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "panel/audit_log.html", {"nav": "audit", "form": form, "page": page})
