@@ -111,8 +111,9 @@ def test_staff_see_admin_pages_once_they_exist(alice_client):
     html = page_text(staff_client.get(reverse("ui:dashboard")))
     assert f'<a href="{reverse("ui:user-list")}">Users</a>' in html
     assert f'<a href="{reverse("ui:settings")}">Settings</a>' in html
-    assert "Audit log" not in html  # no such page yet: no link to a 404
-    assert "Users" not in page_text(alice_client.get(reverse("ui:dashboard")))
+    assert f'<a href="{reverse("ui:audit-log")}">Audit log</a>' in html
+    user_html = page_text(alice_client.get(reverse("ui:dashboard")))
+    assert "Users" not in user_html and "Audit log" not in user_html and "Settings" not in user_html
 
 
 def test_the_user_menu_names_the_user_and_logs_out(alice_client):
