@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('panel', '0001_initial'),
+        ('panel', '0002_panel_settings'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
