@@ -223,6 +223,7 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "panel.login.lockout_response"
 # Never stored with a failed attempt: codes of the second step, the form's CSRF token.
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "code", "csrfmiddlewaretoken"]
+AXES_VERBOSE = False  # no start-up banner on every manage.py command and worker
 
 OTP_TOTP_ISSUER = "CertPanel"  # the name authenticator apps show next to the account
 
