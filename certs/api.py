@@ -200,7 +200,10 @@ class CertificateSerializer(serializers.ModelSerializer):
         return attrs
 
     def create(self, validated_data):
-        return certificates.request_certificate(self.context["request"].user, **validated_data)
+        try:
+            return certificates.request_certificate(self.context["request"].user, **validated_data)
+        except DjangoValidationError as exc:  # the certificate quota is used up
+            raise as_drf_error(exc)
 
 
 class CertificateUploadSerializer(serializers.Serializer):
@@ -232,7 +235,11 @@ class CertificateUploadSerializer(serializers.Serializer):
         return attrs
 
     def create(self, validated_data):
-        return upload.store_upload(self.context["request"].user, validated_data["upload"], validated_data["site"])
+        try:
+            return upload.store_upload(self.context["request"].user, validated_data["upload"],
+                                       validated_data["site"])
+        except DjangoValidationError as exc:  # the certificate quota is used up
+            raise as_drf_error(exc)
 
 
 class CertificateViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,

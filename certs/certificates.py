@@ -6,7 +6,7 @@ from django.utils.translation import gettext as _
 
 from certs import orders
 from certs.models import Certificate, ChallengeType
-from panel import validation
+from panel import access, quotas, validation
 from panel.models import SiteDomain
 
 
@@ -39,7 +39,7 @@ def clean_request(owner, domains, challenge, site=None, dns_credential=None, cha
         foreign = [name for name in names if not any(validation.name_covers(name, d) for d in site.domains)]
         if foreign:
             raise ValidationError({"domains": [_("Not names of this site: %(names)s") % {"names": ", ".join(foreign)}]})
-    if challenge == ChallengeType.HTTP01 and not owner.is_superuser:
+    if challenge == ChallengeType.HTTP01 and not access.is_admin(owner):
         owned = set(SiteDomain.objects.filter(site__owner=owner, name__in=names).values_list("name", flat=True))
         missing = [name for name in names if name not in owned]
         if missing:
@@ -50,8 +50,10 @@ def clean_request(owner, domains, challenge, site=None, dns_credential=None, cha
 
 def request_certificate(owner, account, domains, key_type, challenge=ChallengeType.HTTP01, site=None,
                         dns_credential=None, challenge_alias="") -> Certificate:
-    """Store the certificate and queue its first order, together or not at all."""
+    """Store the certificate and queue its first order, together or not at all; raises
+    ValidationError when the owner's certificate quota is used up."""
     with transaction.atomic():
+        quotas.check_room_for_certificate(owner)
         certificate = Certificate.objects.create(owner=owner, account=account, domains=domains, key_type=key_type,
                                                  challenge=challenge, site=site, dns_credential=dns_credential,
                                                  challenge_alias=challenge_alias)

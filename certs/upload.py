@@ -25,7 +25,7 @@ from django.utils.translation import gettext as _
 
 from certs import orders
 from certs.models import Certificate, CertificateVersion, KeyType
-from panel import access, validation
+from panel import access, quotas, validation
 from panel.models import Site
 
 MAX_CERTIFICATE_CHARS = 64 * 1024  # a leaf and a long chain fit several times over
@@ -89,10 +89,12 @@ def check_upload(owner, certificate_text, chain_text, key_text, site=None) -> Ch
 
 def store_upload(owner, upload: CheckedUpload, site=None) -> Certificate:
     """Store a checked upload as a valid certificate with one version; if it is for a site,
-    the site is re-applied once this commits, so nginx serves it."""
+    the site is re-applied once this commits, so nginx serves it. Raises ValidationError when
+    the owner's certificate quota is used up."""
     leaf = upload.leaf
     pem = serialization.Encoding.PEM
     with transaction.atomic():
+        quotas.check_room_for_certificate(owner)
         certificate = Certificate.objects.create(
             owner=owner, site=site, account=None, source=Certificate.Source.UPLOADED, domains=upload.domains,
             key_type=upload.key_type, status=Certificate.Status.VALID,

@@ -9,6 +9,7 @@ import datetime
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import IntegrityError
 from django.db.models import Case, Count, F, ProtectedError, Q, TextField, Value, When
@@ -116,8 +117,12 @@ def issue_certificate(request, site_pk):
     if not form.is_valid():
         return render(request, "panel/site_detail.html", site_page_context(request, site, issue_form=form))
     data = form.cleaned_data
-    certificates.request_certificate(request.user, data["account"], data["domains"], data["key_type"],
-                                     data["challenge"], site, data["dns_credential"], data["challenge_alias"])
+    try:
+        certificates.request_certificate(request.user, data["account"], data["domains"], data["key_type"],
+                                         data["challenge"], site, data["dns_credential"], data["challenge_alias"])
+    except ValidationError as exc:  # the certificate quota is used up
+        form.add_error(None, exc)
+        return render(request, "panel/site_detail.html", site_page_context(request, site, issue_form=form))
     messages.success(request, _("Certificate requested; the order's progress is shown below."))
     return redirect(_site_page(site.pk))
 
@@ -217,9 +222,14 @@ def certificate_upload(request):
     form = UploadCertificateForm(request.user, request.POST or None, request.FILES or None, initial=initial)
     if form.is_valid():
         data = form.cleaned_data
-        certificate = upload.store_upload(request.user, data["upload"], data["site"])
-        messages.success(request, _("Certificate for %(names)s uploaded.") % {"names": ", ".join(certificate.domains)})
-        return _back_to_certificate(request, certificate)
+        try:
+            certificate = upload.store_upload(request.user, data["upload"], data["site"])
+        except ValidationError as exc:  # the certificate quota is used up
+            form.add_error(None, exc)
+        else:
+            messages.success(request, _("Certificate for %(names)s uploaded.")
+                             % {"names": ", ".join(certificate.domains)})
+            return _back_to_certificate(request, certificate)
     return render(request, "certs/certificate_upload.html", {"nav": "certificates", "form": form})
 
 

@@ -83,6 +83,14 @@ class PanelSettings(models.Model):
         return cls.objects.filter(pk=1).first() or cls(pk=1)
 
 
+class UserQuota(models.Model):
+    """Optional limits for one user, set by an admin; a blank limit (or no row) is no limit."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quota")
+    max_sites = models.PositiveIntegerField(null=True, blank=True)
+    max_certificates = models.PositiveIntegerField(null=True, blank=True)
+
+
 # Defined next to the code that uses them; imported here so Django registers them.
 from panel.audit import AuditEntry  # noqa: E402,F401
 from panel.tokens import ApiToken  # noqa: E402,F401

@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
-from panel import validation
+from panel import quotas, validation
 from panel.models import Site, SiteDomain
 
 
@@ -42,10 +42,12 @@ def _domains_in_use(domains, exclude_pk):
 
 
 def save_site(site: Site):
-    """Store the site and queue its nginx config."""
+    """Store the site and queue its nginx config. A new site must fit its owner's quota."""
     from panel.tasks import apply_site
 
     with transaction.atomic():
+        if site.pk is None:
+            quotas.check_room_for_site(site.owner)
         site.config_status = Site.ConfigStatus.PENDING
         site.save()
         SiteDomain.objects.filter(site=site).exclude(name__in=site.domains).delete()
