@@ -1,6 +1,7 @@
 """REST API for ACME accounts and certificates."""
 
 from django.db import IntegrityError
+from django.db.models import ProtectedError
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import translation
 from django.utils.translation import gettext as _
@@ -8,6 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from certs import accounts, cas, certificates, dns_credentials, install, notifications, orders, upload
@@ -30,7 +32,8 @@ class OwnedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
 class AcmeAccountSerializer(serializers.ModelSerializer):
     ca = serializers.ChoiceField(choices=sorted(cas.PRESETS), write_only=True, required=False,
                                  help_text="A preset CA; sets directory_url")
-    directory_url = serializers.URLField(required=False, max_length=1024)
+    directory_url = serializers.URLField(required=False, max_length=1024,
+                                         help_text="A CA outside the presets: administrators only")
     eab_hmac_key = serializers.CharField(write_only=True, required=False, allow_blank=True, default="",
                                          style={"input_type": "password"})
 
@@ -52,6 +55,10 @@ class AcmeAccountSerializer(serializers.ModelSerializer):
             attrs["directory_url"] = preset.directory_url
         if not attrs.get("directory_url"):
             raise serializers.ValidationError({"directory_url": [_("Give a directory URL or choose a CA preset (ca).")]})
+        if not cas.preset_for_url(attrs["directory_url"]) and not access.is_admin(self.context["request"].user):
+            # The panel would fetch any URL given here: a request forgery risk, so admins only.
+            raise serializers.ValidationError({"directory_url": [_("Only an administrator may use a CA outside the "
+                                                                   "presets; choose one with ca.")]})
         if bool(attrs.get("eab_kid")) != bool(attrs.get("eab_hmac_key")):
             raise serializers.ValidationError({"eab_hmac_key": [_("External Account Binding needs both the key id "
                                                                   "and the HMAC key.")]})
@@ -345,17 +352,38 @@ class FileModeField(serializers.Field):
 
 
 class ReloadPresetSerializer(serializers.ModelSerializer):
+    command = serializers.ListField(child=serializers.CharField(trim_whitespace=False), allow_empty=False,
+                                    help_text="The program by its absolute path, then its arguments; no shell")
+
     class Meta:
         model = ReloadPreset
         fields = ["id", "name", "command", "timeout_seconds"]
 
+    def validate(self, attrs):
+        preset = ReloadPreset(**{**({} if self.instance is None else
+                                    {f: getattr(self.instance, f) for f in ("name", "command", "timeout_seconds")}),
+                                 **attrs})
+        try:
+            preset.clean()  # the one place with the rules for a preset
+        except DjangoValidationError as exc:
+            raise as_drf_error(exc)
+        return attrs
 
-class ReloadPresetViewSet(viewsets.ReadOnlyModelViewSet):
+
+class ReloadPresetViewSet(viewsets.ModelViewSet):
     """Commands an administrator allows to run after an install; users choose from them.
-    Administrators create presets outside the API (Django shell, for now)."""
+    Everyone reads; only administrators create, change or delete them."""
 
     serializer_class = ReloadPresetSerializer
     queryset = ReloadPreset.objects.order_by("name", "id")
+    permission_classes = [IsAuthenticated, access.IsAdminOrReadOnly]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def perform_destroy(self, instance):
+        try:
+            instance.delete()
+        except ProtectedError:
+            raise serializers.ValidationError({"detail": _("Install targets still use this preset.")}) from None
 
 
 class InstallTargetSerializer(serializers.ModelSerializer):

@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from certs import cas, certificates, dns_credentials, notifications, upload
 from certs.dns import registry
 from certs.dns.base import DnsProviderError
-from certs.models import AcmeAccount, ChallengeType, DnsCredential, KeyType, NotificationEvent
+from certs.models import AcmeAccount, ChallengeType, DnsCredential, KeyType, NotificationEvent, ReloadPreset
 from panel import access, validation
 from panel.models import Site
 
@@ -145,6 +145,14 @@ class AcmeAccountForm(forms.Form):
     # Never rendered back: a re-displayed form asks for it again.
     eab_hmac_key = forms.CharField(label=_("EAB HMAC key"), required=False, strip=True,
                                    widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}))
+
+    def __init__(self, user, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The panel fetches whatever directory URL is given: for anyone but an admin that would
+        # be a request forgery into the server's own network. Users pick a preset.
+        if not access.is_admin(user):
+            self.fields["ca"].choices = [choice for choice in self.fields["ca"].choices if choice[0] != CUSTOM_CA]
+            del self.fields["directory_url"]
 
     def clean_eab_hmac_key(self):
         value = self.cleaned_data["eab_hmac_key"]
@@ -332,3 +340,31 @@ class NotificationChannelForm(forms.Form):
     def clean_events(self):
         chosen = self.cleaned_data["events"]
         return [event for event in NotificationEvent.values if event in chosen]
+
+
+# --- reload presets (admins only)
+
+
+class CommandWordsField(forms.CharField):
+    """An argv list entered one word per line: a word may hold spaces, and nothing is shell syntax."""
+
+    widget = forms.Textarea(attrs={"rows": 4, "spellcheck": "false", "autocapitalize": "none",
+                                   "placeholder": "/usr/bin/systemctl\nreload\nnginx"})
+
+    def prepare_value(self, value):
+        return "\n".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value):
+        return [line.strip() for line in (value or "").splitlines() if line.strip()]
+
+
+class ReloadPresetForm(forms.ModelForm):
+    """ReloadPreset.clean has the rules: an absolute program path, a timeout in range."""
+
+    command = CommandWordsField(label=_("Command"), help_text=_("One word per line: the program by its absolute "
+                                                                "path, then each argument. No shell is involved."))
+
+    class Meta:
+        model = ReloadPreset
+        fields = ["name", "command", "timeout_seconds"]
+        labels = {"name": _("Name"), "timeout_seconds": _("Timeout (seconds)")}

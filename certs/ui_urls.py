@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from certs import views
+from certs import reload_preset_views, views
 
 urlpatterns = [
     path("sites/<int:site_pk>/certificates/", views.issue_certificate, name="certificate-issue"),
@@ -28,4 +28,8 @@ urlpatterns = [
     path("notifications/add/", views.notification_add, name="notification-add"),
     path("notifications/<int:pk>/test/", views.notification_test, name="notification-test"),
     path("notifications/<int:pk>/delete/", views.notification_delete, name="notification-delete"),
+    path("reload-presets/", reload_preset_views.reload_preset_list, name="reload-preset-list"),
+    path("reload-presets/add/", reload_preset_views.reload_preset_form, name="reload-preset-add"),
+    path("reload-presets/<int:pk>/", reload_preset_views.reload_preset_form, name="reload-preset-edit"),
+    path("reload-presets/<int:pk>/delete/", reload_preset_views.reload_preset_delete, name="reload-preset-delete"),
 ]

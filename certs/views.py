@@ -249,7 +249,7 @@ def account_list(request):
 
 @login_required
 def account_add(request):
-    form = AcmeAccountForm(request.POST if request.method == "POST" else None)
+    form = AcmeAccountForm(request.user, request.POST if request.method == "POST" else None)
     if form.is_valid():
         data = form.cleaned_data
         try:

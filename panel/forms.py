@@ -4,11 +4,12 @@ import re
 
 from django import forms
 from django.conf import settings
+from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from panel import audit, sites, tokens
+from panel import audit, sites, tokens, users
 
 # One per line, or separated by commas or spaces; full-width commas are common in Chinese text.
 _DOMAIN_SEPARATORS = re.compile(r"[\s,，、]+")
@@ -103,3 +104,46 @@ class AuditFilterForm(forms.Form):
         if data["address"]:
             entries = entries.filter(address=data["address"])
         return entries
+
+
+ROLE_CHOICES = [(users.Role.USER, _("User: own sites and certificates")),
+                (users.Role.ADMIN, _("Administrator: everything, including users and presets"))]
+
+
+class UserCreateForm(forms.Form):
+    username = forms.CharField(label=_("Username"), max_length=150,
+                               widget=forms.TextInput(attrs={"autocapitalize": "none", "spellcheck": "false",
+                                                             "autocomplete": "off"}))
+    password = forms.CharField(label=_("Password"), strip=False,
+                               widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+    role = forms.ChoiceField(label=_("Role"), choices=ROLE_CHOICES, initial=users.Role.USER,
+                             widget=forms.RadioSelect)
+
+    def clean_username(self):
+        username = self.cleaned_data["username"]
+        UserModel = get_user_model()
+        try:
+            UserModel.username_validator(username)
+        except ValidationError as exc:
+            raise ValidationError(exc.messages)
+        if UserModel.objects.filter(username__iexact=username).exists():
+            raise ValidationError(_("A user with this name already exists."))
+        return username
+
+    def clean(self):
+        data = super().clean()
+        if data.get("password") and data.get("username"):
+            try:
+                password_validation.validate_password(data["password"], get_user_model()(username=data["username"]))
+            except ValidationError as exc:
+                self.add_error("password", exc)
+        return data
+
+
+class UserEditForm(forms.Form):
+    role = forms.ChoiceField(label=_("Role"), choices=ROLE_CHOICES, widget=forms.RadioSelect)
+    is_active = forms.BooleanField(label=_("Active: may log in"), required=False)
+    max_sites = forms.IntegerField(label=_("Maximum sites"), required=False, min_value=0,
+                                   help_text=_("Blank: no limit."))
+    max_certificates = forms.IntegerField(label=_("Maximum certificates"), required=False, min_value=0,
+                                          help_text=_("Blank: no limit. Counts issued and uploaded certificates."))

@@ -3,7 +3,7 @@
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from panel import account_views, views
+from panel import account_views, user_views, views
 
 app_name = "ui"
 
@@ -26,5 +26,8 @@ urlpatterns = [
     path("tokens/", views.token_list, name="token-list"),
     path("tokens/<int:pk>/revoke/", views.token_revoke, name="token-revoke"),
     path("audit/", views.audit_log, name="audit-log"),
+    path("users/", user_views.user_list, name="user-list"),
+    path("users/add/", user_views.user_add, name="user-add"),
+    path("users/<int:pk>/", user_views.user_edit, name="user-edit"),
     path("", include("certs.ui_urls")),
 ]

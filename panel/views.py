@@ -75,7 +75,7 @@ def site_add(request):
         site = Site(owner=request.user, **form.cleaned_data)
         try:
             sites.save_site(site)
-        except ValidationError as exc:  # a name another site took in the meantime
+        except ValidationError as exc:  # a name another site took in the meantime, or the site quota
             form.add_error(None, exc)
         else:
             messages.success(request, _("Site %(name)s added; nginx is being configured for it.")
