@@ -401,16 +401,17 @@ def test_account_registration_stores_the_account_and_lists_it(alice_client, alic
     ({"ca": "custom", "directory_url": "not a url"}, "directory_url", "valid URL"),
     ({"ca": "letsencrypt", "email": "nope"}, "email", "valid email"),
 ])
-def test_account_form_checks_input_before_calling_the_ca(alice_client, data, field, message):
+def test_account_form_checks_input_before_calling_the_ca(admin_client, data, field, message):
     with mock.patch("certs.accounts.new_client") as new_client:
-        response = alice_client.post(reverse("ui:account-add"), data)
+        response = admin_client.post(reverse("ui:account-add"), data)
     assert re.search(rf'id="id_{field}_error"[^>]*>.*{message}', page_text(response), re.S)
     new_client.assert_not_called()
 
 
-def test_a_custom_directory_url_is_used_as_given(alice_client):
+def test_a_custom_directory_url_is_used_as_given(admin_client):
+    """Admins only: tests/test_roles.py shows a user cannot."""
     ca = FakeCA()
     with mock.patch("certs.accounts.new_client", return_value=ca) as new_client:
-        alice_client.post(reverse("ui:account-add"), {"ca": "custom", "directory_url": "https://pebble.test:14000/dir"})
+        admin_client.post(reverse("ui:account-add"), {"ca": "custom", "directory_url": "https://pebble.test:14000/dir"})
     assert new_client.call_args.args[0] == "https://pebble.test:14000/dir"
     assert AcmeAccount.objects.get().directory_url == "https://pebble.test:14000/dir"
