@@ -36,7 +36,8 @@ class SiteSerializer(serializers.ModelSerializer):
             root = ""
         try:
             attrs["domains"], attrs["root"], attrs["proxy_pass"] = sites.clean_site_fields(
-                domains, root, proxy_pass, exclude_pk=instance.pk if instance else None
+                domains, root, proxy_pass, exclude_pk=instance.pk if instance else None,
+                actor=self.context["request"].user,
             )
         except DjangoValidationError as exc:
             raise as_drf_error(exc)

@@ -43,8 +43,9 @@ class SiteForm(forms.Form):
     hsts = forms.BooleanField(label=_("HSTS (tell browsers to use HTTPS only)"), required=False)
     http2 = forms.BooleanField(label=_("HTTP/2"), required=False, initial=True)
 
-    def __init__(self, *args, site=None, **kwargs):
-        """`site`: the stored site being edited; its own names do not count as taken."""
+    def __init__(self, *args, site=None, user=None, **kwargs):
+        """`site`: the stored site being edited; its own names do not count as taken.
+        `user`: who fills in the form; an admin's document root may lie outside the allowed roots."""
         if site is not None:
             kwargs.setdefault("initial", {
                 "domains": "\n".join(site.domains), "root": site.root, "proxy_pass": site.proxy_pass,
@@ -52,6 +53,7 @@ class SiteForm(forms.Form):
             })
         super().__init__(*args, **kwargs)
         self.site_pk = site.pk if site is not None else None
+        self.user = user
         if settings.ALLOWED_ROOTS:
             self.fields["root"].widget.attrs["placeholder"] = f"{settings.ALLOWED_ROOTS[0]}/example.com"
 
@@ -59,7 +61,8 @@ class SiteForm(forms.Form):
         data = super().clean()
         try:
             data["domains"], data["root"], data["proxy_pass"] = sites.clean_site_fields(
-                split_domains(data.get("domains")), data.get("root"), data.get("proxy_pass"), exclude_pk=self.site_pk
+                split_domains(data.get("domains")), data.get("root"), data.get("proxy_pass"),
+                exclude_pk=self.site_pk, actor=self.user,
             )
         except ValidationError as exc:
             self.add_error(None, exc)  # a dict keyed by field: each message lands on its field

@@ -4,12 +4,15 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
-from panel import quotas, validation
+from panel import access, quotas, validation
 from panel.models import Site, SiteDomain
 
 
-def clean_site_fields(domains, root, proxy_pass, exclude_pk=None):
-    """Validated (domains, root, proxy_pass); raises ValidationError keyed by field."""
+def clean_site_fields(domains, root, proxy_pass, exclude_pk=None, actor=None):
+    """Validated (domains, root, proxy_pass); raises ValidationError keyed by field.
+
+    `actor` is who enters the values: an admin may name any directory as the document root;
+    a user (or no actor) one below settings.ALLOWED_ROOTS that no other owner's site uses."""
     errors = {}
     try:
         domains = validation.normalize_domain_list(domains)
@@ -22,8 +25,11 @@ def clean_site_fields(domains, root, proxy_pass, exclude_pk=None):
     if bool(root) == bool(proxy_pass):
         errors["root"] = [_("Give either a document root or a reverse-proxy upstream (proxy_pass), not both.")]
     elif root:
+        admin = actor is not None and access.is_admin(actor)
         try:
-            root = validation.validate_document_root(root)
+            root = validation.validate_document_root(root, anywhere=admin)
+            if not admin:
+                validation.check_root_not_shared(root, _roots_of_other_owners(actor, exclude_pk))
         except ValidationError as exc:
             errors["root"] = exc.messages
     else:
@@ -34,6 +40,13 @@ def clean_site_fields(domains, root, proxy_pass, exclude_pk=None):
     if errors:
         raise ValidationError(errors)
     return domains, root, proxy_pass
+
+
+def _roots_of_other_owners(actor, exclude_pk):
+    sites = Site.objects.exclude(root="").exclude(pk=exclude_pk)
+    if actor is not None:
+        sites = sites.exclude(owner=actor)
+    return sites.values_list("root", flat=True)
 
 
 def _domains_in_use(domains, exclude_pk):

@@ -123,9 +123,22 @@ def is_under(path, roots):
     return any(path == root or root in path.parents for root in roots)
 
 
-def validate_document_root(value):
-    """An absolute path below one of settings.ALLOWED_ROOTS."""
-    return str(validate_path_under(value, settings.ALLOWED_ROOTS, _("document root")))
+def validate_document_root(value, anywhere=False):
+    """An absolute path below one of settings.ALLOWED_ROOTS; with `anywhere` (admins only),
+    any absolute path, still without “..” or config syntax."""
+    roots = [Path("/")] if anywhere else settings.ALLOWED_ROOTS
+    return str(validate_path_under(value, roots, _("document root")))
+
+
+def check_root_not_shared(root, taken_roots):
+    """A user's document root may not be, contain or lie inside another owner's site root:
+    nginx would serve that customer's files under this user's names. `taken_roots`: the
+    roots of other owners' sites."""
+    path = Path(root)
+    for taken in map(Path, taken_roots):
+        if path == taken or taken in path.parents or path in taken.parents:
+            raise ValidationError(_("This directory is, contains or lies inside another account's document root; "
+                                    "choose a directory of your own."))
 
 
 def validate_upstream(value):

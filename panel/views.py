@@ -70,7 +70,7 @@ def site_list(request):
 
 @login_required
 def site_add(request):
-    form = SiteForm(request.POST if request.method == "POST" else None)
+    form = SiteForm(request.POST if request.method == "POST" else None, user=request.user)
     if form.is_valid():
         site = Site(owner=request.user, **form.cleaned_data)
         try:
@@ -120,7 +120,7 @@ def dashboard(request):
 @login_required
 def site_edit(request, pk):
     site = access.get_owned(Site, request.user, pk=pk)
-    form = SiteForm(request.POST if request.method == "POST" else None, site=site)
+    form = SiteForm(request.POST if request.method == "POST" else None, site=site, user=request.user)
     if form.is_valid():
         for field, value in form.cleaned_data.items():
             setattr(site, field, value)
