@@ -309,7 +309,7 @@ class NotificationChannelSerializer(serializers.ModelSerializer):
 
     def validate_url(self, value):
         try:
-            return notifications.clean_url(value)
+            return notifications.clean_url(value, allow_internal=access.is_admin(self.context["request"].user))
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.messages)
 

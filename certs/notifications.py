@@ -35,7 +35,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from certs.models import Certificate, NotificationChannel, NotificationEvent
-from panel import clock
+from panel import clock, validation
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +146,10 @@ def mail_recipients(url):
     return recipients
 
 
-def clean_url(url: str) -> str:
-    """The URL if one channel can be built from it. Messages never repeat the URL."""
+def clean_url(url: str, allow_internal=False) -> str:
+    """The URL if one channel can be built from it. Messages never repeat the URL.
+    allow_internal: admins may send to addresses of the server's own network
+    (panel.validation.validate_outbound_url)."""
     url = url.strip()
     if url.startswith(DJANGO_MAIL_SCHEME):
         try:
@@ -160,7 +162,7 @@ def clean_url(url: str) -> str:
     if service is None:
         raise ValidationError(_("Apprise does not recognise this URL (unknown scheme, or parts missing). "
                                 "See the apprise documentation for your service's URL format."))
-    return url
+    return validation.validate_outbound_url(url, allow_internal)
 
 
 def secret_parts(url: str) -> set[str]:

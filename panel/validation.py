@@ -167,6 +167,42 @@ def validate_upstream(value):
     return value
 
 
+def is_internal_address(address: str) -> bool:
+    """Loopback, private, link-local (cloud metadata at 169.254.169.254), shared, reserved,
+    multicast or unspecified: addresses of the server's own network rather than the internet."""
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return not ip.is_global or ip.is_multicast
+
+
+def validate_outbound_url(value, allow_internal):
+    """A URL the panel itself connects to for a user (notification channels: apprise URLs such as
+    json://host/path). Unless `allow_internal` (admins), its host may not be an internal address
+    or a localhost name: that would let a customer make the panel probe the server's own network.
+
+    Upstreams are different: a reverse proxy to 127.0.0.1 is normal for a hosting panel, and nginx,
+    not the panel, connects; validate_upstream allows it. A DNS name that resolves to an internal
+    address is not caught here (resolving at save time proves nothing about send time)."""
+    try:
+        host = urlsplit(value).hostname or ""
+    except ValueError:
+        raise ValidationError(_("This URL cannot be read: check its host and port."))
+    if allow_internal or not host:
+        return value
+    host = host.strip("[]").rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        raise ValidationError(_("This URL points at the panel's own server; only an administrator may use it."))
+    try:
+        internal = is_internal_address(host)
+    except ValueError:
+        return value  # a name, or a service token in the host position (slack://T000/...)
+    if internal:
+        raise ValidationError(_("This URL points at a private, loopback or link-local address; only an "
+                                "administrator may use it."))
+    return value
+
+
 def _check_single_label(host):
     if not _LABEL.match(host):
         raise ValidationError(_("The upstream host “%(host)s” is not a valid host name.") % {"host": host})

@@ -126,8 +126,8 @@ def fail_renewal(cert, message):
 # --- the API and the test action
 
 
-def test_the_test_action_delivers_a_message_to_the_webhook(alice, receiver):
-    api = api_for(alice)
+def test_the_test_action_delivers_a_message_to_the_webhook(admin_user, receiver):
+    api = api_for(admin_user)  # the receiver listens on loopback: admins only (tests/test_roles.py)
     created = api.post("/api/v1/notification-channels/", {"name": "ops", "url": receiver.url("alice")},
                        format="json")
     assert created.status_code == 201, created.content
@@ -193,10 +193,10 @@ def test_another_users_channel_is_not_there(alice, bob, receiver):
     assert not NotificationChannel.objects.exists()
 
 
-def test_the_channel_url_is_in_no_response_no_log_and_no_table(alice, receiver, caplog):
+def test_the_channel_url_is_in_no_response_no_log_and_no_table(admin_user, receiver, caplog):
     caplog.set_level(logging.DEBUG)
     caplog.set_level(1, logger="apprise")  # apprise's TRACE level and everything above it
-    api = api_for(alice)
+    api = api_for(admin_user)  # the receiver listens on loopback: admins only
     url = receiver.url("alice").replace("json://", "json://user:pass-" + TOKEN + "@")
     created = api.post("/api/v1/notification-channels/", {"name": "ops", "url": url}, format="json")
     assert created.status_code == 201, created.content
