@@ -135,9 +135,10 @@ class UserCreateForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        if data.get("password") and data.get("username"):
+        if data.get("password"):
             try:
-                password_validation.validate_password(data["password"], get_user_model()(username=data["username"]))
+                password_validation.validate_password(data["password"],
+                                                      get_user_model()(username=data.get("username", "")))
             except ValidationError as exc:
                 self.add_error("password", exc)
         return data
