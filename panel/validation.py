@@ -163,7 +163,13 @@ def validate_upstream(value):
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        normalize_domain(host, allow_wildcard=False) if "." in host else _check_single_label(host)
+        if "." not in host:
+            _check_single_label(host)
+        elif not host.isascii():  # an IDN host: nginx resolves the punycode form
+            port = f":{parts.port}" if parts.port else ""
+            return parts._replace(netloc=normalize_domain(host, allow_wildcard=False) + port).geturl()
+        else:
+            normalize_domain(host, allow_wildcard=False)
     return value
 
 
