@@ -334,8 +334,14 @@ class NotificationChannelForm(forms.Form):
     events = forms.MultipleChoiceField(label=_("Send"), choices=NotificationEvent.choices,
                                        initial=NotificationEvent.values, widget=forms.CheckboxSelectMultiple)
 
+    def __init__(self, *args, user=None, **kwargs):
+        """user: who adds the channel; only an admin may send into the server's own network."""
+        super().__init__(*args, **kwargs)
+        self.user = user
+
     def clean_url(self):
-        return notifications.clean_url(self.cleaned_data["url"])
+        return notifications.clean_url(self.cleaned_data["url"],
+                                       allow_internal=self.user is not None and access.is_admin(self.user))
 
     def clean_events(self):
         chosen = self.cleaned_data["events"]

@@ -577,7 +577,7 @@ def notification_list(request):
 
 @login_required
 def notification_add(request):
-    form = NotificationChannelForm(request.POST if request.method == "POST" else None)
+    form = NotificationChannelForm(request.POST if request.method == "POST" else None, user=request.user)
     if form.is_valid():
         channel = NotificationChannel.objects.create(owner=request.user, **form.cleaned_data)
         messages.success(request, _("Notification channel “%(name)s” added. Send a test to check that it "

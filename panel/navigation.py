@@ -5,6 +5,8 @@ A view marks its entry as the current page with `nav` in its context (e.g. "site
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext_lazy as _
 
+from panel import access
+
 # (key, URL name, label), in the order shown.
 ENTRIES = (
     ("dashboard", "ui:dashboard", _("Dashboard")),
@@ -15,9 +17,10 @@ ENTRIES = (
     ("accounts", "ui:account-list", _("ACME accounts")),
     ("notifications", "ui:notification-list", _("Notifications")),
 )
-# For staff only. These pages come with a later issue: an entry appears once its URL exists.
+# For admins only (panel.access.is_admin). An entry appears once its URL exists.
 STAFF_ENTRIES = (
     ("users", "ui:user-list", _("Users")),
+    ("reload-presets", "ui:reload-preset-list", _("Reload presets")),
     ("audit", "ui:audit-log", _("Audit log")),
     ("settings", "ui:settings", _("Settings")),
 )
@@ -37,6 +40,6 @@ def navigation(request):
     if user is None or not user.is_authenticated:
         return {}
     entries = [{"key": key, "url": reverse(url_name), "label": label} for key, url_name, label in ENTRIES]
-    if user.is_staff:
+    if access.is_admin(user):
         entries += _existing(STAFF_ENTRIES)
     return {"navigation": entries}

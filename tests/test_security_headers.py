@@ -6,7 +6,7 @@ import re
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from certs.models import DnsCredential, ReloadPreset
+from certs.models import DnsCredential, NotificationChannel, ReloadPreset
 from tests.test_ui import finish, make_account, make_site, running_order
 
 pytestmark = pytest.mark.usefixtures("queued")  # tests/conftest.py
@@ -45,10 +45,11 @@ def objects(alice, settings, tmp_path):
     version = finish(order)
     credential = DnsCredential.objects.create(owner=alice, provider="cloudflare", name="cf", credentials="{}")
     preset = ReloadPreset.objects.create(name="nginx", command=["/usr/sbin/nginx", "-s", "reload"])
+    channel = NotificationChannel.objects.create(owner=alice, name="hook", url="json://hooks.example.net/x")
     # The model each URL's id refers to follows from the route's first segment.
     by_segment = {"sites": site.pk, "certificates": order.certificate_id, "orders": order.pk,
                   "dns-credentials": credential.pk, "certificate-versions": version.pk, "users": alice.pk,
-                  "reload-presets": preset.pk}
+                  "reload-presets": preset.pk, "notifications": channel.pk}
     return by_segment
 
 
