@@ -7,13 +7,13 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.messages.views import SuccessMessageMixin
-from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from panel import twofactor
+from panel.access import admin_required
 from panel.login import WRONG_CODE, CodeForm
 from panel.models import PanelSettings
 
@@ -100,10 +100,8 @@ class PanelSettingsForm(forms.ModelForm):
         fields = ["require_two_factor"]
 
 
-@login_required
+@admin_required
 def panel_settings(request):
-    if not request.user.is_staff:
-        raise PermissionDenied
     form = PanelSettingsForm(request.POST if request.method == "POST" else None, instance=PanelSettings.load())
     if form.is_valid():
         form.save()
