@@ -213,7 +213,7 @@ def _staff_only(view):
     """Anyone else gets the same 404 as for a page that does not exist."""
     @wraps(view)
     def checked(request, *args, **kwargs):
-        if not request.user.is_staff:
+        if not access.is_admin(request.user):
             raise Http404
         return view(request, *args, **kwargs)
     return login_required(checked)
