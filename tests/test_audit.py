@@ -29,7 +29,7 @@ pytestmark = pytest.mark.usefixtures("queued")
 
 CLIENT_ADDRESS = "127.0.0.1"  # what Django's test client sends as REMOTE_ADDR
 EAB_HMAC = "c2VjcmV0LWhtYWMta2V5LXZhbHVl"
-CHANNEL_URL = "json://user:hook-secret-77@127.0.0.1:9/hook"
+CHANNEL_URL = "json://user:hook-secret-77@hooks.example.net:9/hook"  # a user may not target loopback
 
 
 @pytest.fixture
