@@ -8,6 +8,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from tests.support.webhook_receiver import WebhookReceiver
+
 
 @pytest.fixture
 def queued():
@@ -36,3 +38,13 @@ def bob_client(alice, bob):
     client = Client()
     client.force_login(bob)
     return client
+
+
+@pytest.fixture
+def receiver():
+    """A webhook endpoint on a free loopback port (tests/support/webhook_receiver.py)."""
+    receiver = WebhookReceiver()
+    receiver.thread.start()
+    yield receiver
+    receiver.server.shutdown()
+    receiver.server.server_close()

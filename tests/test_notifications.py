@@ -2,11 +2,8 @@
 owner's channels get them, and the channel URL with its token never leaks."""
 
 import datetime
-import json
 import logging
-import threading
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core.cache.backends.locmem import LocMemCache
@@ -24,46 +21,9 @@ from certs.models import (
 )
 from panel.models import Site
 from tests.support.ports import free_port
+from tests.support.webhook_receiver import TOKEN
 
-TOKEN = "tok-9f3b2c7d1e-must-never-leak"
 CA_ERROR = "urn:ietf:params:acme:error:rateLimited: too many certificates (5) already issued for this exact set"
-
-
-class WebhookReceiver:
-    """An HTTP server on a free loopback port that keeps every JSON body posted to it."""
-
-    def __init__(self):
-        self.received = []  # (path, payload)
-        self.status = 200
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                receiver.received.append((self.path, json.loads(self.rfile.read(length) or b"{}")))
-                self.send_response(receiver.status)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def url(self, who):
-        return f"json://127.0.0.1:{self.server.server_port}/hook/{who}/{TOKEN}"
-
-    def to(self, who):
-        return [payload for path, payload in self.received if path == f"/hook/{who}/{TOKEN}"]
-
-
-@pytest.fixture
-def receiver():
-    receiver = WebhookReceiver()
-    receiver.thread.start()
-    yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
 
 
 @pytest.fixture

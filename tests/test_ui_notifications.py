@@ -7,16 +7,7 @@ import pytest
 from django.urls import reverse
 
 from certs.models import NotificationChannel, NotificationEvent
-from tests.test_notifications import TOKEN, WebhookReceiver
-
-
-@pytest.fixture
-def receiver():
-    receiver = WebhookReceiver()
-    receiver.thread.start()
-    yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
+from tests.support.webhook_receiver import TOKEN
 
 
 @pytest.fixture
