@@ -156,8 +156,11 @@ def order_status(request, pk):
     certificate = (
         access.scoped(Certificate, request.user).with_current_version().get(pk=order.certificate_id)
     )
-    return render(request, "certs/_certificate_status.html",
-                  {"order": with_dns_records(order), "certificate": with_status_details(certificate)})
+    response = render(request, "certs/_certificate_status.html",
+                      {"order": with_dns_records(order), "certificate": with_status_details(certificate)})
+    if order.finished:
+        response["HX-Trigger"] = "order-finished"  # the site page reloads the version history
+    return response
 
 
 @login_required

@@ -246,7 +246,9 @@ def test_an_outsider_gets_404_for_everything_of_alice(bob_client, bob, site, acc
 def test_order_fragment_polls_while_the_order_runs(alice_client, site, account):
     order = running_order(site, account)
     url = reverse("ui:order-status", args=[order.pk])
-    html = page_text(alice_client.get(url))
+    answer = alice_client.get(url)
+    assert "HX-Trigger" not in answer  # nothing to reload while the order runs
+    html = page_text(answer)
     assert "Order created at the CA: https://ca.test/order/1" in html
     assert "a.example.com: answered http-01" in html
     assert f'hx-get="{url}" hx-trigger="every 1s" hx-swap="outerHTML"' in html
@@ -259,7 +261,9 @@ def test_order_fragment_polls_while_the_order_runs(alice_client, site, account):
 def test_order_fragment_stops_polling_when_valid_and_shows_the_certificate(alice_client, site, account):
     order = running_order(site, account)
     finish(order, days_left=89)
-    html = page_text(alice_client.get(reverse("ui:order-status", args=[order.pk])))
+    answer = alice_client.get(reverse("ui:order-status", args=[order.pk]))
+    assert answer["HX-Trigger"] == "order-finished"  # the site page reloads its version history
+    html = page_text(answer)
     assert "hx-trigger" not in html and "hx-get" not in html
     assert "Certificate issued: serial fa11ed5e7a1" in html
     for text in ("fa11ed5e7a1", "CN=Test Intermediate", "www.a.example.com", "89 days left", "Renew now"):

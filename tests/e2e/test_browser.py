@@ -80,6 +80,8 @@ def test_a_user_adds_a_site_and_an_account_and_watches_the_certificate_become_va
     expect(status.locator(".order .badge")).to_have_text("Valid")
     certificate = panel_stack.api("GET", "/api/v1/certificates/").json()["results"][0]
     expect(status.get_by_text(certificate["serial"], exact=True)).to_be_visible()
+    # The version history below the card follows without a reload too.
+    expect(page.locator("#certificate-history")).to_contain_text(certificate["serial"])
     session.screenshot("site-valid")
 
 
