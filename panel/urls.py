@@ -11,7 +11,13 @@ from certs.api_versions import CertificateVersionDownload, CertificateVersionLis
 from panel import login
 from panel.api import ApiTokenViewSet, SiteViewSet
 
-router = DefaultRouter()
+# No ".json" suffix routes: they are not in the published schema, and DRF passes their
+# `format` kwarg to every custom action, which would have to accept it or answer 500.
+class ApiRouter(DefaultRouter):
+    include_format_suffixes = False
+
+
+router = ApiRouter()
 router.register("sites", SiteViewSet, basename="site")
 router.register("acme-accounts", AcmeAccountViewSet, basename="acme-account")
 router.register("certificates", CertificateViewSet, basename="certificate")

@@ -1,0 +1,333 @@
+"""One customer never reaches another's objects: every URL, every API operation, as bob, on alice's ids.
+
+The URLs come from Django's resolver and the API operations from drf-spectacular's schema, so a
+new page or endpoint is covered without editing this file. An id in a URL is mapped to its model
+through the view's own queryset where the code tells (DRF viewsets); the small table below covers
+the rest, and a new pattern it does not cover fails the test instead of being skipped.
+"""
+
+import functools
+import re
+from dataclasses import dataclass
+from types import SimpleNamespace
+from unittest import mock
+from urllib.parse import urlencode
+
+import pytest
+from django.contrib.auth.models import AnonymousUser
+from django.db import transaction
+from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
+from drf_spectacular.generators import SchemaGenerator
+from rest_framework.test import APIClient
+
+from certs import accounts, dns_credentials, notifications, versions
+from certs.models import (AcmeAccount, Certificate, CertificateVersion, DnsCredential, InstallTarget,
+                          NotificationChannel, Order, ReloadPreset)
+from panel import sites
+from panel.models import Site
+from tests.test_dns_secrets import every_row_as_text
+from tests.test_versions import add_version, make_chain
+
+pytestmark = pytest.mark.usefixtures("queued")  # tests/conftest.py: nothing reaches Celery
+
+# Every string of alice's objects carries this word; bob must never read it.
+MARKER = "alice"
+
+# Views whose URL id the code gives no way to derive (function views and plain APIViews):
+# (URL name, kwarg) -> model. A pattern with an id that is in neither the table nor a viewset
+# fails test_every_object_url_is_mapped.
+ID_MODELS = {
+    ("ui:site-detail", "pk"): Site,
+    ("ui:certificate-issue", "site_pk"): Site,
+    ("ui:certificate-renew", "pk"): Certificate,
+    ("ui:certificate-detail", "pk"): Certificate,
+    ("ui:certificate-history", "pk"): Certificate,
+    ("ui:certificate-reissue", "pk"): Certificate,
+    ("ui:order-status", "pk"): Order,
+    ("ui:order-continue", "pk"): Order,
+    ("ui:dns-credential-detail", "pk"): DnsCredential,
+    ("ui:dns-credential-test", "pk"): DnsCredential,
+    ("ui:dns-credential-delete", "pk"): DnsCredential,
+    ("ui:version-download", "pk"): CertificateVersion,
+    ("ui:version-revoke", "pk"): CertificateVersion,
+    ("certificate-versions", "pk"): Certificate,
+    ("certificate-version-download", "pk"): CertificateVersion,
+    ("certificate-version-revoke", "pk"): CertificateVersion,
+}
+# Kwargs that are not ids: every value the code accepts.
+VALUE_KWARGS = {
+    "fmt": versions.ExportFormat.values,  # ui:version-download
+}
+NOBODYS_ID = 987654
+# Shared by design: administrators create them, every user picks from them.
+SHARED_MODELS = {ReloadPreset}
+
+API_METHODS = ("get", "post", "put", "patch", "delete")
+UI_METHODS = ("get", "post")
+# A write carries fields the forms and endpoints ask for, so a view that checked its input
+# before the owner would be caught answering 400 instead of 404.
+WRITE_BODY = {"reason": "keyCompromise", "password": "pfx-password-1", "confirm": "1", "name": "bob's",
+              "domains": "bob.example.org", "format": "pem-key"}
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str  # namespaced, for reverse()
+    regex: str
+    callback: object
+    kwargs: tuple
+
+    @property
+    def is_api(self):
+        return self.regex.startswith("^api/") or self.regex.startswith("api/")
+
+
+def all_routes():
+    """Every URL pattern of the project, includes walked, with its full regex and kwargs."""
+
+    def walk(patterns, prefix, namespace):
+        for entry in patterns:
+            regex = prefix + entry.pattern.regex.pattern.lstrip("^")
+            if isinstance(entry, URLResolver):
+                inner = f"{namespace}{entry.namespace}:" if entry.namespace else namespace
+                yield from walk(entry.url_patterns, regex.rstrip("$"), inner)
+            elif isinstance(entry, URLPattern):
+                kwargs = tuple(re.findall(r"\(\?P<(\w+)>", regex))
+                yield Route(f"{namespace}{entry.name}" if entry.name else "", regex, entry.callback, kwargs)
+
+    return list(walk(get_resolver().url_patterns, "", ""))
+
+
+def model_of(route, kwarg):
+    """The model whose rows `kwarg` looks up, from the viewset's queryset or the table."""
+    view_class = getattr(route.callback, "cls", None)
+    if view_class is not None and getattr(route.callback, "actions", None) and kwarg == view_class.lookup_field:
+        view = view_class(request=SimpleNamespace(user=AnonymousUser()), kwargs={}, format_kwarg=None,
+                          action=next(iter(route.callback.actions.values())))
+        return view.get_queryset().model
+    return ID_MODELS.get((route.name, kwarg))
+
+
+@pytest.fixture
+def www_root(settings, tmp_path):
+    settings.ALLOWED_ROOTS = [tmp_path / "www"]
+    settings.INSTALL_ROOTS = [tmp_path / "install"]
+    return tmp_path
+
+
+@pytest.fixture
+def alices_objects(alice, www_root):
+    """One of alice's objects of every kind, each named with MARKER: model -> [instances]."""
+    site = sites.save_site(Site(owner=alice, domains=["alice-shop.example.com"], root=str(www_root / "www" / "a")))
+    account = AcmeAccount.objects.create(owner=alice, directory_url="https://ca.test/directory",
+                                         email="alice@alice-mail.example", account_key="unused",
+                                         account_url="https://ca.test/acct/alice")
+    credential = dns_credentials.save_credential(
+        DnsCredential(owner=alice), provider="rfc2136", name="alice-bind",
+        credentials={"server": "127.0.0.1", "zone": "alice-zone.example", "tsig_key_name": "alice-key",
+                     "tsig_secret": "YWxpY2Utc2VjcmV0"})
+    issued = Certificate.objects.create(owner=alice, account=account, site=site, domains=site.domains,
+                                        challenge="dns-01", dns_credential=credential)
+    version = add_version(issued)
+    uploaded = upload_as(alice, ["alice-upload.example.com"])
+    channel = NotificationChannel.objects.create(owner=alice, name="alice-alerts", url="json://localhost/alice")
+    target = InstallTarget.objects.create(owner=alice, certificate=issued,
+                                          fullchain_path=str(www_root / "install" / "alice" / "fullchain.pem"))
+    return {
+        Site: [site], AcmeAccount: [account], DnsCredential: [credential], Certificate: [issued, uploaded],
+        CertificateVersion: [version, uploaded.current_version], Order: [version.order],
+        NotificationChannel: [channel], InstallTarget: [target],
+    }
+
+
+def upload_as(user, names):
+    leaf_pem, _chain, key_pem, intermediate = make_chain(names)
+    from cryptography.hazmat.primitives import serialization
+
+    client = APIClient()
+    client.force_authenticate(user)
+    response = client.post("/api/v1/certificates/upload/", {
+        "certificate": leaf_pem, "private_key": key_pem,
+        "chain": intermediate.public_bytes(serialization.Encoding.PEM).decode()}, format="json")
+    assert response.status_code == 201, response.content
+    return Certificate.objects.get(pk=response.json()["id"])
+
+
+@pytest.fixture
+def seams(monkeypatch):
+    """What alice's own writes would reach outside the database: the CA, DNS providers, apprise."""
+    client = mock.Mock()
+    monkeypatch.setattr(accounts, "client_for", lambda account: client)
+    monkeypatch.setattr(dns_credentials, "test_credential", lambda credential: (True, "ok"))
+    monkeypatch.setattr(notifications, "send_test", lambda channel: (True, "sent"))
+
+
+def urls_for(route, objects):
+    """(url, the same url with an id nobody has, object) for each of alice's objects the route can name."""
+    id_kwargs = [k for k in route.kwargs if k not in VALUE_KWARGS]
+    assert len(id_kwargs) == 1, f"{route.name or route.regex}: expected one id, got {id_kwargs}"
+    model = model_of(route, id_kwargs[0])
+    assert model is not None, f"{route.name or route.regex}: add ({route.name!r}, {id_kwargs[0]!r}) to ID_MODELS"
+    if model in SHARED_MODELS:
+        return []
+    assert model in objects, f"{route.name}: build alice's {model.__name__} in alices_objects"
+    value_kwargs = [k for k in route.kwargs if k in VALUE_KWARGS]
+    urls = []
+    for obj in objects[model]:
+        for values in _combinations(value_kwargs):
+            urls.append((reverse(route.name, kwargs={id_kwargs[0]: obj.pk, **values}),
+                         reverse(route.name, kwargs={id_kwargs[0]: NOBODYS_ID, **values}), obj))
+    return urls
+
+
+def _combinations(names):
+    if not names:
+        return [{}]
+    return [{names[0]: value, **rest} for value in VALUE_KWARGS[names[0]] for rest in _combinations(names[1:])]
+
+
+def request(client, method, url, is_api):
+    if is_api:
+        query = required_query(url, method)
+        if method == "get":
+            return client.get(url, query)
+        return getattr(client, method)(url + ("?" + urlencode(query) if query else ""), WRITE_BODY, format="json")
+    return getattr(client, method)(url, WRITE_BODY if method == "post" else None)
+
+
+def required_query(url, method):
+    """The query parameters the schema says an operation requires (the download's ?format=),
+    each with its first allowed value, so the operation's input checks pass."""
+    match = resolve(url)
+    return api_schema_queries().get((match.view_name, frozenset(match.kwargs), method), {})
+
+
+@functools.cache
+def api_schema():
+    return SchemaGenerator().get_schema(request=None, public=True)
+
+
+@functools.cache
+def api_schema_queries():
+    queries = {}
+    for template, item in api_schema()["paths"].items():
+        match = resolve(re.sub(r"\{\w+\}", "1", template))
+        for method, operation in item.items():
+            queries[(match.view_name, frozenset(match.kwargs), method)] = {
+                p["name"]: p["schema"]["enum"][0] for p in operation.get("parameters", [])
+                if p["in"] == "query" and p.get("required") and "enum" in p.get("schema", {})}
+    return queries
+
+
+class RolledBack(Exception):
+    pass
+
+
+def status_rolled_back(client, method, url, is_api):
+    """alice's own answer, her write undone: proves the URL names a real object of hers."""
+    try:
+        with transaction.atomic():
+            status = request(client, method, url, is_api).status_code
+            raise RolledBack
+    except RolledBack:
+        return status
+
+
+def api_client(user):
+    client = APIClient(raise_request_exception=False)  # a 500 is an answer to report, not a crash
+    client.force_authenticate(user)
+    return client
+
+
+def object_routes():
+    return [r for r in all_routes() if r.kwargs and set(r.kwargs) - set(VALUE_KWARGS)]
+
+
+def test_every_object_url_is_mapped(alices_objects):
+    unmapped = [r.name or r.regex for r in object_routes() if not urls_for(r, alices_objects)
+                and model_of(r, next(k for k in r.kwargs if k not in VALUE_KWARGS)) not in SHARED_MODELS]
+    assert unmapped == []
+
+
+def test_bob_gets_404_or_403_for_alices_objects_on_every_url(alices_objects, alice, bob, seams):
+    clients = {user: {False: _logged_in(user), True: api_client(user)} for user in (alice, bob)}
+    before = dict(every_row_as_text())
+    answers, alice_saw = [], set()
+    for route in object_routes():
+        methods = API_METHODS if route.is_api else UI_METHODS
+        for url, missing, _obj in urls_for(route, alices_objects):
+            for method in methods:
+                alice_status = status_rolled_back(clients[alice][route.is_api], method, url, route.is_api)
+                if alice_status not in (404, 405):
+                    alice_saw.add(route.name)
+                bob_status = request(clients[bob][route.is_api], method, url, route.is_api).status_code
+                missing_status = request(clients[bob][route.is_api], method, missing, route.is_api).status_code
+                answers.append((method.upper(), url, alice_status, bob_status, missing_status))
+    # Refused every time; 405 only where alice is refused the method too.
+    leaks = [a for a in answers if a[3] not in (403, 404) and not (a[3] == 405 and a[2] == 405)]
+    assert leaks == [], "(method, url, alice, bob, bob on a missing id)"
+    # An id of alice's answers bob exactly like an id that does not exist.
+    assert [a for a in answers if a[3] != a[4]] == []
+    # The mapping is right: alice reaches each route with her own ids.
+    assert {r.name for r in object_routes() if urls_for(r, alices_objects)} - alice_saw == set()
+    assert dict(every_row_as_text()) == before
+
+
+def _logged_in(user):
+    from django.test import Client
+
+    client = Client(raise_request_exception=False)
+    client.force_login(user)
+    return client
+
+
+def api_operations():
+    """(path template, method) of every operation in the published schema."""
+    return [(path, method) for path, item in api_schema()["paths"].items() for method in item
+            if method in API_METHODS]
+
+
+def test_every_api_operation_on_alices_ids_answers_bob_404_or_403(alices_objects, alice, bob, seams):
+    client = api_client(bob)
+    routes = {(r.name, frozenset(r.kwargs)): r for r in all_routes()}
+    operations = [(p, m) for p, m in api_operations() if "{" in p]
+    assert operations, "the schema lists operations on single objects"
+    before = dict(every_row_as_text())
+    refused, answers = 0, []
+    for template, method in operations:
+        match = resolve(re.sub(r"\{\w+\}", "1", template))
+        route = routes[(match.view_name, frozenset(match.kwargs))]
+        for url, _missing, _obj in urls_for(route, alices_objects):
+            status = request(client, method, url, True).status_code
+            answers.append((method.upper(), url, status))
+            refused += status in (403, 404)
+    assert [a for a in answers if a[2] not in (403, 404)] == []
+    assert refused == len(answers) > 0
+    assert dict(every_row_as_text()) == before
+
+
+def test_pages_without_ids_show_bob_nothing_of_alices(alices_objects, alice, bob):
+    bob_ui, bob_api = _logged_in(bob), api_client(bob)
+    alice_ui, alice_api = _logged_in(alice), api_client(alice)
+    shown_to_bob, shown_to_alice = [], []
+    for route in all_routes():
+        if route.kwargs and set(route.kwargs) - set(VALUE_KWARGS) or not route.name:
+            continue
+        for values in _combinations(list(route.kwargs)):
+            url = reverse(route.name, kwargs=values)
+            bob_client, alice_client = (bob_api, alice_api) if route.is_api else (bob_ui, alice_ui)
+            bob_page = bob_client.get(url, follow=not route.is_api)
+            if MARKER in _text(bob_page):
+                shown_to_bob.append(url)
+            if MARKER in _text(alice_client.get(url, follow=not route.is_api)):
+                shown_to_alice.append(url)
+    assert shown_to_bob == []
+    # The same pages do list alice's objects to alice: the marker would show if it leaked.
+    assert {reverse("ui:site-list"), reverse("ui:certificate-list"), reverse("ui:dns-credential-list"),
+            "/api/v1/sites/", "/api/v1/notification-channels/", "/api/v1/install-targets/"} <= set(shown_to_alice)
+
+
+def _text(response):
+    if getattr(response, "streaming", False):
+        return b"".join(response.streaming_content).decode(errors="replace")
+    return response.content.decode(errors="replace")
