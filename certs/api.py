@@ -32,7 +32,8 @@ class OwnedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
 class AcmeAccountSerializer(serializers.ModelSerializer):
     ca = serializers.ChoiceField(choices=sorted(cas.PRESETS), write_only=True, required=False,
                                  help_text="A preset CA; sets directory_url")
-    directory_url = serializers.URLField(required=False, max_length=1024,
+    # Blank (as a form sends an empty field) or left out: the `ca` preset gives it.
+    directory_url = serializers.URLField(required=False, allow_blank=True, max_length=1024,
                                          help_text="A CA outside the presets: administrators only")
     eab_hmac_key = serializers.CharField(write_only=True, required=False, allow_blank=True, default="",
                                          style={"input_type": "password"})
@@ -152,8 +153,7 @@ class DnsCredentialViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixin
     @action(detail=True, methods=["post"])
     def test(self, request, pk=None):
         """Prove the credentials work against the provider, without changing any record."""
-        credential = access.get_owned(DnsCredential, request.user, pk=pk)
-        ok, message = dns_credentials.test_credential(credential)
+        ok, message = dns_credentials.test_credential(self.get_object())
         return Response({"ok": ok, "message": message})
 
 
@@ -332,8 +332,7 @@ class NotificationChannelViewSet(mixins.CreateModelMixin, mixins.ListModelMixin,
     @action(detail=True, methods=["post"])
     def test(self, request, pk=None):
         """Send a test message now, and say whether it went out."""
-        channel = access.get_owned(NotificationChannel, request.user, pk=pk)
-        ok, message = notifications.send_test(channel)
+        ok, message = notifications.send_test(self.get_object())
         return Response({"ok": ok, "message": message})
 
 

@@ -60,6 +60,10 @@ _FORMAT_PARAMETER = OpenApiParameter(
     "format", str, OpenApiParameter.QUERY, enum=versions.ExportFormat.values, required=True,
     description="pem-key and pfx carry the private key: POST only",
 )
+_PUBLIC_FORMAT_PARAMETER = OpenApiParameter(
+    "format", str, OpenApiParameter.QUERY, required=True,
+    enum=[fmt for fmt in versions.ExportFormat.values if fmt not in versions.SECRET_FORMATS],
+)
 _ERROR = inline_serializer("VersionError", {"detail": serializers.CharField()})
 
 
@@ -67,7 +71,7 @@ class CertificateVersionDownload(APIView):
     renderer_classes = [JSONRenderer]
     content_negotiation_class = _FileNegotiation
 
-    @extend_schema(parameters=[_FORMAT_PARAMETER],
+    @extend_schema(parameters=[_PUBLIC_FORMAT_PARAMETER],
                    responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 400: _ERROR, 404: _ERROR,
                               405: _ERROR})
     def get(self, request, pk):

@@ -43,3 +43,5 @@ urlpatterns = [
     path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
     path("", include("panel.ui_urls")),
 ]
+
+handler404 = "panel.views.not_found"

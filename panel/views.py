@@ -10,12 +10,13 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Case, F, OuterRef, Prefetch, Subquery, Value, When
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
+from django.views import defaults
 from django.views.decorators.http import require_POST
 
 from certs.health import Health, health_counts, health_filter
@@ -227,3 +228,11 @@ def audit_log(request):
         entries = form.filter(entries)
     page = Paginator(entries, AUDIT_ENTRIES_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "panel/audit_log.html", {"nav": "audit", "form": form, "page": page})
+
+
+def not_found(request, exception):
+    """A path no URL pattern takes (e.g. /api/v1/sites/abc/): JSON for the API, as its
+    schema promises, the HTML page for people."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": _("Not found.")}, status=404)
+    return defaults.page_not_found(request, exception)
