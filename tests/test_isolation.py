@@ -50,6 +50,8 @@ ID_MODELS = {
     ("ui:dns-credential-delete", "pk"): DnsCredential,
     ("ui:version-download", "pk"): CertificateVersion,
     ("ui:version-revoke", "pk"): CertificateVersion,
+    ("ui:notification-test", "pk"): NotificationChannel,
+    ("ui:notification-delete", "pk"): NotificationChannel,
     ("certificate-versions", "pk"): Certificate,
     ("certificate-version-download", "pk"): CertificateVersion,
     ("certificate-version-revoke", "pk"): CertificateVersion,

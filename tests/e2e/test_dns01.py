@@ -12,7 +12,7 @@ from tests.support import BindResolver, BindServer, PanelStack, Pebble, PowerDns
 
 @pytest.fixture
 def dns_stack(request, tmp_path):
-    """BIND (or PowerDNS, server="powerdns") with the marker's zones; Pebble resolving through a recursive BIND in front of it, as a
+    """BIND (or PowerDNS, server="powerdns") with the marker's zones (pebble={...}: more Pebble options); Pebble resolving through a recursive BIND in front of it, as a
     CA does (unless pebble_dns="challtestsrv"); the panel checking propagation against the
     authoritative BIND itself (unless checker_dns="challtestsrv"). Yields (stack, bind)."""
     options = dict(request.node.get_closest_marker("dns_stack").kwargs) if request.node.get_closest_marker(
@@ -27,7 +27,8 @@ def dns_stack(request, tmp_path):
         if options.get("pebble_dns") != "challtestsrv":
             resolver = BindResolver.for_servers(tmp_path / "resolver", bind)
             started.append(resolver.start())
-        pebble = Pebble(tmp_path / "pebble", dns_server=resolver.server_address if resolver else None)
+        pebble = Pebble(tmp_path / "pebble", dns_server=resolver.server_address if resolver else None,
+                        **options.get("pebble", {}))
         started.append(pebble.start())
         redis = RedisServer(tmp_path / "redis")
         started.append(redis.start())
