@@ -38,6 +38,10 @@ MARKER = "alice"
 # fails test_every_object_url_is_mapped.
 ID_MODELS = {
     ("ui:site-detail", "pk"): Site,
+    ("ui:site-edit", "pk"): Site,
+    ("ui:site-delete", "pk"): Site,
+    ("ui:site-force-https", "pk"): Site,
+    ("ui:site-config-preview", "pk"): Site,
     ("ui:certificate-issue", "site_pk"): Site,
     ("ui:certificate-renew", "pk"): Certificate,
     ("ui:certificate-detail", "pk"): Certificate,
