@@ -23,8 +23,8 @@ from rest_framework.test import APIClient
 from certs import accounts, dns_credentials, notifications, versions
 from certs.models import (AcmeAccount, Certificate, CertificateVersion, DnsCredential, InstallTarget,
                           NotificationChannel, Order, ReloadPreset)
-from panel import sites
-from panel.models import Site
+from panel import sites, tokens
+from panel.models import ApiToken, Site
 from tests.test_dns_secrets import every_row_as_text
 from tests.test_versions import add_version, make_chain
 
@@ -56,6 +56,7 @@ ID_MODELS = {
     ("ui:version-revoke", "pk"): CertificateVersion,
     ("ui:notification-test", "pk"): NotificationChannel,
     ("ui:notification-delete", "pk"): NotificationChannel,
+    ("ui:token-revoke", "pk"): ApiToken,
     ("certificate-versions", "pk"): Certificate,
     ("certificate-version-download", "pk"): CertificateVersion,
     ("certificate-version-revoke", "pk"): CertificateVersion,
@@ -139,10 +140,11 @@ def alices_objects(alice, www_root):
     channel = NotificationChannel.objects.create(owner=alice, name="alice-alerts", url="json://localhost/alice")
     target = InstallTarget.objects.create(owner=alice, certificate=issued,
                                           fullchain_path=str(www_root / "install" / "alice" / "fullchain.pem"))
+    token, _key = tokens.issue_token(alice, "alice-deploy-script")
     return {
         Site: [site], AcmeAccount: [account], DnsCredential: [credential], Certificate: [issued, uploaded],
         CertificateVersion: [version, uploaded.current_version], Order: [version.order],
-        NotificationChannel: [channel], InstallTarget: [target],
+        NotificationChannel: [channel], InstallTarget: [target], ApiToken: [token],
     }
 
 
@@ -330,7 +332,8 @@ def test_pages_without_ids_show_bob_nothing_of_alices(alices_objects, alice, bob
     assert shown_to_bob == []
     # The same pages do list alice's objects to alice: the marker would show if it leaked.
     assert {reverse("ui:site-list"), reverse("ui:certificate-list"), reverse("ui:dns-credential-list"),
-            "/api/v1/sites/", "/api/v1/notification-channels/", "/api/v1/install-targets/"} <= set(shown_to_alice)
+            reverse("ui:token-list"), "/api/v1/sites/", "/api/v1/notification-channels/", "/api/v1/install-targets/",
+            "/api/v1/tokens/"} <= set(shown_to_alice)
 
 
 def _text(response):
