@@ -14,17 +14,21 @@ from unittest import mock
 from urllib.parse import urlencode
 
 import pytest
+from django.apps import apps
 from django.contrib.auth.models import AnonymousUser
+from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
 from certs import accounts, dns_credentials, notifications, versions
 from certs.models import (AcmeAccount, Certificate, CertificateVersion, DnsCredential, InstallTarget,
                           NotificationChannel, Order, ReloadPreset)
-from panel import sites, tokens
-from panel.models import ApiToken, Site
+from panel import audit, sites, tokens, twofactor
+from panel.models import ApiToken, AuditEntry, Site
 from tests.test_dns_secrets import every_row_as_text
 from tests.test_versions import add_version, make_chain
 
@@ -340,3 +344,121 @@ def _text(response):
     if getattr(response, "streaming", False):
         return b"".join(response.streaming_content).decode(errors="replace")
     return response.content.decode(errors="replace")
+
+
+# --- pages without an id: they act on the requester only, and staff pages refuse everyone else
+
+# Pages for administrators only. A page a staff user reaches and bob does not must be listed
+# here (test_staff_only_pages_refuse_a_user), so the list cannot fall behind the URLs.
+STAFF_ONLY_PAGES = {"ui:audit-log", "ui:settings"}
+BOBS_PASSWORD = "pw-bob-123"  # tests/conftest.py
+# What the account pages ask for, so bob's writes are carried out (on him) rather than refused.
+ACCOUNT_BODY = {"old_password": BOBS_PASSWORD, "new_password1": "bob-new-pw-4821", "new_password2": "bob-new-pw-4821",
+                "require_two_factor": "on", "scope": tokens.Scope.READ_WRITE}
+
+
+@pytest.fixture
+def alice_has_two_factor(alice):
+    TOTPDevice.objects.create(user=alice, name="alice-phone", confirmed=True)
+    return twofactor.new_recovery_codes(alice)
+
+
+def bob_signed_in_with_two_factor(bob):
+    """A fresh client for bob, past the second step, and a recovery code of his that works once."""
+    if not twofactor.has_two_factor(bob):
+        TOTPDevice.objects.create(user=bob, name="bob-phone", confirmed=True)
+    code = twofactor.new_recovery_codes(bob)[0]
+    client = _logged_in(type(bob).objects.get(pk=bob.pk))  # his password may have changed: a stale one signs out
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = TOTPDevice.objects.get(user=bob).persistent_id
+    session.save()
+    return client, code
+
+
+def user_paths(model, user_model, depth=2):
+    """Lookups from `model` to a user ("owner", "device__user", "certificate__owner"...)."""
+    if model is user_model:
+        return ["pk"]
+    paths = []
+    for field in model._meta.concrete_fields:
+        if field.is_relation and field.related_model is user_model:
+            paths.append(field.name)
+        elif field.is_relation and depth > 1:
+            paths += [f"{field.name}__{inner}" for inner in user_paths(field.related_model, user_model, depth - 1)
+                      if inner != "pk"]
+    return paths
+
+
+def rows_not_of(user):
+    """Every row in the database except the user's own (and the session store, which every
+    sign-in writes): {(model, pk): values}."""
+    user_model = type(user)
+    rows = {}
+    for model in apps.get_models():
+        if model is Session:
+            continue
+        queryset = model._base_manager.all()
+        for path in user_paths(model, user_model):
+            queryset = queryset.exclude(**{path: user.pk})
+        if model is not user_model and "username" in {f.name for f in model._meta.concrete_fields}:
+            queryset = queryset.exclude(username=user.get_username())  # django-axes names users, no key
+        if model is AuditEntry:  # a test's sign-in has no request.user: its entry names the user as the object
+            queryset = queryset.exclude(object_type=audit.ObjectType.USER, object_id=str(user.pk))
+        rows.update({(model._meta.label, row["pk"]): row for row in queryset.values("pk", *[
+            f.attname for f in model._meta.concrete_fields])})
+    return rows
+
+
+def routes_without_ids():
+    return [r for r in all_routes() if r.name and not (r.kwargs and set(r.kwargs) - set(VALUE_KWARGS))]
+
+
+def test_bob_writing_to_every_page_without_an_id_changes_only_his_own_rows(
+        alices_objects, alice_has_two_factor, alice, bob, seams):
+    alice_ui = _logged_in(alice)
+    session = alice_ui.session
+    session[DEVICE_ID_SESSION_KEY] = TOTPDevice.objects.get(user=alice).persistent_id
+    session.save()
+    before = rows_not_of(bob)
+    answers, turned_two_factor_off = [], set()
+    for route in routes_without_ids():
+        for values in _combinations(list(route.kwargs)):
+            url = reverse(route.name, kwargs=values)
+            if route.is_api:
+                answers.append((url, api_client(bob).post(url, WRITE_BODY, format="json").status_code))
+            else:
+                client, code = bob_signed_in_with_two_factor(bob)
+                response = client.post(url, {**WRITE_BODY, **ACCOUNT_BODY, "code": code})
+                answers.append((url, response.status_code))
+                if not twofactor.has_two_factor(bob):
+                    turned_two_factor_off.add(route.name)
+                if route.name.startswith("ui:"):  # the pages saw bob signed in, not a visitor
+                    assert not response.get("Location", "").startswith(reverse("login")), url
+    assert [a for a in answers if a[1] >= 500] == []
+    assert rows_not_of(bob) == before
+    # The account pages did act, on bob: his password changed, his two-factor was turned off.
+    bob.refresh_from_db()
+    assert not bob.check_password(BOBS_PASSWORD) and turned_two_factor_off == {"ui:two-factor-disable"}
+    # ...and alice, signed in meanwhile, still is, with her two-factor and recovery codes.
+    assert alice_ui.get(reverse("ui:security")).status_code == 200
+    assert twofactor.recovery_codes_left(alice) == len(alice_has_two_factor)
+
+
+def test_staff_only_pages_refuse_a_user(alices_objects, bob, django_user_model):
+    staff = _logged_in(django_user_model.objects.create_user("staff", password="pw-staff-123", is_staff=True))
+    bob_ui = _logged_in(bob)
+    reached_by_staff_only = set()
+    for route in routes_without_ids():
+        if route.is_api:
+            continue
+        for values in _combinations(list(route.kwargs)):
+            url = reverse(route.name, kwargs=values)
+            if staff.get(url).status_code == 200 and bob_ui.get(url).status_code != 200:
+                reached_by_staff_only.add(route.name)
+    assert reached_by_staff_only == STAFF_ONLY_PAGES
+    before = rows_not_of(bob)
+    for name in STAFF_ONLY_PAGES:
+        for method in UI_METHODS:
+            response = getattr(bob_ui, method)(reverse(name), {**WRITE_BODY, **ACCOUNT_BODY} if method == "post" else None)
+            assert response.status_code in (403, 404), (method, name)
+    assert rows_not_of(bob) == before
