@@ -14,6 +14,15 @@ def as_drf_error(exc: DjangoValidationError):
     return serializers.ValidationError(detail)
 
 
+class StrictCharField(serializers.CharField):
+    """A string, as the schema says: DRF's CharField would take 0 and store "0"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class SiteSerializer(serializers.ModelSerializer):
     domains = serializers.ListField(child=serializers.CharField(trim_whitespace=False), allow_empty=False)
     root = serializers.CharField(required=False, allow_blank=True, default="")
@@ -70,6 +79,7 @@ class SiteViewSet(viewsets.ModelViewSet):
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):
+    name = StrictCharField(max_length=ApiToken._meta.get_field("name").max_length)
     expires_in_days = serializers.IntegerField(write_only=True, required=False, allow_null=True, min_value=1,
                                                max_value=3650, help_text="Days until it expires; never when left out")
     active = serializers.BooleanField(source="is_active", read_only=True)

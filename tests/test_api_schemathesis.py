@@ -13,11 +13,11 @@ import pytest
 import schemathesis
 from django.core.wsgi import get_wsgi_application
 from hypothesis import HealthCheck, settings
-from rest_framework.authtoken.models import Token
 
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from certs import accounts, dns_credentials, notifications
+from panel import tokens
 
 EXAMPLES_PER_OPERATION = 10
 
@@ -58,8 +58,9 @@ def offline(queued, settings, tmp_path):
 
 @pytest.fixture
 def token(django_user_model, db):
+    """A read-write key made the way the panel makes them (panel.tokens), as a script would use it."""
     user, _created = django_user_model.objects.get_or_create(username="schemathesis")
-    return Token.objects.get_or_create(user=user)[0].key
+    return tokens.issue_token(user, "schemathesis")[1]
 
 
 @schema.parametrize()
@@ -68,3 +69,8 @@ def token(django_user_model, db):
                                  HealthCheck.filter_too_much])
 def test_every_operation_answers_as_its_schema_says(case, token, offline):
     case.call_and_validate(headers={"Authorization": f"Token {token}"}, excluded_checks=SEMANTIC_VALIDATION)
+
+
+def test_the_token_operations_are_among_those_run():
+    paths = schema.raw_schema["paths"]
+    assert {"get", "post"} <= set(paths["/api/v1/tokens/"]) and {"get", "delete"} <= set(paths["/api/v1/tokens/{id}/"])

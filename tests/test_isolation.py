@@ -3,7 +3,9 @@
 The URLs come from Django's resolver and the API operations from drf-spectacular's schema, so a
 new page or endpoint is covered without editing this file. An id in a URL is mapped to its model
 through the view's own queryset where the code tells (DRF viewsets); the small table below covers
-the rest, and a new pattern it does not cover fails the test instead of being skipped.
+the rest, and a new pattern it does not cover fails the test instead of being skipped. Pages
+without an id (account, security, settings, lists) are written to as bob too: nothing but his own
+rows may change, and a page only staff reach must be named as staff-only.
 """
 
 import functools
