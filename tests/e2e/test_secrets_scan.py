@@ -2,7 +2,8 @@
 
 The run: an ACME account with External Account Binding (Pebble requires it), DNS credentials
 with a TSIG secret used for DNS-01 against BIND, a certificate issued, its private key
-downloaded, every call made with an API token. Then the database is dumped and every log file
+downloaded, every call made with an API token the run makes for itself through
+/api/v1/tokens/ (the harness's own token, printed by `create_api_token`, only makes that one). Then the database is dumped and every log file
 under the test's directory (panel, worker, beat, web, nginx, and the servers around them) read.
 """
 
@@ -46,6 +47,10 @@ def log_texts(tmp_path):
 @pytest.mark.dns_stack(pebble={"eab_required": True, "eab_keys": {EAB_KID: EAB_HMAC}})
 def test_no_secret_is_in_clear_in_the_database_or_any_log(dns_stack, tmp_path):
     stack, bind = dns_stack
+    made = stack.api("POST", "/api/v1/tokens/", {"name": "secrets scan", "scope": "read-write"})
+    assert made.status_code == 201, made.text
+    token_key = made.json()["key"]
+    stack.session.headers["Authorization"] = f"Token {token_key}"  # every call from here on
     account = stack.api("POST", "/api/v1/acme-accounts/", {
         "directory_url": stack.pebble.directory_url, "email": "scan@example.com",
         "eab_kid": EAB_KID, "eab_hmac_key": EAB_HMAC})
@@ -58,8 +63,9 @@ def test_no_secret_is_in_clear_in_the_database_or_any_log(dns_stack, tmp_path):
     version_id = stack.api("GET", f"/api/v1/certificates/{cert.json()['id']}/versions/").json()["results"][0]["id"]
     key = stack.api("POST", f"/api/v1/certificate-versions/{version_id}/download/?format=pem-key")
     assert key.status_code == 200 and "PRIVATE KEY" in key.text
+    assert stack.api("GET", f"/api/v1/tokens/{made.json()['id']}/").json()["last_used_at"] is not None
 
-    secrets = {"DNS TSIG secret": [bind.tsig_secret], "EAB HMAC": [EAB_HMAC], "API token": [stack.token],
+    secrets = {"DNS TSIG secret": [bind.tsig_secret], "EAB HMAC": [EAB_HMAC], "API token": [token_key, stack.token],
                "private key": key_forms(key.text)}
     places = {"database dump": database_dump(stack), **{str(p.relative_to(tmp_path)): t for p, t in log_texts(tmp_path)}}
     assert any("worker" in place for place in places), sorted(places)  # the logs were found and read
