@@ -5,7 +5,7 @@ new page or endpoint is covered without editing this file. An id in a URL is map
 through the view's own queryset where the code tells (DRF viewsets); the small table below covers
 the rest, and a new pattern it does not cover fails the test instead of being skipped. Pages
 without an id (account, security, settings, lists) are written to as bob too: nothing but his own
-rows may change, and a page only staff reach must be named as staff-only.
+rows may change, and a page only an administrator reaches must be named as admin-only.
 """
 
 import functools
@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 import pytest
 from django.apps import apps
-from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
@@ -63,10 +63,18 @@ ID_MODELS = {
     ("ui:notification-test", "pk"): NotificationChannel,
     ("ui:notification-delete", "pk"): NotificationChannel,
     ("ui:token-revoke", "pk"): ApiToken,
+    ("ui:user-edit", "pk"): User,
+    ("ui:reload-preset-edit", "pk"): ReloadPreset,
+    ("ui:reload-preset-delete", "pk"): ReloadPreset,
     ("certificate-versions", "pk"): Certificate,
     ("certificate-version-download", "pk"): CertificateVersion,
     ("certificate-version-revoke", "pk"): CertificateVersion,
 }
+# Pages for administrators only (panel.access.admin_required). A page an admin reaches and a
+# user does not, even with her own ids, must be listed here (test_admin_only_pages_refuse_a_user): the list cannot fall behind.
+ADMIN_ONLY_PAGES = {"ui:audit-log", "ui:settings", "ui:user-list", "ui:user-add", "ui:user-edit",
+                    "ui:reload-preset-list", "ui:reload-preset-add", "ui:reload-preset-edit",
+                    "ui:reload-preset-delete"}
 # Kwargs that are not ids: every value the code accepts.
 VALUE_KWARGS = {
     "fmt": versions.ExportFormat.values,  # ui:version-download
@@ -150,7 +158,7 @@ def alices_objects(alice, www_root):
     return {
         Site: [site], AcmeAccount: [account], DnsCredential: [credential], Certificate: [issued, uploaded],
         CertificateVersion: [version, uploaded.current_version], Order: [version.order],
-        NotificationChannel: [channel], InstallTarget: [target], ApiToken: [token],
+        NotificationChannel: [channel], InstallTarget: [target], ApiToken: [token], User: [alice],
     }
 
 
@@ -282,8 +290,8 @@ def test_bob_gets_404_or_403_for_alices_objects_on_every_url(alices_objects, ali
     assert leaks == [], "(method, url, alice, bob, bob on a missing id)"
     # An id of alice's answers bob exactly like an id that does not exist.
     assert [a for a in answers if a[3] != a[4]] == []
-    # The mapping is right: alice reaches each route with her own ids.
-    assert {r.name for r in object_routes() if urls_for(r, alices_objects)} - alice_saw == set()
+    # The mapping is right: alice reaches each route with her own ids, but the admin's pages.
+    assert {r.name for r in object_routes() if urls_for(r, alices_objects)} - alice_saw <= ADMIN_ONLY_PAGES
     assert dict(every_row_as_text()) == before
 
 
@@ -348,11 +356,8 @@ def _text(response):
     return response.content.decode(errors="replace")
 
 
-# --- pages without an id: they act on the requester only, and staff pages refuse everyone else
+# --- pages without an id act on the requester only; admin pages refuse everyone else
 
-# Pages for administrators only. A page a staff user reaches and bob does not must be listed
-# here (test_staff_only_pages_refuse_a_user), so the list cannot fall behind the URLs.
-STAFF_ONLY_PAGES = {"ui:audit-log", "ui:settings"}
 BOBS_PASSWORD = "pw-bob-123"  # tests/conftest.py
 # What the account pages ask for, so bob's writes are carried out (on him) rather than refused.
 ACCOUNT_BODY = {"old_password": BOBS_PASSWORD, "new_password1": "bob-new-pw-4821", "new_password2": "bob-new-pw-4821",
@@ -446,21 +451,25 @@ def test_bob_writing_to_every_page_without_an_id_changes_only_his_own_rows(
     assert twofactor.recovery_codes_left(alice) == len(alice_has_two_factor)
 
 
-def test_staff_only_pages_refuse_a_user(alices_objects, bob, django_user_model):
-    staff = _logged_in(django_user_model.objects.create_user("staff", password="pw-staff-123", is_staff=True))
-    bob_ui = _logged_in(bob)
-    reached_by_staff_only = set()
-    for route in routes_without_ids():
-        if route.is_api:
+def test_admin_only_pages_refuse_a_user(alices_objects, alice, bob, django_user_model):
+    admin = _logged_in(django_user_model.objects.create_superuser("admin", password="pw-admin-123"))
+    alice_ui, bob_ui = _logged_in(alice), _logged_in(bob)
+    preset = ReloadPreset.objects.create(name="admin-reload", command=["/bin/true"])
+    objects = {**alices_objects, ReloadPreset: [preset]}
+    urls, reached_by_admin_only = {}, set()
+    for route in all_routes():
+        if route.is_api or not route.name:
             continue
-        for values in _combinations(list(route.kwargs)):
-            url = reverse(route.name, kwargs=values)
-            if staff.get(url).status_code == 200 and bob_ui.get(url).status_code != 200:
-                reached_by_staff_only.add(route.name)
-    assert reached_by_staff_only == STAFF_ONLY_PAGES
+        ids = {k: objects[model_of(route, k)][0].pk for k in route.kwargs if k not in VALUE_KWARGS}
+        urls[route.name] = url = reverse(route.name, kwargs={**ids, **_combinations(
+            [k for k in route.kwargs if k in VALUE_KWARGS])[0]})
+        # alice owns the objects named: what she cannot open there, only an admin may.
+        if admin.get(url).status_code == 200 and alice_ui.get(url).status_code != 200:
+            reached_by_admin_only.add(route.name)
+    assert reached_by_admin_only == ADMIN_ONLY_PAGES
     before = rows_not_of(bob)
-    for name in STAFF_ONLY_PAGES:
-        for method in UI_METHODS:
-            response = getattr(bob_ui, method)(reverse(name), {**WRITE_BODY, **ACCOUNT_BODY} if method == "post" else None)
-            assert response.status_code in (403, 404), (method, name)
+    refused = [(method, name, getattr(bob_ui, method)(urls[name], {**WRITE_BODY, **ACCOUNT_BODY}
+                                                      if method == "post" else None).status_code)
+               for name in ADMIN_ONLY_PAGES for method in UI_METHODS]
+    assert [r for r in refused if r[2] not in (403, 404)] == []
     assert rows_not_of(bob) == before
