@@ -71,7 +71,8 @@ ID_MODELS = {
     ("certificate-version-revoke", "pk"): CertificateVersion,
 }
 # Pages for administrators only (panel.access.admin_required). A page an admin reaches and a
-# user does not, even with her own ids, must be listed here (test_admin_only_pages_refuse_a_user): the list cannot fall behind.
+# user does not, even with her own ids, must be listed here (test_admin_only_pages_refuse_a_user):
+# the list cannot fall behind the URLs.
 ADMIN_ONLY_PAGES = {"ui:audit-log", "ui:settings", "ui:user-list", "ui:user-add", "ui:user-edit",
                     "ui:reload-preset-list", "ui:reload-preset-add", "ui:reload-preset-edit",
                     "ui:reload-preset-delete"}

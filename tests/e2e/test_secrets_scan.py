@@ -3,8 +3,9 @@
 The run: an ACME account with External Account Binding (Pebble requires it), DNS credentials
 with a TSIG secret used for DNS-01 against BIND, a certificate issued, its private key
 downloaded, every call made with an API token the run makes for itself through
-/api/v1/tokens/ (the harness's own token, printed by `create_api_token`, only makes that one). Then the database is dumped and every log file
-under the test's directory (panel, worker, beat, web, nginx, and the servers around them) read.
+/api/v1/tokens/ (the harness's own token, printed by `create_api_token`, only makes that one).
+Then the database is dumped and every log file under the test's directory (panel, worker, beat,
+web, nginx, and the servers around them) read.
 """
 
 import base64
