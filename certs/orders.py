@@ -109,7 +109,10 @@ def run_step(order: Order):
         order.step_attempts = 0
     except AcmeError as exc:
         if exc.problem_type == "accountDoesNotExist" and order.step_attempts == 0 and _recovered_account(order):
-            order.step_attempts, delay = 1, 0  # the same step again, once, with the account registered anew
+            # The orders of the account the CA forgot are gone with it: order anew if one was made.
+            if order.acme_url:
+                _restart_at_ca(order)
+            order.step_attempts, delay = 1, 0  # the step again, once, with the account registered anew
         else:
             delay = _transient_delay(order, exc) if exc.transient else None
             failure = None if delay is not None else str(exc)
@@ -150,6 +153,16 @@ def _recovered_account(order):
         return False
     order.log(gettext_noop("The CA no longer knew the ACME account; registered it again"), level="warning")
     return True
+
+
+def _restart_at_ca(order):
+    """Forget the ACME order the CA no longer has, and go back to ordering: same key and CSR,
+    so a version still comes from this one Order row."""
+    _cleanup_challenges(order)
+    order.authorizations.all().delete()
+    order.acme_url = order.finalize_url = order.certificate_url = order.replaces = ""
+    order.status = Order.Status.NEW
+    order.log(gettext_noop("The CA no longer knows this order; starting a new order at the CA"), level="warning")
 
 
 def _save_if_still_claimed(order, wakeup, claimed_until):
