@@ -6,7 +6,10 @@ from panel.models import Site
 from panel.nginx import apply
 
 
-@shared_task(acks_late=True)
+# Unwritable certificate files (a full disk, a read-only directory) usually get fixed:
+# retry with back-off (1, 2, 4 ... 300 s, about 45 minutes in all); the error is shown meanwhile.
+@shared_task(acks_late=True, autoretry_for=(apply.CertificateFilesNotWritten,), retry_backoff=1,
+             retry_backoff_max=300, retry_jitter=False, max_retries=16)
 def apply_site(site_id):
     site = Site.objects.filter(pk=site_id).first()
     if site is None:

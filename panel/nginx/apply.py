@@ -30,6 +30,11 @@ class NginxError(Exception):
     pass
 
 
+class CertificateFilesNotWritten(Exception):
+    """A certificate version's files could not be written (a full disk, a read-only or
+    immutable directory): the site keeps its previous config; the apply is retried."""
+
+
 @lru_cache(maxsize=4)
 def nginx_version(binary):
     out = subprocess.run([binary, "-v"], capture_output=True, text=True, timeout=10).stderr
@@ -70,12 +75,16 @@ def _write_atomic(path: Path, text: str, mode=0o644):
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # never leave a half-written file behind
+        raise
 
 
 @contextmanager
@@ -120,12 +129,18 @@ def certificate_files(version) -> CertificateFiles:
 
 
 def write_certificate_files(version) -> CertificateFiles:
+    """Raises CertificateFilesNotWritten, leaving no partial file, if the files cannot be written."""
     files = certificate_files(version)
     if not (files.fullchain.exists() and files.key.exists()):
-        files.fullchain.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(files.fullchain.parent, 0o700)
-        _write_atomic(files.key, version.private_key, mode=0o600)
-        _write_atomic(files.fullchain, version.chain_pem, mode=0o644)
+        try:
+            files.fullchain.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(files.fullchain.parent, 0o700)
+            _write_atomic(files.key, version.private_key, mode=0o600)
+            _write_atomic(files.fullchain, version.chain_pem, mode=0o644)
+        except OSError as exc:
+            # nginx must never be pointed at a key without its certificate, or the reverse.
+            files.key.unlink(missing_ok=True)
+            raise CertificateFilesNotWritten(f"cannot write the certificate files: {exc}") from exc
     return files
 
 
@@ -157,7 +172,11 @@ def apply_site_config(site) -> bool:
             return False
         version = site.serving_version()
         ensure_shared_files(current)
-        files = write_certificate_files(version) if version else None
+        try:
+            files = write_certificate_files(version) if version else None
+        except CertificateFilesNotWritten as exc:
+            _certificate_not_deployed(site, version, str(exc))
+            raise
         current.custom_dir(site).mkdir(parents=True, exist_ok=True)
         text = render_site(site, current, files)
         path = current.vhost_dir / site.config_name
@@ -186,6 +205,10 @@ def apply_site_config(site) -> bool:
     )
     if ok:
         request_reload()
+        if version:
+            from certs import deployment
+
+            deployment.record_success(version)
     else:
         from certs import notifications
 
@@ -193,6 +216,17 @@ def apply_site_config(site) -> bool:
                              f"The new config of the site {site} was not applied; nginx keeps serving "
                              f"its previous config, if it had one.\nnginx said: {error}")
     return ok
+
+
+def _certificate_not_deployed(site, version, error):
+    """The site keeps its previous config (nothing was staged); its owner sees why."""
+    from certs import deployment, notifications
+
+    log.warning("site %s: %s; the previous config stays", site.pk, error)
+    type(site).objects.filter(pk=site.pk).update(config_status="failed", config_error=error)
+    deployment.record_failure(version, error)
+    notifications.notify(site.owner_id, "config_rejected", f"nginx cannot serve the new certificate of {site}",
+                         f"The site {site} keeps serving its previous certificate.\n{error}")
 
 
 def _error_for_site(output: str, site) -> str:

@@ -1,0 +1,25 @@
+"""What a certificate's owner sees of its deployment: a version nginx cannot be given yet
+(its files could not be written) is the certificate's error, and a line in the log of the
+order that issued it, until a later apply installs it."""
+
+from django.utils.translation import gettext_noop
+
+from certs.models import Certificate
+
+NOT_DEPLOYED = "Not yet served by nginx: "
+
+
+def record_failure(version, error):
+    """Show `error` (why the version's files could not be written) once per failure."""
+    message = NOT_DEPLOYED + error
+    if Certificate.objects.filter(pk=version.certificate_id).exclude(last_error=message).update(last_error=message):
+        if version.order is not None:
+            version.order.log(gettext_noop("nginx cannot serve this certificate yet, retrying: %(error)s"),
+                              level="error", error=error)
+
+
+def record_success(version):
+    """The version is installed: clear a deployment error shown before."""
+    if Certificate.objects.filter(pk=version.certificate_id, last_error__startswith=NOT_DEPLOYED).update(last_error=""):
+        if version.order is not None:
+            version.order.log(gettext_noop("Certificate installed in nginx"))
