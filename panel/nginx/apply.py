@@ -10,6 +10,7 @@ import fcntl
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -177,26 +178,22 @@ def apply_site_config(site) -> bool:
         except CertificateFilesNotWritten as exc:
             _certificate_not_deployed(site, version, str(exc))
             raise
-        current.custom_dir(site).mkdir(parents=True, exist_ok=True)
-        text = render_site(site, current, files)
         path = current.vhost_dir / site.config_name
+        applied_custom = current.applied_custom_dir(site)
         staged = path.with_name(path.name + ".new")
-        backup = path.with_name(path.name + ".old")
-        _write_atomic(staged, text)
-        had_previous = path.exists()
-        if had_previous:
-            os.replace(path, backup)
-        os.replace(staged, path)
+        _write_atomic(staged, render_site(site, current, files))
+        staged_custom = _stage_custom_additions(current.custom_dir(site), applied_custom)
+        backups = [_swap_in(path, staged), _swap_in(applied_custom, staged_custom)]
         ok, output = test_config()
-        if ok:
-            if had_previous:
-                backup.unlink(missing_ok=True)
-        else:
-            if had_previous:
-                os.replace(backup, path)
+        for live, backup in zip((path, applied_custom), backups):
+            if ok:
+                _remove(backup)
             else:
-                path.unlink(missing_ok=True)
+                _roll_back(live, backup)
+        if not ok:
             log.warning("nginx rejected the config of site %s; previous config restored:\n%s", site.pk, output)
+            # Point the owner at the file they edit, not at the panel's copy of it.
+            output = output.replace(f"{applied_custom}/", f"{current.custom_dir(site)}/")
     error = "" if ok else _error_for_site(output, site)
     type(site).objects.filter(pk=site.pk).update(
         config_status="applied" if ok else "failed",
@@ -216,6 +213,45 @@ def apply_site_config(site) -> bool:
                              f"The new config of the site {site} was not applied; nginx keeps serving "
                              f"its previous config, if it had one.\nnginx said: {error}")
     return ok
+
+
+def _stage_custom_additions(custom_dir: Path, applied_dir: Path) -> Path:
+    """A fresh copy of the site's hand-written *.conf files beside the live copy."""
+    custom_dir.mkdir(parents=True, exist_ok=True)
+    staged = applied_dir.with_name(applied_dir.name + ".new")
+    _remove(staged)
+    staged.mkdir(parents=True)
+    for addition in sorted(custom_dir.glob("*.conf")):
+        shutil.copyfile(addition, staged / addition.name)
+    return staged
+
+
+def _swap_in(live: Path, staged: Path) -> Path | None:
+    """Put `staged` (a file or a directory) in place of `live`. Returns where the previous
+    one was kept, None if there was none."""
+    backup = live.with_name(live.name + ".old")
+    _remove(backup)
+    if not live.exists():
+        os.replace(staged, live)
+        return None
+    os.replace(live, backup)
+    os.replace(staged, live)
+    return backup
+
+
+def _roll_back(live: Path, backup: Path | None):
+    _remove(live)
+    if backup is not None:
+        os.replace(backup, live)
+
+
+def _remove(path: Path | None):
+    if path is None:
+        return
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _certificate_not_deployed(site, version, error):
@@ -244,6 +280,7 @@ def remove_site_config(site_pk: int):
     with config_lock():
         for suffix in ("", ".new", ".old"):
             (current.vhost_dir / f"site-{site_pk}.conf{suffix}").unlink(missing_ok=True)
+            _remove(current.vhost_dir / "custom-applied" / f"site-{site_pk}{suffix}")
     request_reload()
 
 

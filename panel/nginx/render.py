@@ -41,7 +41,14 @@ class Layout:
         return self.vhost_dir / "snippets"
 
     def custom_dir(self, site):
+        """Where hand-written additions to the site's server blocks go; never regenerated."""
         return self.vhost_dir / "custom" / f"site-{site.pk}"
+
+    def applied_custom_dir(self, site):
+        """The copy of custom_dir the vhost includes, taken when an apply of the site passes
+        nginx -t: a bad hand edit never reaches the live config, so it cannot stop nginx from
+        reloading for every other site."""
+        return self.vhost_dir / "custom-applied" / f"site-{site.pk}"
 
     def listen(self, port):
         return f"{self.listen_address}:{port}" if self.listen_address else str(port)
@@ -63,6 +70,7 @@ def render_site(site, layout: Layout, cert_files: CertificateFiles | None) -> st
         https_port_suffix="" if layout.https_port == 443 else f":{layout.https_port}",
         snippets_dir=layout.snippets_dir,
         custom_dir=layout.custom_dir(site),
+        applied_custom_dir=layout.applied_custom_dir(site),
         https=cert_files is not None,
         fullchain_path=cert_files.fullchain if cert_files else "",
         key_path=cert_files.key if cert_files else "",
