@@ -108,11 +108,14 @@ def run_step(order: Order):
         delay = step(order, accounts.client_for(order.certificate.account))
         order.step_attempts = 0
     except AcmeError as exc:
-        if exc.problem_type == "accountDoesNotExist" and order.step_attempts == 0 and _recovered_account(order):
+        # After transient failures too (the CA was down, and came back having forgotten us);
+        # counted as an attempt, so a CA that keeps forgetting cannot loop the order forever.
+        if (exc.problem_type == "accountDoesNotExist" and order.step_attempts <= settings.ORDER_MAX_RETRIES
+                and _recovered_account(order)):
             # The orders of the account the CA forgot are gone with it: order anew if one was made.
             if order.acme_url:
                 _restart_at_ca(order)
-            order.step_attempts, delay = 1, 0  # the step again, once, with the account registered anew
+            order.step_attempts, delay = order.step_attempts + 1, 0  # the step again, account registered anew
         else:
             delay = _transient_delay(order, exc) if exc.transient else None
             failure = None if delay is not None else str(exc)
