@@ -22,7 +22,10 @@ from certs.acme.ari import NewOrder, RenewalWindow, ari_cert_id, parse_renewal_i
 
 log = logging.getLogger(__name__)
 
-BAD_NONCE_ATTEMPTS = 5
+# A retry costs one HEAD and the POST again. Ten keeps a request that only a person can
+# repeat (registering an account) failing once in a thousand even when the CA rejects half
+# the nonces (Pebble's PEBBLE_WFE_NONCEREJECT=50); an order's steps also retry as a whole.
+BAD_NONCE_ATTEMPTS = 10
 # Problem types after which the same request may succeed later.
 _TRANSIENT_PROBLEMS = {"badNonce", "rateLimited", "serverInternal", "connection"}
 
