@@ -370,7 +370,7 @@ def test_the_site_page_loads_the_history_and_the_history_lists_every_version(ali
     new = add_version(certificate, days_left=89)
     site_page = alice_client.get(reverse("ui:site-detail", args=[site.pk])).content.decode()
     history_url = reverse("ui:certificate-history", args=[certificate.pk])
-    assert f'hx-get="{history_url}" hx-trigger="load"' in site_page
+    assert f'hx-get="{history_url}" hx-trigger="load, order-finished from:body"' in site_page
 
     html = alice_client.get(history_url).content.decode()
     assert "<html" not in html
