@@ -37,7 +37,6 @@ from panel import audit
 
 log = logging.getLogger(__name__)
 
-CLAIM_SECONDS = 45  # renewed while a step polls; a dead worker's claim lapses this fast
 INLINE_INTERVALS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 
 
@@ -88,7 +87,7 @@ def claim(order_id, wakeup):
         Order.objects.filter(pk=order_id, wakeup=wakeup)
         .exclude(status__in=Order.FINISHED)
         .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-        .update(claimed_until=now + datetime.timedelta(seconds=CLAIM_SECONDS))
+        .update(claimed_until=now + datetime.timedelta(seconds=settings.ORDER_CLAIM_SECONDS))
     )
     if taken:
         return Order.objects.select_related("certificate", "certificate__account").get(pk=order_id)
@@ -234,7 +233,7 @@ def _poll_inline(order, fetch, done, deadline):
 
 def _keep_claim(order):
     """Renew our claim while a step waits on the CA. False once another delivery took over."""
-    renewed = timezone.now() + datetime.timedelta(seconds=CLAIM_SECONDS)
+    renewed = timezone.now() + datetime.timedelta(seconds=settings.ORDER_CLAIM_SECONDS)
     if Order.objects.filter(pk=order.pk, wakeup=order.wakeup, claimed_until=order.claimed_until).update(
         claimed_until=renewed
     ):
@@ -501,19 +500,21 @@ STEPS = {
 }
 
 
-def resume_stalled(grace_seconds=60):
+def resume_stalled():
     """Re-queue unfinished orders whose next step is overdue (e.g. its task was lost with
     its broker). A fresh wakeup makes any older delivery stale, so chains never multiply."""
     now = timezone.now()
+    unclaimed = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
     overdue = (
         Order.objects.exclude(status__in=Order.FINISHED)
-        .filter(next_step_at__lt=now - datetime.timedelta(seconds=grace_seconds))
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .filter(next_step_at__lt=now - datetime.timedelta(seconds=settings.ORDER_STALL_SECONDS))
+        .filter(unclaimed)
     )
     count = 0
     for order in overdue:
         wakeup = uuid.uuid4()
-        if Order.objects.filter(pk=order.pk, wakeup=order.wakeup).update(wakeup=wakeup, next_step_at=now):
+        # Still unclaimed: a worker that took the order since the query keeps its step's result.
+        if Order.objects.filter(unclaimed, pk=order.pk, wakeup=order.wakeup).update(wakeup=wakeup, next_step_at=now):
             enqueue(order.pk, wakeup, 0)
             count += 1
     return count

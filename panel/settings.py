@@ -84,11 +84,17 @@ RENEWAL_SWEEP_LIMIT = env.int("CERTPANEL_RENEWAL_SWEEP_LIMIT", 500, minimum=1)  
 RENEWAL_MIN_AGE_SECONDS = env.int("CERTPANEL_RENEWAL_MIN_AGE_SECONDS", 3600, minimum=0)  # see renewal.due
 RENEWAL_RETRY_SECONDS = env.int("CERTPANEL_RENEWAL_RETRY_SECONDS", 3600, minimum=1)  # first back-off
 ORDER_MAX_RETRIES = env.int("CERTPANEL_ORDER_MAX_RETRIES", 8, minimum=0)  # transient errors within one order
+# A worker running an order step holds the order this long (renewed while it polls the CA);
+# after a worker dies, another takes the order over once the claim has lapsed.
+ORDER_CLAIM_SECONDS = env.int("CERTPANEL_ORDER_CLAIM_SECONDS", 45, minimum=1)
+# Beat re-queues orders whose next step is this many seconds overdue (its task was lost,
+# e.g. with a Redis that restarted), looking this often.
+ORDER_STALL_SECONDS = env.float("CERTPANEL_ORDER_STALL_SECONDS", 60.0, minimum=1.0)
 # Alert on certificates that expire within this many days and have not been renewed.
 EXPIRY_ALERT_DAYS = env.int("CERTPANEL_EXPIRY_ALERT_DAYS", 14, minimum=1)
 TEST_CLOCK_FILE = env.str("CERTPANEL_TEST_CLOCK_FILE")  # tests only: see panel/clock.py
 CELERY_BEAT_SCHEDULE = {
-    "resume-stalled-orders": {"task": "certs.tasks.resume_stalled_orders", "schedule": 60.0},
+    "resume-stalled-orders": {"task": "certs.tasks.resume_stalled_orders", "schedule": ORDER_STALL_SECONDS},
     "renewal-sweep": {"task": "certs.tasks.renewal_sweep", "schedule": RENEWAL_SWEEP_SECONDS},
     "ari-recheck": {"task": "certs.tasks.ari_recheck", "schedule": RENEWAL_SWEEP_SECONDS},
     "expiry-alerts": {"task": "certs.tasks.expiry_alerts", "schedule": 24 * 3600.0},
