@@ -273,8 +273,9 @@ def step_new(order, acme):
         replaces = renewal.replaces_id(cert)  # ARI: the version this order replaces, if any
         state = acme.new_order(order.csr_pem.encode(), **({"replaces": replaces} if replaces else {}))
         order.acme_url, order.finalize_url, order.replaces = state.url, state.finalize_url, state.replaces
-        order.save(update_fields=["acme_url", "finalize_url", "replaces"])
-        order.log(gettext_noop("Order created at the CA: %(url)s"), url=state.url)
+        with transaction.atomic():  # a worker killed in between left the URL without its log line
+            order.save(update_fields=["acme_url", "finalize_url", "replaces"])
+            order.log(gettext_noop("Order created at the CA: %(url)s"), url=state.url)
     else:
         state = acme.fetch_order(order.acme_url)
     if state.status == "invalid":
