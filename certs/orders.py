@@ -33,7 +33,7 @@ from certs.challenges import dns01, http01
 from certs.dns import propagation
 from certs.dns.base import DnsProviderError
 from certs.models import Authorization, Certificate, CertificateVersion, Challenge, ChallengeType, Order
-from panel import audit
+from panel import audit, task_queue
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,8 @@ def start_order(certificate: Certificate, is_renewal=False) -> Order:
     if certificate.is_uploaded:
         raise NotOrderable(_("This certificate was uploaded: the panel cannot renew it. Upload its successor, "
                              "or issue a certificate through ACME."))
+    if not is_renewal:  # someone is waiting on this request; sweeps run on a worker, beside the queue
+        task_queue.require_reachable()
     with transaction.atomic():
         order = Order.objects.create(owner_id=certificate.owner_id, certificate=certificate, is_renewal=is_renewal)
         requested = (gettext_noop("Renewal requested for %(names)s (%(key_type)s)") if is_renewal
@@ -375,6 +377,7 @@ def step_propagate(order, acme):
 
 def continue_order(order):
     """The user says the manual TXT records are in place: stop watching, answer now."""
+    task_queue.require_reachable()
     wakeup = uuid.uuid4()
     updated = Order.objects.filter(
         pk=order.pk, status__in=[Order.Status.AWAITING_USER, Order.Status.PROPAGATING]

@@ -172,6 +172,7 @@ MIDDLEWARE = [
     "panel.audit.RequestContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "panel.task_queue.QueueUnavailableMiddleware",
     # Last: turns a login refused for lockout into the login page saying so (panel.login.lockout_response).
     "axes.middleware.AxesMiddleware",
 ]

@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
-from panel import access, quotas, validation
+from panel import access, quotas, task_queue, validation
 from panel.models import Site, SiteDomain
 
 
@@ -58,6 +58,7 @@ def save_site(site: Site):
     """Store the site and queue its nginx config. A new site must fit its owner's quota."""
     from panel.tasks import apply_site
 
+    task_queue.require_reachable()
     with transaction.atomic():
         if site.pk is None:
             quotas.check_room_for_site(site.owner)
@@ -81,6 +82,7 @@ def delete_site(site: Site):
     from panel.tasks import remove_site
 
     site_id = site.pk
+    task_queue.require_reachable()
     with transaction.atomic():
         site.delete()
         transaction.on_commit(lambda: remove_site.delay(site_id))
