@@ -158,6 +158,11 @@ def test_redis_restarted_mid_run_loses_no_order_and_the_api_says_why_it_cannot_q
     refused = panel_stack.api("POST", f"/api/v1/certificates/{certs[0]['id']}/renew/", timeout=10)
     assert refused.status_code == 503, refused.text
     assert "task queue" in refused.json()["detail"]
+    requested = panel_stack.api("POST", "/api/v1/certificates/", {
+        "domains": [names[0]], "acme_account": certs[0]["acme_account"], "key_type": "ec256", "site": certs[0]["site"],
+    }, timeout=10)
+    assert requested.status_code == 503, requested.text
+    assert panel_stack.api("GET", "/api/v1/certificates/").json()["count"] == len(certs)  # nothing half stored
     redis_server.start()
 
     for cert, name in zip(certs, names):
