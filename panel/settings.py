@@ -114,6 +114,8 @@ NGINX_LISTEN_ADDRESS = env.str("NGINX_LISTEN_ADDRESS", "127.0.0.1" if NGINX_PRIV
 # nginx reloads at most once per this many seconds: a deploy after a quiet spell
 # reloads at once, later ones in the window share one reload at its end.
 NGINX_RELOAD_COALESCE_SECONDS = env.float("NGINX_RELOAD_COALESCE_SECONDS", 1.0)
+# ... and while deploys keep coming, the window doubles per reload up to this (panel/nginx/apply.py).
+NGINX_RELOAD_COALESCE_MAX_SECONDS = env.float("NGINX_RELOAD_COALESCE_MAX_SECONDS", 8.0)
 if not NGINX_PRIVATE and not NGINX_CONF.is_file():
     env.problems.append(f"NGINX_CONF={NGINX_CONF}: no such file")
 

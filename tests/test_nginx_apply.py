@@ -128,7 +128,7 @@ class TestReloadCoalescing:
         from panel import tasks
 
         settings.NGINX_RELOAD_COALESCE_SECONDS = 1.0
-        cache.delete_many([apply.RELOAD_PENDING, apply.LAST_RELOAD])
+        cache.delete_many([apply.RELOAD_PENDING, apply.LAST_RELOAD, apply.RELOAD_WINDOW, apply.RELOAD_SHARED])
         calls = []
         monkeypatch.setattr(tasks.reload_nginx, "apply_async", lambda countdown=None: calls.append(countdown))
         return calls

@@ -286,25 +286,42 @@ def remove_site_config(site_pk: int):
 
 RELOAD_PENDING = "nginx-reload-pending"
 LAST_RELOAD = "nginx-last-reload"
+RELOAD_WINDOW = "nginx-reload-window"
+RELOAD_SHARED = "nginx-reload-shared"
 
 
 def request_reload():
     """Have nginx reload soon. Right away if it has not reloaded within the coalescing
-    window; otherwise at the window's end, one reload shared by every request until then."""
+    window; otherwise at the window's end, one reload shared by every request until then.
+
+    A reload that was shared (requests kept coming: a bulk issuance) doubles the window for
+    the next one, up to NGINX_RELOAD_COALESCE_MAX_SECONDS: every reload makes nginx parse
+    the whole configuration and start new workers, so a long burst shares a few reloads
+    instead of one a second. A reload that served one request puts the window back."""
     from panel.tasks import reload_nginx
 
     if cache.add(RELOAD_PENDING, 1, timeout=60):
+        window = cache.get(RELOAD_WINDOW, settings.NGINX_RELOAD_COALESCE_SECONDS)
         since_last = time.time() - cache.get(LAST_RELOAD, 0)
-        delay = max(0.0, settings.NGINX_RELOAD_COALESCE_SECONDS - since_last)
+        delay = max(0.0, window - since_last)
         reload_nginx.apply_async(countdown=delay or None)
+    else:
+        cache.set(RELOAD_SHARED, 1, timeout=3600)
 
 
 def reload_now():
-    # Cleared first: a config applied while nginx reloads asks for (and gets) another reload.
+    base = settings.NGINX_RELOAD_COALESCE_SECONDS
+    window = cache.get(RELOAD_WINDOW, base)
+    longest = max(base, settings.NGINX_RELOAD_COALESCE_MAX_SECONDS)
+    cache.set(RELOAD_WINDOW, min(2 * window, longest) if cache.get(RELOAD_SHARED) else base, timeout=3600)
+    # Marked before the pending flag is cleared: a request from here on schedules the next
+    # reload a window after this one, not at once beside it.
+    cache.set(LAST_RELOAD, time.time(), timeout=3600)
+    # Cleared before the reload: a config applied while nginx reloads asks for (and gets) another.
     cache.delete(RELOAD_PENDING)
+    cache.delete(RELOAD_SHARED)
     with config_lock():
         _send_reload()
-    cache.set(LAST_RELOAD, time.time(), timeout=3600)
 
 
 def _send_reload():
