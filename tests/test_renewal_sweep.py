@@ -176,3 +176,19 @@ def test_sweep_starts_exactly_the_due_certificates_once(population, db, queued, 
         assert renewal.sweep(NOW) == []
     assert queued.enqueue.call_count == calls
     assert Order.objects.filter(pk__gt=population["last_order_id"]).count() == len(expected)
+
+
+def test_a_certificate_taken_in_the_meantime_is_skipped_and_the_others_start(
+        population, db, queued, django_capture_on_commit_callbacks, monkeypatch):
+    # As if the user (or another sweep) started orders for the in-flight certificates between
+    # the due query and the sweep's inserts: the database refuses those, the rest start.
+    raced = population["in_flight"]
+    expected = population["due"] - raced
+    monkeypatch.setattr(renewal, "due", lambda now: Certificate.objects.filter(pk__in=population["due"]).order_by("id"))
+    with django_capture_on_commit_callbacks(execute=True):
+        started = renewal.sweep(NOW)
+
+    assert sorted(started) == sorted(expected)
+    new_orders = Order.objects.filter(pk__gt=population["last_order_id"])
+    assert sorted(new_orders.values_list("certificate_id", flat=True)) == sorted(expected)
+    assert queued.enqueue.call_count == len(expected)  # queued once committed, the refused ones never
