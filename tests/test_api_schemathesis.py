@@ -11,7 +11,9 @@ from unittest import mock
 
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 
 from schemathesis.specs.openapi.checks import positive_data_acceptance
@@ -57,6 +59,17 @@ def offline(queued, settings, tmp_path):
 
 
 @pytest.fixture
+def connection_kept_open():
+    """What Django's test client does: the app must not close the test's database connection
+    after each request (on PostgreSQL that would end the test's transaction mid-test)."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
 def token(django_user_model, db):
     """A read-write key made the way the panel makes them (panel.tokens), as a script would use it."""
     user, _created = django_user_model.objects.get_or_create(username="schemathesis")
@@ -67,7 +80,7 @@ def token(django_user_model, db):
 @settings(max_examples=EXAMPLES_PER_OPERATION, derandomize=True, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.filter_too_much])
-def test_every_operation_answers_as_its_schema_says(case, token, offline):
+def test_every_operation_answers_as_its_schema_says(case, token, offline, connection_kept_open):
     case.call_and_validate(headers={"Authorization": f"Token {token}"}, excluded_checks=SEMANTIC_VALIDATION)
 
 
