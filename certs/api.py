@@ -176,6 +176,10 @@ class CertificateSerializer(serializers.ModelSerializer):
     challenge = serializers.ChoiceField(choices=ChallengeType.choices, default=ChallengeType.HTTP01)
     dns_credential = OwnedPrimaryKeyField(queryset=DnsCredential.objects.all(), required=False, allow_null=True)
     challenge_alias = serializers.CharField(required=False, allow_blank=True, default="", max_length=253)
+    # Servers the panel does not manage (admins only): http-01-webroot's document root,
+    # http-01-nginx / -apache's config file.
+    webroot = serializers.CharField(required=False, allow_blank=True, default="", max_length=4096)
+    server_config = serializers.CharField(required=False, allow_blank=True, default="", max_length=4096)
     not_before = serializers.DateTimeField(source="current_version.not_before", read_only=True, default=None)
     not_after = serializers.DateTimeField(source="current_version.not_after", read_only=True, default=None)
     serial = serializers.CharField(source="current_version.serial", read_only=True, default=None)
@@ -185,7 +189,7 @@ class CertificateSerializer(serializers.ModelSerializer):
     class Meta:
         model = Certificate
         fields = ["id", "domains", "source", "acme_account", "key_type", "challenge", "dns_credential",
-                  "challenge_alias", "site", "status", "not_before",
+                  "challenge_alias", "webroot", "server_config", "site", "status", "not_before",
                   "not_after", "serial", "issuer", "next_renewal_at", "renewal_failures", "last_error", "order",
                   "created_at"]
         read_only_fields = ["source", "status", "next_renewal_at", "renewal_failures", "last_error", "created_at"]
@@ -198,10 +202,11 @@ class CertificateSerializer(serializers.ModelSerializer):
         if attrs["account"] is None:
             raise serializers.ValidationError({"acme_account": [_("Choose the ACME account to order with.")]})
         try:
-            attrs["domains"], attrs["challenge_alias"] = certificates.clean_request(
+            attrs.update(certificates.clean_request(
                 self.context["request"].user, attrs["domains"], attrs["challenge"], attrs.get("site"),
-                attrs.get("dns_credential"), attrs.get("challenge_alias", ""),
-            )
+                attrs.get("dns_credential"), attrs.get("challenge_alias", ""), attrs.get("webroot", ""),
+                attrs.get("server_config", ""),
+            ))
         except DjangoValidationError as exc:
             raise as_drf_error(exc)
         return attrs

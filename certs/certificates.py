@@ -1,29 +1,42 @@
 """Requesting a certificate: the rules, and the one way to create one (UI and API)."""
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
 from certs import orders
+from certs.challenges import external, webroot as webroot_mode
 from certs.models import Certificate, ChallengeType
 from panel import access, quotas, validation
 from panel.models import SiteDomain
 
 
-def clean_request(owner, domains, challenge, site=None, dns_credential=None, challenge_alias=""):
-    """The validated (names, challenge_alias) of a certificate request; raises
-    ValidationError keyed by field.
+def clean_request(owner, domains, challenge, site=None, dns_credential=None, challenge_alias="", webroot="",
+                  server_config=""):
+    """The validated request: {"domains", "challenge_alias", "webroot", "server_config"};
+    raises ValidationError keyed by field.
 
     With HTTP-01 a user may only ask for names of their own sites: the challenge
     directory answers for every name on this server, so anything else would let one
     customer obtain a certificate (and key) for another's domain. DNS-01 proves
-    control of the zone itself."""
+    control of the zone itself. The modes for servers the panel does not manage write
+    into other servers' files and listen on their port: administrators only."""
+    challenge = ChallengeType(challenge)
+    if challenge.is_external:
+        if not access.is_admin(owner):
+            raise ValidationError({"challenge": [_("Only administrators may validate on servers the panel does "
+                                                   "not manage.")]})
+        if challenge in external.MODES and not external.is_available(challenge):
+            raise ValidationError({"challenge": [_("The validation method %(method)s is not available yet in this "
+                                                   "version of the panel.") % {"method": challenge.value}]})
     try:
         names = validation.normalize_domain_list(domains)
     except ValidationError as exc:
         raise ValidationError({"domains": exc.messages})
-    if challenge == ChallengeType.HTTP01 and any(name.startswith("*.") for name in names):
+    if challenge.acme_type == "http-01" and any(name.startswith("*.") for name in names):
         raise ValidationError({"domains": [_("Wildcard names can only be validated with DNS-01.")]})
+    webroot, server_config = _clean_server_paths(challenge, webroot, server_config)
     if challenge == ChallengeType.DNS01 and dns_credential is None:
         raise ValidationError({"dns_credential": [_("DNS-01 through a provider needs DNS credentials.")]})
     if challenge != ChallengeType.DNS01 and dns_credential is not None:
@@ -45,17 +58,50 @@ def clean_request(owner, domains, challenge, site=None, dns_credential=None, cha
         if missing:
             raise ValidationError({"domains": [_("Add these names to one of your sites first: %(names)s")
                                                % {"names": ", ".join(missing)}]})
-    return names, challenge_alias
+    return {"domains": names, "challenge_alias": challenge_alias, "webroot": webroot, "server_config": server_config}
+
+
+def _clean_server_paths(challenge, webroot, server_config):
+    """The paths a mode for servers the panel does not manage works on; each only with its mode."""
+    uses_config = challenge in (ChallengeType.HTTP01_NGINX, ChallengeType.HTTP01_APACHE)
+    if challenge == ChallengeType.HTTP01_WEBROOT:
+        try:
+            webroot = webroot_mode.validate_webroot(webroot)
+        except ValidationError as exc:
+            raise ValidationError({"webroot": exc.messages})
+    elif webroot:
+        raise ValidationError({"webroot": [_("A document root is only used with http-01-webroot.")]})
+    if uses_config:
+        try:
+            server_config = validate_server_config(server_config)
+        except ValidationError as exc:
+            raise ValidationError({"server_config": exc.messages})
+    elif server_config:
+        raise ValidationError({"server_config": [_("A server config is only used with http-01-nginx or "
+                                                   "http-01-apache.")]})
+    return webroot, server_config
+
+
+def validate_server_config(value) -> str:
+    """An existing file below one of settings.EXTERNAL_CONFIG_ROOTS, also once symbolic links are followed."""
+    roots = settings.EXTERNAL_CONFIG_ROOTS
+    path = validation.validate_path_under(value, roots, _("server config"))
+    if not path.is_file():
+        raise ValidationError(_("The file %(path)s does not exist.") % {"path": path})
+    if not validation.is_under(path.resolve(), roots):
+        raise ValidationError(_("The server config leads outside the allowed directories through a symbolic link."))
+    return str(path)
 
 
 def request_certificate(owner, account, domains, key_type, challenge=ChallengeType.HTTP01, site=None,
-                        dns_credential=None, challenge_alias="") -> Certificate:
+                        dns_credential=None, challenge_alias="", webroot="", server_config="") -> Certificate:
     """Store the certificate and queue its first order, together or not at all; raises
     ValidationError when the owner's certificate quota is used up."""
     with transaction.atomic():
         quotas.check_room_for_certificate(owner)
         certificate = Certificate.objects.create(owner=owner, account=account, domains=domains, key_type=key_type,
                                                  challenge=challenge, site=site, dns_credential=dns_credential,
-                                                 challenge_alias=challenge_alias)
+                                                 challenge_alias=challenge_alias, webroot=webroot,
+                                                 server_config=server_config)
         orders.start_order(certificate)
     return certificate

@@ -8,7 +8,8 @@ from django.utils.translation import gettext_lazy as _
 from certs import cas, certificates, dns_credentials, notifications, upload
 from certs.dns import registry
 from certs.dns.base import DnsProviderError
-from certs.models import AcmeAccount, ChallengeType, DnsCredential, KeyType, NotificationEvent, ReloadPreset
+from certs.models import (SITE_CHALLENGES, AcmeAccount, ChallengeType, DnsCredential, KeyType, NotificationEvent,
+                          ReloadPreset)
 from panel import access, validation
 from panel.models import Site
 
@@ -45,8 +46,8 @@ class IssueCertificateForm(forms.Form):
     account = AccountChoiceField(label=_("ACME account"), queryset=AcmeAccount.objects.none(), empty_label=None)
     key_type = forms.ChoiceField(label=_("Key type"), choices=KeyType.choices, initial=KeyType.EC256)
     # Left out by older clients of this form: HTTP-01, as before DNS-01 existed.
-    challenge = forms.ChoiceField(label=_("Validation method"), choices=ChallengeType.choices, required=False,
-                                  initial=ChallengeType.HTTP01, widget=forms.RadioSelect)
+    challenge = forms.ChoiceField(label=_("Validation method"), choices=[(c.value, c.label) for c in SITE_CHALLENGES],
+                                  required=False, initial=ChallengeType.HTTP01, widget=forms.RadioSelect)
     # certs.certificates.clean_request says when names are missing, in the same words as the API.
     domains = forms.MultipleChoiceField(label=_("Names"), widget=forms.CheckboxSelectMultiple, required=False)
     include_wildcard = forms.BooleanField(required=False)
@@ -113,9 +114,9 @@ class IssueCertificateForm(forms.Form):
         elif "dns_credential" in self.errors or "challenge_alias" in self.errors:
             return data
         try:
-            data["domains"], data["challenge_alias"] = certificates.clean_request(
+            data.update(certificates.clean_request(
                 self.user, names, challenge, self.site, data.get("dns_credential"), data.get("challenge_alias", "")
-            )
+            ))
         except ValidationError as exc:
             self.add_error(None, exc)  # keyed by field: each message lands on its field
         return data

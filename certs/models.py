@@ -21,11 +21,27 @@ class ChallengeType(models.TextChoices):
     HTTP01 = "http-01", _("HTTP-01 (file served by the panel)")
     DNS01 = "dns-01", _("DNS-01 through a DNS provider's API")
     DNS01_MANUAL = "dns-01-manual", _("DNS-01, records added by hand")
+    # For servers the panel does not manage (admins only; certs/challenges/external.py).
+    HTTP01_WEBROOT = "http-01-webroot", _("HTTP-01, file written under a document root")
+    HTTP01_STANDALONE = "http-01-standalone", _("HTTP-01, answered by the panel on the HTTP port for a moment")
+    HTTP01_NGINX = "http-01-nginx", _("HTTP-01 through a hand-made nginx config, restored afterwards")
+    HTTP01_APACHE = "http-01-apache", _("HTTP-01 through a hand-made Apache config, restored afterwards")
 
     @property
     def acme_type(self):
         """The ACME challenge type answered for this method."""
-        return "http-01" if self == ChallengeType.HTTP01 else "dns-01"
+        return "dns-01" if self in (ChallengeType.DNS01, ChallengeType.DNS01_MANUAL) else "http-01"
+
+    @property
+    def is_external(self):
+        """Validated on a server the panel does not manage: admins only."""
+        return self in EXTERNAL_CHALLENGES
+
+
+EXTERNAL_CHALLENGES = (ChallengeType.HTTP01_WEBROOT, ChallengeType.HTTP01_STANDALONE, ChallengeType.HTTP01_NGINX,
+                       ChallengeType.HTTP01_APACHE)
+# The methods a site's own issue form offers: the panel's nginx serves the site.
+SITE_CHALLENGES = (ChallengeType.HTTP01, ChallengeType.DNS01, ChallengeType.DNS01_MANUAL)
 
 
 class DnsCredential(models.Model):
@@ -115,11 +131,16 @@ class Certificate(models.Model):
     source = models.CharField(max_length=8, choices=Source.choices, default=Source.ISSUED)
     domains = models.JSONField()
     key_type = models.CharField(max_length=8, choices=KeyType.choices, default=KeyType.EC256)
-    challenge = models.CharField(max_length=16, choices=ChallengeType.choices, default=ChallengeType.HTTP01)
+    challenge = models.CharField(max_length=24, choices=ChallengeType.choices, default=ChallengeType.HTTP01)
     dns_credential = models.ForeignKey(DnsCredential, null=True, blank=True, on_delete=models.PROTECT,
                                        related_name="certificates")
     # acme.sh --challenge-alias: _acme-challenge.<name> is a CNAME to _acme-challenge.<alias>.
     challenge_alias = models.CharField(max_length=253, blank=True)
+    # http-01-webroot: the document root the token is written under (below settings.WEBROOT_ROOTS).
+    webroot = models.CharField(max_length=4096, blank=True)
+    # http-01-nginx / -apache: the hand-made server config to add the challenge to for a moment
+    # (below settings.EXTERNAL_CONFIG_ROOTS).
+    server_config = models.CharField(max_length=4096, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     current_version = models.ForeignKey(
         "CertificateVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -284,7 +305,8 @@ class Challenge(models.Model):
     answered_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
     cleaned_up = models.BooleanField(default=False)
-    # DNS-01: the TXT record to publish, and what the provider needs to remove exactly it.
+    # DNS-01: the TXT record to publish, and what the provider needs to remove exactly it;
+    # external HTTP-01 modes: what the mode presented (certs/challenges/external.py).
     record_name = models.CharField(max_length=300, blank=True)
     record_value = models.CharField(max_length=128, blank=True)
     provider_state = models.JSONField(default=dict, blank=True)

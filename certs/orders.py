@@ -14,6 +14,7 @@ step (see `claim`); any other delivery of the task is a harmless no-op.
 """
 
 import datetime
+import json
 import logging
 import time
 import uuid
@@ -29,7 +30,7 @@ from django.utils.translation import gettext_noop
 
 from certs import accounts, install, renewal
 from certs.acme import AcmeError, generate_private_key, make_csr
-from certs.challenges import dns01, http01
+from certs.challenges import dns01, external, http01, standalone
 from certs.dns import propagation
 from certs.dns.base import DnsProviderError
 from certs.models import Authorization, Certificate, CertificateVersion, Challenge, ChallengeType, Order
@@ -201,7 +202,11 @@ def _record_failure(order, message, retry_after=None):
 
 def _cleanup_challenges(order):
     """Remove what we presented. A failure here is reported, never fatal to the order."""
-    for challenge in Challenge.objects.filter(authorization__order=order, cleaned_up=False):
+    pending = Challenge.objects.filter(authorization__order=order, cleaned_up=False)
+    if order.certificate.challenge in external.MODES:
+        _cleanup_external(order, pending)
+        return
+    for challenge in pending:
         try:
             if challenge.type == "http-01":
                 http01.cleanup(challenge.token)
@@ -216,6 +221,23 @@ def _cleanup_challenges(order):
             continue
         challenge.cleaned_up = True
         challenge.save(update_fields=["cleaned_up"])
+
+
+def _cleanup_external(order, challenges):
+    """One clean-up per presentation: the challenges presented together share its state."""
+    batches = {}
+    for challenge in challenges:
+        key = json.dumps(challenge.provider_state, sort_keys=True) if challenge.presented_at else None
+        batches.setdefault(key, []).append(challenge.pk)
+    for key, pks in batches.items():
+        if key is not None:
+            try:
+                external.cleanup(order.certificate, json.loads(key))
+            except (OSError, external.PresentationError) as exc:
+                order.log(gettext_noop("Could not undo the challenge's changes on the server: %(error)s"),
+                          level="warning", error=str(exc))
+                continue
+        Challenge.objects.filter(pk__in=pks).update(cleaned_up=True)
 
 
 def _inline_deadline():
@@ -310,14 +332,23 @@ def _store_authorization(order, authz):
                              status=challenge.status)
 
 
+def _identifier(challenge):
+    return ("*." if challenge.authorization.wildcard else "") + challenge.authorization.identifier
+
+
 def step_authorize(order, acme):
     cert = order.certificate
     method = ChallengeType(cert.challenge)
+    if method == ChallengeType.HTTP01_STANDALONE:
+        return _validate_standalone(order, acme)
     unanswered = Challenge.objects.filter(authorization__order=order, answered_at__isnull=True)
+    if method in external.MODES:
+        _present_external(order, acme, unanswered.select_related("authorization"))
     for challenge in unanswered.select_related("authorization"):
-        identifier = ("*." if challenge.authorization.wildcard else "") + challenge.authorization.identifier
+        identifier = _identifier(challenge)
         if challenge.type == "http-01":
-            http01.present(challenge.token, acme.key_authorization(challenge.token))
+            if method == ChallengeType.HTTP01:
+                http01.present(challenge.token, acme.key_authorization(challenge.token))
             acme.answer_challenge(challenge.url, challenge.type)
             challenge.answered_at = timezone.now()
             challenge.save(update_fields=["answered_at"])
@@ -351,6 +382,52 @@ def step_authorize(order, acme):
         order.propagation_deadline = timezone.now() + datetime.timedelta(seconds=timeout)
         order.log(gettext_noop("Waiting up to %(seconds)d s for the TXT records on every authoritative server"),
                   seconds=timeout)
+    return 0
+
+
+def _present_external(order, acme, unanswered):
+    """Present every not yet presented challenge in one go (one config change, one reload),
+    and store what was done on the challenges before any is answered."""
+    todo = [challenge for challenge in unanswered if challenge.presented_at is None]
+    if not todo:
+        return
+    presentations = [external.Presentation(_identifier(c), c.token, acme.key_authorization(c.token)) for c in todo]
+    try:
+        state = external.present(order.certificate, presentations)
+    except external.PresentationError as exc:
+        raise OrderFailed(str(exc))
+    Challenge.objects.filter(pk__in=[c.pk for c in todo]).update(provider_state=state, presented_at=timezone.now())
+    order.log(gettext_noop("Challenge presented (%(method)s) for %(names)s"), method=order.certificate.challenge,
+              names=", ".join(p.name for p in presentations))
+
+
+def _validate_standalone(order, acme):
+    """http-01-standalone: the listener lives only inside this step, so the step answers the
+    challenges and waits for the CA's verdict itself (renewing its claim), then stops
+    listening. A step run again (its worker died) listens again for what is still pending."""
+    pending = list(Challenge.objects.filter(authorization__order=order).exclude(authorization__status="valid")
+                   .select_related("authorization"))
+    responses = {c.token: acme.key_authorization(c.token) for c in pending}
+    port = settings.STANDALONE_PORT
+    try:
+        with standalone.serving(responses, settings.STANDALONE_ADDRESS, port):
+            order.log(gettext_noop("Listening on port %(port)d for the CA's validation"), port=port)
+            for challenge in pending:
+                if challenge.answered_at is None:
+                    acme.answer_challenge(challenge.url, challenge.type)
+                    challenge.answered_at = timezone.now()
+                    challenge.save(update_fields=["answered_at"])
+                    order.log(gettext_noop("%(name)s: answered http-01"), name=_identifier(challenge))
+            deadline = time.monotonic() + settings.STANDALONE_VALIDATION_SECONDS
+            for row in order.authorizations.exclude(status="valid"):
+                state, _retry = _poll_inline(order, lambda: acme.fetch_authorization(row.url),
+                                             lambda result: result[0].status != "pending", deadline)
+                if state.status == "pending":
+                    raise OrderFailed(f"{row.identifier}: the CA did not validate within "
+                                      f"{settings.STANDALONE_VALIDATION_SECONDS:g} s while port {port} was listening")
+    except standalone.PortUnavailable as exc:
+        raise OrderFailed(str(exc))
+    order.status = Order.Status.VALIDATING  # reads and records each authorization's verdict
     return 0
 
 

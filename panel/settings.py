@@ -126,6 +126,17 @@ ALLOWED_ROOTS = env.path_list("CERTPANEL_ALLOWED_ROOTS", [DATA_DIR / "www", "/va
 # Install targets (certs/install.py) write certificate files only below these (comma-separated);
 # an administrator creates the directories below them that users may name.
 INSTALL_ROOTS = env.path_list("CERTPANEL_INSTALL_ROOTS", [DATA_DIR / "install"])
+# Certificates for servers the panel does not manage (certs/challenges/external.py, admins only):
+# http-01-webroot writes tokens only under these document roots ...
+WEBROOT_ROOTS = env.path_list("CERTPANEL_WEBROOT_ROOTS", ["/var/www", "/srv/www"])
+# ... http-01-nginx / -apache add the challenge only to configs below these ...
+EXTERNAL_CONFIG_ROOTS = env.path_list("CERTPANEL_EXTERNAL_CONFIG_ROOTS", ["/etc/nginx", "/etc/apache2", "/etc/httpd"])
+# ... and http-01-standalone listens here while the CA validates (the CA always asks port 80;
+# another port only behind a port forward, or for a test CA). Empty address: every IPv4 address.
+STANDALONE_PORT = env.port("CERTPANEL_STANDALONE_PORT", 80)
+STANDALONE_ADDRESS = env.str("CERTPANEL_STANDALONE_ADDRESS", "")
+# How long the standalone server stays up waiting for the CA's verdict.
+STANDALONE_VALIDATION_SECONDS = env.float("CERTPANEL_STANDALONE_VALIDATION_SECONDS", 60.0)
 
 # --- ACME
 CA_BUNDLE = env.existing_file("CERTPANEL_CA_BUNDLE")  # extra trust anchors for private or test CAs

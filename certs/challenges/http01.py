@@ -14,10 +14,15 @@ from django.conf import settings
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
-def _path(token: str) -> Path:
-    if not _TOKEN.match(token):  # tokens are base64url; anything else could escape the directory
+def safe_token(token: str) -> str:
+    """The token, if it is base64url (as the CA must send it): anything else could escape a directory."""
+    if not _TOKEN.match(token):
         raise ValueError(f"refusing an HTTP-01 token that is not base64url: {token[:40]!r}")
-    return Path(settings.ACME_CHALLENGE_DIR) / token
+    return token
+
+
+def _path(token: str) -> Path:
+    return Path(settings.ACME_CHALLENGE_DIR) / safe_token(token)
 
 
 def present(token: str, key_authorization: str) -> None:

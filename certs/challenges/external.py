@@ -1,0 +1,81 @@
+"""HTTP-01 on servers the panel does not manage, like acme.sh --webroot, --nginx, --apache.
+
+Contract of a mode (a module named in MODES, run on a Celery worker):
+
+    present(certificate, presentations: list[Presentation]) -> dict
+        Make http://<name>/.well-known/acme-challenge/<token> answer exactly
+        <key_authorization> for every Presentation(name, token, key_authorization), using
+        the certificate's settings (`webroot`, `server_config`). Return a JSON-serialisable
+        state recording exactly what was created or changed (files, backups, reloads). The
+        order stores it on every presented Challenge row (`provider_state`) before it
+        answers the CA, so any worker can clean up later.
+        On failure, undo your own partial work and raise PresentationError with a message
+        for the user (it becomes the order's error). Presenting the same tokens again (a
+        re-delivered task) must be harmless and return an equivalent state.
+    cleanup(certificate, state: dict) -> None
+        Undo exactly what `state` records, nothing else: files back byte-identical, a
+        reloaded server serving its old config again. Safe to run twice and after a partial
+        run. Raise PresentationError if something could not be restored: the order logs it
+        and a later clean-up of the order tries again.
+
+Paths come from the certificate and were checked at request time (certs.certificates);
+check them again in present() against settings.WEBROOT_ROOTS / EXTERNAL_CONFIG_ROOTS,
+which may have changed since. Tokens are base64url: pass them through http01.safe_token()
+before using one in a path.
+
+http-01-standalone is not such a mode: its listener lives only inside the step that waits
+for the CA (certs/challenges/standalone.py, certs/orders.py).
+"""
+
+import importlib
+from dataclasses import dataclass
+
+from django.utils.translation import gettext as _
+
+from certs.models import ChallengeType
+
+# Registry, not discovery: method -> dotted path of its module.
+MODES = {
+    ChallengeType.HTTP01_WEBROOT: "certs.challenges.webroot",
+    ChallengeType.HTTP01_NGINX: "certs.challenges.nginx_mode",
+    ChallengeType.HTTP01_APACHE: "certs.challenges.apache_mode",
+}
+
+
+class PresentationError(Exception):
+    """The challenge could not be presented or cleaned up; the message is for the user."""
+
+
+@dataclass(frozen=True)
+class Presentation:
+    name: str  # the identifier the CA asks, e.g. www.example.com
+    token: str
+    key_authorization: str
+
+
+def mode_module(method):
+    """The module implementing `method`; PresentationError while it is not built yet."""
+    path = MODES[ChallengeType(method)]
+    try:
+        return importlib.import_module(path)
+    except ModuleNotFoundError as exc:
+        if exc.name != path:
+            raise
+        raise PresentationError(_("The validation method %(method)s is not available yet in this version of "
+                                  "the panel.") % {"method": ChallengeType(method).value})
+
+
+def is_available(method) -> bool:
+    try:
+        mode_module(method)
+    except PresentationError:
+        return False
+    return True
+
+
+def present(certificate, presentations) -> dict:
+    return mode_module(certificate.challenge).present(certificate, list(presentations))
+
+
+def cleanup(certificate, state) -> None:
+    mode_module(certificate.challenge).cleanup(certificate, state)

@@ -1,0 +1,72 @@
+"""http-01-webroot, like acme.sh --webroot: the token file is written under a document root
+that some other web server already serves over plain HTTP.
+
+The state records the files written and the directories created for them, so clean-up
+removes exactly those (a directory only while it is empty: the site may have put its own
+files there since).
+"""
+
+import errno
+import os
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+
+from certs.challenges import http01
+from certs.challenges.external import PresentationError
+from panel import validation
+
+CHALLENGE_SUBDIR = (".well-known", "acme-challenge")
+
+
+def validate_webroot(value) -> str:
+    """An existing directory below one of settings.WEBROOT_ROOTS, also once symbolic links are followed."""
+    roots = settings.WEBROOT_ROOTS
+    path = validation.validate_path_under(value, roots, _("document root"))
+    if not path.is_dir():
+        raise ValidationError(_("The directory %(dir)s does not exist.") % {"dir": path})
+    if not validation.is_under(path.resolve(), roots):
+        raise ValidationError(_("The document root leads outside the allowed directories through a symbolic link."))
+    return str(path)
+
+
+def present(certificate, presentations) -> dict:
+    try:
+        root = Path(validate_webroot(certificate.webroot))
+    except ValidationError as exc:
+        raise PresentationError(f"{certificate.webroot}: {' '.join(exc.messages)}")
+    state = {"files": [], "directories": []}
+    try:
+        directory = root
+        for part in CHALLENGE_SUBDIR:
+            directory = directory / part
+            if not directory.is_dir():
+                directory.mkdir(mode=0o755)
+                os.chmod(directory, 0o755)  # readable by the web server whatever the worker's umask
+                state["directories"].append(str(directory))
+        if not validation.is_under(directory.resolve(), settings.WEBROOT_ROOTS):
+            raise PresentationError(f"{directory} leads outside the allowed directories through a symbolic link")
+        for presentation in presentations:
+            path = directory / http01.safe_token(presentation.token)
+            tmp = path.with_name(f".{presentation.token}.tmp")
+            tmp.write_text(presentation.key_authorization)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+            state["files"].append(str(path))
+    except (OSError, PresentationError) as exc:
+        cleanup(certificate, state)
+        raise PresentationError(f"could not write the challenge under {root}: {exc}") from exc
+    return state
+
+
+def cleanup(certificate, state) -> None:
+    for path in state.get("files", []):
+        Path(path).unlink(missing_ok=True)
+    for directory in reversed(state.get("directories", [])):  # deepest first
+        try:
+            Path(directory).rmdir()
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ENOTEMPTY):
+                raise
