@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from certs import cas, certificates, dns_credentials, notifications, upload
 from certs.dns import registry
 from certs.dns.base import DnsProviderError
-from certs.models import (SITE_CHALLENGES, AcmeAccount, ChallengeType, DnsCredential, KeyType, NotificationEvent,
+from certs.models import (EXTERNAL_CHALLENGES, SITE_CHALLENGES, AcmeAccount, ChallengeType, DnsCredential, KeyType, NotificationEvent,
                           ReloadPreset)
 from panel import access, validation
 from panel.models import Site
@@ -119,6 +119,52 @@ class IssueCertificateForm(forms.Form):
             ))
         except ValidationError as exc:
             self.add_error(None, exc)  # keyed by field: each message lands on its field
+        return data
+
+
+class ExternalCertificateForm(forms.Form):
+    """Admins: a certificate for a server the panel does not manage (acme.sh --webroot,
+    --standalone, --nginx, --apache); install targets deliver it there."""
+
+    account = AccountChoiceField(label=_("ACME account"), queryset=AcmeAccount.objects.none(), empty_label=None)
+    domains = forms.CharField(
+        label=_("Names"), max_length=10000,
+        widget=forms.TextInput(attrs={"autocapitalize": "none", "spellcheck": "false",
+                                      "placeholder": "example.com www.example.com"}),
+        help_text=_("Separated by spaces or commas."),
+    )
+    key_type = forms.ChoiceField(label=_("Key type"), choices=KeyType.choices, initial=KeyType.EC256)
+    challenge = forms.ChoiceField(label=_("Validation method"), choices=[(c.value, c.label) for c in EXTERNAL_CHALLENGES],
+                                  initial=ChallengeType.HTTP01_WEBROOT, widget=forms.RadioSelect)
+    webroot = forms.CharField(
+        label=_("Document root"), required=False, max_length=4096,
+        widget=forms.TextInput(attrs={"spellcheck": "false", "placeholder": "/var/www/example"}),
+        help_text=_("For http-01-webroot: the directory the server serves the names from over plain HTTP."),
+    )
+    server_config = forms.CharField(
+        label=_("Server config file"), required=False, max_length=4096,
+        widget=forms.TextInput(attrs={"spellcheck": "false", "placeholder": "/etc/nginx/sites-enabled/example"}),
+        help_text=_("For http-01-nginx and http-01-apache: the file with the server block of these names."),
+    )
+
+    def __init__(self, user, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.fields["account"].queryset = (
+            access.scoped(AcmeAccount, user).filter(status=AcmeAccount.Status.VALID).defer("account_key", "eab_hmac_key")
+        )
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            data.update(certificates.clean_request(
+                self.user, data["domains"].replace(",", " ").split(), data["challenge"],
+                webroot=data["webroot"].strip(), server_config=data["server_config"].strip(),
+            ))
+        except ValidationError as exc:
+            self.add_error(None, exc)
         return data
 
 

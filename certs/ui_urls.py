@@ -7,6 +7,7 @@ from certs import reload_preset_views, views
 urlpatterns = [
     path("sites/<int:site_pk>/certificates/", views.issue_certificate, name="certificate-issue"),
     path("certificates/", views.certificate_list, name="certificate-list"),
+    path("certificates/issue-external/", views.certificate_issue_external, name="certificate-issue-external"),
     path("certificates/upload/", views.certificate_upload, name="certificate-upload"),
     path("certificates/<int:pk>/renew/", views.renew_certificate, name="certificate-renew"),
     path("orders/<int:pk>/status/", views.order_status, name="order-status"),

@@ -31,6 +31,7 @@ from certs.forms import (
     AcmeAccountForm,
     DnsCredentialForm,
     DnsProviderChoiceForm,
+    ExternalCertificateForm,
     IssueCertificateForm,
     NotificationChannelForm,
     UploadCertificateForm,
@@ -40,6 +41,7 @@ from certs.health import Health, health_filter
 from certs.models import (AcmeAccount, Certificate, Challenge, DnsCredential, NotificationChannel,
                           NotificationEvent, Order)
 from panel import access, audit, clock, validation
+from panel.access import admin_required
 from panel.models import Site
 from panel.sorting import ListSorting, SortableColumn
 
@@ -209,8 +211,26 @@ def certificate_list(request):
         with_days_left(certificate)
     return render(request, "certs/certificate_list.html", {
         "nav": "certificates", "page": page, "q": query, "health": health, "sorting": sorting,
-        "columns": sorting.headers,
+        "columns": sorting.headers, "is_admin": access.is_admin(request.user),
     })
+
+
+@admin_required
+def certificate_issue_external(request):
+    """A certificate for a server the panel does not manage."""
+    form = ExternalCertificateForm(request.user, request.POST or None)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            certificate = certificates.request_certificate(
+                request.user, data["account"], data["domains"], data["key_type"], data["challenge"],
+                webroot=data["webroot"], server_config=data["server_config"])
+        except ValidationError as exc:  # the certificate quota is used up
+            form.add_error(None, exc)
+        else:
+            messages.success(request, _("Certificate requested; the order's progress is shown below."))
+            return redirect("ui:certificate-detail", pk=certificate.pk)
+    return render(request, "certs/certificate_issue_external.html", {"nav": "certificates", "form": form})
 
 
 @login_required

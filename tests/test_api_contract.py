@@ -54,4 +54,6 @@ def test_dns_paths_and_fields(schema):
     assert {"dns_credential", "challenge_alias"} <= set(properties(schema, "Certificate"))
     assert "credentials" in properties(schema, "DnsCredentialRequest")
     assert "credentials" not in properties(schema, "DnsCredential")  # write-only: never read back
-    assert set(schema["components"]["schemas"]["ChallengeEnum"]["enum"]) == {"http-01", "dns-01", "dns-01-manual"}
+    assert set(schema["components"]["schemas"]["ChallengeEnum"]["enum"]) == {
+        "http-01", "dns-01", "dns-01-manual", "http-01-webroot", "http-01-standalone", "http-01-nginx", "http-01-apache"}
+    assert {"webroot", "server_config"} <= set(properties(schema, "Certificate"))
