@@ -1,6 +1,5 @@
 """Requesting a certificate: the rules, and the one way to create one (UI and API)."""
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
@@ -73,24 +72,13 @@ def _clean_server_paths(challenge, webroot, server_config):
         raise ValidationError({"webroot": [_("A document root is only used with http-01-webroot.")]})
     if uses_config:
         try:
-            server_config = validate_server_config(server_config)
+            server_config = external.validate_server_config(server_config)
         except ValidationError as exc:
             raise ValidationError({"server_config": exc.messages})
     elif server_config:
         raise ValidationError({"server_config": [_("A server config is only used with http-01-nginx or "
                                                    "http-01-apache.")]})
     return webroot, server_config
-
-
-def validate_server_config(value) -> str:
-    """An existing file below one of settings.EXTERNAL_CONFIG_ROOTS, also once symbolic links are followed."""
-    roots = settings.EXTERNAL_CONFIG_ROOTS
-    path = validation.validate_path_under(value, roots, _("server config"))
-    if not path.is_file():
-        raise ValidationError(_("The file %(path)s does not exist.") % {"path": path})
-    if not validation.is_under(path.resolve(), roots):
-        raise ValidationError(_("The server config leads outside the allowed directories through a symbolic link."))
-    return str(path)
 
 
 def request_certificate(owner, account, domains, key_type, challenge=ChallengeType.HTTP01, site=None,

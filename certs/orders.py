@@ -203,7 +203,7 @@ def _record_failure(order, message, retry_after=None):
 def _cleanup_challenges(order):
     """Remove what we presented. A failure here is reported, never fatal to the order."""
     pending = Challenge.objects.filter(authorization__order=order, cleaned_up=False)
-    if order.certificate.challenge in external.MODES:
+    if ChallengeType(order.certificate.challenge).is_external:
         _cleanup_external(order, pending)
         return
     for challenge in pending:
@@ -224,7 +224,8 @@ def _cleanup_challenges(order):
 
 
 def _cleanup_external(order, challenges):
-    """One clean-up per presentation: the challenges presented together share its state."""
+    """One clean-up per presentation: the challenges presented together share its state.
+    Standalone presents nothing that outlives its step."""
     batches = {}
     for challenge in challenges:
         key = json.dumps(challenge.provider_state, sort_keys=True) if challenge.presented_at else None
@@ -407,6 +408,9 @@ def _validate_standalone(order, acme):
     listening. A step run again (its worker died) listens again for what is still pending."""
     pending = list(Challenge.objects.filter(authorization__order=order).exclude(authorization__status="valid")
                    .select_related("authorization"))
+    if not pending:  # every name was already authorized at this CA: no need for the port
+        order.status = Order.Status.VALIDATING
+        return 0
     responses = {c.token: acme.key_authorization(c.token) for c in pending}
     port = settings.STANDALONE_PORT
     try:

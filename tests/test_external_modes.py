@@ -111,12 +111,12 @@ def test_wildcards_are_refused_for_every_http_mode(admin_user, roots):
 
 def test_a_server_config_must_be_an_existing_file_below_the_config_roots(roots):
     config = roots / "etc" / "shop.conf"
-    assert certificates.validate_server_config(str(config)) == str(config)
+    assert external.validate_server_config(str(config)) == str(config)
     (roots / "etc" / "passwd").symlink_to("/etc/passwd")
     for given, says in [("/etc/passwd", "allowed directories"), (str(roots / "etc" / "none.conf"), "does not exist"),
                         (str(roots / "etc" / "passwd"), "symbolic link")]:
         with pytest.raises(ValidationError, match=says):
-            certificates.validate_server_config(given)
+            external.validate_server_config(given)
 
 
 def test_a_mode_not_built_yet_is_refused_when_requested(admin_user, roots):
@@ -229,3 +229,47 @@ def test_standalone_names_the_port_and_who_holds_it():
         holder.close()
     program = Path("/proc/self/comm").read_text().strip()
     assert f"port {port} is in use by {program} (pid {os.getpid()})" in str(raised.value)
+
+
+# --- the order's clean-up of what a mode presented
+
+
+class RecordingMode:
+    """A mode module that records its clean-ups and fails the first one."""
+
+    def __init__(self):
+        self.cleaned = []
+
+    def present(self, certificate, presentations):
+        return {"snippet": "/etc/nginx/acme.inc", "tokens": sorted(p.token for p in presentations)}
+
+    def cleanup(self, certificate, state):
+        self.cleaned.append(state)
+        if len(self.cleaned) == 1:
+            raise external.PresentationError("nginx -t failed")
+
+
+def test_challenges_presented_together_are_cleaned_up_once_and_retried_after_a_failure(admin_user, roots):
+    from certs import orders
+    from certs.models import Authorization, Challenge, Order
+
+    mode = RecordingMode()
+    certificate = Certificate.objects.create(owner=admin_user, domains=["a.example", "b.example"],
+                                             challenge="http-01-nginx", server_config=str(roots / "etc" / "shop.conf"))
+    order = Order.objects.create(owner=admin_user, certificate=certificate)
+    presented = [Presentation(name, f"tok-{name[0]}", "k") for name in certificate.domains]
+    with mock.patch.dict(external.MODES, {"http-01-nginx": "recording_mode"}), \
+            mock.patch.dict("sys.modules", {"recording_mode": mode}):
+        state = external.present(certificate, presented)
+        for presentation in presented:
+            authorization = Authorization.objects.create(order=order, url=f"https://ca.test/{presentation.token}",
+                                                         identifier=presentation.name)
+            Challenge.objects.create(authorization=authorization, type="http-01", url="https://ca.test/c",
+                                     token=presentation.token, provider_state=state, presented_at=order.created_at)
+        orders._cleanup_challenges(order)
+        assert not Challenge.objects.filter(cleaned_up=True).exists()
+        assert "nginx -t failed" in order.log_entries.last().text
+        orders._cleanup_challenges(order)
+        orders._cleanup_challenges(order)
+    assert mode.cleaned == [state, state]  # once per presentation: the failed try, then the retry
+    assert Challenge.objects.filter(cleaned_up=True).count() == 2

@@ -19,8 +19,8 @@ Contract of a mode (a module named in MODES, run on a Celery worker):
         and a later clean-up of the order tries again.
 
 Paths come from the certificate and were checked at request time (certs.certificates);
-check them again in present() against settings.WEBROOT_ROOTS / EXTERNAL_CONFIG_ROOTS,
-which may have changed since. Tokens are base64url: pass them through http01.safe_token()
+check them again in present() (validate_server_config below, webroot.validate_webroot):
+the configured roots may have changed since. Tokens are base64url: pass them through http01.safe_token()
 before using one in a path.
 
 http-01-standalone is not such a mode: its listener lives only inside the step that waits
@@ -30,9 +30,12 @@ for the CA (certs/challenges/standalone.py, certs/orders.py).
 import importlib
 from dataclasses import dataclass
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
 from certs.models import ChallengeType
+from panel import validation
 
 # Registry, not discovery: method -> dotted path of its module.
 MODES = {
@@ -79,3 +82,14 @@ def present(certificate, presentations) -> dict:
 
 def cleanup(certificate, state) -> None:
     mode_module(certificate.challenge).cleanup(certificate, state)
+
+
+def validate_server_config(value) -> str:
+    """An existing file below one of settings.EXTERNAL_CONFIG_ROOTS, also once symbolic links are followed."""
+    roots = settings.EXTERNAL_CONFIG_ROOTS
+    path = validation.validate_path_under(value, roots, _("server config"))
+    if not path.is_file():
+        raise ValidationError(_("The file %(path)s does not exist.") % {"path": path})
+    if not validation.is_under(path.resolve(), roots):
+        raise ValidationError(_("The server config leads outside the allowed directories through a symbolic link."))
+    return str(path)
