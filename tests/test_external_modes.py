@@ -151,6 +151,8 @@ def test_an_admin_issues_for_another_server_in_the_ui(admin_client, admin_user, 
     assert answer["Location"] == reverse("ui:certificate-detail", args=[certificate.pk])
     assert (certificate.domains, certificate.challenge) == (["shop.example.com", "www.shop.example.com"],
                                                             "http-01-webroot")
+    detail = admin_client.get(answer["Location"]).content.decode()
+    assert f"HTTP-01, file written under a document root: <code>{roots / 'www' / 'shop'}</code>" in detail
 
 
 def test_a_sites_issue_form_offers_only_the_panels_own_methods(admin_client, admin_user, roots):
