@@ -1,0 +1,159 @@
+"""Temporary edits to a web server's own config files, undone byte for byte.
+
+The nginx and Apache modes answer HTTP-01 through a server the panel does not manage:
+they insert one include line per server block and put the included snippet (and, for
+Apache, the token files) in a directory of their own. What they changed is kept in a
+JSON-serialisable state, so any worker can restore it: each edited file's original
+bytes and mode, and the bytes it was given.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from django.conf import settings
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+_KEY_AUTHORIZATION = re.compile(r"^[A-Za-z0-9_-]{1,256}\.[A-Za-z0-9_-]{1,256}$")
+SELF_CHECK_SECONDS = 10.0  # how long a reload may take before the new answer is served
+
+
+class ServerConfigError(Exception):
+    """The server's config could not be used or changed; the message says why, for a person."""
+
+
+def check_answers(names_tokens) -> list[tuple[str, str, str]]:
+    """(name, token, key authorization) triples, refused unless every part is plain ACME text.
+
+    They end up inside the server's config, so nothing else may get through.
+    """
+    answers = [(name.lower().rstrip("."), token, key) for name, token, key in names_tokens]
+    for name, token, key in answers:
+        if not _TOKEN.match(token) or not _KEY_AUTHORIZATION.match(key) or key.split(".")[0] != token:
+            raise ServerConfigError(f"{name}: refusing an HTTP-01 answer that is not base64url")
+    if not answers:
+        raise ServerConfigError("no names to validate")
+    return answers
+
+
+def make_work_dir(work_root: Path | None) -> Path:
+    """A fresh directory for this presentation's snippet and files, readable by the server's workers."""
+    root = Path(work_root or Path(settings.DATA_DIR) / "external-challenges")
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o755)
+    work_dir = Path(tempfile.mkdtemp(prefix="present-", dir=root))
+    os.chmod(work_dir, 0o755)
+    return work_dir
+
+
+def write_public(path: Path, text: str) -> None:
+    path.write_text(text)
+    os.chmod(path, 0o644)
+
+
+def new_state(config_path, work_dir: Path) -> dict:
+    return {"config": str(config_path), "work_dir": str(work_dir), "files": []}
+
+
+def insert_lines(state: dict, path: Path, insertions: list[tuple[int, bytes]], expected: bytes) -> None:
+    """Insert `insertions` [(offset, bytes)] into `path`, whose current bytes must be `expected`.
+
+    The original is recorded in `state` before the file is touched, so a failure from here on
+    can always be undone.
+    """
+    path = Path(os.path.realpath(path))  # edit the file a symlink (sites-enabled/...) points to
+    original = path.read_bytes()
+    if original != expected:
+        raise ServerConfigError(f"{path} changed while it was being read; try again")
+    edited = original
+    for offset, text in sorted(insertions, reverse=True):
+        edited = edited[:offset] + text + edited[offset:]
+    st = path.stat()
+    state["files"].append({
+        "path": str(path),
+        "mode": st.st_mode & 0o7777,
+        "uid": st.st_uid,
+        "gid": st.st_gid,
+        "original": base64.b64encode(original).decode(),
+        "edited_sha256": hashlib.sha256(edited).hexdigest(),
+    })
+    _write_atomically(path, edited, st.st_mode & 0o7777, st.st_uid, st.st_gid)
+
+
+def restore_files(state: dict) -> list[str]:
+    """Put every edited file back as it was and remove the work directory.
+
+    A file somebody changed meanwhile is left alone (their change wins) and reported.
+    """
+    problems = []
+    for entry in reversed(state.get("files", [])):
+        path = Path(entry["path"])
+        original = base64.b64decode(entry["original"])
+        try:
+            current = path.read_bytes()
+        except FileNotFoundError:
+            current = None
+        if current == original:
+            continue
+        if current is None or hashlib.sha256(current).hexdigest() != entry["edited_sha256"]:
+            problems.append(f"{path} was changed by someone else meanwhile; remove the CertPanel include line by hand")
+            continue
+        _write_atomically(path, original, entry["mode"], entry["uid"], entry["gid"])
+    shutil.rmtree(state.get("work_dir", ""), ignore_errors=True)
+    return problems
+
+
+def _write_atomically(path: Path, data: bytes, mode: int, uid: int, gid: int) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".certpanel", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fchmod(f.fileno(), mode)
+            if (uid, gid) != (os.getuid(), os.getgid()):
+                os.fchown(f.fileno(), uid, gid)
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def wait_until_served(address: str, port: int, answers) -> None:
+    """Poll the server until it answers every token with its key authorization (a reload is asynchronous)."""
+    deadline = time.monotonic() + SELF_CHECK_SECONDS
+    pending = list(answers)
+    last = ""
+    while pending:
+        name, token, key = pending[0]
+        try:
+            status, body = http_get(address, port, name, f"/.well-known/acme-challenge/{token}")
+            if status == 200 and body.strip() == key:
+                pending.pop(0)
+                continue
+            last = f"HTTP {status}"
+        except OSError as exc:
+            last = str(exc)
+        if time.monotonic() > deadline:
+            raise ServerConfigError(
+                f"{name}: the server did not serve the challenge at {address}:{port} after reloading ({last})"
+            )
+        time.sleep(0.05)
+
+
+def http_get(address: str, port: int, host: str, path: str) -> tuple[int, str]:
+    connection = http.client.HTTPConnection(address, port, timeout=5)
+    try:
+        connection.request("GET", path, headers={"Host": host})
+        response = connection.getresponse()
+        return response.status, response.read().decode(errors="replace")
+    finally:
+        connection.close()
