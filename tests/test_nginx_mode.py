@@ -142,7 +142,7 @@ def test_a_snippet_nginx_rejects_is_reported_and_every_file_restored(hand_made_n
     config, port = hand_made_nginx
     before = tree_digest(config.parent)
     monkeypatch.setattr(nginx_mode, "_snippet", lambda answers: "no_such_directive on;\n")
-    with pytest.raises(ServerConfigError, match="nginx -t rejected the config.*no_such_directive"):
+    with pytest.raises(ServerConfigError, match="(?s)nginx -t rejected the config.*no_such_directive"):
         nginx_mode.present(config, [("app.example", TOKEN_A, KEY_A)], port=port, work_root=tmp_path / "work")
     assert tree_digest(config.parent) == before
     assert get(port, "app.example") == (200, "app")
