@@ -137,6 +137,12 @@ STANDALONE_PORT = env.port("CERTPANEL_STANDALONE_PORT", 80)
 STANDALONE_ADDRESS = env.str("CERTPANEL_STANDALONE_ADDRESS", "")
 # How long the standalone server stays up waiting for the CA's verdict.
 STANDALONE_VALIDATION_SECONDS = env.float("CERTPANEL_STANDALONE_VALIDATION_SECONDS", 60.0)
+# http-01-nginx / -apache add the challenge to the server blocks listening on this port (the
+# CA asks port 80; another only behind a port forward, or for a test CA) ...
+EXTERNAL_HTTP_PORT = env.port("CERTPANEL_EXTERNAL_HTTP_PORT", 80)
+# ... through a snippet (and, for Apache, token files) kept here: that server's workers must be
+# able to read it.
+EXTERNAL_CHALLENGE_DIR = env.directory("CERTPANEL_EXTERNAL_CHALLENGE_DIR", DATA_DIR / "external-challenges")
 
 # --- ACME
 CA_BUNDLE = env.existing_file("CERTPANEL_CA_BUNDLE")  # extra trust anchors for private or test CAs

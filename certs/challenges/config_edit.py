@@ -20,14 +20,29 @@ import time
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from certs.challenges import external
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _KEY_AUTHORIZATION = re.compile(r"^[A-Za-z0-9_-]{1,256}\.[A-Za-z0-9_-]{1,256}$")
 SELF_CHECK_SECONDS = 10.0  # how long a reload may take before the new answer is served
 
 
-class ServerConfigError(Exception):
+class ServerConfigError(external.PresentationError):
     """The server's config could not be used or changed; the message says why, for a person."""
+
+
+def server_config_of(certificate) -> Path:
+    """The certificate's server config, checked again: the allowed roots may have changed since the request."""
+    try:
+        return Path(external.validate_server_config(certificate.server_config))
+    except ValidationError as exc:
+        raise ServerConfigError(f"{certificate.server_config}: {' '.join(exc.messages)}")
+
+
+def answers_of(presentations) -> list[tuple[str, str, str]]:
+    return [(p.name, p.token, p.key_authorization) for p in presentations]
 
 
 def check_answers(names_tokens) -> list[tuple[str, str, str]]:
@@ -46,7 +61,7 @@ def check_answers(names_tokens) -> list[tuple[str, str, str]]:
 
 def make_work_dir(work_root: Path | None) -> Path:
     """A fresh directory for this presentation's snippet and files, readable by the server's workers."""
-    root = Path(work_root or Path(settings.DATA_DIR) / "external-challenges")
+    root = Path(work_root or settings.EXTERNAL_CHALLENGE_DIR)
     root.mkdir(parents=True, exist_ok=True)
     os.chmod(root, 0o755)
     work_dir = Path(tempfile.mkdtemp(prefix="present-", dir=root))
