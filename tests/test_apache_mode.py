@@ -78,7 +78,7 @@ def test_present_answers_through_each_virtual_host_and_restore_puts_every_byte_b
     before = tree_digest(config.parent)
     assert challenge(port, "www.shop.example", TOKEN_A)[0] == 404
 
-    state = apache_mode.present(
+    state = apache_mode.present_in_config(
         config, [("www.shop.example", TOKEN_A, KEY_A), ("x.blog.example", TOKEN_B, KEY_B)],
         port=port, work_root=readable_dir / "work",
     )
@@ -99,7 +99,7 @@ def test_present_answers_through_each_virtual_host_and_restore_puts_every_byte_b
 def test_a_name_without_its_own_virtual_host_is_answered_by_the_default_one(hand_made_apache, readable_dir):
     config, port = hand_made_apache
     before = tree_digest(config.parent)
-    state = apache_mode.present(config, [("other.example", TOKEN_A, KEY_A)], port=port,
+    state = apache_mode.present_in_config(config, [("other.example", TOKEN_A, KEY_A)], port=port,
                                 work_root=readable_dir / "work")
     assert challenge(port, "other.example", TOKEN_A) == (200, KEY_A)
     apache_mode.restore(state)
@@ -110,7 +110,7 @@ def test_no_virtual_host_on_the_port_is_a_clear_error(hand_made_apache, readable
     config, port = hand_made_apache
     before = tree_digest(config.parent)
     with pytest.raises(ServerConfigError, match=f"no <VirtualHost> .* listens on port {port + 1}"):
-        apache_mode.present(config, [("shop.example", TOKEN_A, KEY_A)], port=port + 1,
+        apache_mode.present_in_config(config, [("shop.example", TOKEN_A, KEY_A)], port=port + 1,
                             work_root=readable_dir / "work")
     assert tree_digest(config.parent) == before
 
@@ -120,7 +120,7 @@ def test_a_snippet_apache_rejects_is_reported_and_every_file_restored(hand_made_
     before = tree_digest(config.parent)
     monkeypatch.setattr(apache_mode, "_snippet", lambda answers_dir: "NoSuchDirective on\n")
     with pytest.raises(ServerConfigError, match="(?s)apache2ctl -t rejected the config.*NoSuchDirective"):
-        apache_mode.present(config, [("shop.example", TOKEN_A, KEY_A), ("blog.example", TOKEN_B, KEY_B)],
+        apache_mode.present_in_config(config, [("shop.example", TOKEN_A, KEY_A), ("blog.example", TOKEN_B, KEY_B)],
                             port=port, work_root=readable_dir / "work")
     assert tree_digest(config.parent) == before
     assert not list((readable_dir / "work").iterdir())

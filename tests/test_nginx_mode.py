@@ -80,7 +80,7 @@ def test_present_answers_through_each_serving_block_and_restore_puts_every_byte_
     before = tree_digest(config.parent)
     answers_before = {h: get(port, h) for h in ("shop.example", "x.blog.example", "app.example")}
 
-    state = nginx_mode.present(
+    state = nginx_mode.present_in_config(
         config, [("www.shop.example", TOKEN_A, KEY_A), ("app.example", TOKEN_B, KEY_B)],
         port=port, work_root=tmp_path / "work",
     )
@@ -101,7 +101,7 @@ def test_present_answers_through_each_serving_block_and_restore_puts_every_byte_
 
 def test_a_wildcard_name_and_the_default_server_serve_names_without_an_exact_block(hand_made_nginx, tmp_path):
     config, port = hand_made_nginx
-    state = nginx_mode.present(
+    state = nginx_mode.present_in_config(
         config, [("x.blog.example", TOKEN_A, KEY_A), ("unknown.example", TOKEN_B, KEY_B)],
         port=port, work_root=tmp_path / "work",
     )
@@ -116,7 +116,7 @@ def test_no_block_on_the_port_is_a_clear_error_and_changes_nothing(hand_made_ngi
     config, port = hand_made_nginx
     before = tree_digest(config.parent)
     with pytest.raises(ServerConfigError, match=f"shop.example: no server block .* listens on port {port + 1}"):
-        nginx_mode.present(config, [("shop.example", TOKEN_A, KEY_A)], port=port + 1, work_root=tmp_path / "work")
+        nginx_mode.present_in_config(config, [("shop.example", TOKEN_A, KEY_A)], port=port + 1, work_root=tmp_path / "work")
     assert tree_digest(config.parent) == before
 
 
@@ -124,12 +124,12 @@ def test_a_failure_half_way_restores_every_file(hand_made_nginx, tmp_path, monke
     config, port = hand_made_nginx
     before = tree_digest(config.parent)
 
-    def reload_fails(config_path):
+    def reload_fails(config_path, pid_file):
         raise ServerConfigError("nginx could not reload: simulated")
 
     monkeypatch.setattr(nginx_mode, "_reload", reload_fails)
     with pytest.raises(ServerConfigError, match="simulated"):
-        nginx_mode.present(
+        nginx_mode.present_in_config(
             config, [("shop.example", TOKEN_A, KEY_A), ("app.example", TOKEN_B, KEY_B)],
             port=port, work_root=tmp_path / "work",
         )
@@ -143,7 +143,7 @@ def test_a_snippet_nginx_rejects_is_reported_and_every_file_restored(hand_made_n
     before = tree_digest(config.parent)
     monkeypatch.setattr(nginx_mode, "_snippet", lambda answers: "no_such_directive on;\n")
     with pytest.raises(ServerConfigError, match="(?s)nginx -t rejected the config.*no_such_directive"):
-        nginx_mode.present(config, [("app.example", TOKEN_A, KEY_A)], port=port, work_root=tmp_path / "work")
+        nginx_mode.present_in_config(config, [("app.example", TOKEN_A, KEY_A)], port=port, work_root=tmp_path / "work")
     assert tree_digest(config.parent) == before
     assert get(port, "app.example") == (200, "app")
 
@@ -152,7 +152,7 @@ def test_answers_that_are_not_acme_text_never_reach_the_config(hand_made_nginx, 
     config, port = hand_made_nginx
     before = tree_digest(config.parent)
     with pytest.raises(ServerConfigError, match="not base64url"):
-        nginx_mode.present(
+        nginx_mode.present_in_config(
             config, [("app.example", TOKEN_A, f'{TOKEN_A}.x"; return 200 "owned')], port=port,
             work_root=tmp_path / "work",
         )

@@ -1,6 +1,6 @@
 """HTTP-01 through an Apache httpd 2.4 the panel does not manage (acme.sh --apache).
 
-present(config_path, names_tokens, port=80) -> state
+present_in_config(config_path, names_tokens, port=80) -> state
     `config_path`: that Apache's main config file (Debian: /etc/apache2/apache2.conf; its
     directory's `envvars` is read, as apache2ctl does). `names_tokens`: (name, token, key
     authorization) triples. Finds the <VirtualHost> serving each name on the HTTP-01 port
@@ -11,6 +11,10 @@ present(config_path, names_tokens, port=80) -> state
 restore(state)
     Every edited file back byte for byte, the token directory removed, `apache2ctl -t`,
     graceful restart. Raises ServerConfigError if something could not be undone.
+
+present(certificate, presentations) / cleanup(certificate, state) are the mode contract of
+certs/challenges/external.py over these two: certificate.server_config (checked again against
+the allowed roots) and settings.EXTERNAL_HTTP_PORT. ServerConfigError is a PresentationError.
 
 Which virtual host serves a name follows Apache's rules, per address: the first (in config
 order) whose ServerName or a ServerAlias (with * and ?) matches, else the first one there.
@@ -24,6 +28,8 @@ import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from django.conf import settings
 
 from certs.challenges import config_edit
 from certs.challenges.config_edit import ServerConfigError
@@ -46,7 +52,7 @@ class VirtualHost:
         return (self.path, self.line)
 
 
-def present(config_path, names_tokens, port: int = 80, work_root=None) -> dict:
+def present_in_config(config_path, names_tokens, port: int = 80, work_root=None) -> dict:
     answers = config_edit.check_answers(names_tokens)
     config_path = Path(config_path)
     groups = _virtual_hosts(config_path, port)
@@ -94,6 +100,16 @@ def restore(state: dict) -> None:
         _ctl(config_path, "graceful", what="Apache could not restart gracefully")
     if problems:
         raise ServerConfigError("; ".join(problems))
+
+
+def present(certificate, presentations) -> dict:
+    """The mode contract (certs/challenges/external.py) on the certificate's server config."""
+    return present_in_config(config_edit.server_config_of(certificate), config_edit.answers_of(presentations),
+                             port=settings.EXTERNAL_HTTP_PORT)
+
+
+def cleanup(certificate, state: dict) -> None:
+    restore(state)
 
 
 def _snippet(answers_dir: Path) -> str:

@@ -1,6 +1,6 @@
 """HTTP-01 through an nginx the panel does not manage (acme.sh --nginx).
 
-present(config_path, names_tokens) -> state
+present_in_config(config_path, names_tokens, port=80) -> state
     `config_path`: that nginx's main config file. `names_tokens`: (name, token, key
     authorization) triples. Finds the server block(s) that serve each name on the HTTP-01
     port, inserts ONE include line into each, writes the included snippet into a directory
@@ -10,6 +10,10 @@ present(config_path, names_tokens) -> state
 restore(state)
     Writes every edited file back byte for byte (mode and owner too), removes the snippet,
     runs `nginx -t` and reloads. Raises ServerConfigError if something could not be undone.
+
+present(certificate, presentations) / cleanup(certificate, state) are the mode contract of
+certs/challenges/external.py over these two: certificate.server_config (checked again against
+the allowed roots) and settings.EXTERNAL_HTTP_PORT. ServerConfigError is a PresentationError.
 
 Which block serves a name follows nginx's own rules, per listening address: exact name,
 longest leading wildcard, longest trailing wildcard, first matching regex, else the
@@ -23,6 +27,7 @@ import glob
 import os
 import re
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +48,7 @@ class Directive:
     children: list["Directive"] = field(default_factory=list)
 
 
-def present(config_path, names_tokens, port: int = 80, work_root=None) -> dict:
+def present_in_config(config_path, names_tokens, port: int = 80, work_root=None) -> dict:
     answers = config_edit.check_answers(names_tokens)
     config_path = Path(config_path)
     files = _loaded_files(config_path)
@@ -59,6 +64,7 @@ def present(config_path, names_tokens, port: int = 80, work_root=None) -> dict:
 
     work_dir = config_edit.make_work_dir(work_root)
     state = config_edit.new_state(config_path, work_dir)
+    state["pid_file"] = str(_pid_file(tree))
     try:
         snippet = work_dir / "acme-challenge.conf"
         config_edit.write_public(snippet, _snippet(answers))
@@ -69,7 +75,7 @@ def present(config_path, names_tokens, port: int = 80, work_root=None) -> dict:
         for path, insertions in by_file.items():
             config_edit.insert_lines(state, path, insertions, files[path])
         _test(config_path)
-        _reload(config_path)
+        _reload(config_path, Path(state["pid_file"]))
         for server, address in chosen.values():
             served = [a for a in answers if any(s is server for s, _ in _servers_for(a[0], servers, port))]
             config_edit.wait_until_served(address, port, served)
@@ -84,9 +90,19 @@ def restore(state: dict) -> None:
     config_path = Path(state["config"])
     if state["files"]:
         _test(config_path)
-        _reload(config_path)
+        _reload(config_path, Path(state["pid_file"]))
     if problems:
         raise ServerConfigError("; ".join(problems))
+
+
+def present(certificate, presentations) -> dict:
+    """The mode contract (certs/challenges/external.py) on the certificate's server config."""
+    return present_in_config(config_edit.server_config_of(certificate), config_edit.answers_of(presentations),
+                             port=settings.EXTERNAL_HTTP_PORT)
+
+
+def cleanup(certificate, state: dict) -> None:
+    restore(state)
 
 
 def _snippet(answers) -> str:
@@ -121,10 +137,55 @@ def _test(config_path: Path) -> None:
         raise ServerConfigError(f"nginx -t rejected the config: {result.stderr.decode(errors='replace').strip()}")
 
 
-def _reload(config_path: Path) -> None:
+def _reload(config_path: Path, pid_file: Path) -> None:
+    """Reload, and wait until the old workers stop taking connections: until then one of them
+    may still answer a new request with the old config, even after a new worker has answered."""
+    try:
+        master = int(pid_file.read_text().strip())
+    except (OSError, ValueError) as exc:
+        raise ServerConfigError(f"nginx for {config_path} does not seem to run: cannot read {pid_file} ({exc})")
+    old_workers = _children(master)
     result = _nginx(config_path, "-s", "reload")
     if result.returncode != 0:
         raise ServerConfigError(f"nginx could not reload: {result.stderr.decode(errors='replace').strip()}")
+    deadline = time.monotonic() + config_edit.SELF_CHECK_SECONDS
+    while any(_accepts_connections(pid) for pid in old_workers):
+        if time.monotonic() > deadline:
+            raise ServerConfigError(f"nginx (pid {master}) did not retire its old workers after reloading")
+        time.sleep(0.02)
+
+
+def _pid_file(tree: list[Directive]) -> Path:
+    """Where the master's pid is: the config's `pid`, else the one nginx was built with."""
+    built = dict(re.findall(r"--(prefix|pid-path)=(\S+)", _nginx_build_options()))
+    prefix = Path(built.get("prefix", "/usr/local/nginx"))
+    configured = [d.args[0] for d in tree if d.name == "pid" and d.args]
+    return prefix / (configured[-1] if configured else built.get("pid-path", "logs/nginx.pid"))
+
+
+def _nginx_build_options() -> str:
+    return subprocess.run([settings.NGINX_BIN, "-V"], capture_output=True, timeout=60).stderr.decode(errors="replace")
+
+
+def _children(pid: int) -> set[int]:
+    children = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # exited meanwhile
+        if parent == pid:
+            children.add(int(stat.parent.name))
+    return children
+
+
+def _accepts_connections(pid: int) -> bool:
+    """An old process still up and not yet "worker process is shutting down" (nginx's own title)."""
+    try:
+        title = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"worker process" in title and b"shutting down" not in title
 
 
 # --- reading the config
