@@ -26,9 +26,6 @@ def clean_request(owner, domains, challenge, site=None, dns_credential=None, cha
         if not access.is_admin(owner):
             raise ValidationError({"challenge": [_("Only administrators may validate on servers the panel does "
                                                    "not manage.")]})
-        if challenge in external.MODES and not external.is_available(challenge):
-            raise ValidationError({"challenge": [_("The validation method %(method)s is not available yet in this "
-                                                   "version of the panel.") % {"method": challenge.value}]})
     try:
         names = validation.normalize_domain_list(domains)
     except ValidationError as exc:

@@ -1,7 +1,7 @@
 """Certificates for servers the panel does not manage (http-01-webroot, -standalone, -nginx,
--apache): admins only, paths only below the configured roots, a mode that is not built yet
-refused up front; the webroot mode removes exactly what it wrote, the standalone listener
-answers only while it runs and says who holds a busy port."""
+-apache): admins only, paths only below the configured roots (checked again when presenting);
+the webroot mode removes exactly what it wrote, the standalone listener answers only while it
+runs and says who holds a busy port."""
 
 import os
 import socket
@@ -16,7 +16,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from certs import certificates
-from certs.challenges import external, standalone, webroot
+from certs.challenges import apache_mode, external, nginx_mode, standalone, webroot
 from certs.challenges.external import Presentation
 from certs.models import AcmeAccount, Certificate
 from panel import sites
@@ -119,13 +119,21 @@ def test_a_server_config_must_be_an_existing_file_below_the_config_roots(roots):
             external.validate_server_config(given)
 
 
-def test_a_mode_not_built_yet_is_refused_when_requested(admin_user, roots):
-    missing = {**external.MODES, "http-01-nginx": "certs.challenges.not_built_here"}
-    with mock.patch.dict(external.MODES, missing):
-        answer = api_for(admin_user).post("/api/v1/certificates/", request_body(
-            admin_user, challenge="http-01-nginx", server_config=str(roots / "etc" / "shop.conf")), format="json")
-    assert answer.status_code == 400
-    assert "http-01-nginx is not available yet" in answer.json()["challenge"][0]
+@pytest.mark.parametrize("challenge", ["http-01-nginx", "http-01-apache"])
+def test_an_admin_issues_through_a_server_config_below_the_configured_roots(admin_user, roots, challenge):
+    config = roots / "etc" / "shop.conf"
+    answer = api_for(admin_user).post("/api/v1/certificates/", request_body(
+        admin_user, challenge=challenge, server_config=str(config)), format="json")
+    assert answer.status_code == 201, answer.json()
+    assert (answer.json()["challenge"], answer.json()["server_config"]) == (challenge, str(config))
+
+
+def test_the_nginx_and_apache_modes_check_the_server_config_again_when_presenting(roots, settings):
+    settings.EXTERNAL_CONFIG_ROOTS = [roots / "elsewhere"]
+    for mode in (nginx_mode, apache_mode):
+        with pytest.raises(external.PresentationError, match="allowed directories"):
+            mode.present(Certificate(server_config=str(roots / "etc" / "shop.conf")),
+                         [Presentation("shop.example.com", "t", "t.k")])
 
 
 # --- the UI

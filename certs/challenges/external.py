@@ -57,23 +57,7 @@ class Presentation:
 
 
 def mode_module(method):
-    """The module implementing `method`; PresentationError while it is not built yet."""
-    path = MODES[ChallengeType(method)]
-    try:
-        return importlib.import_module(path)
-    except ModuleNotFoundError as exc:
-        if exc.name != path:
-            raise
-        raise PresentationError(_("The validation method %(method)s is not available yet in this version of "
-                                  "the panel.") % {"method": ChallengeType(method).value})
-
-
-def is_available(method) -> bool:
-    try:
-        mode_module(method)
-    except PresentationError:
-        return False
-    return True
+    return importlib.import_module(MODES[ChallengeType(method)])
 
 
 def present(certificate, presentations) -> dict:
