@@ -116,7 +116,8 @@ def test_no_block_on_the_port_is_a_clear_error_and_changes_nothing(hand_made_ngi
     config, port = hand_made_nginx
     before = tree_digest(config.parent)
     with pytest.raises(ServerConfigError, match=f"shop.example: no server block .* listens on port {port + 1}"):
-        nginx_mode.present_in_config(config, [("shop.example", TOKEN_A, KEY_A)], port=port + 1, work_root=tmp_path / "work")
+        nginx_mode.present_in_config(config, [("shop.example", TOKEN_A, KEY_A)], port=port + 1,
+                                     work_root=tmp_path / "work")
     assert tree_digest(config.parent) == before
 
 

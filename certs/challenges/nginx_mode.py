@@ -316,7 +316,8 @@ def _servers_for(name: str, servers: list[Directive], port: int) -> list[tuple[D
 def _match(name: str, servers: list[Directive]) -> Directive | None:
     def names(server):
         # Regular expressions keep their case: lowering one could change what it matches.
-        return [n if n.startswith("~") else n.lower() for d in server.children if d.name == "server_name" for n in d.args]
+        return [n if n.startswith("~") else n.lower()
+                for d in server.children if d.name == "server_name" for n in d.args]
 
     exact = [s for s in servers if name in names(s)]
     if exact:
