@@ -27,6 +27,7 @@ from certs.challenges import external
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _KEY_AUTHORIZATION = re.compile(r"^[A-Za-z0-9_-]{1,256}\.[A-Za-z0-9_-]{1,256}$")
 SELF_CHECK_SECONDS = 10.0  # how long a reload may take before the new answer is served
+SELF_CHECK_AGENT = "CertPanel self-check"  # how the server's access log names our own requests
 
 
 class ServerConfigError(external.PresentationError):
@@ -167,7 +168,7 @@ def wait_until_served(address: str, port: int, answers) -> None:
 def http_get(address: str, port: int, host: str, path: str) -> tuple[int, str]:
     connection = http.client.HTTPConnection(address, port, timeout=5)
     try:
-        connection.request("GET", path, headers={"Host": host})
+        connection.request("GET", path, headers={"Host": host, "User-Agent": SELF_CHECK_AGENT})
         response = connection.getresponse()
         return response.status, response.read().decode(errors="replace")
     finally:
