@@ -127,6 +127,7 @@ def issue_install_and_renew(stack, cert_id):
     assert first["order"]["status"] == "valid", first
     fullchain, marker = add_install_target(stack, cert_id)
     wait(lambda: fullchain.exists() and leaf_serial(fullchain) == first["serial"], what="the target installed")
+    wait(marker.exists, what="the reload preset running")  # it runs once the files are in place
     marker.unlink()
     renewed = renew_by_the_sweep(stack, first)
     assert renewed["order"]["status"] == "valid", renewed
