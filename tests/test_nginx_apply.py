@@ -116,8 +116,11 @@ def test_removing_a_site_stops_serving_it(nginx, tmp_path):
     site = make_site(tmp_path, "e.example.com")
     assert apply.apply_site_config(site)
     assert serves(nginx, "e.example.com", "this is e.example.com")
+    current = apply.layout()
+    assert (current.vhost_dir / site.config_name).exists() and current.applied_custom_dir(site).is_dir()
     apply.remove_site_config(site.pk)
     assert settled(lambda: fetch(nginx, "e.example.com").status_code == 404)
+    assert not (current.vhost_dir / site.config_name).exists() and not current.applied_custom_dir(site).exists()
 
 
 class TestReloadCoalescing:

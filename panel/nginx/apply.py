@@ -276,11 +276,15 @@ def _error_for_site(output: str, site) -> str:
 
 
 def remove_site_config(site_pk: int):
+    from panel.models import Site
+
     current = layout()
+    gone = Site(pk=site_pk)  # the row is deleted: only its id names its files
+    vhost, applied_custom = current.vhost_dir / gone.config_name, current.applied_custom_dir(gone)
     with config_lock():
         for suffix in ("", ".new", ".old"):
-            (current.vhost_dir / f"site-{site_pk}.conf{suffix}").unlink(missing_ok=True)
-            _remove(current.vhost_dir / "custom-applied" / f"site-{site_pk}{suffix}")
+            vhost.with_name(vhost.name + suffix).unlink(missing_ok=True)
+            _remove(applied_custom.with_name(applied_custom.name + suffix))
     request_reload()
 
 
