@@ -88,6 +88,13 @@ def test_it_is_constructed_from_its_declared_fields_without_network(code, offlin
 def test_it_names_every_missing_required_field(code):
     cls = provider_class(code)
     required = [f for f in cls.fields if f.required and not f.default]
+    alternatives = getattr(cls, "alternatives", ())
+    if alternatives:  # one of several credential sets is required: nothing names the first set
+        labels = {f.name: str(f.label) for f in cls.fields}
+        with pytest.raises(DnsProviderError) as missing_set:
+            cls({})
+        assert all(labels[name] in str(missing_set.value) for name in alternatives[0])
+        return
     if not required:  # nothing is required on its own (alternative credential sets)
         assert cls({}).values == {f.name: f.default for f in cls.fields}
         return
@@ -412,6 +419,58 @@ def test_huawei_reports_an_unreachable_endpoint(loopback_only):
 
     with pytest.raises(DnsProviderError, match="No answer from"):
         provider.check()
+
+
+HUAWEI_IAM_USER = {"iam_username": "dns-bot", "iam_password": "Iam-Very-Secret-Password-1",
+                   "iam_domain_name": "example-account"}
+
+
+@pytest.fixture
+def huawei_iam(loopback_only):
+    users = {("example-account", "dns-bot"): HUAWEI_IAM_USER["iam_password"]}
+    with FakeHuaweiDns(HUAWEI_AK, HUAWEI_SK, zones=["example.com."], users=users) as fake:
+        yield fake
+    assert loopback_only == []
+
+
+def test_huawei_signs_in_as_an_iam_user_like_acme_sh(huawei_iam):
+    provider = HuaweiCloudProvider({**HUAWEI_IAM_USER, "region": "ap-southeast-1", "endpoint": huawei_iam.url,
+                                    "iam_endpoint": huawei_iam.url})
+    name = "_acme-challenge.example.com"
+
+    state = provider.present(name, "iam-value")
+    assert huawei_iam.txt_values(name) == ["iam-value"]
+    provider.cleanup(name, "iam-value", state)
+    assert huawei_iam.txt_values(name) == []
+
+    # One sign-in for the whole exchange, scoped to the region's project as acme.sh scopes it.
+    [sign_in] = huawei_iam.token_requests
+    assert sign_in["auth"]["identity"]["password"]["user"]["domain"] == {"name": "example-account"}
+    assert sign_in["auth"]["scope"] == {"project": {"name": "ap-southeast-1"}}
+
+
+def test_huawei_reports_a_wrong_iam_password_without_revealing_it(huawei_iam):
+    wrong = "Iam-Wrong-Password-9"
+    provider = HuaweiCloudProvider({**HUAWEI_IAM_USER, "iam_password": wrong, "endpoint": huawei_iam.url,
+                                    "iam_endpoint": huawei_iam.url})
+
+    with pytest.raises(DnsProviderError) as error:
+        provider.present("_acme-challenge.example.com", "v")
+    assert "IAM refused the sign-in of dns-bot (HTTP 401)" in str(error.value)
+    assert wrong not in str(error.value)
+    assert huawei_iam.txt_values("_acme-challenge.example.com") == []
+
+
+@pytest.mark.parametrize(("values", "missing"), [
+    ({}, "Access key ID (AK), Secret access key (SK)"),
+    ({"access_key_id": "ak"}, "Secret access key (SK)"),
+    ({"iam_username": "dns-bot", "iam_password": "pw"}, "Account name"),
+])
+def test_huawei_says_which_credentials_are_missing(values, missing):
+    with pytest.raises(DnsProviderError) as error:
+        HuaweiCloudProvider(values)
+    assert str(error.value).endswith(f"Missing: {missing}")
+    assert "or an IAM user" in str(error.value)
 
 
 # -- RFC 2136 --------------------------------------------------------------------------

@@ -8,6 +8,10 @@ segment percent-encoded, ending in "/"), the sorted query string, the signed hea
 HMAC-SHA256 of that string keyed with the secret key, sent as
 `Authorization: SDK-HMAC-SHA256 Access=<AK>, SignedHeaders=<names>, Signature=<hex>`.
 
+Or, as acme.sh's dns_huaweicloud does, with an IAM user's password: a Keystone token
+(`POST {iam}/v3/auth/tokens`, password method, scoped to the region's project; the
+token comes back in `X-Subject-Token`) sent as `X-Auth-Token` on the DNS calls.
+
 Huawei keeps one record set per name and type, so a second value under a name (an apex
 and a wildcard certificate share `_acme-challenge.example.com`) is added to the
 existing record set, and clean-up takes out only its own value, deleting the record
@@ -28,6 +32,7 @@ from certs.dns.base import DnsProvider, DnsProviderError, Field
 ALGORITHM = "SDK-HMAC-SHA256"
 DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 DEFAULT_REGION = "cn-north-4"
+DEFAULT_IAM_ENDPOINT = "https://iam.myhuaweicloud.com"
 TIMEOUT = 30
 
 
@@ -72,11 +77,19 @@ def authorization(access_key, secret_key, method, path, params, headers, body):
 class HuaweiCloudProvider(DnsProvider):
     code = "huaweicloud"
     label = _("Huawei Cloud DNS")
-    help = _("An access key (AK/SK) of an IAM user allowed to manage DNS (DNS FullAccess).")
+    help = _("An access key (AK/SK), or the name, password and account name of an IAM user, "
+             "allowed to manage DNS (DNS FullAccess).")
     ttl = 300  # Huawei's default TTL for new record sets
     fields = (
-        Field("access_key_id", _("Access key ID (AK)")),
-        Field("secret_access_key", _("Secret access key (SK)"), sensitive=True),
+        Field("access_key_id", _("Access key ID (AK)"), required=False,
+              help=_("With the secret access key; or leave both blank and give an IAM user")),
+        Field("secret_access_key", _("Secret access key (SK)"), sensitive=True, required=False),
+        Field("iam_username", _("IAM user name"), required=False,
+              help=_("Instead of an access key: an IAM user, its password and its account name")),
+        Field("iam_password", _("IAM user password"), sensitive=True, required=False),
+        Field("iam_domain_name", _("Account name"), required=False,
+              help=_("The Huawei Cloud account (IAM domain) the user belongs to")),
+        Field("iam_endpoint", _("IAM endpoint"), required=False, default=DEFAULT_IAM_ENDPOINT),
         Field("region", _("Region"), required=False, default=DEFAULT_REGION,
               help=_("The region whose DNS endpoint to use, e.g. cn-north-4 or ap-southeast-1")),
         Field("project_id", _("Project ID"), required=False,
@@ -87,8 +100,23 @@ class HuaweiCloudProvider(DnsProvider):
               help=_("The public zone the records go in, e.g. example.com; found from the record name when blank")),
     )
 
+    # Either credential set; its fields are declared not required, and checked here as a set.
+    ACCESS_KEY = ("access_key_id", "secret_access_key")
+    IAM_USER = ("iam_username", "iam_password", "iam_domain_name")
+    alternatives = (ACCESS_KEY, IAM_USER)
+
     def __init__(self, values):
         super().__init__(values)
+        self.token = ""
+        by_key = [name for name in self.ACCESS_KEY if not self.values[name]]
+        by_user = [name for name in self.IAM_USER if not self.values[name]]
+        if by_key and by_user:
+            labels = {f.name: str(f.label) for f in self.fields}
+            started_user = len(by_user) < len(self.IAM_USER)  # name the half the user began to fill in
+            missing = [labels[name] for name in (by_user if started_user else by_key)]
+            raise DnsProviderError(_("Give an access key (AK and SK) or an IAM user (name, password and account "
+                                     "name). Missing: %(fields)s") % {"fields": ", ".join(missing)})
+        self.use_access_key = not by_key
         endpoint = self.values["endpoint"] or f"https://dns.{self.values['region']}.myhuaweicloud.com"
         parts = urlsplit(endpoint)
         self.base = f"{parts.scheme}://{parts.netloc}"
@@ -105,21 +133,46 @@ class HuaweiCloudProvider(DnsProvider):
         }
         if self.values["project_id"]:
             headers["x-project-id"] = self.values["project_id"]
-        headers["authorization"] = authorization(
-            self.values["access_key_id"], self.values["secret_access_key"], method, path, list(params),
-            headers, body)
+        if self.use_access_key:
+            headers["authorization"] = authorization(
+                self.values["access_key_id"], self.values["secret_access_key"], method, path, list(params),
+                headers, body)
+        else:
+            headers["x-auth-token"] = self._token()
         query = canonical_query(list(params))
-        url = f"{self.base}{path}" + (f"?{query}" if query else "")
-        try:
-            response = requests.request(method, url, data=body or None, headers=headers, timeout=TIMEOUT)
-        except requests.RequestException as exc:
-            raise DnsProviderError(_("No answer from %(endpoint)s: %(error)s")
-                                   % {"endpoint": self.base, "error": self._scrub(str(exc))}) from None
+        response = self._send(method, f"{self.base}{path}" + (f"?{query}" if query else ""), body, headers)
         if response.status_code >= 400:
             raise DnsProviderError(_("Huawei Cloud DNS refused %(method)s %(path)s (HTTP %(status)s): %(error)s")
                                    % {"method": method, "path": path, "status": response.status_code,
                                       "error": self._scrub(self._error_text(response))})
         return response.json() if response.content else {}
+
+    def _send(self, method, url, body, headers):
+        try:
+            return requests.request(method, url, data=body or None, headers=headers, timeout=TIMEOUT)
+        except requests.RequestException as exc:
+            raise DnsProviderError(_("No answer from %(endpoint)s: %(error)s")
+                                   % {"endpoint": urlsplit(url).netloc, "error": self._scrub(str(exc))}) from None
+
+    def _token(self):
+        """An IAM token for the user, fetched once per provider object (tokens last 24 hours)."""
+        if self.token:
+            return self.token
+        payload = {"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": self.values["iam_username"], "password": self.values["iam_password"],
+                "domain": {"name": self.values["iam_domain_name"]}}}},
+            "scope": {"project": {"name": self.values["region"]}},
+        }}
+        iam = self.values["iam_endpoint"].rstrip("/")
+        response = self._send("POST", f"{iam}/v3/auth/tokens", json.dumps(payload).encode(),
+                              {"content-type": "application/json;charset=utf8"})
+        if response.status_code >= 400 or not response.headers.get("X-Subject-Token"):
+            raise DnsProviderError(_("Huawei Cloud IAM refused the sign-in of %(user)s (HTTP %(status)s): %(error)s")
+                                   % {"user": self.values["iam_username"], "status": response.status_code,
+                                      "error": self._scrub(self._error_text(response))})
+        self.token = response.headers["X-Subject-Token"]
+        return self.token
 
     @staticmethod
     def _error_text(response):
@@ -132,8 +185,9 @@ class HuaweiCloudProvider(DnsProvider):
         return f"{code} {message}".strip() or response.text[:200]
 
     def _scrub(self, text):
-        secret = self.values["secret_access_key"]
-        return text.replace(secret, "***") if secret else text
+        for secret in (self.values["secret_access_key"], self.values["iam_password"], self.token):
+            text = text.replace(secret, "***") if secret else text
+        return text
 
     # -- zones and record sets ---------------------------------------------------------
 

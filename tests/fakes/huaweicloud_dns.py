@@ -8,6 +8,11 @@ wire: path, raw query string, the signed headers and the body. Record sets live 
 memory; like Huawei, there is one record set per name and type, and TXT values must be
 quoted. Error codes are the fake's own, not Huawei's.
 
+It is also the IAM endpoint for `users` ({(account name, user name): password}):
+`POST /v3/auth/tokens` with the password method answers 201 with a token in
+X-Subject-Token, and a DNS request carrying that token as X-Auth-Token needs no
+signature. `token_requests` counts the sign-ins.
+
     with FakeHuaweiDns("AK", "SK", zones=["example.com."]) as fake:
         provider = HuaweiCloudProvider({..., "endpoint": fake.url})
 """
@@ -29,9 +34,12 @@ _AUTHORIZATION = re.compile(
 
 
 class FakeHuaweiDns:
-    def __init__(self, access_key, secret_key, zones=("example.com.",)):
+    def __init__(self, access_key, secret_key, zones=("example.com.",), users=None):
         self.access_key = access_key
         self.secret_key = secret_key
+        self.users = dict(users or {})
+        self.tokens = {}  # token -> the scope's project name
+        self.token_requests = []  # the JSON body of every sign-in
         self.zones = {uuid.uuid4().hex: name for name in zones}
         self.recordsets = {}  # id -> record set dict
         self.requests = []  # (method, path) of every authenticated request
@@ -80,9 +88,11 @@ class FakeHuaweiDns:
             def log_message(self, *args):
                 pass
 
-            def _reply(self, status, payload):
+            def _reply(self, status, payload, headers=()):
                 body = json.dumps(payload).encode()
                 self.send_response(status)
+                for name, value in headers:
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -91,6 +101,8 @@ class FakeHuaweiDns:
             def _handle(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if self.command == "POST" and urlsplit(self.path).path == "/v3/auth/tokens":
+                    return self._reply(*fake._sign_in(body))
                 problem = fake._authentication_problem(self.command, self.path, self.headers, body)
                 if problem:
                     return self._reply(401, {"error_code": "FAKE.0301", "error_msg": problem})
@@ -103,7 +115,19 @@ class FakeHuaweiDns:
 
         return Handler
 
+    def _sign_in(self, body):
+        data = json.loads(body)
+        self.token_requests.append(data)
+        user = data["auth"]["identity"]["password"]["user"]
+        if self.users.get((user["domain"]["name"], user["name"])) != user["password"]:
+            return 401, {"error": {"code": 401, "message": "The username or password is wrong."}}
+        token = uuid.uuid4().hex
+        self.tokens[token] = data["auth"]["scope"]["project"]["name"]
+        return 201, {"token": {"methods": ["password"]}}, [("X-Subject-Token", token)]
+
     def _authentication_problem(self, method, raw_path, headers, body):
+        if headers.get("X-Auth-Token") is not None:
+            return None if headers["X-Auth-Token"] in self.tokens else "invalid token"
         match = _AUTHORIZATION.match(headers.get("Authorization", ""))
         if not match:
             return "missing or malformed Authorization header"
