@@ -47,6 +47,10 @@ _clients = {}
 
 def client_for(account: AcmeAccount) -> AcmeClient:
     """A client per account and worker process: keeps the directory and nonces warm."""
+    if not account.account_url:
+        # Imported from files that did not say the account's URL: registering the same key
+        # again finds the existing account (RFC 8555 7.3.1), so the CA sees no new one.
+        reregister(account)
     cache_key = (account.pk, account.account_url)
     client = _clients.get(cache_key)
     if client is None:

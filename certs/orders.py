@@ -544,14 +544,16 @@ def _store_version(order, chain_pem):
         put_in_service(cert)
 
 
-def put_in_service(cert):
+def put_in_service(cert, install_targets=True):
     """Call inside the transaction that made a new version current (issued or uploaded): once
     it commits, the certificate's site is re-applied so nginx serves it, and its install
-    targets get it (acme.sh --install-cert)."""
+    targets get it (acme.sh --install-cert). install_targets=False: the files are already
+    there (an import from another ACME client, which installed them itself)."""
     certificate_id, site_id = cert.pk, cert.site_id
     if site_id:
         transaction.on_commit(lambda: _deploy(site_id))
-    transaction.on_commit(lambda: install.queue_targets(certificate_id))
+    if install_targets:
+        transaction.on_commit(lambda: install.queue_targets(certificate_id))
 
 
 def _deploy(site_id):

@@ -65,8 +65,11 @@ def attachable_sites(user):
     return access.scoped(Site, user).filter(owner=user)
 
 
-def check_upload(owner, certificate_text, chain_text, key_text, site=None) -> CheckedUpload:
-    """Parse and check an upload; raises ValidationError keyed by field with every problem found."""
+def check_upload(owner, certificate_text, chain_text, key_text, site=None, require_current=True) -> CheckedUpload:
+    """Parse and check an upload; raises ValidationError keyed by field with every problem found.
+
+    require_current=False (an import from another ACME client): an expired certificate passes,
+    because the panel renews it at once rather than leave it behind."""
     errors = _Errors()
     certificates = _parse_certificates(certificate_text, "certificate", errors, required=True)
     chain = _parse_certificates(chain_text, "chain", errors, required=False)
@@ -79,7 +82,8 @@ def check_upload(owner, certificate_text, chain_text, key_text, site=None) -> Ch
                                     "differ."))
     key_type = _key_type(private_key, errors)
     _check_chain_order([leaf] + chain, "chain" if chain_text and chain_text.strip() else "certificate", errors)
-    _check_dates(leaf, errors)
+    if require_current:
+        _check_dates(leaf, errors)
     domains = _names(leaf, errors)
     if site is not None and domains:
         _check_site(owner, site, domains, errors)
@@ -91,26 +95,30 @@ def store_upload(owner, upload: CheckedUpload, site=None) -> Certificate:
     """Store a checked upload as a valid certificate with one version; if it is for a site,
     the site is re-applied once this commits, so nginx serves it. Raises ValidationError when
     the owner's certificate quota is used up."""
-    leaf = upload.leaf
-    pem = serialization.Encoding.PEM
     with transaction.atomic():
         quotas.check_room_for_certificate(owner)
         certificate = Certificate.objects.create(
             owner=owner, site=site, account=None, source=Certificate.Source.UPLOADED, domains=upload.domains,
             key_type=upload.key_type, status=Certificate.Status.VALID,
         )
-        version = CertificateVersion.objects.create(
-            certificate=certificate, order=None, cert_pem=leaf.public_bytes(pem).decode(),
-            chain_pem="".join(cert.public_bytes(pem).decode() for cert in [leaf] + upload.chain),
-            private_key=upload.private_key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
-                                                         serialization.NoEncryption()).decode(),
-            serial=format(leaf.serial_number, "x"), issuer=leaf.issuer.rfc4514_string(),
-            not_before=leaf.not_valid_before_utc, not_after=leaf.not_valid_after_utc,
-        )
+        version = store_version(certificate, upload)
         certificate.current_version = version
         certificate.save(update_fields=["current_version"])
         orders.put_in_service(certificate)
     return certificate
+
+
+def store_version(certificate, upload: CheckedUpload) -> CertificateVersion:
+    """The checked files as a version of `certificate` (the key encrypted at rest, like any other)."""
+    leaf, pem = upload.leaf, serialization.Encoding.PEM
+    return CertificateVersion.objects.create(
+        certificate=certificate, order=None, cert_pem=leaf.public_bytes(pem).decode(),
+        chain_pem="".join(cert.public_bytes(pem).decode() for cert in [leaf] + upload.chain),
+        private_key=upload.private_key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                                     serialization.NoEncryption()).decode(),
+        serial=format(leaf.serial_number, "x"), issuer=leaf.issuer.rfc4514_string(),
+        not_before=leaf.not_valid_before_utc, not_after=leaf.not_valid_after_utc,
+    )
 
 
 # --- the checks

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 # the nonces (Pebble's PEBBLE_WFE_NONCEREJECT=50); an order's steps also retry as a whole.
 BAD_NONCE_ATTEMPTS = 10
 # Problem types after which the same request may succeed later.
+_EC_ALGORITHMS = {"secp256r1": jose.ES256, "secp384r1": jose.ES384, "secp521r1": jose.ES512}
 _TRANSIENT_PROBLEMS = {"badNonce", "rateLimited", "serverInternal", "connection"}
 
 
@@ -171,7 +172,8 @@ class AcmeClient:
                  verify: bool | str = True, timeout: int = 30, user_agent: str = "CertPanel"):
         key = serialization.load_pem_private_key(account_key_pem.encode(), password=None)
         self._jwk = jose.JWKEC(key=key) if hasattr(key, "curve") else jose.JWKRSA(key=key)
-        alg = jose.ES256 if hasattr(key, "curve") else jose.RS256
+        # The curve decides the algorithm (RFC 7518 3.4): an imported account may hold a P-384 key.
+        alg = _EC_ALGORITHMS[key.curve.name] if hasattr(key, "curve") else jose.RS256
         self._net = _Network(self._jwk, alg=alg, verify_ssl=verify, user_agent=user_agent, timeout=timeout)
         if account_url:
             self._net.account = messages.RegistrationResource(uri=account_url, body=messages.Registration())

@@ -1,1 +1,35 @@
 """Moving in from other ACME clients (acme.sh, certbot): readers and one writer."""
+
+from pathlib import Path
+
+ACMESH = "acme.sh"
+CERTBOT = "certbot"
+CLIENTS = (ACMESH, CERTBOT)
+
+# What each client's directory holds, whatever it has issued so far.
+EXPECTED = {
+    ACMESH: "an acme.sh home (the folder with account.conf and ca/, usually ~/.acme.sh)",
+    CERTBOT: "a certbot config dir (the folder with accounts/ and renewal/, usually /etc/letsencrypt)",
+}
+
+
+def detect(path) -> str | None:
+    """ACMESH or CERTBOT for the client whose directory `path` is, else None."""
+    path = Path(path)
+    if (path / "account.conf").is_file() or ((path / "ca").is_dir() and any(path.glob("*/*.conf"))):
+        return ACMESH
+    if (path / "renewal").is_dir() or (path / "accounts").is_dir():
+        return CERTBOT
+    return None
+
+
+def reader(client):
+    """The reader function of `client`: path -> Found. Imported when used, so the writer and
+    the commands load without them."""
+    if client == ACMESH:
+        from certs.importers.acmesh import read_home
+
+        return read_home
+    from certs.importers.certbot import read_config_dir
+
+    return read_config_dir

@@ -1,0 +1,454 @@
+"""Storing what a reader found (certs.importers.found): the one writer for every importer.
+
+Each certificate is stored in its own transaction with everything it needs (its ACME
+account, DNS credential, reload preset, install target, the certificate and its current
+version) or not at all; a problem of one certificate never stops the others. A dry run
+takes the same path inside a transaction that is rolled back at the end, so its preview
+says exactly what the real run would do, and nothing queued on commit ever runs.
+
+Running twice creates nothing new: a certificate whose serial and issuer the owner
+already has is "already imported" and nothing of it is touched; accounts, credentials
+and presets are found again by what they are (CA and key, provider and values, command).
+
+Every rule a user's own request obeys holds for an import too (certs.certificates
+.clean_request, the upload checks, quotas, install paths, CA presets for non-admins).
+The report names things (names, providers, field names, paths), never a secret.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator, validate_email
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from certs import cas, certificates, dns_credentials, install, orders, renewal, upload
+from certs.dns import registry
+from certs.importers.found import Found, FoundAccount, FoundCertificate
+from certs.models import (AcmeAccount, Certificate, CertificateVersion, ChallengeType, DnsCredential, InstallTarget,
+                          KeyType, ReloadPreset)
+from panel import access, quotas, validation
+from panel.models import Site
+
+CREATED, WOULD_CREATE, ALREADY, NOT_IMPORTED = "created", "would create", "already imported", "not imported"
+OUTCOME_LABELS = {CREATED: _("created"), WOULD_CREATE: _("would create"), ALREADY: _("already imported"),
+                  NOT_IMPORTED: _("not imported")}
+ACCOUNT, DNS_CREDENTIAL, RELOAD_PRESET, INSTALL_TARGET, CERTIFICATE = (
+    "account", "DNS credential", "reload preset", "install target", "certificate")
+KINDS = (CERTIFICATE, ACCOUNT, DNS_CREDENTIAL, RELOAD_PRESET, INSTALL_TARGET)
+KIND_LABELS = {CERTIFICATE: _("Certificates"), ACCOUNT: _("ACME accounts"), DNS_CREDENTIAL: _("DNS credentials"),
+               RELOAD_PRESET: _("Reload presets"), INSTALL_TARGET: _("Install targets")}
+# Which setting widens the directories a path of a request may lie in.
+_ROOT_SETTINGS = {"webroot": ("WEBROOT_ROOTS", "CERTPANEL_WEBROOT_ROOTS"),
+                  "server_config": ("EXTERNAL_CONFIG_ROOTS", "CERTPANEL_EXTERNAL_CONFIG_ROOTS")}
+_SPKI = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+_SHELL = "/bin/sh"
+
+
+@dataclass
+class ReportItem:
+    """One thing the import created, would create, found already there or could not import.
+    `messages`: the problems (why not) and notes (what did not carry over), with path:line."""
+
+    kind: str
+    label: str
+    outcome: str = ""
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def outcome_label(self):
+        return OUTCOME_LABELS[self.outcome]
+
+
+@dataclass
+class ImportReport:
+    client: str
+    root: str
+    dry_run: bool
+    items: list[ReportItem] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # files not read at all, from the reader
+    _listed: set = field(default_factory=set, repr=False)  # (kind, pk) already in items
+
+    def counts(self) -> dict:
+        """{kind: Counter(outcome -> number)}, every kind present."""
+        counts = {kind: Counter() for kind in KINDS}
+        for item in self.items:
+            counts[item.kind][item.outcome] += 1
+        return counts
+
+    @property
+    def incomplete(self) -> bool:
+        """Something was not imported: a certificate, an account or a whole file."""
+        return bool(self.problems) or any(item.outcome == NOT_IMPORTED for item in self.items)
+
+    def summary(self) -> list[str]:
+        lines = []
+        for kind, counter in self.counts().items():
+            if counter:
+                parts = ", ".join(f"{counter[outcome]} {outcome}" for outcome in OUTCOME_LABELS if counter[outcome])
+                lines.append(f"{KIND_LABELS[kind]}: {parts}")
+        if self.problems:
+            lines.append(f"Files not read: {len(self.problems)}")
+        return lines
+
+    def as_text(self) -> str:
+        """The report for a terminal: every item with its messages, then the counts."""
+        lines = [f"Import from the {self.client} files in {self.root}"
+                 + (" (dry run: nothing was stored)" if self.dry_run else "")]
+        for item in self.items:
+            lines.append(f"{item.outcome}: {item.kind} {item.label}")
+            lines += [f"    {message}" for message in item.messages]
+        for problem in self.problems:
+            lines.append(f"not read: {problem}")
+        lines.append("Summary:")
+        lines += [f"    {line}" for line in self.summary()] or ["    nothing found"]
+        return "\n".join(lines) + "\n"
+
+
+class _NotImported(Exception):
+    """Rolls back one certificate (or account): `messages` say why."""
+
+    def __init__(self, messages):
+        super().__init__()
+        self.messages = messages
+
+
+class _DryRunDone(Exception):
+    pass
+
+
+def import_found(found: Found, owner, dry_run=False) -> ImportReport:
+    """Store what `found` holds for `owner` (see the module docstring); never raises for
+    a problem of the files, which the report carries instead."""
+    report = ImportReport(client=found.client, root=found.root, dry_run=dry_run,
+                          problems=[str(problem) for problem in found.problems])
+    with _rolled_back_if(dry_run):
+        for found_certificate in found.certificates:
+            _import_certificate(found_certificate, owner, report)
+        used = [c.account for c in found.certificates if c.account is not None]
+        for found_account in found.accounts:
+            if not any(_same_account(found_account, other) for other in used):
+                _import_account_alone(found_account, owner, report)
+    return report
+
+
+@contextmanager
+def _rolled_back_if(dry_run):
+    """A real run: each certificate commits on its own. A dry run: all of it inside one
+    transaction that is rolled back, so on_commit work (deploys, installs) never fires."""
+    if not dry_run:
+        yield
+        return
+    try:
+        with transaction.atomic():
+            yield
+            raise _DryRunDone
+    except _DryRunDone:
+        pass
+
+
+def _same_account(one: FoundAccount, other: FoundAccount):
+    return one is other or (one.directory_url == other.directory_url and one.key_pem == other.key_pem)
+
+
+class _Run:
+    """What one certificate's transaction made, reported only if it commits."""
+
+    def __init__(self, owner, report):
+        self.owner, self.report, self.items = owner, report, []
+
+    def made(self, kind, obj, label, created, messages=()):
+        key = (kind, obj.pk)
+        if key in self.report._listed or any(listed == key for listed, item in self.items):
+            return  # a second certificate using the same account: listed once
+        outcome = (WOULD_CREATE if self.report.dry_run else CREATED) if created else ALREADY
+        self.items.append((key, ReportItem(kind, label, outcome, list(messages))))
+
+    def commit(self):
+        for key, item in self.items:
+            self.report._listed.add(key)
+            self.report.items.append(item)
+
+
+def _import_certificate(found: FoundCertificate, owner, report):
+    item = ReportItem(CERTIFICATE, _certificate_label(found))
+    notes = [f"note: {note}" for note in found.notes]
+    checked = _checked_files(found, owner)
+    if isinstance(checked, upload.CheckedUpload) and _already_imported(owner, checked.leaf):
+        item.outcome, item.messages = ALREADY, notes
+        report.items.append(item)
+        return
+    run = _Run(owner, report)
+    try:
+        if found.problems:
+            raise _NotImported([str(problem) for problem in found.problems])
+        if not isinstance(checked, upload.CheckedUpload):
+            raise _NotImported(checked)
+        with transaction.atomic():
+            _store_certificate(found, checked, run)
+    except _NotImported as exc:
+        item.outcome, item.messages = NOT_IMPORTED, exc.messages + notes
+    else:
+        item.outcome, item.messages = WOULD_CREATE if report.dry_run else CREATED, notes
+        run.commit()
+    report.items.append(item)
+
+
+def _import_account_alone(found: FoundAccount, owner, report):
+    run = _Run(owner, report)
+    try:
+        with transaction.atomic():
+            _account(found, owner, run, found.source)
+    except _NotImported as exc:
+        report.items.append(ReportItem(ACCOUNT, _account_label(found), NOT_IMPORTED, exc.messages))
+    else:
+        run.commit()
+
+
+def _certificate_label(found):
+    names = ", ".join(found.domains)
+    return f"{found.name} ({names})" if names and names != found.name else found.name
+
+
+def _checked_files(found, owner):
+    """The upload checks (key matches the leaf, chain in order, names), expired allowed:
+    a CheckedUpload, or the list of messages saying what is wrong."""
+    if not found.cert_pem:
+        return [f"{found.source}: no certificate file was found for {found.name}"]
+    try:
+        return upload.check_upload(owner, found.cert_pem, found.chain_pem, found.key_pem, require_current=False)
+    except ValidationError as exc:
+        return _messages(found.source, exc)
+
+
+def _already_imported(owner, leaf):
+    return CertificateVersion.objects.filter(certificate__owner=owner, serial=format(leaf.serial_number, "x"),
+                                             issuer=leaf.issuer.rfc4514_string()).exists()
+
+
+def _store_certificate(found: FoundCertificate, checked: upload.CheckedUpload, run: _Run):
+    owner = run.owner
+    account = _account(found.account, owner, run, found.source)
+    credential = _dns_credential(found, run)
+    try:
+        request = certificates.clean_request(owner, found.domains or checked.domains, found.challenge,
+                                             dns_credential=credential, challenge_alias=found.challenge_alias,
+                                             webroot=found.webroot, server_config=found.server_config)
+    except ValueError:  # not a ChallengeType: a reader's mistake, said plainly all the same
+        raise _NotImported([f"{found.source}: unknown validation method {found.challenge!r}"]) from None
+    except ValidationError as exc:
+        raise _NotImported(_messages(found.source, exc, request_hints=(found.webroot, found.server_config)))
+    uncovered = [name for name in request["domains"]
+                 if not any(validation.name_covers(have, name) for have in checked.domains)]
+    if uncovered:
+        raise _NotImported([f"{found.source}: the certificate file does not cover {', '.join(uncovered)}"])
+    site = _covered_site(owner, request["domains"])
+    try:
+        quotas.check_room_for_certificate(owner)
+    except ValidationError as exc:
+        raise _NotImported(_messages(found.source, exc))
+    certificate = Certificate.objects.create(
+        owner=owner, site=site, account=account, source=Certificate.Source.ISSUED, domains=request["domains"],
+        key_type=found.key_type if found.key_type in KeyType.values else checked.key_type,
+        challenge=found.challenge, dns_credential=credential, challenge_alias=request["challenge_alias"],
+        webroot=request["webroot"], server_config=request["server_config"], status=Certificate.Status.VALID,
+    )
+    version = upload.store_version(certificate, checked)
+    # Issued when the leaf says, not now: the sweep's "too young to renew" guard is about
+    # the certificate's age, and an expired import must renew at once.
+    CertificateVersion.objects.filter(pk=version.pk).update(created_at=min(version.not_before, timezone.now()))
+    certificate.current_version = version
+    now = timezone.now()
+    certificate.next_renewal_at = (now if version.not_after <= now
+                                   else found.next_renewal_at or renewal.planned_renewal(version))
+    certificate.save(update_fields=["current_version", "next_renewal_at"])
+    _install_target(found, certificate, run)
+    if site is not None:
+        orders.put_in_service(certificate, install_targets=False)  # the other client installed the files
+
+
+def _covered_site(owner, names):
+    """The owner's first site all of whose names the certificate covers, if any."""
+    for site in Site.objects.filter(owner=owner):
+        if all(any(validation.name_covers(name, domain) for name in names) for domain in site.domains):
+            return site
+    return None
+
+
+# --- account
+
+
+def _account_label(found: FoundAccount):
+    return f"{found.email or 'no e-mail'} @ {found.directory_url}"
+
+
+def _account(found: FoundAccount | None, owner, run: _Run, source) -> AcmeAccount:
+    """The owner's account at the same CA with the same key, else a new row with the found
+    key and URL. Never registers: the CA already knows this account."""
+    if found is None:
+        raise _NotImported([f"{source}: no ACME account was found for this certificate, so the panel could not "
+                            "renew it; import the client's account files too"])
+    where = found.source or source
+    try:
+        URLValidator(schemes=["https"])(found.directory_url)
+    except ValidationError:
+        raise _NotImported([f"{where}: the CA directory {found.directory_url!r} is not an https URL"]) from None
+    if not cas.preset_for_url(found.directory_url) and not access.is_admin(owner):
+        raise _NotImported([f"{where}: the CA {found.directory_url} is not one of the panel's CA presets, and only "
+                            "an administrator may use another CA: import it for an administrator"])
+    try:
+        key = serialization.load_pem_private_key(found.key_pem.encode(), password=None)
+    except (ValueError, TypeError):
+        raise _NotImported([f"{where}: the ACME account key cannot be read"]) from None
+    if not (isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name in ("secp256r1", "secp384r1")
+            or isinstance(key, rsa.RSAPrivateKey) and key.key_size >= 2048):
+        raise _NotImported([f"{where}: the ACME account key must be EC P-256, P-384 or RSA of 2048 bits or more"])
+    public = key.public_key().public_bytes(*_SPKI)
+    label = _account_label(found)
+    for account in AcmeAccount.objects.filter(owner=owner, directory_url=found.directory_url):
+        if _public_key(account.account_key) == public:
+            run.made(ACCOUNT, account, label, created=False)
+            return account
+    email, messages = found.email, []
+    try:
+        validate_email(email) if email else None
+    except ValidationError:
+        email, messages = "", [f"note: {where}: the e-mail address {found.email!r} is not valid; left out"]
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    account = AcmeAccount.objects.create(owner=owner, directory_url=found.directory_url, email=email,
+                                         account_key=pem, account_url=found.account_url)
+    if not found.account_url:
+        messages.append("note: the files do not say the account's URL; the panel asks the CA for it (by the same "
+                        "key, no new account) when it first uses the account")
+    run.made(ACCOUNT, account, label, created=True, messages=messages)
+    return account
+
+
+def _public_key(pem):
+    try:
+        return serialization.load_pem_private_key(pem.encode(), password=None).public_key().public_bytes(*_SPKI)
+    except (ValueError, TypeError):
+        return None
+
+
+# --- DNS credential
+
+
+def _dns_credential(found: FoundCertificate, run: _Run):
+    """With dns-01: the owner's credential of the same provider with the same values, else
+    a new one, checked like a user's. The label names the fields, never their values."""
+    if found.challenge != ChallengeType.DNS01:
+        return None
+    try:
+        values = dns_credentials.clean_values(found.dns_provider, found.dns_credentials)
+    except ValidationError as exc:
+        raise _NotImported(_messages(found.source, exc, prefix=f"DNS credentials for {found.dns_provider or '?'}"))
+    label_of = registry.provider_class(found.dns_provider).label
+    label = f"{label_of} credentials ({', '.join(sorted(values))})"
+    if found.dns_source:
+        label = f"{label} from {found.dns_source}"
+    for credential in DnsCredential.objects.filter(owner=run.owner, provider=found.dns_provider):
+        if credential.values() == values:
+            run.made(DNS_CREDENTIAL, credential, label, created=False)
+            return credential
+    name = f"{found.dns_source or label_of} (imported)"[:200]
+    credential = dns_credentials.save_credential(DnsCredential(owner=run.owner), found.dns_provider, name, values)
+    run.made(DNS_CREDENTIAL, credential, label, created=True)
+    return credential
+
+
+# --- install target and reload preset
+
+
+def _install_target(found: FoundCertificate, certificate, run: _Run):
+    """Where the other client copied the files, as an install target that is not run now:
+    the files are already there. Its reload command becomes an admin preset."""
+    if found.install is None:
+        return
+    paths = found.install.paths()
+    if not paths:
+        if found.install.reload_command:
+            raise _NotImported([f"{found.source}: a reload command without install paths cannot be carried "
+                                "over; give the paths the files are copied to, or remove the command"])
+        return
+    try:
+        cleaned = install.clean_target(paths, 0o600, 0o644)
+    except ValidationError as exc:
+        raise _NotImported(_target_messages(found.source, paths, exc))
+    preset = _reload_preset(found.install.reload_command, run) if found.install.reload_command else None
+    target = InstallTarget.objects.create(owner=run.owner, certificate=certificate, reload_preset=preset,
+                                          **{name: cleaned[name] for name in InstallTarget.PATH_FIELDS})
+    run.made(INSTALL_TARGET, target, ", ".join(target.paths().values()), created=True)
+
+
+def _target_messages(source, paths, exc):
+    messages = []
+    for name, errors in exc.message_dict.items():
+        path = paths.get(name, "")
+        where = f"{source}: {name.replace('_', ' ')} {path}" if path else source
+        messages += [f"{where}: {error}" for error in errors]
+        if path.startswith("/") and not validation.is_under(Path(path), settings.INSTALL_ROOTS):
+            messages.append(f"{where}: to import it, add {Path(path).parent} to CERTPANEL_INSTALL_ROOTS")
+    return messages
+
+
+def _reload_preset(text, run: _Run):
+    """ReloadPreset ["/bin/sh", "-c", TEXT]: exactly what the other client ran. Reused when
+    the same command exists."""
+    command = [_SHELL, "-c", text]
+    label = text
+    existing = next((preset for preset in ReloadPreset.objects.all() if preset.command == command), None)
+    if existing is not None:
+        run.made(RELOAD_PRESET, existing, f"{existing.name}: {label}", created=False)
+        return existing
+    preset = ReloadPreset(name=_free_preset_name(text), command=command)
+    try:
+        preset.full_clean()
+    except ValidationError as exc:
+        raise _NotImported(_messages("reload command", exc))
+    preset.save()
+    run.made(RELOAD_PRESET, preset, f"{preset.name}: {label}", created=True)
+    return preset
+
+
+def _free_preset_name(text):
+    """ "Imported: <the command>", on one line, cut to fit, numbered if the name is taken."""
+    limit = ReloadPreset._meta.get_field("name").max_length
+    base = "Imported: " + " ".join(text.split())
+    for number in range(1, 1000):
+        suffix = f" ({number})" if number > 1 else ""
+        name = base if len(base) + len(suffix) <= limit else base[:limit - len(suffix) - 1] + "…"
+        if not ReloadPreset.objects.filter(name=name + suffix).exists():
+            return name + suffix
+    raise _NotImported([f"no free name for a reload preset of {text!r}"])
+
+
+# --- messages
+
+
+def _messages(source, exc: ValidationError, prefix="", request_hints=()):
+    """path: field: message lines of a ValidationError, with what to change when a path lies
+    outside the directories the panel may use."""
+    lines = []
+    errors = exc.message_dict if hasattr(exc, "error_dict") else {"": exc.messages}
+    for name, messages in errors.items():
+        head = ": ".join(part for part in (source, prefix, name.replace("_", " ") if name != "__all__" else "")
+                         if part)
+        lines += [f"{head}: {message}" for message in messages]
+        if name in _ROOT_SETTINGS:
+            setting, variable = _ROOT_SETTINGS[name]
+            path = request_hints[0] if name == "webroot" else request_hints[1]
+            if path.startswith("/") and not validation.is_under(Path(path), getattr(settings, setting)):
+                lines.append(f"{head}: to import it, add {Path(path).parent if name == 'server_config' else path} "
+                             f"to {variable}")
+    return lines
