@@ -193,7 +193,7 @@ class _ConfigDir:
             real, why = self._resolve(link, origins)
             if real is None:
                 what = "the private key" if kind == "privkey" else f"the {kind} file"
-                cert.problems.append(Problem(str(link), f"{what} ({kind} = in {cert.name}.conf) {why}"))
+                cert.problems.append(Problem(str(link), f"{what} ({kind} in {cert.name}.conf) {why}"))
                 continue
             try:
                 texts[kind] = real.read_bytes()
@@ -247,12 +247,13 @@ class _ConfigDir:
     # --- accounts
     def read_accounts(self, lineages) -> None:
         """Every account under accounts/, with the directory URL of the confs that use it."""
-        servers = {}  # account id -> the server a conf uses it with
+        servers = {}  # (accounts/ folder, account id) -> the server URL a conf uses it with
         for _, parsed in lineages:
             if not isinstance(parsed, Problem):
                 params = parsed.get("renewalparams", {})
                 if params.get("account") and params.get("server"):
-                    servers.setdefault(params["account"], params["server"])
+                    for folder in _server_paths(params["server"]):
+                        servers.setdefault((folder, params["account"]), params["server"])
         top = self.root / "accounts"
         if not top.is_dir():
             return
@@ -265,7 +266,7 @@ class _ConfigDir:
             account_id = account_dir.name
             real = os.path.realpath(account_dir)
             if real not in seen:
-                seen[real] = self._account_from(account_dir, server_path, servers.get(account_id))
+                seen[real] = self._account_from(account_dir, server_path, servers.get((server_path, account_id)))
             if seen[real] is not None:
                 self.accounts[(server_path, account_id)] = seen[real]
         self.found.accounts.extend(a for a in seen.values() if a is not None)
@@ -298,13 +299,12 @@ class _ConfigDir:
             cert.problems.append(Problem(str(conf), "[renewalparams] names no account or no server: the account "
                                                     "to renew with is unknown", _line_of(conf, "account")))
             return
-        parsed = urlparse(server)
-        server_path = os.path.normpath(parsed.netloc + parsed.path)
-        for candidate in (server_path, LE_REUSE_SERVERS.get(server_path)):
-            if candidate and (candidate, account_id) in self.accounts:
-                cert.account = self.accounts[(candidate, account_id)]
+        folders = _server_paths(server)
+        for folder in folders:
+            if (folder, account_id) in self.accounts:
+                cert.account = self.accounts[(folder, account_id)]
                 return
-        cert.problems.append(Problem(str(self.root / "accounts" / server_path / account_id),
+        cert.problems.append(Problem(str(self.root / "accounts" / folders[0] / account_id),
                                      f"account {account_id} (account = in {conf.name}) is not there or could not "
                                      "be read: copy the whole config dir, accounts/ included"))
 
@@ -345,8 +345,10 @@ class _ConfigDir:
         mapping = params.get("webroot_map", {})
         paths = params.get("webroot_path", [])
         paths = [p for p in ([paths] if isinstance(paths, str) else paths) if p]
-        # A name without an entry in the map gets the last -w (certbot's webroot plugin).
-        roots = {os.path.normpath(mapping.get(name, paths[-1] if paths else "")) for name in cert.domains}
+        # A name without an entry in the map gets the last -w (certbot's webroot plugin). Without
+        # the certificate's names (its files are missing), the map's names stand in.
+        names = cert.domains or list(mapping)
+        roots = {os.path.normpath(mapping.get(name, paths[-1] if paths else "")) for name in names}
         roots.discard(".")
         if len(roots) == 1:
             cert.webroot = roots.pop()
@@ -356,7 +358,7 @@ class _ConfigDir:
                                          _line_of(conf, "authenticator")))
         else:
             per_root = {}
-            for name in cert.domains:
+            for name in names:
                 per_root.setdefault(os.path.normpath(mapping.get(name, paths[-1] if paths else "")), []).append(name)
             detail = "; ".join(f"{root}: {', '.join(names)}" for root, names in sorted(per_root.items()))
             cert.problems.append(Problem(str(conf), (
@@ -404,6 +406,7 @@ class _ConfigDir:
         if values is None:
             return
         prefix = f"dns_{plugin}_"
+        values = {key.split(":", 1)[-1]: value for key, value in values.items()}  # the old prefix again
         given = {key[len(prefix):]: str(value).strip() for key, value in values.items()
                  if key.startswith(prefix) and str(value).strip()}
         mapped = self._map_dns(cert, path, plugin, given, origins)
@@ -496,6 +499,13 @@ class _ConfigDir:
             return
         leaf = x509.load_pem_x509_certificate(cert.cert_pem.encode())
         cert.next_renewal_at = leaf.not_valid_after_utc - datetime.timedelta(seconds=seconds)
+
+
+def _server_paths(server: str) -> list[str]:
+    """The accounts/ folders certbot looks in for a server URL (configuration.server_path, then LE's reuse)."""
+    parsed = urlparse(server)
+    path = os.path.normpath(parsed.netloc + parsed.path)
+    return [path, LE_REUSE_SERVERS[path]] if path in LE_REUSE_SERVERS else [path]
 
 
 def _directory_for(server_path: str) -> str:
