@@ -119,6 +119,11 @@ def test_certbots_lineages_import_serve_and_renew_with_certbots_account(setup, p
     assert site.status_code == 201, site.text
     accounts_before = pebble_accounts_created(pebble)
 
+    dry = stack.manage("import_certbot", str(certbot.config_dir), "--owner", stack.username, "--dry-run",
+                       check=False).stdout
+    assert "would create: certificate shop" in dry and "would create: certificate blog" in dry, dry
+    assert counts(stack)["Certificate"] == 0  # a dry run stores nothing
+
     report = stack.manage("import_certbot", str(certbot.config_dir), "--owner", stack.username, check=False)
     output = report.stdout + report.stderr
     assert f"{broken}:{broken_line}" in output, output
@@ -156,6 +161,7 @@ def test_certbots_lineages_import_serve_and_renew_with_certbots_account(setup, p
 
     # Importing the same dir again creates nothing.
     before = counts(stack)
-    stack.manage("import_certbot", str(certbot.config_dir), "--owner", stack.username, check=False)
+    again = stack.manage("import_certbot", str(certbot.config_dir), "--owner", stack.username, check=False).stdout
+    assert "already imported: certificate shop" in again and "created:" not in again, again
     assert counts(stack) == before
     assert certificate_for(stack, "shop.example.test")["serial"] == renewed["serial"]
