@@ -351,7 +351,7 @@ def test_the_nginx_and_apache_authenticators_ask_for_the_config(certbot_dir, plu
     _, certs = certbot_dir.read()
     assert certs["srv"].challenge == challenge
     (problem,) = certs["srv"].problems
-    assert f"certbot reconfigure --cert-name srv --webroot -w DOCUMENT_ROOT" in problem.message
+    assert "certbot reconfigure --cert-name srv --webroot -w DOCUMENT_ROOT" in problem.message
     assert f"http-01-{plugin} edits one config file you name" in problem.message
 
 

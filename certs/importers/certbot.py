@@ -239,7 +239,8 @@ class _ConfigDir:
             said, wrote = _EC_CURVES.get(curve, ""), f"key_type = ecdsa, elliptic_curve = {curve}"
         else:
             size = str(params.get("rsa_key_size", "2048"))
-            said, wrote = _RSA_SIZES.get(int(size) if size.isdigit() else 0, ""), f"key_type = rsa, rsa_key_size = {size}"
+            said = _RSA_SIZES.get(int(size) if size.isdigit() else 0, "")
+            wrote = f"key_type = rsa, rsa_key_size = {size}"
         if cert.key_type and said != cert.key_type:
             cert.notes.append(Problem(str(conf), f"says {wrote}, but the key is {KeyType(cert.key_type).label}: "
                                                  "renewals keep the key's type", _line_of(conf, "key_type")))
