@@ -299,5 +299,7 @@ LOGGING = {
         # The acme package logs JWS payloads (CSRs, EAB) at DEBUG; never let them out.
         "acme": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
+        # The OCI SDK (a lexicon provider's) announces its circuit breaker at import, on every command.
+        "oci": {"level": "WARNING"},
     },
 }
