@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from certs import reload_preset_views, views
+from certs import import_views, reload_preset_views, views
 
 urlpatterns = [
     path("sites/<int:site_pk>/certificates/", views.issue_certificate, name="certificate-issue"),
@@ -29,6 +29,7 @@ urlpatterns = [
     path("notifications/add/", views.notification_add, name="notification-add"),
     path("notifications/<int:pk>/test/", views.notification_test, name="notification-test"),
     path("notifications/<int:pk>/delete/", views.notification_delete, name="notification-delete"),
+    path("import/", import_views.import_page, name="import"),
     path("reload-presets/", reload_preset_views.reload_preset_list, name="reload-preset-list"),
     path("reload-presets/add/", reload_preset_views.reload_preset_form, name="reload-preset-add"),
     path("reload-presets/<int:pk>/", reload_preset_views.reload_preset_form, name="reload-preset-edit"),

@@ -21,6 +21,7 @@ ENTRIES = (
 STAFF_ENTRIES = (
     ("users", "ui:user-list", _("Users")),
     ("reload-presets", "ui:reload-preset-list", _("Reload presets")),
+    ("import", "ui:import", _("Import from acme.sh / certbot")),
     ("audit", "ui:audit-log", _("Audit log")),
     ("settings", "ui:settings", _("Settings")),
 )

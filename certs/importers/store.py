@@ -45,6 +45,8 @@ OUTCOME_LABELS = {CREATED: _("created"), WOULD_CREATE: _("would create"), ALREAD
 ACCOUNT, DNS_CREDENTIAL, RELOAD_PRESET, INSTALL_TARGET, CERTIFICATE = (
     "account", "DNS credential", "reload preset", "install target", "certificate")
 KINDS = (CERTIFICATE, ACCOUNT, DNS_CREDENTIAL, RELOAD_PRESET, INSTALL_TARGET)
+ITEM_LABELS = {CERTIFICATE: _("Certificate"), ACCOUNT: _("ACME account"), DNS_CREDENTIAL: _("DNS credentials"),
+               RELOAD_PRESET: _("Reload preset"), INSTALL_TARGET: _("Install target")}
 KIND_LABELS = {CERTIFICATE: _("Certificates"), ACCOUNT: _("ACME accounts"), DNS_CREDENTIAL: _("DNS credentials"),
                RELOAD_PRESET: _("Reload presets"), INSTALL_TARGET: _("Install targets")}
 # Which setting widens the directories a path of a request may lie in.
@@ -68,6 +70,10 @@ class ReportItem:
     def outcome_label(self):
         return OUTCOME_LABELS[self.outcome]
 
+    @property
+    def kind_label(self):
+        return ITEM_LABELS[self.kind]
+
 
 @dataclass
 class ImportReport:
@@ -90,11 +96,19 @@ class ImportReport:
         """Something was not imported: a certificate, an account or a whole file."""
         return bool(self.problems) or any(item.outcome == NOT_IMPORTED for item in self.items)
 
+    def without_prefix(self, prefix):
+        """Paths relative to where the files were unpacked (an uploaded archive)."""
+        self.root = self.root.removeprefix(prefix.rstrip("/")) or "/"
+        for item in self.items:
+            item.messages = [message.replace(prefix, "") for message in item.messages]
+        self.problems = [problem.replace(prefix, "") for problem in self.problems]
+
     def summary(self) -> list[str]:
         lines = []
         for kind, counter in self.counts().items():
             if counter:
-                parts = ", ".join(f"{counter[outcome]} {outcome}" for outcome in OUTCOME_LABELS if counter[outcome])
+                parts = ", ".join(f"{counter[outcome]} {label}" for outcome, label in OUTCOME_LABELS.items()
+                                  if counter[outcome])
                 lines.append(f"{KIND_LABELS[kind]}: {parts}")
         if self.problems:
             lines.append(f"Files not read: {len(self.problems)}")

@@ -1,0 +1,145 @@
+"""Importing from an uploaded archive of an acme.sh home or a certbot config dir (the admin
+page): extracted safely into a temporary directory that is always removed, then read and
+stored like the management commands do.
+
+Safely: no absolute names, no "..", no links leading outside, no devices (tarfile's "data"
+filter; the same rules by hand for zip), and limits on the number of members and their
+total size, so an archive cannot write outside its directory or fill the disk.
+"""
+
+import os
+import shutil
+import stat
+import tarfile
+import tempfile
+import zipfile
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+
+from django.utils.translation import gettext as _
+
+from certs import importers
+from certs.importers.store import ImportReport, import_found
+
+MAX_ARCHIVE_BYTES = 50 * 1024 * 1024  # thousands of certificates are a few megabytes
+MAX_EXTRACTED_BYTES = 200 * 1024 * 1024
+MAX_MEMBERS = 20000
+SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+
+
+class ArchiveError(Exception):
+    """The archive cannot be used; the message says why, for the page."""
+
+
+def import_archive(archive, client, owner, dry_run) -> ImportReport:
+    """Extract `archive` (an uploaded file), find the client's directory in it (`client`
+    "" to detect it) and import it for `owner`. Raises ArchiveError."""
+    with extracted(archive) as root:
+        home, client = find_home(root, client)
+        report = import_found(importers.reader(client)(str(home)), owner, dry_run=dry_run)
+    report.without_prefix(f"{root}{os.sep}")  # paths as they are in the archive
+    return report
+
+
+@contextmanager
+def extracted(archive):
+    """A temporary directory holding the archive's files, removed afterwards whatever happens."""
+    if archive.size > MAX_ARCHIVE_BYTES:
+        raise ArchiveError(_("The archive is larger than %(size)d MB.") % {"size": MAX_ARCHIVE_BYTES // 2 ** 20})
+    directory = Path(tempfile.mkdtemp(prefix="certpanel-import-"))  # 0700: it holds private keys for a moment
+    try:
+        archive.seek(0)
+        is_zip = zipfile.is_zipfile(archive)
+        archive.seek(0)
+        (_extract_zip if is_zip else _extract_tar)(archive, directory)
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _unsupported():
+    return ArchiveError(_("This is not a .tar.gz, .tgz, .tar or .zip archive, or it is damaged."))
+
+
+def _check_name(name):
+    path = PurePosixPath(name)
+    if path.is_absolute() or ".." in path.parts or "\x00" in name:
+        raise ArchiveError(_("The archive member “%(name)s” would be written outside the archive's folder; "
+                             "it is refused.") % {"name": name})
+
+
+class _Budget:
+    def __init__(self):
+        self.members = self.bytes = 0
+
+    def take(self, size):
+        self.members += 1
+        self.bytes += max(size, 0)
+        if self.members > MAX_MEMBERS:
+            raise ArchiveError(_("The archive holds more than %(count)d files.") % {"count": MAX_MEMBERS})
+        if self.bytes > MAX_EXTRACTED_BYTES:
+            raise ArchiveError(_("The archive's files add up to more than %(size)d MB.")
+                               % {"size": MAX_EXTRACTED_BYTES // 2 ** 20})
+
+
+def _extract_tar(archive, directory):
+    budget, members = _Budget(), []
+    try:
+        with tarfile.open(fileobj=archive, mode="r:*") as tar:
+            for member in tar:  # one header at a time: a bomb of headers stops at the limit
+                budget.take(member.size)
+                _check_name(member.name)
+                members.append(member)
+            # "data": no absolute or outside paths, no links out, no devices, no set-uid bits.
+            tar.extractall(directory, members=members, filter="data")
+    except tarfile.FilterError as exc:
+        raise ArchiveError(_("The archive member “%(name)s” is refused: %(reason)s")
+                           % {"name": exc.tarinfo.name, "reason": exc}) from None
+    except (tarfile.TarError, EOFError, OSError, ValueError):
+        raise _unsupported() from None
+
+
+def _extract_zip(archive, directory):
+    budget = _Budget()
+    try:
+        with zipfile.ZipFile(archive) as zip_file:
+            infos = zip_file.infolist()
+            for info in infos:
+                budget.take(info.file_size)
+                _check_name(info.filename)
+            for info in infos:
+                mode = info.external_attr >> 16
+                if stat.S_ISLNK(mode):
+                    _zip_link(zip_file, info, directory)
+                elif stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
+                    raise ArchiveError(_("The archive member “%(name)s” is not a file or a folder; it is refused.")
+                                       % {"name": info.filename})
+                else:
+                    zip_file.extract(info, directory)
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError):
+        raise _unsupported() from None
+
+
+def _zip_link(zip_file, info, directory):
+    """certbot's live/ links into archive/: kept when they stay inside the archive's folder."""
+    target = zip_file.read(info).decode("utf-8", "replace")
+    link = directory / info.filename.rstrip("/")
+    resolved = (link.parent / target).resolve()
+    if Path(target).is_absolute() or not resolved.is_relative_to(directory.resolve()):
+        raise ArchiveError(_("The archive member “%(name)s” links outside the archive's folder; it is refused.")
+                           % {"name": info.filename})
+    link.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(target, link)
+
+
+def find_home(root, client=""):
+    """(directory, client) of the acme.sh home or certbot config dir in the archive: its top
+    folder itself, or a folder up to two levels down. Raises ArchiveError."""
+    candidates = [root] + sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())
+    candidates += sorted(p for parent in candidates[1:] for p in parent.iterdir() if p.is_dir() and not p.is_symlink())
+    for candidate in candidates:
+        found = importers.detect(candidate)
+        if found and (not client or found == client):
+            return candidate, found
+    expected = importers.EXPECTED[client] if client else " or ".join(importers.EXPECTED.values())
+    raise ArchiveError(_("The archive does not hold %(expected)s.") % {"expected": expected})

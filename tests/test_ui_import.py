@@ -1,0 +1,157 @@
+"""The admin page "Import from acme.sh / certbot": an uploaded archive, extracted safely into a
+temporary directory that is always removed, previewed or imported, the report on the page.
+The reader is replaced by one returning a Found built here (tests/test_import_store.py's Home)."""
+
+import io
+import os
+import tarfile
+import zipfile
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from certs import importers
+from certs.importers.found import Problem
+from certs.models import Certificate
+from tests.test_import_store import Home, Pki
+
+URL = reverse("ui:import")
+
+
+@pytest.fixture(scope="module")
+def pki():
+    return Pki()
+
+
+@pytest.fixture
+def admin_client(client, django_user_model):
+    admin = django_user_model.objects.create_superuser("root", password="pw-root-123")
+    client.force_login(admin)
+    client.user = admin
+    return client
+
+
+@pytest.fixture
+def reader(pki):
+    """The reader: remembers the directory it was given, and finds one certificate there with
+    a note about one of its files."""
+    home = Home(pki)
+    home.add(["a.example.com"], challenge="http-01-standalone")
+    seen = []
+
+    def read(path):
+        seen.append(Path(path))
+        home.certificates[0].notes = [Problem(f"{path}/a.example.com/a.example.com.conf", "Le_PreHook dropped", 3)]
+        found = home.found()
+        found.root = path
+        return found
+
+    with mock.patch.object(importers, "reader", return_value=read) as patched:
+        patched.seen = seen
+        yield patched
+
+
+def _tar_gz(files, links=(), name="home.tar.gz"):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for path, target in links:
+            info = tarfile.TarInfo(path)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tar.addfile(info)
+    return SimpleUploadedFile(name, buffer.getvalue())
+
+
+def _zip(files, name="home.zip"):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+    return SimpleUploadedFile(name, buffer.getvalue())
+
+
+ACMESH_HOME = {"acmesh-home/account.conf": "", "acmesh-home/a.example.com/a.example.com.conf": "Le_Domain='a'\n"}
+
+
+def _post(client, archive, action="preview", owner=None):
+    return client.post(URL, {"archive": archive, "client": "", "owner": (owner or client.user).pk,
+                             "action": action})
+
+
+def test_the_preview_shows_what_would_be_created_and_stores_nothing(admin_client, reader):
+    response = _post(admin_client, _tar_gz(ACMESH_HOME))
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Preview: nothing was stored" in page and "would create" in page
+    # Paths are those of the archive, not of the temporary directory it was unpacked in.
+    assert "acmesh-home/a.example.com/a.example.com.conf:3: Le_PreHook dropped" in page
+    assert "certpanel-import-" not in page
+    assert not Certificate.objects.exists()
+    reader.assert_called_with(importers.ACMESH)
+    assert reader.seen[0].name == "acmesh-home" and not reader.seen[0].exists()  # removed afterwards
+
+
+def test_import_stores_the_certificates_for_the_chosen_owner(admin_client, reader):
+    home = dict(ACMESH_HOME)
+    response = _post(admin_client, _zip(home), action="import")
+
+    page = response.content.decode()
+    assert "Import report" in page and "created" in page
+    assert Certificate.objects.get().domains == ["a.example.com"]
+    assert Certificate.objects.get().owner == admin_client.user
+
+
+def test_the_home_may_be_the_archives_top_folder(admin_client, reader):
+    _post(admin_client, _tar_gz({"account.conf": "", "a.example.com/a.example.com.conf": ""}, name="h.tgz"))
+
+    assert reader.seen and reader.seen[0].name.startswith("certpanel-import-")
+
+
+@pytest.mark.parametrize("archive", [
+    _zip({"acmesh-home/account.conf": "", "../escaped.conf": "Le_Domain='x'\n"}),
+    _tar_gz({"acmesh-home/account.conf": "", "acmesh-home/../../escaped.conf": ""}),
+    _tar_gz({"acmesh-home/account.conf": ""}, links=[("acmesh-home/a.example.com", "/etc")]),
+], ids=["zip-dotdot", "tar-dotdot", "tar-link-outside"])
+def test_members_outside_the_archives_folder_are_refused(admin_client, reader, archive):
+    response = _post(admin_client, archive, action="import")
+
+    page = response.content.decode()
+    assert "is refused" in page
+    assert not reader.seen and not Certificate.objects.exists()
+    assert not (Path(os.sep) / "tmp" / "escaped.conf").exists()
+
+
+def test_a_corrupt_or_foreign_archive_is_named_clearly(admin_client, reader):
+    corrupt = _post(admin_client, SimpleUploadedFile("home.tar.gz", b"\x1f\x8b not really gzip"))
+    foreign = _post(admin_client, _tar_gz({"notes/readme.txt": "hello"}))
+    wrong_suffix = _post(admin_client, SimpleUploadedFile("home.rar", b"Rar!"))
+
+    assert "it is damaged" in corrupt.content.decode()
+    assert "The archive does not hold an acme.sh home" in foreign.content.decode()
+    assert "Upload a .tar.gz, .tgz, .tar or .zip file." in wrong_suffix.content.decode()
+    assert not reader.seen
+
+
+def test_the_chosen_client_must_match_the_files(admin_client, reader):
+    response = admin_client.post(URL, {"archive": _tar_gz(ACMESH_HOME), "client": importers.CERTBOT,
+                                       "owner": admin_client.user.pk, "action": "preview"})
+
+    assert "The archive does not hold a certbot config dir" in response.content.decode()
+
+
+def test_the_page_is_for_administrators_only(alice_client, reader):
+    assert alice_client.get(URL).status_code == 403
+    assert alice_client.post(URL, {"archive": _tar_gz(ACMESH_HOME), "action": "import"}).status_code == 403
+    assert not reader.seen and not Certificate.objects.exists()
+
+
+def test_the_admin_navigation_links_the_page(admin_client):
+    assert URL in admin_client.get(reverse("ui:dashboard")).content.decode()
