@@ -195,7 +195,8 @@ def test_a_certificate_imports_completely_or_not_at_all(admin, roots, pki, queue
                                  "good.example.com": "created"}
     messages = {item.label: "\n".join(item.messages) for item in report.items}
     assert f"add {outside} to CERTPANEL_INSTALL_ROOTS" in messages["bad-path.example.com"]
-    assert messages["bad-key.example.com"].startswith("/home/bad-key.example.com/bad-key.example.com.conf: private key:")
+    assert messages["bad-key.example.com"].startswith(
+        "/home/bad-key.example.com/bad-key.example.com.conf: private key:")
     assert "does not belong to the certificate" in messages["bad-key.example.com"]
     assert report.incomplete
 

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -211,10 +211,14 @@ def _import_certificate(found: FoundCertificate, owner, report):
             _store_certificate(found, checked, run)
     except _NotImported as exc:
         item.outcome, item.messages = NOT_IMPORTED, exc.messages + notes
+    except (DatabaseError, OSError) as exc:  # e.g. a concurrent import took a path: the others go on
+        item.outcome = NOT_IMPORTED
+        item.messages = [f"{found.source}: could not be stored ({type(exc).__name__}: {exc}); try again"] + notes
     else:
         item.outcome, item.messages = WOULD_CREATE if report.dry_run else CREATED, notes
+    report.items.append(item)  # the certificate first, then what was made for it
+    if item.outcome != NOT_IMPORTED:
         run.commit()
-    report.items.append(item)
 
 
 def _import_account_alone(found: FoundAccount, owner, report):
