@@ -16,6 +16,7 @@ from django.urls import reverse
 from certs import importers
 from certs.importers.found import Problem
 from certs.models import Certificate
+from tests.test_import_acmesh import FIXTURE as ACMESH_FIXTURE
 from tests.test_import_store import Home, Pki
 
 URL = reverse("ui:import")
@@ -94,6 +95,7 @@ def test_the_preview_shows_what_would_be_created_and_stores_nothing(admin_client
     # Paths are those of the archive, not of the temporary directory it was unpacked in.
     assert "acmesh-home/a.example.com/a.example.com.conf:3: Le_PreHook dropped" in page
     assert "certpanel-import-" not in page
+    assert "The acme.sh files in home.tar.gz: acmesh-home." in page
     assert not Certificate.objects.exists()
     reader.assert_called_with(importers.ACMESH)
     assert reader.seen[0].name == "acmesh-home" and not reader.seen[0].exists()  # removed afterwards
@@ -155,3 +157,17 @@ def test_the_page_is_for_administrators_only(alice_client, reader):
 
 def test_the_admin_navigation_links_the_page(admin_client):
     assert URL in admin_client.get(reverse("ui:dashboard")).content.decode()
+
+
+def test_the_preview_of_a_home_written_by_acmesh(admin_client, settings, tmp_path):
+    """The real reader on /work/shared/fixtures' acme.sh home: what can come over, and what to change."""
+    settings.WEBROOT_ROOTS = [tmp_path]
+    archive = SimpleUploadedFile("acmesh.tar.gz", ACMESH_FIXTURE.read_bytes())
+
+    page = _post(admin_client, archive).content.decode()
+
+    assert "Certificates: 2 would create, 1 not imported" in page
+    assert "Cloudflare credentials (auth_token, zone_id) from acme.sh dns_cf" in page
+    assert "acmesh-home/sample.test_ecc/sample.test.conf: webroot:" in page
+    assert "add /var/www/sample to CERTPANEL_WEBROOT_ROOTS" in page
+    assert not Certificate.objects.exists()

@@ -37,7 +37,7 @@ def import_archive(archive, client, owner, dry_run) -> ImportReport:
     with extracted(archive) as root:
         home, client = find_home(root, client)
         report = import_found(importers.reader(client)(str(home)), owner, dry_run=dry_run)
-    report.without_prefix(f"{root}{os.sep}")  # paths as they are in the archive
+    report.without_prefix(f"{root}{os.sep}", archive.name)  # paths as they are in the archive
     return report
 
 

@@ -96,9 +96,10 @@ class ImportReport:
         """Something was not imported: a certificate, an account or a whole file."""
         return bool(self.problems) or any(item.outcome == NOT_IMPORTED for item in self.items)
 
-    def without_prefix(self, prefix):
+    def without_prefix(self, prefix, archive_name):
         """Paths relative to where the files were unpacked (an uploaded archive)."""
-        self.root = self.root.removeprefix(prefix.rstrip("/")) or "/"
+        inside = f"{self.root}/".removeprefix(prefix).rstrip("/")
+        self.root = f"{archive_name}: {inside}" if inside else archive_name
         for item in self.items:
             item.messages = [message.replace(prefix, "") for message in item.messages]
         self.problems = [problem.replace(prefix, "") for problem in self.problems]
