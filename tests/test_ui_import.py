@@ -137,7 +137,7 @@ def test_a_corrupt_or_foreign_archive_is_named_clearly(admin_client, reader):
     wrong_suffix = _post(admin_client, SimpleUploadedFile("home.rar", b"Rar!"))
 
     assert "it is damaged" in corrupt.content.decode()
-    assert "The archive does not hold an acme.sh home" in foreign.content.decode()
+    assert "The archive holds neither an acme.sh home" in foreign.content.decode()
     assert "Upload a .tar.gz, .tgz, .tar or .zip file." in wrong_suffix.content.decode()
     assert not reader.seen
 

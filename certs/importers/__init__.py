@@ -2,14 +2,16 @@
 
 from pathlib import Path
 
+from django.utils.translation import gettext_lazy as _lazy
+
 ACMESH = "acme.sh"
 CERTBOT = "certbot"
 CLIENTS = (ACMESH, CERTBOT)
 
 # What each client's directory holds, whatever it has issued so far.
 EXPECTED = {
-    ACMESH: "an acme.sh home (the folder with account.conf and ca/, usually ~/.acme.sh)",
-    CERTBOT: "a certbot config dir (the folder with accounts/ and renewal/, usually /etc/letsencrypt)",
+    ACMESH: _lazy("an acme.sh home (the folder with account.conf and ca/, usually ~/.acme.sh)"),
+    CERTBOT: _lazy("a certbot config dir (the folder with accounts/ and renewal/, usually /etc/letsencrypt)"),
 }
 
 

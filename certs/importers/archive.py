@@ -141,5 +141,8 @@ def find_home(root, client=""):
         found = importers.detect(candidate)
         if found and (not client or found == client):
             return candidate, found
-    expected = importers.EXPECTED[client] if client else " or ".join(importers.EXPECTED.values())
-    raise ArchiveError(_("The archive does not hold %(expected)s.") % {"expected": expected})
+    if client:
+        raise ArchiveError(_("The archive does not hold %(expected)s.") % {"expected": importers.EXPECTED[client]})
+    raise ArchiveError(_("The archive holds neither %(acmesh)s nor %(certbot)s.")
+                       % {"acmesh": importers.EXPECTED[importers.ACMESH],
+                          "certbot": importers.EXPECTED[importers.CERTBOT]})
