@@ -83,24 +83,36 @@ class _Budget:
 
 
 def _extract_tar(archive, directory):
-    budget, members = _Budget(), []
+    budget, members, files, links = _Budget(), [], set(), []
     try:
         with tarfile.open(fileobj=archive, mode="r:*") as tar:
             for member in tar:  # one header at a time: a bomb of headers stops at the limit
                 budget.take(member.size)
                 _check_name(member.name)
+                if member.issym():
+                    links.append((member.name, member.linkname))  # made last, by _make_links
+                    continue
+                if member.islnk() and PurePosixPath(member.linkname) not in files:
+                    raise ArchiveError(_("The archive member “%(name)s” links outside the archive's folder; "
+                                         "it is refused.") % {"name": member.name})
+                if not (member.isfile() or member.isdir() or member.islnk()):
+                    raise _not_a_file(member.name)
+                if member.isfile():
+                    files.add(PurePosixPath(member.name))
                 members.append(member)
-            # "data": no absolute or outside paths, no links out, no devices, no set-uid bits.
+            # No symbolic link exists yet, so "data" (no absolute or outside paths, no devices, no set-uid
+            # bits) judges every path as it is written, whatever this Python's tarfile gets wrong about links.
             tar.extractall(directory, members=members, filter="data")
     except tarfile.FilterError as exc:
         raise ArchiveError(_("The archive member “%(name)s” is refused: %(reason)s")
                            % {"name": exc.tarinfo.name, "reason": exc}) from None
     except (tarfile.TarError, EOFError, OSError, ValueError):
         raise _unsupported() from None
+    _make_links(directory, links)
 
 
 def _extract_zip(archive, directory):
-    budget = _Budget()
+    budget, links = _Budget(), []
     try:
         with zipfile.ZipFile(archive) as zip_file:
             infos = zip_file.infolist()
@@ -110,26 +122,58 @@ def _extract_zip(archive, directory):
             for info in infos:
                 mode = info.external_attr >> 16
                 if stat.S_ISLNK(mode):
-                    _zip_link(zip_file, info, directory)
+                    links.append((info.filename, zip_file.read(info).decode("utf-8", "replace")))
                 elif stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
-                    raise ArchiveError(_("The archive member “%(name)s” is not a file or a folder; it is refused.")
-                                       % {"name": info.filename})
+                    raise _not_a_file(info.filename)
                 else:
                     zip_file.extract(info, directory)
     except (zipfile.BadZipFile, EOFError, OSError, ValueError):
         raise _unsupported() from None
+    _make_links(directory, links)
 
 
-def _zip_link(zip_file, info, directory):
-    """certbot's live/ links into archive/: kept when they stay inside the archive's folder."""
-    target = zip_file.read(info).decode("utf-8", "replace")
-    link = directory / info.filename.rstrip("/")
-    resolved = (link.parent / target).resolve()
-    if Path(target).is_absolute() or not resolved.is_relative_to(directory.resolve()):
-        raise ArchiveError(_("The archive member “%(name)s” links outside the archive's folder; it is refused.")
-                           % {"name": info.filename})
-    link.parent.mkdir(parents=True, exist_ok=True)
-    os.symlink(target, link)
+def _not_a_file(name):
+    return ArchiveError(_("The archive member “%(name)s” is not a file or a folder; it is refused.") % {"name": name})
+
+
+def _make_links(directory, links):
+    """certbot's live/ links into archive/, made after every file so nothing is written through
+    them. Each must lead inside the archive's folder without passing through another link: then
+    where it leads can be worked out from the names alone, and no chain of links (a -> b/c/../..,
+    b -> .) can lead out."""
+    names = {PurePosixPath(name) for name, _ in links}
+    for name, target in links:
+        link = PurePosixPath(name)
+        if not _stays_inside(link, target, names):
+            raise ArchiveError(_("The archive member “%(name)s” links outside the archive's folder; it is refused.")
+                               % {"name": name})
+    try:
+        for name, target in links:
+            path = directory.joinpath(*PurePosixPath(name).parts)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(target, path)
+    except OSError:  # two members of one name, or a link where a folder is
+        raise _unsupported() from None
+
+
+def _stays_inside(link, target, links):
+    """Whether `target`, read from the folder of `link`, names a path inside the archive's
+    folder and no other link is on the way there (nor above the link itself)."""
+    if not target or "\x00" in target or PurePosixPath(target).is_absolute():
+        return False
+    if any(parent in links for parent in link.parents):
+        return False
+    parts = list(link.parent.parts)
+    for part in PurePosixPath(target).parts:
+        if part == "..":
+            if not parts:
+                return False
+            parts.pop()
+        elif part != ".":
+            parts.append(part)
+            if PurePosixPath(*parts) in links:
+                return False
+    return True
 
 
 def find_home(root, client=""):

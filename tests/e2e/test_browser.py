@@ -133,7 +133,7 @@ def test_an_uploaded_certificate_is_attached_to_its_site_served_and_counted(brow
 # A run of ASCII letters with a lower-case letter in it is an English word; all-capital ones are
 # protocol and key names that stay as they are in Chinese (HTTPS, DNS-01, RSA, UTC...).
 ENGLISH_WORD = re.compile(r"[A-Za-z]*[a-z][A-Za-z]*")
-NAMES_KEPT_IN_EVERY_LANGUAGE = {"nginx"}
+NAMES_KEPT_IN_EVERY_LANGUAGE = {"nginx", "certbot"}
 # Text a user reads as a label, not data: headings, labels, buttons, table and list headers, badges,
 # help and small print. textContent, not innerText: CSS may print a header in capitals.
 LABEL_SELECTOR = "h1, h2, h3, h4, label, legend, summary, button, a.button, th, dt, .badge, .help, .small, nav a"
