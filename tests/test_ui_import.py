@@ -4,7 +4,10 @@ The reader is replaced by one returning a Found built here (tests/test_import_st
 
 import io
 import os
+import stat
 import tarfile
+import tempfile
+import uuid
 import zipfile
 from pathlib import Path
 from unittest import mock
@@ -14,6 +17,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from certs import importers
+from certs.importers import archive as archive_import
 from certs.importers.found import Problem
 from certs.models import Certificate
 from tests.test_import_acmesh import FIXTURE as ACMESH_FIXTURE
@@ -70,9 +74,13 @@ def _tar_gz(files, links=(), name="home.tar.gz"):
     return SimpleUploadedFile(name, buffer.getvalue())
 
 
-def _zip(files, name="home.zip"):
+def _zip(files, name="home.zip", links=()):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
+        for path, target in links:
+            info = zipfile.ZipInfo(path)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            archive.writestr(info, target)
         for path, text in files.items():
             archive.writestr(path, text)
     return SimpleUploadedFile(name, buffer.getvalue())
@@ -129,6 +137,44 @@ def test_members_outside_the_archives_folder_are_refused(admin_client, reader, a
     assert "is refused" in page
     assert not reader.seen and not Certificate.objects.exists()
     assert not (Path(os.sep) / "tmp" / "escaped.conf").exists()
+
+
+# Each link alone stays inside; together a -> b/c/../.. with b -> . leads to the folder above.
+ESCAPE = f"escaped-{uuid.uuid4().hex}.conf"
+CHAIN = [("a", "b/c/../.."), ("b", ".")]
+
+
+@pytest.mark.parametrize("archive", [
+    _zip({"c/": "", f"a/{ESCAPE}": "written outside"}, links=CHAIN),
+    _tar_gz({"c/keep": "", f"a/{ESCAPE}": "written outside"}, links=CHAIN),
+], ids=["zip", "tar"])
+def test_a_chain_of_links_cannot_lead_outside(admin_client, reader, archive):
+    response = _post(admin_client, archive, action="import")
+
+    assert "links outside the archive" in response.content.decode()
+    assert not (Path(tempfile.gettempdir()) / ESCAPE).exists()
+    assert not reader.seen
+
+
+@pytest.mark.parametrize("make", [_zip, _tar_gz], ids=["zip", "tar"])
+def test_certbots_live_links_into_archive_are_kept(make):
+    upload = make({"le/archive/a.test/cert1.pem": "PEM"},
+                  links=[("le/live/a.test/cert.pem", "../../archive/a.test/cert1.pem")])
+
+    with archive_import.extracted(upload) as root:
+        assert (root / "le/live/a.test/cert.pem").read_text() == "PEM"
+
+
+def test_a_hard_link_to_a_file_outside_is_refused(admin_client, reader):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("acmesh-home/account.conf")
+        info.type, info.linkname = tarfile.LNKTYPE, "/etc/passwd"
+        tar.addfile(info)
+
+    response = _post(admin_client, SimpleUploadedFile("home.tar", buffer.getvalue()), action="import")
+
+    assert "links outside the archive" in response.content.decode() and not reader.seen
 
 
 def test_a_corrupt_or_foreign_archive_is_named_clearly(admin_client, reader):

@@ -2,9 +2,11 @@
 page): extracted safely into a temporary directory that is always removed, then read and
 stored like the management commands do.
 
-Safely: no absolute names, no "..", no links leading outside, no devices (tarfile's "data"
-filter; the same rules by hand for zip), and limits on the number of members and their
-total size, so an archive cannot write outside its directory or fill the disk.
+Safely: no absolute names, no "..", no devices, limits on the number of members and their
+total size, and symbolic links made last, only when they lead inside without passing through
+another link (by hand for tar and zip alike: tarfile's "data" filter alone has let chains of
+links out on Pythons before 3.11.13), so an archive cannot write outside its directory or
+fill the disk.
 """
 
 import os
