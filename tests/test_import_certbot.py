@@ -244,12 +244,13 @@ def test_a_malformed_conf_line_is_reported_with_path_and_line_and_the_others_imp
     certbot_dir.webroot("broken", ["broken.example.test"])
     conf = certbot_dir.root / "renewal" / "broken.conf"
     lines = conf.read_text().splitlines()
-    lines[11] = "authenticator webroot"  # the "=" lost
+    lines[11] = "dns_cloudflare_api_token leaked-secret"  # the "=" lost, on a line that holds a secret
     conf.write_text("\n".join(lines) + "\n")
     found, certs = certbot_dir.read()
     (problem,) = certs["broken"].problems
     assert (problem.path, problem.line) == (str(conf), 12)
-    assert "authenticator webroot" in problem.message
+    assert "neither a `key = value` setting nor a [section]" in problem.message
+    assert "leaked-secret" not in str(problem)
     assert str(problem).startswith(f"{conf}:12: ")
     assert certs["good"].problems == [] and certs["good"].cert_pem
     assert found.accounts  # the account is still read for the good one

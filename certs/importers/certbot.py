@@ -113,6 +113,8 @@ class _ConfigDir:
         except configobj.ConfigObjError as exc:
             first = (getattr(exc, "errors", None) or [exc])[0]
             message = re.sub(r"\s*at line \d+\.?$", "", str(first))
+            if message.startswith("Invalid line"):  # ConfigObj quotes the line, which may hold a secret
+                message = "this line is neither a `key = value` setting nor a [section]"
             return Problem(str(conf), f"{message}; certbot cannot read this file either, fix or remove the line",
                            getattr(first, "line_number", None))
         except (OSError, UnicodeDecodeError) as exc:
