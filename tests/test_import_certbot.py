@@ -399,6 +399,17 @@ DNS_CASES = [
 ]
 
 
+def test_a_credentials_file_inside_the_config_dir_is_named_inside_it(certbot_dir):
+    ini = certbot_dir.root / "cloudflare.ini"
+    ini.write_text("dns_cloudflare_api_token = t0ken\n")
+    certbot_dir.lineage("zone", ["zone.example.test"], [
+        "authenticator = dns-cloudflare", f"dns_cloudflare_credentials = {ini}"])
+
+    _, certs = certbot_dir.read()
+
+    assert certs["zone"].dns_source == "certbot dns-cloudflare (cloudflare.ini)"
+
+
 @pytest.mark.parametrize("plugin, credentials, provider, values", DNS_CASES,
                          ids=[f"{c[0]}-{i}" for i, c in enumerate(DNS_CASES)])
 def test_a_dns_plugins_credentials_map_onto_the_providers_fields(certbot_dir, plugin, credentials, provider, values):

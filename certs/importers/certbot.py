@@ -415,7 +415,10 @@ class _ConfigDir:
         mapped = self._map_dns(cert, path, plugin, given, origins)
         if mapped is not None:
             cert.dns_provider, cert.dns_credentials = mapped
-            cert.dns_source = f"certbot dns-{plugin} ({path})"
+            # The credential's name in the panel: a file of the dir given is named inside it, so an uploaded
+            # archive's temporary directory does not end up in the name.
+            shown = path.relative_to(self.root) if path.is_relative_to(self.root) else path
+            cert.dns_source = f"certbot dns-{plugin} ({shown})"
 
     def _map_dns(self, cert, path: Path, plugin: str, given: dict, origins):
         """(provider code, fields) from the credentials, or None after a Problem saying what is missing."""

@@ -101,6 +101,7 @@ class ImportReport:
         inside = f"{self.root}/".removeprefix(prefix).rstrip("/")
         self.root = f"{archive_name}: {inside}" if inside else archive_name
         for item in self.items:
+            item.label = item.label.replace(prefix, "")
             item.messages = [message.replace(prefix, "") for message in item.messages]
         self.problems = [problem.replace(prefix, "") for problem in self.problems]
 
