@@ -3,6 +3,7 @@
 
 import base64
 import datetime
+import io
 import shutil
 import tarfile
 from pathlib import Path
@@ -368,3 +369,55 @@ def test_folders_that_are_not_certificates_are_skipped(home):
 def test_a_path_that_is_not_a_directory_is_one_problem(tmp_path):
     found = read_home(tmp_path / "nowhere")
     assert [p.path for p in found.problems] == [str(tmp_path / "nowhere")] and found.certificates == []
+
+
+# -- through the writer: what is really stored ---------------------------------------------------------------
+
+
+def test_a_corrupted_line_and_a_missing_key_are_reported_and_the_other_certificate_is_stored(
+        home, tmp_path, settings, django_user_model, queued):
+    """The done-when on the home acme.sh wrote, through `manage.py import_acmesh`: the broken
+    certificates are named with path and line (file), the third is stored with its install
+    target and reload preset, and a second run adds nothing."""
+    from django.core.management import CommandError, call_command
+
+    from certs.models import AcmeAccount, Certificate, DnsCredential, InstallTarget, ReloadPreset
+
+    www, ssl = tmp_path / "www" / "sample", tmp_path / "ssl" / "sample"
+    www.mkdir(parents=True)
+    ssl.mkdir(parents=True)
+    settings.WEBROOT_ROOTS, settings.INSTALL_ROOTS = [tmp_path / "www"], [tmp_path / "ssl"]
+    webroot_conf = home / "sample.test_ecc/sample.test.conf"
+    webroot_conf.write_text(webroot_conf.read_text().replace("/var/www/sample", str(www))
+                            .replace("/etc/nginx/ssl/sample", str(ssl)))
+    standalone_conf = home / "status.sample.test_ecc/status.sample.test.conf"
+    lines = standalone_conf.read_text().splitlines()
+    lines[3] = "SAVED_CF_Token='leaked-secret-value"  # unbalanced quote on a line that holds a secret
+    standalone_conf.write_text("\n".join(lines) + "\n")
+    (home / "*.apps.sample.test/*.apps.sample.test.key").unlink()
+    django_user_model.objects.create_superuser("root", password="pw-root-123")
+
+    def run():
+        out = io.StringIO()
+        with pytest.raises(CommandError) as failed:
+            call_command("import_acmesh", str(home), stdout=out)
+        assert failed.value.returncode == 1  # something was not imported
+        return out.getvalue()
+
+    first = run()
+
+    assert list(Certificate.objects.values_list("domains", flat=True)) == [["sample.test", "www.sample.test"]]
+    assert (AcmeAccount.objects.count(), InstallTarget.objects.count(), ReloadPreset.objects.count()) == (1, 1, 1)
+    assert not DnsCredential.objects.exists()  # the Cloudflare certificate's credential went with it
+    assert "created: certificate sample.test_ecc (sample.test, www.sample.test)" in first
+    assert "not imported: certificate status.sample.test_ecc" in first
+    assert f"{standalone_conf}:4: SAVED_CF_Token= is not a KEY='value' assignment" in first
+    assert "not imported: certificate *.apps.sample.test" in first
+    assert f"{home}/*.apps.sample.test/*.apps.sample.test.key: is missing" in first
+    assert "leaked-secret-value" not in first and CF_TOKEN not in first and "PRIVATE KEY" not in first
+
+    second = run()
+
+    assert Certificate.objects.count() == 1 and DnsCredential.objects.count() == 0
+    assert (AcmeAccount.objects.count(), InstallTarget.objects.count(), ReloadPreset.objects.count()) == (1, 1, 1)
+    assert "already imported: certificate sample.test_ecc (sample.test, www.sample.test)" in second
