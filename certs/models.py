@@ -1,6 +1,7 @@
 import json
 import uuid
 
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -15,6 +16,20 @@ class KeyType(models.TextChoices):
     RSA2048 = "rsa2048", _("RSA 2048")
     RSA3072 = "rsa3072", _("RSA 3072")
     RSA4096 = "rsa4096", _("RSA 4096")
+
+    @classmethod
+    def of_key(cls, private_key):
+        """The type of a private key (a cryptography key object); None for one the panel does not issue."""
+        if isinstance(private_key, ec.EllipticCurvePrivateKey):
+            return EC_KEY_TYPES.get(private_key.curve.name)
+        if isinstance(private_key, rsa.RSAPrivateKey):
+            return RSA_KEY_TYPES.get(private_key.key_size)
+        return None
+
+
+# By curve name and by modulus size, as the keys and other ACME clients' settings say them.
+EC_KEY_TYPES = {"secp256r1": KeyType.EC256, "secp384r1": KeyType.EC384}
+RSA_KEY_TYPES = {2048: KeyType.RSA2048, 3072: KeyType.RSA3072, 4096: KeyType.RSA4096}
 
 
 class ChallengeType(models.TextChoices):

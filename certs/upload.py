@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -32,8 +31,6 @@ MAX_CERTIFICATE_CHARS = 64 * 1024  # a leaf and a long chain fit several times o
 MAX_KEY_CHARS = 16 * 1024  # an RSA 4096 key in PEM is about 3,300 characters
 
 _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL)
-_RSA_SIZES = {2048: KeyType.RSA2048, 3072: KeyType.RSA3072, 4096: KeyType.RSA4096}
-_EC_CURVES = {"secp256r1": KeyType.EC256, "secp384r1": KeyType.EC384}
 _SPKI = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
 
 
@@ -166,10 +163,9 @@ def _parse_private_key(text, errors):
 
 
 def _key_type(private_key, errors):
-    if isinstance(private_key, rsa.RSAPrivateKey) and private_key.key_size in _RSA_SIZES:
-        return _RSA_SIZES[private_key.key_size]
-    if isinstance(private_key, ec.EllipticCurvePrivateKey) and private_key.curve.name in _EC_CURVES:
-        return _EC_CURVES[private_key.curve.name]
+    key_type = KeyType.of_key(private_key)
+    if key_type is not None:
+        return key_type
     errors.add("private_key", _("Only RSA 2048, 3072 or 4096 and EC P-256 or P-384 keys are supported."))
     return None
 

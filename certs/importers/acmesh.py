@@ -48,8 +48,6 @@ KEY_LENGTHS = {
     "ec-256": KeyType.EC256, "ec-384": KeyType.EC384,
     "2048": KeyType.RSA2048, "3072": KeyType.RSA3072, "4096": KeyType.RSA4096,
 }
-EC_CURVES = {"secp256r1": KeyType.EC256, "secp384r1": KeyType.EC384}
-RSA_SIZES = {2048: KeyType.RSA2048, 3072: KeyType.RSA3072, 4096: KeyType.RSA4096}
 
 # Settings that do not carry over and why, shown as notes when set.
 IGNORED_SETTINGS = {
@@ -222,14 +220,6 @@ def _split(value):
     return [item.strip() for item in value.split(",") if item.strip() and item.strip() != "no"]
 
 
-def _key_type_of(key):
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        return EC_CURVES.get(key.curve.name)
-    if isinstance(key, rsa.RSAPrivateKey):
-        return RSA_SIZES.get(key.key_size)
-    return None
-
-
 def _pem_certificates(path: Path):
     return x509.load_pem_x509_certificates(path.read_bytes())
 
@@ -316,7 +306,7 @@ class _Reader:
                                                                        "the CA's intermediate certificates are needed"))
 
     def _key_type(self, key):
-        actual = _key_type_of(key)
+        actual = KeyType.of_key(key)
         key_path = str(self.folder / f"{self.main}.key")
         if actual is None:
             self.cert.problems.append(Problem(key_path, "is a key type the panel does not issue "

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from certs.dns.rfc2136 import ALGORITHMS as RFC2136_ALGORITHMS
 from certs.importers.found import Found, FoundAccount, FoundCertificate, FoundInstall, Problem
-from certs.models import ChallengeType, KeyType
+from certs.models import EC_KEY_TYPES, RSA_KEY_TYPES, ChallengeType, KeyType
 
 LIVE_FILES = ("cert", "privkey", "chain", "fullchain")  # certbot's storage.ALL_FOUR
 MAX_LINKS = 8
@@ -46,8 +46,6 @@ LE_REUSE_SERVERS = {
     "acme-v02.api.letsencrypt.org/directory": "acme-v01.api.letsencrypt.org/directory",
     "acme-staging-v02.api.letsencrypt.org/directory": "acme-staging.api.letsencrypt.org/directory",
 }
-_RSA_SIZES = {2048: KeyType.RSA2048, 3072: KeyType.RSA3072, 4096: KeyType.RSA4096}
-_EC_CURVES = {"secp256r1": KeyType.EC256, "secp384r1": KeyType.EC384}
 _INTERVAL_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400,
                    "month": 30 * 86400, "year": 365 * 86400}
 _INTERVAL = re.compile(r"(\d+)\s*([a-z]+)")
@@ -226,7 +224,7 @@ class _ConfigDir:
         cert.key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                          serialization.NoEncryption()).decode()
         cert.domains = _names(leaf)
-        cert.key_type = _key_type(key)
+        cert.key_type = KeyType.of_key(key) or ""
         if not cert.key_type:
             cert.problems.append(Problem(str(self.local(str(parsed["privkey"]), origins)),
                                          f"the key is {_describe_key(key)}; CertPanel renews with EC P-256 or P-384, "
@@ -238,10 +236,10 @@ class _ConfigDir:
             return
         if params.get("key_type", "rsa") == "ecdsa":  # certbot's defaults: secp256r1, RSA 2048
             curve = params.get("elliptic_curve", "secp256r1")
-            said, wrote = _EC_CURVES.get(curve, ""), f"key_type = ecdsa, elliptic_curve = {curve}"
+            said, wrote = EC_KEY_TYPES.get(curve, ""), f"key_type = ecdsa, elliptic_curve = {curve}"
         else:
             size = str(params.get("rsa_key_size", "2048"))
-            said = _RSA_SIZES.get(int(size) if size.isdigit() else 0, "")
+            said = RSA_KEY_TYPES.get(int(size) if size.isdigit() else 0, "")
             wrote = f"key_type = rsa, rsa_key_size = {size}"
         if cert.key_type and said != cert.key_type:
             cert.notes.append(Problem(str(conf), f"says {wrote}, but the key is {KeyType(cert.key_type).label}: "
@@ -565,14 +563,6 @@ def _names(leaf: x509.Certificate) -> list[str]:
         names = []
     common = [a.value for a in leaf.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)]
     return list(dict.fromkeys([*common, *names]))  # certbot lists the common name first
-
-
-def _key_type(key) -> str:
-    if isinstance(key, rsa.RSAPrivateKey):
-        return _RSA_SIZES.get(key.key_size, "")
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        return _EC_CURVES.get(key.curve.name, "")
-    return ""
 
 
 def _describe_key(key) -> str:
