@@ -6,7 +6,6 @@ from django.utils.translation import gettext_lazy as _lazy
 
 ACMESH = "acme.sh"
 CERTBOT = "certbot"
-CLIENTS = (ACMESH, CERTBOT)
 
 # What each client's directory holds, whatever it has issued so far.
 EXPECTED = {
