@@ -7,8 +7,19 @@ from unittest import mock
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
+from django.utils import translation
 
 from tests.support.webhook_receiver import WebhookReceiver
+
+
+@pytest.fixture(autouse=True)
+def english_until_asked():
+    """Each test starts in the default language: a page requested in Chinese leaves Chinese
+    active in the thread (LocaleMiddleware does not reset it), and the next test on this
+    worker would read its texts in Chinese."""
+    translation.activate("en")
+    yield
+    translation.activate("en")
 
 
 @pytest.fixture
