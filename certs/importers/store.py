@@ -426,10 +426,9 @@ def _reload_preset(text, run: _Run):
     """ReloadPreset ["/bin/sh", "-c", TEXT]: exactly what the other client ran. Reused when
     the same command exists."""
     command = [_SHELL, "-c", text]
-    label = text
     existing = next((preset for preset in ReloadPreset.objects.all() if preset.command == command), None)
     if existing is not None:
-        run.made(RELOAD_PRESET, existing, f"{existing.name}: {label}", created=False)
+        run.made(RELOAD_PRESET, existing, _preset_label(existing, text), created=False)
         return existing
     preset = ReloadPreset(name=_free_preset_name(text), command=command)
     try:
@@ -437,8 +436,13 @@ def _reload_preset(text, run: _Run):
     except ValidationError as exc:
         raise _NotImported(_messages("reload command", exc))
     preset.save()
-    run.made(RELOAD_PRESET, preset, f"{preset.name}: {label}", created=True)
+    run.made(RELOAD_PRESET, preset, _preset_label(preset, text), created=True)
     return preset
+
+
+def _preset_label(preset, text):
+    """The preset's name, and the command when the name does not already show all of it."""
+    return preset.name if " ".join(text.split()) in preset.name else f"{preset.name}: {text}"
 
 
 def _free_preset_name(text):
