@@ -6,7 +6,9 @@ Safely: no absolute names, no "..", no devices, limits on the number of members 
 total size, and symbolic links made last, only when they lead inside without passing through
 another link (by hand for tar and zip alike: tarfile's "data" filter alone has let chains of
 links out on Pythons before 3.11.13), so an archive cannot write outside its directory or
-fill the disk.
+fill the disk. A link that would lead outside is left out and the report says so: certbot
+itself writes absolute links (accounts/acme-v02… -> /etc/letsencrypt/accounts/acme-v01…), and
+one such link must not refuse the whole archive.
 """
 
 import os
@@ -36,16 +38,18 @@ class ArchiveError(Exception):
 def import_archive(archive, client, owner, dry_run) -> ImportReport:
     """Extract `archive` (an uploaded file), find the client's directory in it (`client`
     "" to detect it) and import it for `owner`. Raises ArchiveError."""
-    with extracted(archive) as root:
+    with extracted(archive) as (root, left_out):
         home, client = find_home(root, client)
         report = import_found(importers.reader(client)(str(home)), owner, dry_run=dry_run)
     report.without_prefix(f"{root}{os.sep}", archive.name)  # paths as they are in the archive
+    report.left_out = left_out
     return report
 
 
 @contextmanager
 def extracted(archive):
-    """A temporary directory holding the archive's files, removed afterwards whatever happens."""
+    """(a temporary directory holding the archive's files, [why each link left out was left out]);
+    the directory is removed afterwards whatever happens."""
     if archive.size > MAX_ARCHIVE_BYTES:
         raise ArchiveError(_("The archive is larger than %(size)d MB.") % {"size": MAX_ARCHIVE_BYTES // 2 ** 20})
     directory = Path(tempfile.mkdtemp(prefix="certpanel-import-"))  # 0700: it holds private keys for a moment
@@ -53,8 +57,7 @@ def extracted(archive):
         archive.seek(0)
         is_zip = zipfile.is_zipfile(archive)
         archive.seek(0)
-        (_extract_zip if is_zip else _extract_tar)(archive, directory)
-        yield directory
+        yield directory, (_extract_zip if is_zip else _extract_tar)(archive, directory)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 
@@ -85,7 +88,7 @@ class _Budget:
 
 
 def _extract_tar(archive, directory):
-    budget, members, files, links = _Budget(), [], set(), []
+    budget, members, files, links, left_out = _Budget(), [], set(), [], []
     try:
         with tarfile.open(fileobj=archive, mode="r:*") as tar:
             for member in tar:  # one header at a time: a bomb of headers stops at the limit
@@ -95,8 +98,8 @@ def _extract_tar(archive, directory):
                     links.append((member.name, member.linkname))  # made last, by _make_links
                     continue
                 if member.islnk() and PurePosixPath(member.linkname) not in files:
-                    raise ArchiveError(_("The archive member “%(name)s” links outside the archive's folder; "
-                                         "it is refused.") % {"name": member.name})
+                    left_out.append(_left_out(member.name, member.linkname))
+                    continue
                 if not (member.isfile() or member.isdir() or member.islnk()):
                     raise _not_a_file(member.name)
                 if member.isfile():
@@ -110,7 +113,7 @@ def _extract_tar(archive, directory):
                            % {"name": exc.tarinfo.name, "reason": exc}) from None
     except (tarfile.TarError, EOFError, OSError, ValueError):
         raise _unsupported() from None
-    _make_links(directory, links)
+    return left_out + _make_links(directory, links)
 
 
 def _extract_zip(archive, directory):
@@ -131,31 +134,34 @@ def _extract_zip(archive, directory):
                     zip_file.extract(info, directory)
     except (zipfile.BadZipFile, EOFError, OSError, ValueError):
         raise _unsupported() from None
-    _make_links(directory, links)
+    return _make_links(directory, links)
 
 
 def _not_a_file(name):
     return ArchiveError(_("The archive member “%(name)s” is not a file or a folder; it is refused.") % {"name": name})
 
 
+def _left_out(name, target):
+    return _("%(name)s → %(target)s: this link leads outside the archive's folder, so it was left out.") % {
+        "name": name, "target": target}
+
+
 def _make_links(directory, links):
     """certbot's live/ links into archive/, made after every file so nothing is written through
     them. Each must lead inside the archive's folder without passing through another link: then
     where it leads can be worked out from the names alone, and no chain of links (a -> b/c/../..,
-    b -> .) can lead out."""
+    b -> .) can lead out. Returns why each other link was left out."""
     names = {PurePosixPath(name) for name, _ in links}
-    for name, target in links:
-        link = PurePosixPath(name)
-        if not _stays_inside(link, target, names):
-            raise ArchiveError(_("The archive member “%(name)s” links outside the archive's folder; it is refused.")
-                               % {"name": name})
+    inside = [(name, target) for name, target in links if _stays_inside(PurePosixPath(name), target, names)]
+    left_out = [_left_out(name, target) for name, target in links if (name, target) not in inside]
     try:
-        for name, target in links:
+        for name, target in inside:
             path = directory.joinpath(*PurePosixPath(name).parts)
             path.parent.mkdir(parents=True, exist_ok=True)
             os.symlink(target, path)
     except OSError:  # two members of one name, or a link where a folder is
         raise _unsupported() from None
+    return left_out
 
 
 def _stays_inside(link, target, links):

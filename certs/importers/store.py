@@ -82,6 +82,7 @@ class ImportReport:
     dry_run: bool
     items: list[ReportItem] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # files not read at all, from the reader
+    left_out: list[str] = field(default_factory=list)  # an uploaded archive's links that led outside it
     _listed: set = field(default_factory=set, repr=False)  # (kind, pk) already in items
 
     def counts(self) -> dict:
