@@ -149,12 +149,13 @@ def import_found(found: Found, owner, dry_run=False) -> ImportReport:
     report = ImportReport(client=found.client, root=found.root, dry_run=dry_run,
                           problems=[str(problem) for problem in found.problems])
     with _rolled_back_if(dry_run):
+        known = _Known(owner)
         for found_certificate in found.certificates:
-            _import_certificate(found_certificate, owner, report)
+            _import_certificate(found_certificate, owner, report, known)
         used = [c.account for c in found.certificates if c.account is not None]
         for found_account in found.accounts:
             if not any(_same_account(found_account, other) for other in used):
-                _import_account_alone(found_account, owner, report)
+                _import_account_alone(found_account, owner, report, known)
     return report
 
 
@@ -177,11 +178,38 @@ def _same_account(one: FoundAccount, other: FoundAccount):
     return one is other or (one.directory_url == other.directory_url and one.key_pem == other.key_pem)
 
 
+class _Known:
+    """What every certificate of one import looks up again, read or worked out once: the
+    (serial, issuer) of each version the owner has, kept up to date as certificates are
+    stored, and the public key of each account key PEM (parsing a key costs more than the
+    query that finds the account). Per import, never shared: it holds key material."""
+
+    def __init__(self, owner):
+        self.versions = set(CertificateVersion.objects.filter(certificate__owner=owner)
+                            .values_list("serial", "issuer"))
+        self._private_keys, self._public_keys = {}, {}
+
+    def private_key(self, pem):
+        """The key object of a found account key, None when it cannot be read."""
+        if pem not in self._private_keys:
+            try:
+                self._private_keys[pem] = serialization.load_pem_private_key(pem.encode(), password=None)
+            except (ValueError, TypeError):
+                self._private_keys[pem] = None
+        return self._private_keys[pem]
+
+    def public_key(self, pem):
+        """The SubjectPublicKeyInfo of a stored account key, None when it cannot be read."""
+        if pem not in self._public_keys:
+            self._public_keys[pem] = _public_key(pem)
+        return self._public_keys[pem]
+
+
 class _Run:
     """What one certificate's transaction made, reported only if it commits."""
 
-    def __init__(self, owner, report):
-        self.owner, self.report, self.items = owner, report, []
+    def __init__(self, owner, report, known):
+        self.owner, self.report, self.known, self.items = owner, report, known, []
 
     def made(self, kind, obj, label, created, messages=()):
         key = (kind, obj.pk)
@@ -196,15 +224,15 @@ class _Run:
             self.report.items.append(item)
 
 
-def _import_certificate(found: FoundCertificate, owner, report):
+def _import_certificate(found: FoundCertificate, owner, report, known: _Known):
     item = ReportItem(CERTIFICATE, _certificate_label(found))
     notes = [f"note: {note}" for note in found.notes]
     checked = _checked_files(found, owner)
-    if isinstance(checked, upload.CheckedUpload) and _already_imported(owner, checked.leaf):
+    if isinstance(checked, upload.CheckedUpload) and _version_key(checked.leaf) in known.versions:
         item.outcome, item.messages = ALREADY, notes
         report.items.append(item)
         return
-    run = _Run(owner, report)
+    run = _Run(owner, report, known)
     try:
         if found.problems:
             raise _NotImported([str(problem) for problem in found.problems])
@@ -219,13 +247,14 @@ def _import_certificate(found: FoundCertificate, owner, report):
         item.messages = [f"{found.source}: could not be stored ({type(exc).__name__}: {exc}); try again"] + notes
     else:
         item.outcome, item.messages = WOULD_CREATE if report.dry_run else CREATED, notes
+        known.versions.add(_version_key(checked.leaf))  # a second copy of it in the files: already imported
     report.items.append(item)  # the certificate first, then what was made for it
     if item.outcome != NOT_IMPORTED:
         run.commit()
 
 
-def _import_account_alone(found: FoundAccount, owner, report):
-    run = _Run(owner, report)
+def _import_account_alone(found: FoundAccount, owner, report, known: _Known):
+    run = _Run(owner, report, known)
     try:
         with transaction.atomic():
             _account(found, owner, run, found.source)
@@ -251,9 +280,9 @@ def _checked_files(found, owner):
         return _messages(found.source, exc)
 
 
-def _already_imported(owner, leaf):
-    return CertificateVersion.objects.filter(certificate__owner=owner, serial=format(leaf.serial_number, "x"),
-                                             issuer=leaf.issuer.rfc4514_string()).exists()
+def _version_key(leaf):
+    """(serial, issuer) as upload.store_version stores them: the same certificate, whoever stored it."""
+    return format(leaf.serial_number, "x"), leaf.issuer.rfc4514_string()
 
 
 def _store_certificate(found: FoundCertificate, checked: upload.CheckedUpload, run: _Run):
@@ -326,17 +355,16 @@ def _account(found: FoundAccount | None, owner, run: _Run, source) -> AcmeAccoun
     if not cas.preset_for_url(found.directory_url) and not access.is_admin(owner):
         raise _NotImported([f"{where}: the CA {found.directory_url} is not one of the panel's CA presets, and only "
                             "an administrator may use another CA: import it for an administrator"])
-    try:
-        key = serialization.load_pem_private_key(found.key_pem.encode(), password=None)
-    except (ValueError, TypeError):
-        raise _NotImported([f"{where}: the ACME account key cannot be read"]) from None
+    key = run.known.private_key(found.key_pem)
+    if key is None:
+        raise _NotImported([f"{where}: the ACME account key cannot be read"])
     if not (isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name in ("secp256r1", "secp384r1")
             or isinstance(key, rsa.RSAPrivateKey) and key.key_size >= 2048):
         raise _NotImported([f"{where}: the ACME account key must be EC P-256, P-384 or RSA of 2048 bits or more"])
     public = key.public_key().public_bytes(*_SPKI)
     label = _account_label(found)
     for account in AcmeAccount.objects.filter(owner=owner, directory_url=found.directory_url):
-        if _public_key(account.account_key) == public:
+        if run.known.public_key(account.account_key) == public:
             run.made(ACCOUNT, account, label, created=False)
             return account
     email, messages = found.email, []
