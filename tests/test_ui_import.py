@@ -228,3 +228,13 @@ def test_the_preview_of_a_home_written_by_acmesh(admin_client, settings, tmp_pat
     assert "acmesh-home/sample.test_ecc/sample.test.conf: webroot:" in page
     assert "add /var/www/sample to CERTPANEL_WEBROOT_ROOTS" in page
     assert not Certificate.objects.exists()
+
+
+def test_an_archive_too_big_for_one_request_points_to_the_command(admin_client, reader, monkeypatch):
+    monkeypatch.setattr(archive_import, "MAX_PAGE_CERTIFICATES", 0)
+
+    response = _post(admin_client, _tar_gz(ACMESH_HOME), action="import")
+
+    assert "This archive holds more certificates (1) than this page imports at once (0)" in response.content.decode()
+    assert "manage.py import_acmesh PATH" in response.content.decode()
+    assert not Certificate.objects.exists()

@@ -29,6 +29,9 @@ MAX_ARCHIVE_BYTES = 50 * 1024 * 1024  # thousands of certificates are a few mega
 MAX_EXTRACTED_BYTES = 200 * 1024 * 1024
 MAX_MEMBERS = 20000
 SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+# The page imports inside one web request, which gunicorn ends after 30 s: bench/import measured
+# ~20 ms per certificate on PostgreSQL plus ~12 ms to unpack its files. More goes through the command.
+MAX_PAGE_CERTIFICATES = 500
 
 
 class ArchiveError(Exception):
@@ -40,7 +43,15 @@ def import_archive(archive, client, owner, dry_run) -> ImportReport:
     "" to detect it) and import it for `owner`. Raises ArchiveError."""
     with extracted(archive) as (root, left_out):
         home, client = find_home(root, client)
-        report = import_found(importers.reader(client)(str(home)), owner, dry_run=dry_run)
+        found = importers.reader(client)(str(home))
+        if len(found.certificates) > MAX_PAGE_CERTIFICATES:
+            raise ArchiveError(
+                _("This archive holds more certificates (%(count)d) than this page imports at once (%(limit)d). Copy "
+                  "the directory to the server and run “manage.py import_%(command)s PATH” there, or upload it in "
+                  "parts.")
+                % {"count": len(found.certificates), "limit": MAX_PAGE_CERTIFICATES,
+                   "command": "acmesh" if client == importers.ACMESH else "certbot"})
+        report = import_found(found, owner, dry_run=dry_run)
     report.without_prefix(f"{root}{os.sep}", archive.name)  # paths as they are in the archive
     report.left_out = left_out
     return report
