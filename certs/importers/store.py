@@ -49,9 +49,11 @@ ITEM_LABELS = {CERTIFICATE: _("Certificate"), ACCOUNT: _("ACME account"), DNS_CR
                RELOAD_PRESET: _("Reload preset"), INSTALL_TARGET: _("Install target")}
 KIND_LABELS = {CERTIFICATE: _("Certificates"), ACCOUNT: _("ACME accounts"), DNS_CREDENTIAL: _("DNS credentials"),
                RELOAD_PRESET: _("Reload presets"), INSTALL_TARGET: _("Install targets")}
-# Which setting widens the directories a path of a request may lie in.
-_ROOT_SETTINGS = {"webroot": ("WEBROOT_ROOTS", "CERTPANEL_WEBROOT_ROOTS"),
-                  "server_config": ("EXTERNAL_CONFIG_ROOTS", "CERTPANEL_EXTERNAL_CONFIG_ROOTS")}
+# Which setting widens the directories a path field may lie in, and whether to add the path
+# itself (a document root) or its folder (a file's).
+_ROOT_SETTINGS = {"webroot": ("WEBROOT_ROOTS", "CERTPANEL_WEBROOT_ROOTS", False),
+                  "server_config": ("EXTERNAL_CONFIG_ROOTS", "CERTPANEL_EXTERNAL_CONFIG_ROOTS", True),
+                  **{name: ("INSTALL_ROOTS", "CERTPANEL_INSTALL_ROOTS", True) for name in InstallTarget.PATH_FIELDS}}
 _SPKI = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
 _SHELL = "/bin/sh"
 
@@ -296,7 +298,8 @@ def _store_certificate(found: FoundCertificate, checked: upload.CheckedUpload, r
     except ValueError:  # not a ChallengeType: a reader's mistake, said plainly all the same
         raise _NotImported([f"{found.source}: unknown validation method {found.challenge!r}"]) from None
     except ValidationError as exc:
-        raise _NotImported(_messages(found.source, exc, request_hints=(found.webroot, found.server_config)))
+        raise _NotImported(_messages(found.source, exc, paths={"webroot": found.webroot,
+                                                               "server_config": found.server_config}))
     uncovered = [name for name in request["domains"]
                  if not any(validation.name_covers(have, name) for have in checked.domains)]
     if uncovered:
@@ -446,8 +449,9 @@ def _target_messages(source, paths, exc):
         path = paths.get(name, "")
         where = f"{source}: {name.replace('_', ' ')} {path}" if path else source
         messages += [f"{where}: {error}" for error in errors]
-        if path.startswith("/") and not validation.is_under(Path(path), settings.INSTALL_ROOTS):
-            messages.append(f"{where}: to import it, add {Path(path).parent} to CERTPANEL_INSTALL_ROOTS")
+        hint = _widen_roots_hint(name, path)
+        if hint:
+            messages.append(f"{where}: {hint}")
     return messages
 
 
@@ -489,19 +493,27 @@ def _free_preset_name(text):
 # --- messages
 
 
-def _messages(source, exc: ValidationError, prefix="", request_hints=()):
-    """path: field: message lines of a ValidationError, with what to change when a path lies
-    outside the directories the panel may use."""
+def _messages(source, exc: ValidationError, prefix="", paths=None):
+    """path: field: message lines of a ValidationError, with what to change when a path of
+    `paths` ({field: path}) lies outside the directories the panel may use."""
     lines = []
     errors = exc.message_dict if hasattr(exc, "error_dict") else {"": exc.messages}
     for name, messages in errors.items():
         head = ": ".join(part for part in (source, prefix, name.replace("_", " ") if name != "__all__" else "")
                          if part)
         lines += [f"{head}: {message}" for message in messages]
-        if name in _ROOT_SETTINGS:
-            setting, variable = _ROOT_SETTINGS[name]
-            path = request_hints[0] if name == "webroot" else request_hints[1]
-            if path.startswith("/") and not validation.is_under(Path(path), getattr(settings, setting)):
-                lines.append(f"{head}: to import it, add {Path(path).parent if name == 'server_config' else path} "
-                             f"to {variable}")
+        hint = _widen_roots_hint(name, (paths or {}).get(name, ""))
+        if hint:
+            lines.append(f"{head}: {hint}")
     return lines
+
+
+def _widen_roots_hint(name, path):
+    """What to change when `path`, given for the field `name`, lies outside the directories its
+    setting allows; None when it does not (or the field is not a path)."""
+    if name not in _ROOT_SETTINGS or not path.startswith("/"):
+        return None
+    setting, variable, add_folder = _ROOT_SETTINGS[name]
+    if validation.is_under(Path(path), getattr(settings, setting)):
+        return None
+    return f"to import it, add {Path(path).parent if add_folder else path} to {variable}"
