@@ -20,6 +20,7 @@ from certs.models import (AcmeAccount, Certificate, Challenge, ChallengeType, Dn
 from panel import access, validation
 from panel.api import as_drf_error
 from panel.models import Site
+from panel.snapshot import snapshot
 
 
 class OwnedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
@@ -260,6 +261,16 @@ class CertificateViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.
 
     def get_queryset(self):
         return access.scoped(Certificate, self.request.user).with_current_version().order_by("id")
+
+    # A certificate and its latest order are read in separate statements: one snapshot keeps a
+    # failure the worker commits meanwhile from showing as an invalid order without its error.
+    def list(self, request, *args, **kwargs):
+        with snapshot():
+            return super().list(request, *args, **kwargs)
+
+    def retrieve(self, request, *args, **kwargs):
+        with snapshot():
+            return super().retrieve(request, *args, **kwargs)
 
     @extend_schema(request=CertificateUploadSerializer, responses={201: CertificateSerializer})
     @action(detail=False, methods=["post"], url_path="upload", serializer_class=CertificateUploadSerializer)

@@ -1,6 +1,8 @@
 """The order state machine against a fake CA at one seam (certs.accounts.client_for)."""
 
 import datetime
+import threading
+import time
 import uuid
 
 import pytest
@@ -11,6 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from django.contrib.auth import get_user_model
+from django.db import OperationalError, connection
+from rest_framework.test import APIClient
 
 from certs import orders
 from certs.acme import AcmeError, AuthorizationState, ChallengeState, OrderState
@@ -278,3 +282,45 @@ def test_the_sweep_requeues_only_orders_past_their_next_step(ca, order, monkeypa
     old_wakeup = Order.objects.get(pk=order.pk).wakeup
     assert orders.resume_stalled() == 1 and queued == [order.pk]
     assert Order.objects.get(pk=order.pk).wakeup != old_wakeup  # older deliveries are now stale
+
+
+def test_the_api_never_shows_a_failure_half_committed(ca, transactional_db, monkeypatch):
+    """The worker commits an order's failure and the certificate's error together; a GET that
+    reads the certificate, then (meanwhile) the failure is committed, then the order, must show
+    either both or neither."""
+    user = get_user_model().objects.create(username="u")
+    account = AcmeAccount.objects.create(owner=user, directory_url="https://ca.test/dir", account_key="x",
+                                         account_url="https://ca.test/acct/1")
+    cert = Certificate.objects.create(owner=user, account=account, domains=["a.example.com"])
+    order = Order.objects.create(owner=user, certificate=cert)
+    ca.fail_next = AcmeError("rejectedIdentifier: Cannot issue for \"a.example.com\"",
+                             problem_type="rejectedIdentifier")
+
+    def worker_fails():
+        for _ in range(200):  # SQLite: the reader's transaction holds the write lock until it ends
+            try:
+                orders.run_step(Order.objects.get(pk=order.pk))
+                return
+            except OperationalError:
+                time.sleep(0.05)
+            finally:
+                connection.close()
+
+    worker = threading.Thread(target=worker_fails)
+    latest_order = Certificate.latest_order
+
+    def read_after_the_worker_had_its_chance(self):  # between the certificate's read and the order's
+        worker.start()
+        worker.join(timeout=1)
+        return latest_order(self)
+
+    monkeypatch.setattr(Certificate, "latest_order", read_after_the_worker_had_its_chance)
+    client = APIClient()
+    client.force_authenticate(user)
+    during = client.get(f"/api/v1/certificates/{cert.pk}/").json()
+    monkeypatch.setattr(Certificate, "latest_order", latest_order)
+    worker.join(timeout=15)
+    after = client.get(f"/api/v1/certificates/{cert.pk}/").json()
+
+    assert (during["order"]["status"], during["last_error"]) == ("new", "")
+    assert after["order"]["status"] == "invalid" and "Cannot issue for" in after["last_error"]
