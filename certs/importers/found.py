@@ -6,8 +6,9 @@ certificate per transaction, or only describes what it would do (a dry run). Kee
 two apart lets a dry run, the management commands and the admin upload page share one
 reader per client and one writer for both clients.
 
-Messages are English text with the file and line they are about; the writer and the
-pages show them as they are (they quote file contents, like the CA's own words).
+Messages say the file and line they are about, and are translated when they are made: a
+reader runs inside the page's request with the user's language active (the commands run in
+English). The writer and the pages show them as they are: they quote file contents as written.
 """
 
 from __future__ import annotations

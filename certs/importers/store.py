@@ -29,7 +29,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
 from django.db import DatabaseError, transaction
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from certs import cas, certificates, dns_credentials, install, orders, renewal, upload
 from certs.dns import registry
@@ -40,15 +41,17 @@ from panel import access, quotas, validation
 from panel.models import Site
 
 CREATED, WOULD_CREATE, ALREADY, NOT_IMPORTED = "created", "would create", "already imported", "not imported"
-OUTCOME_LABELS = {CREATED: _("created"), WOULD_CREATE: _("would create"), ALREADY: _("already imported"),
-                  NOT_IMPORTED: _("not imported")}
+OUTCOME_LABELS = {CREATED: _lazy("created"), WOULD_CREATE: _lazy("would create"), ALREADY: _lazy("already imported"),
+                  NOT_IMPORTED: _lazy("not imported")}
 ACCOUNT, DNS_CREDENTIAL, RELOAD_PRESET, INSTALL_TARGET, CERTIFICATE = (
     "account", "DNS credential", "reload preset", "install target", "certificate")
 KINDS = (CERTIFICATE, ACCOUNT, DNS_CREDENTIAL, RELOAD_PRESET, INSTALL_TARGET)
-ITEM_LABELS = {CERTIFICATE: _("Certificate"), ACCOUNT: _("ACME account"), DNS_CREDENTIAL: _("DNS credentials"),
-               RELOAD_PRESET: _("Reload preset"), INSTALL_TARGET: _("Install target")}
-KIND_LABELS = {CERTIFICATE: _("Certificates"), ACCOUNT: _("ACME accounts"), DNS_CREDENTIAL: _("DNS credentials"),
-               RELOAD_PRESET: _("Reload presets"), INSTALL_TARGET: _("Install targets")}
+ITEM_LABELS = {CERTIFICATE: _lazy("Certificate"), ACCOUNT: _lazy("ACME account"),
+               DNS_CREDENTIAL: _lazy("DNS credentials"), RELOAD_PRESET: _lazy("Reload preset"),
+               INSTALL_TARGET: _lazy("Install target")}
+KIND_LABELS = {CERTIFICATE: _lazy("Certificates"), ACCOUNT: _lazy("ACME accounts"),
+               DNS_CREDENTIAL: _lazy("DNS credentials"), RELOAD_PRESET: _lazy("Reload presets"),
+               INSTALL_TARGET: _lazy("Install targets")}
 # Which setting widens the directories a path field may lie in, and whether to add the path
 # itself (a document root) or its folder (a file's).
 _ROOT_SETTINGS = {"webroot": ("WEBROOT_ROOTS", "CERTPANEL_WEBROOT_ROOTS", False),
@@ -61,7 +64,8 @@ _SHELL = "/bin/sh"
 @dataclass
 class ReportItem:
     """One thing the import created, would create, found already there or could not import.
-    `messages`: the problems (why not) and notes (what did not carry over), with path:line."""
+    `messages`: the problems (why not) and notes (what did not carry over), with path:line,
+    in the language that was active when they were made."""
 
     kind: str
     label: str
@@ -109,18 +113,23 @@ class ImportReport:
         self.problems = [problem.replace(prefix, "") for problem in self.problems]
 
     def summary(self) -> list[str]:
+        """One line per kind, in the active language (the page shows them)."""
         lines = []
         for kind, counter in self.counts().items():
             if counter:
-                parts = ", ".join(f"{counter[outcome]} {label}" for outcome, label in OUTCOME_LABELS.items()
-                                  if counter[outcome])
-                lines.append(f"{KIND_LABELS[kind]}: {parts}")
+                # Translators: one count of the import summary, e.g. "2 would create"; the outcome is
+                # "created", "would create", "already imported" or "not imported". Joined by ", ".
+                parts = ", ".join(_("%(count)d %(outcome)s") % {"count": counter[outcome], "outcome": label}
+                                  for outcome, label in OUTCOME_LABELS.items() if counter[outcome])
+                # Translators: a line of the import summary, e.g. "Certificates: 2 would create, 1 not imported".
+                lines.append(_("%(kind)s: %(counts)s") % {"kind": KIND_LABELS[kind], "counts": parts})
         if self.problems:
-            lines.append(f"Files not read: {len(self.problems)}")
+            lines.append(_("Files not read: %(count)d") % {"count": len(self.problems)})
         return lines
 
     def as_text(self) -> str:
-        """The report for a terminal: every item with its messages, then the counts."""
+        """The report for a terminal (the commands run in English): every item with its
+        messages, then the counts."""
         lines = [f"Import from the {self.client} files in {self.root}"
                  + (" (dry run: nothing was stored)" if self.dry_run else "")]
         for item in self.items:
@@ -228,7 +237,7 @@ class _Run:
 
 def _import_certificate(found: FoundCertificate, owner, report, known: _Known):
     item = ReportItem(CERTIFICATE, _certificate_label(found))
-    notes = [f"note: {note}" for note in found.notes]
+    notes = [_note(note) for note in found.notes]
     checked = _checked_files(found, owner)
     if isinstance(checked, upload.CheckedUpload) and _version_key(checked.leaf) in known.versions:
         item.outcome, item.messages = ALREADY, notes
@@ -246,7 +255,8 @@ def _import_certificate(found: FoundCertificate, owner, report, known: _Known):
         item.outcome, item.messages = NOT_IMPORTED, exc.messages + notes
     except (DatabaseError, OSError) as exc:  # e.g. a concurrent import took a path: the others go on
         item.outcome = NOT_IMPORTED
-        item.messages = [f"{found.source}: could not be stored ({type(exc).__name__}: {exc}); try again"] + notes
+        item.messages = [_("%(path)s: could not be stored (%(error)s); try again")
+                         % {"path": found.source, "error": f"{type(exc).__name__}: {exc}"}] + notes
     else:
         item.outcome, item.messages = WOULD_CREATE if report.dry_run else CREATED, notes
         known.versions.add(_version_key(checked.leaf))  # a second copy of it in the files: already imported
@@ -275,7 +285,7 @@ def _checked_files(found, owner):
     """The upload checks (key matches the leaf, chain in order, names), expired allowed:
     a CheckedUpload, or the list of messages saying what is wrong."""
     if not found.cert_pem:
-        return [f"{found.source}: no certificate file was found for {found.name}"]
+        return [_("%(path)s: no certificate file was found for %(name)s") % {"path": found.source, "name": found.name}]
     try:
         return upload.check_upload(owner, found.cert_pem, found.chain_pem, found.key_pem, require_current=False)
     except ValidationError as exc:
@@ -296,14 +306,16 @@ def _store_certificate(found: FoundCertificate, checked: upload.CheckedUpload, r
                                              dns_credential=credential, challenge_alias=found.challenge_alias,
                                              webroot=found.webroot, server_config=found.server_config)
     except ValueError:  # not a ChallengeType: a reader's mistake, said plainly all the same
-        raise _NotImported([f"{found.source}: unknown validation method {found.challenge!r}"]) from None
+        raise _NotImported([_("%(path)s: unknown validation method %(method)s")
+                            % {"path": found.source, "method": repr(found.challenge)}]) from None
     except ValidationError as exc:
         raise _NotImported(_messages(found.source, exc, paths={"webroot": found.webroot,
                                                                "server_config": found.server_config}))
     uncovered = [name for name in request["domains"]
                  if not any(validation.name_covers(have, name) for have in checked.domains)]
     if uncovered:
-        raise _NotImported([f"{found.source}: the certificate file does not cover {', '.join(uncovered)}"])
+        raise _NotImported([_("%(path)s: the certificate file does not cover %(names)s")
+                            % {"path": found.source, "names": ", ".join(uncovered)}])
     site = _covered_site(owner, request["domains"])
     try:
         quotas.check_room_for_certificate(owner)
@@ -341,29 +353,33 @@ def _covered_site(owner, names):
 
 
 def _account_label(found: FoundAccount):
-    return f"{found.email or 'no e-mail'} @ {found.directory_url}"
+    email = found.email or _("no e-mail")
+    return f"{email} @ {found.directory_url}"
 
 
 def _account(found: FoundAccount | None, owner, run: _Run, source) -> AcmeAccount:
     """The owner's account at the same CA with the same key, else a new row with the found
     key and URL. Never registers: the CA already knows this account."""
     if found is None:
-        raise _NotImported([f"{source}: no ACME account was found for this certificate, so the panel could not "
-                            "renew it; import the client's account files too"])
+        raise _NotImported([_("%(path)s: no ACME account was found for this certificate, so the panel could not "
+                              "renew it; import the client's account files too") % {"path": source}])
     where = found.source or source
     try:
         URLValidator(schemes=["https"])(found.directory_url)
     except ValidationError:
-        raise _NotImported([f"{where}: the CA directory {found.directory_url!r} is not an https URL"]) from None
+        raise _NotImported([_("%(path)s: the CA directory %(url)s is not an https URL")
+                            % {"path": where, "url": repr(found.directory_url)}]) from None
     if not cas.preset_for_url(found.directory_url) and not access.is_admin(owner):
-        raise _NotImported([f"{where}: the CA {found.directory_url} is not one of the panel's CA presets, and only "
-                            "an administrator may use another CA: import it for an administrator"])
+        raise _NotImported([_("%(path)s: the CA %(url)s is not one of the panel's CA presets, and only an "
+                              "administrator may use another CA: import it for an administrator")
+                            % {"path": where, "url": found.directory_url}])
     key = run.known.private_key(found.key_pem)
     if key is None:
-        raise _NotImported([f"{where}: the ACME account key cannot be read"])
+        raise _NotImported([_("%(path)s: the ACME account key cannot be read") % {"path": where}])
     if not (isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name in ("secp256r1", "secp384r1")
             or isinstance(key, rsa.RSAPrivateKey) and key.key_size >= 2048):
-        raise _NotImported([f"{where}: the ACME account key must be EC P-256, P-384 or RSA of 2048 bits or more"])
+        raise _NotImported([_("%(path)s: the ACME account key must be EC P-256, P-384 or RSA of 2048 bits or more")
+                            % {"path": where}])
     public = key.public_key().public_bytes(*_SPKI)
     label = _account_label(found)
     for account in AcmeAccount.objects.filter(owner=owner, directory_url=found.directory_url):
@@ -374,14 +390,15 @@ def _account(found: FoundAccount | None, owner, run: _Run, source) -> AcmeAccoun
     try:
         validate_email(email) if email else None
     except ValidationError:
-        email, messages = "", [f"note: {where}: the e-mail address {found.email!r} is not valid; left out"]
+        email, messages = "", [_note(_("%(path)s: the e-mail address %(email)s is not valid; left out")
+                                     % {"path": where, "email": repr(found.email)})]
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption()).decode()
     account = AcmeAccount.objects.create(owner=owner, directory_url=found.directory_url, email=email,
                                          account_key=pem, account_url=found.account_url)
     if not found.account_url:
-        messages.append("note: the files do not say the account's URL; the panel asks the CA for it (by the same "
-                        "key, no new account) when it first uses the account")
+        messages.append(_note(_("the files do not say the account's URL; the panel asks the CA for it (by the same "
+                                "key, no new account) when it first uses the account")))
     run.made(ACCOUNT, account, label, created=True, messages=messages)
     return account
 
@@ -404,16 +421,19 @@ def _dns_credential(found: FoundCertificate, run: _Run):
     try:
         values = dns_credentials.clean_values(found.dns_provider, found.dns_credentials)
     except ValidationError as exc:
-        raise _NotImported(_messages(found.source, exc, prefix=f"DNS credentials for {found.dns_provider or '?'}"))
+        raise _NotImported(_messages(found.source, exc, prefix=_("DNS credentials for %(provider)s")
+                                     % {"provider": found.dns_provider or "?"}))
     label_of = registry.provider_class(found.dns_provider).label
-    label = f"{label_of} credentials ({', '.join(sorted(values))})"
-    if found.dns_source:
-        label = f"{label} from {found.dns_source}"
+    names = {"provider": label_of, "fields": ", ".join(sorted(values)), "source": found.dns_source}
+    # Translators: e.g. "Cloudflare credentials (auth_token, zone_id) from acme.sh dns_cf": the fields are
+    # the provider's field names and the source how the other client named them, both as they are.
+    label = (_("%(provider)s credentials (%(fields)s) from %(source)s") % names if found.dns_source
+             else _("%(provider)s credentials (%(fields)s)") % names)
     for credential in DnsCredential.objects.filter(owner=run.owner, provider=found.dns_provider):
         if credential.values() == values:
             run.made(DNS_CREDENTIAL, credential, label, created=False)
             return credential
-    name = f"{found.dns_source or label_of} (imported)"[:200]
+    name = (_("%(name)s (imported)") % {"name": found.dns_source or label_of})[:200]
     credential = dns_credentials.save_credential(DnsCredential(owner=run.owner), found.dns_provider, name, values)
     run.made(DNS_CREDENTIAL, credential, label, created=True)
     return credential
@@ -430,8 +450,8 @@ def _install_target(found: FoundCertificate, certificate, run: _Run):
     paths = found.install.paths()
     if not paths:
         if found.install.reload_command:
-            raise _NotImported([f"{found.source}: a reload command without install paths cannot be carried "
-                                "over; give the paths the files are copied to, or remove the command"])
+            raise _NotImported([_("%(path)s: a reload command without install paths cannot be carried over; give "
+                                  "the paths the files are copied to, or remove the command") % {"path": found.source}])
         return
     try:
         cleaned = install.clean_target(paths, 0o600, 0o644)
@@ -467,7 +487,7 @@ def _reload_preset(text, run: _Run):
     try:
         preset.full_clean()
     except ValidationError as exc:
-        raise _NotImported(_messages("reload command", exc))
+        raise _NotImported(_messages(_("reload command"), exc))
     preset.save()
     run.made(RELOAD_PRESET, preset, _preset_label(preset, text), created=True)
     return preset
@@ -481,16 +501,22 @@ def _preset_label(preset, text):
 def _free_preset_name(text):
     """ "Imported: <the command>", on one line, cut to fit, numbered if the name is taken."""
     limit = ReloadPreset._meta.get_field("name").max_length
-    base = "Imported: " + " ".join(text.split())
+    base = _("Imported: %(command)s") % {"command": " ".join(text.split())}
     for number in range(1, 1000):
         suffix = f" ({number})" if number > 1 else ""
         name = base if len(base) + len(suffix) <= limit else base[:limit - len(suffix) - 1] + "…"
         if not ReloadPreset.objects.filter(name=name + suffix).exists():
             return name + suffix
-    raise _NotImported([f"no free name for a reload preset of {text!r}"])
+    raise _NotImported([_("no free name for a reload preset of %(command)s") % {"command": repr(text)}])
 
 
 # --- messages
+
+
+def _note(text):
+    """A setting that did not carry over, said as a note (in the active language, like `text`)."""
+    # Translators: a note of the import report: what did not carry over but does not stop the import.
+    return _("note: %(note)s") % {"note": text}
 
 
 def _messages(source, exc: ValidationError, prefix="", paths=None):
@@ -516,4 +542,6 @@ def _widen_roots_hint(name, path):
     setting, variable, add_folder = _ROOT_SETTINGS[name]
     if validation.is_under(Path(path), getattr(settings, setting)):
         return None
-    return f"to import it, add {Path(path).parent if add_folder else path} to {variable}"
+    # Translators: %(setting)s is an environment variable such as CERTPANEL_WEBROOT_ROOTS: keep it as is.
+    return _("to import it, add %(path)s to %(setting)s") % {"path": Path(path).parent if add_folder else path,
+                                                             "setting": variable}
