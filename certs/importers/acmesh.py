@@ -33,6 +33,8 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from certs.importers import acmesh_dns
 from certs.importers.found import Found, FoundAccount, FoundCertificate, FoundInstall, Problem
@@ -49,13 +51,16 @@ KEY_LENGTHS = {
     "2048": KeyType.RSA2048, "3072": KeyType.RSA3072, "4096": KeyType.RSA4096,
 }
 
-# Settings that do not carry over and why, shown as notes when set.
+# Settings that do not carry over, with the note shown when one is set (translated then).
 IGNORED_SETTINGS = {
-    "Le_DNSSleep": "the panel checks DNS propagation itself instead of sleeping",
-    "Le_Preferred_Chain": "the panel takes the CA's default chain",
-    "Le_TLSPort": "the panel does not answer tls-alpn-01",
-    "Le_LocalAddress": "the panel's standalone mode listens on its own address",
-    "Le_OCSP_Staple": "OCSP must-staple is not requested by the panel",
+    "Le_DNSSleep": gettext_noop("%(setting)s is not carried over: the panel checks DNS propagation itself "
+                                "instead of sleeping"),
+    "Le_Preferred_Chain": gettext_noop("%(setting)s is not carried over: the panel takes the CA's default chain"),
+    "Le_TLSPort": gettext_noop("%(setting)s is not carried over: the panel does not answer tls-alpn-01"),
+    "Le_LocalAddress": gettext_noop("%(setting)s is not carried over: the panel's standalone mode listens on its "
+                                    "own address"),
+    "Le_OCSP_Staple": gettext_noop("%(setting)s is not carried over: OCSP must-staple is not requested by the "
+                                   "panel"),
 }
 
 _ASSIGNMENT = re.compile(r"(?P<key>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>.*)")
@@ -117,7 +122,8 @@ def read_conf(path: Path) -> Conf:
     except FileNotFoundError:
         return conf
     except (OSError, UnicodeDecodeError) as exc:
-        conf.problems.append(Problem(str(path), f"cannot be read ({type(exc).__name__})"))
+        # Translators: follows the file's path and a colon: the file is the subject.
+        conf.problems.append(Problem(str(path), _("cannot be read (%(error)s)") % {"error": type(exc).__name__}))
         return conf
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
@@ -127,15 +133,22 @@ def read_conf(path: Path) -> Conf:
         value = _unquote(match["value"]) if match else None
         if value is None:
             # The value is not quoted: it may be a secret, so only the key is named.
-            what = f"{match['key']}=" if match else "this line"
-            conf.problems.append(Problem(str(path), f"{what} is not a KEY='value' assignment as acme.sh writes "
-                                                    "them (unbalanced quote or shell syntax)", number))
+            if match:
+                # Translators: KEY='value' is shell syntax: keep it as is.
+                message = _("%(key)s= is not a KEY='value' assignment as acme.sh writes them (unbalanced quote "
+                            "or shell syntax)") % {"key": match["key"]}
+            else:
+                # Translators: follows the file's path and line number. KEY='value' is shell syntax: keep it as is.
+                message = _("this line is not a KEY='value' assignment as acme.sh writes them (unbalanced quote "
+                            "or shell syntax)")
+            conf.problems.append(Problem(str(path), message, number))
             continue
         try:
             conf.values[match["key"]] = (_decode(value), number)
         except ValueError:
-            conf.problems.append(Problem(str(path), f"{match['key']} has an {B64_START}…{B64_END} value that is "
-                                                    "not valid base64 text", number))
+            message = _("%(key)s has an %(start)s…%(end)s value that is not valid base64 text")
+            conf.problems.append(Problem(str(path), message % {"key": match["key"], "start": B64_START,
+                                                               "end": B64_END}, number))
     return conf
 
 
@@ -167,11 +180,13 @@ def _read_accounts(root: Path, urls: dict, account_conf: Conf, found: Found) -> 
         try:
             key, pem = _read_key(key_path)
         except (OSError, ValueError, TypeError, UnicodeDecodeError):
-            found.problems.append(Problem(str(key_path), "is not a readable PEM private key; "
-                                                         "this CA's account and its certificates are not imported"))
+            # Translators: follows the file's path and a colon: the file is the subject.
+            found.problems.append(Problem(str(key_path), _("is not a readable PEM private key; this CA's account "
+                                                           "and its certificates are not imported")))
             continue
         if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
-            found.problems.append(Problem(str(key_path), "is neither an EC nor an RSA key"))
+            # Translators: follows the file's path and a colon: the file is the subject.
+            found.problems.append(Problem(str(key_path), _("is neither an EC nor an RSA key")))
             continue
         ca_conf = read_conf(folder / "ca.conf")
         found.problems.extend(ca_conf.problems)
@@ -189,7 +204,9 @@ def _contact_email(path: Path, found: Found) -> str:
     except FileNotFoundError:
         return ""
     except (OSError, ValueError) as exc:
-        found.problems.append(Problem(str(path), f"is not readable JSON ({type(exc).__name__}); e-mail not taken"))
+        # Translators: follows the file's path and a colon: the file is the subject.
+        message = _("is not readable JSON (%(error)s); e-mail not taken") % {"error": type(exc).__name__}
+        found.problems.append(Problem(str(path), message))
         return ""
     contacts = data.get("contact") if isinstance(data, dict) else None
     for contact in contacts if isinstance(contacts, list) else []:
@@ -251,15 +268,15 @@ class _Reader:
         self._method()
         self._install()
         self._renewal()
-        for key, why in IGNORED_SETTINGS.items():
+        for key, message in IGNORED_SETTINGS.items():
             if self.conf.get(key) not in ("", "no"):
-                self.note(key, f"{key} is not carried over: {why}")
+                self.note(key, _(message) % {"setting": key})
         return self.cert
 
     def _domains(self):
         main = self.conf.get("Le_Domain")
         if not main:
-            self.problem("Le_Domain", "Le_Domain is missing: the certificate's names are unknown")
+            self.problem("Le_Domain", _("Le_Domain is missing: the certificate's names are unknown"))
             return
         names = [main, *_split(self.conf.get("Le_Alt"))]
         self.cert.domains = list(dict.fromkeys(name.lower() for name in names))
@@ -271,21 +288,33 @@ class _Reader:
             key, self.cert.key_pem = _read_key(key_path)
         except (OSError, ValueError, TypeError, UnicodeDecodeError) as exc:
             key = None
-            why = "is missing" if isinstance(exc, FileNotFoundError) else "is not a readable PEM private key"
-            self.cert.problems.append(Problem(str(key_path), f"{why}: the certificate's private key is needed"))
+            if isinstance(exc, FileNotFoundError):
+                # Translators: follows the file's path and a colon: the file is the subject.
+                message = _("is missing: the certificate's private key is needed")
+            else:
+                # Translators: follows the file's path and a colon: the file is the subject.
+                message = _("is not a readable PEM private key: the certificate's private key is needed")
+            self.cert.problems.append(Problem(str(key_path), message))
         try:
             leaf = _pem_certificates(leaf_path)[0]
             self.cert.cert_pem = leaf.public_bytes(serialization.Encoding.PEM).decode()
         except (OSError, ValueError, IndexError) as exc:
             leaf = None
-            why = "is missing" if isinstance(exc, FileNotFoundError) else "holds no readable PEM certificate"
-            self.cert.problems.append(Problem(str(leaf_path), f"{why}: the certificate itself is needed"))
+            if isinstance(exc, FileNotFoundError):
+                # Translators: follows the file's path and a colon: the file is the subject.
+                message = _("is missing: the certificate itself is needed")
+            else:
+                # Translators: follows the file's path and a colon: the file is the subject.
+                message = _("holds no readable PEM certificate: the certificate itself is needed")
+            self.cert.problems.append(Problem(str(leaf_path), message))
         self._chain(leaf)
         if key is not None:
             self._key_type(key)
             if leaf is not None and leaf.public_key().public_numbers() != key.public_key().public_numbers():
-                self.cert.problems.append(Problem(str(key_path), f"does not belong to {leaf_path.name} "
-                                                                 "(the public keys differ)"))
+                # Translators: follows the key file's path and a colon: the key file is the subject.
+                message = _("does not belong to %(certificate)s (the public keys differ)") % {
+                    "certificate": leaf_path.name}
+                self.cert.problems.append(Problem(str(key_path), message))
 
     def _chain(self, leaf):
         """ca.cer holds the intermediates; fullchain.cer minus the leaf when ca.cer is gone."""
@@ -296,37 +325,41 @@ class _Reader:
             try:
                 chain = _pem_certificates(path)
             except (OSError, ValueError):
-                self.cert.problems.append(Problem(str(path), "holds no readable PEM certificate"))
+                # Translators: follows the file's path and a colon: the file is the subject.
+                self.cert.problems.append(Problem(str(path), _("holds no readable PEM certificate")))
                 return
             if skip_leaf and leaf is not None:
                 chain = [c for c in chain if c != leaf]
             self.cert.chain_pem = "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in chain)
             return
-        self.cert.problems.append(Problem(str(self.folder / "ca.cer"), "is missing (and so is fullchain.cer): "
-                                                                       "the CA's intermediate certificates are needed"))
+        # Translators: follows the path of ca.cer and a colon: ca.cer is the subject.
+        message = _("is missing (and so is fullchain.cer): the CA's intermediate certificates are needed")
+        self.cert.problems.append(Problem(str(self.folder / "ca.cer"), message))
 
     def _key_type(self, key):
         actual = KeyType.of_key(key)
         key_path = str(self.folder / f"{self.main}.key")
         if actual is None:
-            self.cert.problems.append(Problem(key_path, "is a key type the panel does not issue "
-                                                        "(EC P-256/P-384, RSA 2048/3072/4096)"))
+            # Translators: follows the key file's path and a colon: the key file is the subject.
+            self.cert.problems.append(Problem(key_path, _("is a key type the panel does not issue "
+                                                          "(EC P-256/P-384, RSA 2048/3072/4096)")))
             return
         self.cert.key_type = actual.value
         length = self.conf.get("Le_Keylength")
         if length and KEY_LENGTHS.get(length) != actual:
-            self.note("Le_Keylength", f"Le_Keylength is {length!r} but {self.main}.key is {actual.label}; "
-                                      "the panel renews with the key file's type")
+            self.note("Le_Keylength", _("Le_Keylength is %(length)s but %(key_file)s is %(key_type)s; the panel "
+                                        "renews with the key file's type")
+                      % {"length": repr(length), "key_file": f"{self.main}.key", "key_type": actual.label})
 
     def _account(self):
         directory_url = self.conf.get("Le_API") or self.default_server
         if not directory_url:
-            self.problem("Le_API", "Le_API is missing: the CA this certificate was issued by is unknown")
+            self.problem("Le_API", _("Le_API is missing: the CA this certificate was issued by is unknown"))
             return
         self.cert.account = _account_for(directory_url, self.accounts)
         if self.cert.account is None:
-            self.problem("Le_API", f"Le_API is {directory_url} but there is no account for it under "
-                                   f"ca/{ca_folder(directory_url)}/ (account.key)")
+            self.problem("Le_API", _("Le_API is %(url)s but there is no account for it under ca/%(folder)s/ "
+                                     "(account.key)") % {"url": directory_url, "folder": ca_folder(directory_url)})
 
     # -- validation method ----------------------------------------------------------------------------------
 
@@ -334,11 +367,12 @@ class _Reader:
         # One entry per name; here "no" is a method (standalone), not "none".
         methods = list(dict.fromkeys(m.strip() for m in self.conf.get("Le_Webroot").split(",") if m.strip()))
         if not methods:
-            self.problem("Le_Webroot", "Le_Webroot is missing: how acme.sh validated the names is unknown")
+            self.problem("Le_Webroot", _("Le_Webroot is missing: how acme.sh validated the names is unknown"))
             return
         if len(methods) > 1:
-            self.problem("Le_Webroot", f"Le_Webroot names a different method per name ({', '.join(methods)}); "
-                                       "the panel validates all names of a certificate one way")
+            self.problem("Le_Webroot", _("Le_Webroot names a different method per name (%(methods)s); the panel "
+                                         "validates all names of a certificate one way")
+                         % {"methods": ", ".join(methods)})
             return
         method = methods[0]
         if method.startswith("/"):
@@ -346,26 +380,27 @@ class _Reader:
         elif method == "no":
             self.cert.challenge = ChallengeType.HTTP01_STANDALONE.value
             if self.conf.get("Le_HTTPPort") not in ("", "80"):
-                self.note("Le_HTTPPort", f"Le_HTTPPort is {self.conf.get('Le_HTTPPort')}: the panel's standalone "
-                                         "mode listens on CERTPANEL_STANDALONE_PORT instead")
+                self.note("Le_HTTPPort", _("Le_HTTPPort is %(port)s: the panel's standalone mode listens on "
+                                           "CERTPANEL_STANDALONE_PORT instead")
+                          % {"port": self.conf.get("Le_HTTPPort")})
         elif method == "nginx" or method.startswith("nginx:"):
             self.cert.challenge = ChallengeType.HTTP01_NGINX.value
             self.cert.server_config = method.partition(":")[2]
             if not self.cert.server_config:
-                self.problem("Le_Webroot", "nginx mode without a config file: acme.sh found the server block "
-                                           "itself; give the nginx config file that serves these names")
+                self.problem("Le_Webroot", _("nginx mode without a config file: acme.sh found the server block "
+                                             "itself; give the nginx config file that serves these names"))
         elif method == "apache":
             self.cert.challenge = ChallengeType.HTTP01_APACHE.value
-            self.problem("Le_Webroot", "apache mode: acme.sh found the virtual host itself; give the Apache "
-                                       "config file that serves these names")
+            self.problem("Le_Webroot", _("apache mode: acme.sh found the virtual host itself; give the Apache "
+                                         "config file that serves these names"))
         elif method == "dns":
             self.cert.challenge = ChallengeType.DNS01_MANUAL.value
         elif method.startswith("dns_"):
             self.cert.challenge = ChallengeType.DNS01.value
             self._dns(method)
         else:
-            self.problem("Le_Webroot", f"Le_Webroot {method!r} (acme.sh's {method} mode) has no CertPanel "
-                                       "method; pick webroot, standalone or DNS")
+            self.problem("Le_Webroot", _("Le_Webroot %(value)s (acme.sh's %(method)s mode) has no CertPanel method; "
+                                         "pick webroot, standalone or DNS") % {"value": repr(method), "method": method})
         self._alias()
 
     def _lookup(self, variable):
@@ -378,32 +413,36 @@ class _Reader:
 
     def _at(self, variable, message):
         """A Problem at the line that set `variable` (this conf or account.conf)."""
-        _, conf = self._lookup(variable)
+        conf = self._lookup(variable)[1]
         key = variable if variable in conf.values else f"SAVED_{variable}"
         return conf.problem(key, message)
 
     def _dns(self, api_name):
         api = acmesh_dns.DNS_APIS.get(api_name)
         if api is None:
-            self.problem("Le_Webroot", f"{api_name} has no CertPanel DNS provider: upload the certificate "
-                                       "instead, or pick another validation method")
+            self.problem("Le_Webroot", _("%(api)s has no CertPanel DNS provider: upload the certificate instead, or "
+                                         "pick another validation method") % {"api": api_name})
             return
         found = {name: self._lookup(name)[0] for name in acmesh_dns.variables(api)}
         chosen = next((alt for alt in api.credentials if all(found[name] for name in alt)), None)
         if chosen is None:
-            wanted = " or ".join(", ".join(alt) for alt in api.credentials)
-            self.problem("Le_Webroot", f"{api_name} credentials are missing: acme.sh would have saved {wanted} "
-                                       "in this file or in account.conf (SAVED_…)")
+            wanted = ", ".join(api.credentials[0])
+            for alt in api.credentials[1:]:
+                # Translators: alternative sets of acme.sh variables, e.g. "CF_Token or CF_Key, CF_Email".
+                wanted = _("%(these)s or %(those)s") % {"these": wanted, "those": ", ".join(alt)}
+            self.problem("Le_Webroot", _("%(api)s credentials are missing: acme.sh would have saved %(variables)s in "
+                                         "this file or in account.conf (SAVED_…)")
+                         % {"api": api_name, "variables": wanted})
             return
         values = {field_name: found[name] for name, field_name in chosen.items()}
         values.update({field_name: found[name] for name, field_name in api.optional.items() if found[name]})
         values.update(api.fixed)
-        for name, why in api.blocking.items():
+        for name, message in api.blocking.items():
             if found[name]:
-                self.cert.problems.append(self._at(name, f"{api_name} uses {name}: {why}"))
-        for name, why in api.notes.items():
+                self.cert.problems.append(self._at(name, _(message) % {"api": api_name, "variable": name}))
+        for name, message in api.notes.items():
             if found[name]:
-                self.cert.notes.append(self._at(name, f"{name} is not carried over: {why}"))
+                self.cert.notes.append(self._at(name, _(message) % {"variable": name}))
         if api.key_file:
             tsig = self._tsig_key(api.key_file, found[api.key_file])
             if tsig is None:
@@ -415,20 +454,24 @@ class _Reader:
     def _tsig_key(self, variable, path_text):
         """The TSIG fields from the BIND key file `variable` names; None (with a Problem) if it cannot."""
         if not path_text:
-            self.problem("Le_Webroot", f"{variable} is missing: acme.sh's dns_nsupdate needs its key file")
+            self.problem("Le_Webroot", _("%(variable)s is missing: acme.sh's dns_nsupdate needs its key file")
+                         % {"variable": variable})
             return None
         path = Path(path_text) if Path(path_text).is_absolute() else self.root / path_text
         where = str(self._at(variable, "")).rstrip(": ")
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
-            self.cert.problems.append(Problem(str(path), f"the TSIG key file {variable} names ({where}) cannot be "
-                                                         "read; copy it here or give its path"))
+            # Translators: follows the key file's path and a colon; %(where)s is the file and line that name it.
+            message = _("the TSIG key file %(variable)s names (%(where)s) cannot be read; copy it here or give its "
+                        "path") % {"variable": variable, "where": where}
+            self.cert.problems.append(Problem(str(path), message))
             return None
         key = parse_bind_key(text)
         if key is None:
-            self.cert.problems.append(Problem(str(path), 'is not a BIND key file (key "name" { algorithm …; '
-                                                         'secret "…"; };)'))
+            # Translators: follows the file's path and a colon: the file is the subject. Keep the BIND syntax as is.
+            self.cert.problems.append(Problem(str(path), _('is not a BIND key file (key "name" { algorithm …; '
+                                                           'secret "…"; };)')))
         return key
 
     def _alias(self):
@@ -438,10 +481,11 @@ class _Reader:
                 continue
             distinct = set(aliases)
             if any(alias.startswith("=") for alias in distinct):
-                self.problem(key, "a domain alias (acme.sh --domain-alias) has no CertPanel equivalent; use a "
-                                  "challenge alias (_acme-challenge.<name> CNAME to _acme-challenge.<alias>)")
+                self.problem(key, _("a domain alias (acme.sh --domain-alias) has no CertPanel equivalent; use a "
+                                    "challenge alias (_acme-challenge.<name> CNAME to _acme-challenge.<alias>)"))
             elif len(distinct) > 1 or len(aliases) < len(self.cert.domains):
-                self.problem(key, f"{key} gives each name its own alias; the panel uses one alias for all names")
+                self.problem(key, _("%(setting)s gives each name its own alias; the panel uses one alias for all "
+                                    "names") % {"setting": key})
             else:
                 self.cert.challenge_alias = aliases[0]
 
@@ -456,16 +500,16 @@ class _Reader:
         if renew_hook and not install.reload_command:
             install.reload_command = renew_hook
         elif renew_hook:
-            self.note("Le_RenewHook", f"Le_RenewHook ({renew_hook}) is not carried over: the reload command "
-                                      "Le_ReloadCmd runs after each renewal")
+            self.note("Le_RenewHook", _("Le_RenewHook (%(command)s) is not carried over: the reload command "
+                                        "Le_ReloadCmd runs after each renewal") % {"command": renew_hook})
         for key in ("Le_PreHook", "Le_PostHook"):
             if self.conf.get(key):
-                self.note(key, f"{key} ({self.conf.get(key)}) is not carried over: the panel runs no "
-                               "hooks around an order")
+                self.note(key, _("%(setting)s (%(command)s) is not carried over: the panel runs no hooks around "
+                                 "an order") % {"setting": key, "command": self.conf.get(key)})
         deploy_hooks = _split(self.conf.get("Le_DeployHook"))
         if deploy_hooks:
-            self.note("Le_DeployHook", f"acme.sh deploy hooks ({', '.join(deploy_hooks)}) are not carried over; "
-                                       "add install targets for them")
+            self.note("Le_DeployHook", _("acme.sh deploy hooks (%(hooks)s) are not carried over; add install "
+                                         "targets for them") % {"hooks": ", ".join(deploy_hooks)})
         if install.paths() or install.reload_command:
             self.cert.install = install
 
@@ -476,13 +520,13 @@ class _Reader:
                 self.cert.next_renewal_at = datetime.datetime.fromtimestamp(int(epoch), tz=datetime.UTC)
                 return
             except (ValueError, OverflowError, OSError):
-                self.note("Le_NextRenewTime", "Le_NextRenewTime is not a number of seconds")
+                self.note("Le_NextRenewTime", _("Le_NextRenewTime is not a number of seconds"))
         text = self.conf.get("Le_NextRenewTimeStr")
         if text:
             try:
                 moment = datetime.datetime.fromisoformat(text)
             except ValueError:
-                self.note("Le_NextRenewTimeStr", "Le_NextRenewTimeStr is not a date; the panel plans the renewal")
+                self.note("Le_NextRenewTimeStr", _("Le_NextRenewTimeStr is not a date; the panel plans the renewal"))
                 return
             self.cert.next_renewal_at = moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
 
@@ -516,8 +560,9 @@ def read_home(path) -> Found:
     root = Path(path)
     found = Found(client="acme.sh", root=str(root))
     if not root.is_dir():
-        found.problems.append(Problem(str(root), "is not a directory (an acme.sh home holds account.conf, ca/ "
-                                                 "and a folder per certificate)"))
+        # Translators: follows the path and a colon: the path is the subject.
+        found.problems.append(Problem(str(root), _("is not a directory (an acme.sh home holds account.conf, ca/ "
+                                                   "and a folder per certificate)")))
         return found
     account_conf = read_conf(root / "account.conf")
     found.problems.extend(account_conf.problems)
@@ -525,7 +570,7 @@ def read_home(path) -> Found:
     folders = list(_domain_folders(root))
     # The directory URL of each ca/ folder, from the URLs the confs name (the folder drops the port).
     urls = {}
-    for _, _, conf_path in folders:
+    for _folder, _main, conf_path in folders:
         directory_url = read_conf(conf_path).get("Le_API") or default_server
         if directory_url:
             urls.setdefault(ca_folder(directory_url), directory_url)

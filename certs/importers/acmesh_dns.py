@@ -13,6 +13,8 @@ asks for; dns_gcloud: acme.sh drives the gcloud CLI's own login); the reader rep
 
 from dataclasses import dataclass, field
 
+from django.utils.translation import gettext_noop
+
 
 @dataclass(frozen=True)
 class DnsApi:
@@ -20,8 +22,10 @@ class DnsApi:
     credentials: tuple[dict, ...]  # alternatives: {acme.sh variable: provider field}
     optional: dict = field(default_factory=dict)  # {acme.sh variable: provider field}, when set
     fixed: dict = field(default_factory=dict)  # {provider field: value}: what the script hard-codes
-    notes: dict = field(default_factory=dict)  # {acme.sh variable: why it does not carry over}
-    blocking: dict = field(default_factory=dict)  # {acme.sh variable: why the panel cannot do it}
+    # {acme.sh variable: the note when it is set}, a gettext_noop msgid with %(variable)s
+    notes: dict = field(default_factory=dict)
+    # {acme.sh variable: the problem when it is set}, a gettext_noop msgid with %(api)s and %(variable)s
+    blocking: dict = field(default_factory=dict)
     key_file: str = ""  # a required variable naming a BIND key file (dns_nsupdate): its TSIG key
 
 
@@ -44,18 +48,21 @@ DNS_APIS = {
         "cloudflare",
         ({"CF_Token": "auth_token"}, {"CF_Key": "auth_token", "CF_Email": "auth_username"}),
         optional={"CF_Zone_ID": "zone_id"},
-        notes={"CF_Account_ID": "the panel finds the zone by its ID or name, not through the account"}),
+        notes={"CF_Account_ID": gettext_noop("%(variable)s is not carried over: the panel finds the zone by its ID "
+                                             "or name, not through the account")}),
     "dns_gd": DnsApi("godaddy", _one(GD_Key="auth_key", GD_Secret="auth_secret")),
     "dns_ovh": DnsApi(
         "ovh", _one(OVH_AK="auth_application_key", OVH_AS="auth_application_secret", OVH_CK="auth_consumer_key"),
         optional={"OVH_END_POINT": "auth_entrypoint"}),  # ovh-eu, ovh-ca, …; the provider checks the name
     "dns_aws": DnsApi(
         "route53", _one(AWS_ACCESS_KEY_ID="auth_access_key", AWS_SECRET_ACCESS_KEY="auth_access_secret"),
-        notes={"AWS_DNS_SLOWRATE": "the panel paces its own API calls"}),
+        notes={"AWS_DNS_SLOWRATE": gettext_noop("%(variable)s is not carried over: the panel paces its own API "
+                                                "calls")}),
     "dns_nsupdate": DnsApi(
         "rfc2136", _one(NSUPDATE_SERVER="server"),
         optional={"NSUPDATE_SERVER_PORT": "port", "NSUPDATE_ZONE": "zone"},
-        notes={"NSUPDATE_OPT": "extra nsupdate options are not used"},
+        notes={"NSUPDATE_OPT": gettext_noop("%(variable)s is not carried over: extra nsupdate options are not "
+                                            "used")},
         key_file="NSUPDATE_KEY"),
     # Every other acme.sh dnsapi whose variables correspond to a provider's fields.
     "dns_arvan": DnsApi("arvancloud", _one(Arvan_Token="auth_token")),
@@ -82,14 +89,16 @@ DNS_APIS = {
     "dns_hetzner": DnsApi("hetzner", _one(HETZNER_Token="auth_token")),
     "dns_hostingde": DnsApi(
         "hostingde", _one(HOSTINGDE_APIKEY="auth_token"),
-        notes={"HOSTINGDE_ENDPOINT": "the panel talks to hosting.de's own endpoint"}),
+        notes={"HOSTINGDE_ENDPOINT": gettext_noop("%(variable)s is not carried over: the panel talks to "
+                                                  "hosting.de's own endpoint")}),
     "dns_infomaniak": DnsApi("infomaniak", _one(INFOMANIAK_API_TOKEN="auth_token")),
     "dns_internetbs": DnsApi(
         "internetbs", _one(INTERNETBS_API_KEY="auth_key", INTERNETBS_API_PASSWORD="auth_password")),
     "dns_inwx": DnsApi(
         "inwx", _one(INWX_User="auth_username", INWX_Password="auth_password"),
-        blocking={"INWX_Shared_Secret": "the panel's INWX provider cannot sign in with two-factor "
-                                        "authentication; use an INWX account without it"}),
+        blocking={"INWX_Shared_Secret": gettext_noop("%(api)s uses %(variable)s: the panel's INWX provider cannot "
+                                                     "sign in with two-factor authentication; use an INWX account "
+                                                     "without it")}),
     "dns_linode": DnsApi("linode", _one(LINODE_API_KEY="auth_token")),
     "dns_linode_v4": DnsApi("linode4", _one(LINODE_V4_API_KEY="auth_token")),
     "dns_luadns": DnsApi("luadns", _one(LUA_Email="auth_username", LUA_Key="auth_token")),
@@ -108,7 +117,8 @@ DNS_APIS = {
     "dns_pdns": DnsApi(
         "powerdns", _one(PDNS_Url="pdns_server", PDNS_Token="auth_token"),
         optional={"PDNS_ServerId": "pdns_server_id"},
-        notes={"PDNS_Ttl": "the panel uses its own TTL for challenge records"}),
+        notes={"PDNS_Ttl": gettext_noop("%(variable)s is not carried over: the panel uses its own TTL for "
+                                        "challenge records")}),
     "dns_pointhq": DnsApi("pointhq", _one(PointHQ_Email="auth_username", PointHQ_Key="auth_token")),
     "dns_porkbun": DnsApi("porkbun", _one(PORKBUN_API_KEY="auth_key", PORKBUN_SECRET_API_KEY="auth_secret")),
     "dns_rage4": DnsApi("rage4", _one(RAGE4_USERNAME="auth_username", RAGE4_TOKEN="auth_token")),

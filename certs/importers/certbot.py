@@ -33,6 +33,9 @@ import josepy
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from django.utils.text import get_text_list
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from certs.dns.rfc2136 import ALGORITHMS as RFC2136_ALGORITHMS
 from certs.importers.found import Found, FoundAccount, FoundCertificate, FoundInstall, Problem
@@ -49,6 +52,25 @@ LE_REUSE_SERVERS = {
 _INTERVAL_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400,
                    "month": 30 * 86400, "year": 365 * 86400}
 _INTERVAL = re.compile(r"(\d+)\s*([a-z]+)")
+# Why a conf's cert, chain or privkey cannot be read, by (file, failure of _resolve): whole sentences for the
+# translators, translated when the Problem is made. %(kind)s is the conf's setting (cert, chain), %(conf)s the
+# conf's file name, %(target)s a path.
+_LINK_PROBLEMS = {
+    # Translators: keep privkey as is (a setting of certbot's renewal conf); %(conf)s is the conf's file name.
+    ("privkey", "loop"): gettext_noop("the private key (privkey in %(conf)s) is a loop of links (%(target)s)"),
+    ("privkey", "outside"): gettext_noop("the private key (privkey in %(conf)s) leads outside the config dir, to "
+                                         "%(target)s"),
+    ("privkey", "dangling"): gettext_noop("the private key (privkey in %(conf)s) is a link to %(target)s, which "
+                                          "does not exist"),
+    ("privkey", "missing"): gettext_noop("the private key (privkey in %(conf)s) does not exist"),
+    # Translators: %(kind)s is cert or chain, a setting of certbot's renewal conf: keep it as is.
+    ("file", "loop"): gettext_noop("the %(kind)s file (%(kind)s in %(conf)s) is a loop of links (%(target)s)"),
+    ("file", "outside"): gettext_noop("the %(kind)s file (%(kind)s in %(conf)s) leads outside the config dir, to "
+                                      "%(target)s"),
+    ("file", "dangling"): gettext_noop("the %(kind)s file (%(kind)s in %(conf)s) is a link to %(target)s, which "
+                                       "does not exist"),
+    ("file", "missing"): gettext_noop("the %(kind)s file (%(kind)s in %(conf)s) does not exist"),
+}
 
 # certbot DNS plugin -> (CertPanel provider, {credential INI key without `dns_<plugin>_`: (field, required)}),
 # from each plugin's credentials (certbot-dns-*/…/_internal/dns_*.py, lexicon option names).
@@ -67,11 +89,18 @@ DNS_PLUGINS = {
     "gehirn": ("gehirn", {"api_token": ("auth_token", True), "api_secret": ("auth_secret", True)}),
     "sakuracloud": ("sakuracloud", {"api_token": ("auth_token", True), "api_secret": ("auth_secret", True)}),
 }
-# Settings that change what certbot asked the CA for and that CertPanel does not carry over.
+# Settings that change what certbot asked the CA for and that CertPanel does not carry over: the note
+# for each, translated when it is made.
 _UNCARRIED = {
-    "preferred_chain": "CertPanel installs the chain the CA offers by default",
-    "must_staple": "CertPanel does not request OCSP Must-Staple",
-    "reuse_key": "CertPanel makes a new key at every renewal",
+    # Translators: keep preferred_chain as is; %(value)s is its value in certbot's renewal conf.
+    "preferred_chain": gettext_noop("preferred_chain = %(value)s is not carried over: CertPanel installs the chain "
+                                    "the CA offers by default"),
+    # Translators: keep must_staple as is; %(value)s is its value in certbot's renewal conf.
+    "must_staple": gettext_noop("must_staple = %(value)s is not carried over: CertPanel does not request OCSP "
+                                "Must-Staple"),
+    # Translators: keep reuse_key as is; %(value)s is its value in certbot's renewal conf.
+    "reuse_key": gettext_noop("reuse_key = %(value)s is not carried over: CertPanel makes a new key at every "
+                              "renewal"),
 }
 
 
@@ -80,13 +109,14 @@ def read_config_dir(path) -> Found:
     root = Path(os.path.abspath(path))
     found = Found(client="certbot", root=str(root))
     if not root.is_dir():
-        found.problems.append(Problem(str(root), "is not a directory (give certbot's config dir, "
-                                                 "usually /etc/letsencrypt)"))
+        found.problems.append(Problem(str(root), _("is not a directory (give certbot's config dir, "
+                                                   "usually /etc/letsencrypt)")))
         return found
     reader = _ConfigDir(root, found)
     confs = sorted((root / "renewal").glob("*.conf")) if (root / "renewal").is_dir() else []
     if not confs:
-        found.problems.append(Problem(str(root / "renewal"), "holds no <name>.conf: nothing to import"))
+        # Translators: keep <name>.conf as is: the renewal confs' file names.
+        found.problems.append(Problem(str(root / "renewal"), _("holds no <name>.conf: nothing to import")))
     lineages = [(conf, reader.parse_conf(conf)) for conf in confs]
     reader.read_accounts(lineages)
     for conf, parsed in lineages:
@@ -112,11 +142,12 @@ class _ConfigDir:
             first = (getattr(exc, "errors", None) or [exc])[0]
             message = re.sub(r"\s*at line \d+\.?$", "", str(first))
             if message.startswith("Invalid line"):  # ConfigObj quotes the line, which may hold a secret
-                message = "this line is neither a `key = value` setting nor a [section]"
-            return Problem(str(conf), f"{message}; certbot cannot read this file either, fix or remove the line",
-                           getattr(first, "line_number", None))
+                message = _("this line is neither a `key = value` setting nor a [section]")
+            # Translators: %(error)s is what is wrong with the line (ConfigObj's own words are English).
+            return Problem(str(conf), _("%(error)s; certbot cannot read this file either, fix or remove the line")
+                           % {"error": message}, getattr(first, "line_number", None))
         except (OSError, UnicodeDecodeError) as exc:
-            return Problem(str(conf), f"cannot be read: {exc}")
+            return Problem(str(conf), _("cannot be read: %(error)s") % {"error": exc})
 
     def lineage(self, conf: Path, parsed) -> FoundCertificate:
         name = conf.name[: -len(".conf")]
@@ -127,8 +158,11 @@ class _ConfigDir:
         params = parsed.get("renewalparams", {})
         missing = [kind for kind in LIVE_FILES if not parsed.get(kind)]
         if missing:
-            cert.problems.append(Problem(str(conf), f"names no {' or '.join(missing)} file (certbot writes all "
-                                                    f"four: {', '.join(LIVE_FILES)})"))
+            # Translators: the last two of a list of alternatives, as in "cert, chain or privkey".
+            names = get_text_list(missing, _("or"))
+            # Translators: %(missing)s is one or more of %(all)s (file settings of the conf, keep them as is).
+            cert.problems.append(Problem(str(conf), _("names no %(missing)s file (certbot writes all four: %(all)s)")
+                                         % {"missing": names, "all": ", ".join(LIVE_FILES)}))
             return cert
         origins = self._origins(parsed, params)
         self._read_files(cert, parsed, origins)
@@ -138,14 +172,14 @@ class _ConfigDir:
         self._method(cert, conf, params, origins)
         self._install(cert, parsed, params)
         self._schedule(cert, conf, parsed)
-        for key, why in _UNCARRIED.items():
+        for key, message in _UNCARRIED.items():
             if params.get(key) not in (None, "", "None", "False"):
-                cert.notes.append(Problem(str(conf), f"{key} = {params[key]} is not carried over: {why}",
-                                          _line_of(conf, key)))
+                cert.notes.append(Problem(str(conf), _(message) % {"value": params[key]}, _line_of(conf, key)))
         if not cert.problems:
-            cert.notes.append(Problem(str(conf), "turn off certbot's own renewal for this certificate (certbot.timer "
-                                                 "or its cron job, or delete this conf once imported), or both will "
-                                                 "renew it"))
+            # Translators: keep certbot.timer as is (the systemd timer that runs certbot's renewals).
+            cert.notes.append(Problem(str(conf), _("turn off certbot's own renewal for this certificate (certbot.timer "
+                                                   "or its cron job, or delete this conf once imported), or both will "
+                                                   "renew it")))
         return cert
 
     def _origins(self, parsed, params) -> list[str]:
@@ -166,8 +200,9 @@ class _ConfigDir:
                 return self.root / os.path.relpath(normalized, origin)
         return Path(normalized)
 
-    def _resolve(self, link: Path, origins) -> tuple[Path | None, str]:
-        """Follow links (rebased into `root`) to the file; (None, why) when that fails."""
+    def _resolve(self, link: Path, origins) -> tuple[Path | None, tuple[str, str]]:
+        """Follow links (rebased into `root`) to the file; (None, (failure, path)) when that fails, the failure
+        one of _LINK_PROBLEMS'."""
         path, first = link, None
         for _ in range(MAX_LINKS):
             if not path.is_symlink():
@@ -177,28 +212,29 @@ class _ConfigDir:
             path = self.local(target, origins) if os.path.isabs(target) else Path(
                 os.path.normpath(path.parent / target))
         else:
-            return None, f"is a loop of links ({first})"
+            return None, ("loop", first)
         real = Path(os.path.realpath(path))
         root = self.root.resolve()
         if real != root and root not in real.parents:
-            return None, f"leads outside the config dir, to {real}"
+            return None, ("outside", str(real))
         if not real.is_file():
-            return None, f"is a link to {first}, which does not exist" if first else "does not exist"
-        return real, ""
+            return None, ("dangling", first) if first else ("missing", "")
+        return real, ("", "")
 
     def _read_files(self, cert: FoundCertificate, parsed, origins) -> None:
         texts = {}
         for kind in ("cert", "chain", "privkey"):
             link = self.local(str(parsed[kind]), origins)
-            real, why = self._resolve(link, origins)
+            real, (failure, target) = self._resolve(link, origins)
             if real is None:
-                what = "the private key" if kind == "privkey" else f"the {kind} file"
-                cert.problems.append(Problem(str(link), f"{what} ({kind} in {cert.name}.conf) {why}"))
+                message = _LINK_PROBLEMS[("privkey" if kind == "privkey" else "file", failure)]
+                cert.problems.append(Problem(str(link), _(message) % {"kind": kind, "conf": f"{cert.name}.conf",
+                                                                      "target": target}))
                 continue
             try:
                 texts[kind] = real.read_bytes()
             except OSError as exc:
-                cert.problems.append(Problem(str(real), f"cannot be read: {exc.strerror}"))
+                cert.problems.append(Problem(str(real), _("cannot be read: %(error)s") % {"error": exc.strerror}))
         if len(texts) < 3:
             return
         try:
@@ -206,18 +242,18 @@ class _ConfigDir:
             chain = x509.load_pem_x509_certificates(texts["chain"])
         except ValueError:
             cert.problems.append(Problem(str(self.local(str(parsed["cert"]), origins)),
-                                 "the certificate or its chain is not PEM"))
+                                 _("the certificate or its chain is not PEM")))
             return
         try:
             key = serialization.load_pem_private_key(texts["privkey"], password=None)
         except (ValueError, TypeError):
             cert.problems.append(Problem(str(self.local(str(parsed["privkey"]), origins)),
-                                 "the private key is not a PEM key without a password"))
+                                 _("the private key is not a PEM key without a password")))
             return
         spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         if key.public_key().public_bytes(*spki) != leaf.public_key().public_bytes(*spki):
             cert.problems.append(Problem(str(self.local(str(parsed["privkey"]), origins)),
-                                         "the private key does not belong to the certificate"))
+                                         _("the private key does not belong to the certificate")))
             return
         cert.cert_pem = leaf.public_bytes(serialization.Encoding.PEM).decode()
         cert.chain_pem = "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in chain)
@@ -227,8 +263,11 @@ class _ConfigDir:
         cert.key_type = KeyType.of_key(key) or ""
         if not cert.key_type:
             cert.problems.append(Problem(str(self.local(str(parsed["privkey"]), origins)),
-                                         f"the key is {_describe_key(key)}; CertPanel renews with EC P-256 or P-384, "
-                                         "or RSA 2048, 3072 or 4096 keys: issue this certificate again in the panel"))
+                                         # Translators: %(key)s is the key's algorithm and size or curve, e.g.
+                                         # "RSA 1024" or "EC secp521r1".
+                                         _("the key is %(key)s; CertPanel renews with EC P-256 or P-384, or RSA 2048, "
+                                           "3072 or 4096 keys: issue this certificate again in the panel")
+                                         % {"key": _describe_key(key)}))
 
     def _key_settings(self, cert: FoundCertificate, conf: Path, params) -> None:
         """key_type / rsa_key_size / elliptic_curve as certbot would renew; the actual key decides."""
@@ -242,8 +281,11 @@ class _ConfigDir:
             said = RSA_KEY_TYPES.get(int(size) if size.isdigit() else 0, "")
             wrote = f"key_type = rsa, rsa_key_size = {size}"
         if cert.key_type and said != cert.key_type:
-            cert.notes.append(Problem(str(conf), f"says {wrote}, but the key is {KeyType(cert.key_type).label}: "
-                                                 "renewals keep the key's type", _line_of(conf, "key_type")))
+            # Translators: %(settings)s are the conf's settings as written, e.g. "key_type = rsa, rsa_key_size = 4096".
+            cert.notes.append(Problem(str(conf), _("says %(settings)s, but the key is %(key_type)s: renewals keep the "
+                                                   "key's type") % {"settings": wrote,
+                                                                    "key_type": KeyType(cert.key_type).label},
+                                      _line_of(conf, "key_type")))
 
     # --- accounts
     def read_accounts(self, lineages) -> None:
@@ -279,15 +321,15 @@ class _ConfigDir:
             key_pem = jwk.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                             serialization.NoEncryption()).decode()
         except (OSError, ValueError, TypeError, AttributeError, josepy.errors.Error):
-            self.found.problems.append(Problem(str(key_file), "is not a private key in JWK form as certbot "
-                                                              "writes it: this account cannot be imported"))
+            self.found.problems.append(Problem(str(key_file), _("is not a private key in JWK form as certbot "
+                                                                "writes it: this account cannot be imported")))
             return None
         regr_file = directory / "regr.json"
         try:
             regr = json.loads(regr_file.read_text())
         except (OSError, ValueError):
-            self.found.problems.append(Problem(str(regr_file), "is missing or not JSON: the account's URL is "
-                                                               "unknown, so this account cannot be imported"))
+            self.found.problems.append(Problem(str(regr_file), _("is missing or not JSON: the account's URL is "
+                                                                 "unknown, so this account cannot be imported")))
             return None
         contact = [c for c in (regr.get("body") or {}).get("contact", []) if str(c).startswith("mailto:")]
         return FoundAccount(directory_url=server or _directory_for(server_path), key_pem=key_pem,
@@ -297,8 +339,9 @@ class _ConfigDir:
     def _account(self, cert: FoundCertificate, conf: Path, params) -> None:
         account_id, server = params.get("account", ""), params.get("server", "")
         if not account_id or not server:
-            cert.problems.append(Problem(str(conf), "[renewalparams] names no account or no server: the account "
-                                                    "to renew with is unknown", _line_of(conf, "account")))
+            # Translators: keep [renewalparams], account and server as is (a section and settings of the conf).
+            cert.problems.append(Problem(str(conf), _("[renewalparams] names no account or no server: the account "
+                                                      "to renew with is unknown"), _line_of(conf, "account")))
             return
         folders = _server_paths(server)
         for folder in folders:
@@ -306,8 +349,11 @@ class _ConfigDir:
                 cert.account = self.accounts[(folder, account_id)]
                 return
         cert.problems.append(Problem(str(self.root / "accounts" / folders[0] / account_id),
-                                     f"account {account_id} (account = in {conf.name}) is not there or could not "
-                                     "be read: copy the whole config dir, accounts/ included"))
+                                     # Translators: keep "account =" and accounts/ as is (a setting of the conf, a
+                                     # folder of the config dir).
+                                     _("account %(account)s (account = in %(conf)s) is not there or could not be "
+                                       "read: copy the whole config dir, accounts/ included")
+                                     % {"account": account_id, "conf": conf.name}))
 
     # --- validation method
     def _method(self, cert: FoundCertificate, conf: Path, params, origins) -> None:
@@ -322,24 +368,33 @@ class _ConfigDir:
             cert.challenge = ChallengeType.HTTP01_STANDALONE
             port = str(params.get("http01_port", "80"))
             if port != "80":
-                cert.notes.append(Problem(str(conf), f"certbot answered on port {port} (http01_port); CertPanel "
-                                                     "answers on its CERTPANEL_STANDALONE_PORT",
+                # Translators: keep http01_port and CERTPANEL_STANDALONE_PORT as is (certbot's, CertPanel's settings).
+                cert.notes.append(Problem(str(conf), _("certbot answered on port %(port)s (http01_port); CertPanel "
+                                                       "answers on its CERTPANEL_STANDALONE_PORT") % {"port": port},
                                           _line_of(conf, "http01_port")))
         elif authenticator in ("nginx", "apache"):
             cert.challenge = ChallengeType.HTTP01_NGINX if authenticator == "nginx" else ChallengeType.HTTP01_APACHE
-            cert.problems.append(Problem(str(conf), (
-                f"certbot's {authenticator} authenticator finds the server block for {', '.join(cert.domains)} "
-                f"itself; CertPanel's http-01-{authenticator} edits one config file you name. Switch the lineage "
-                f"to webroot first (certbot reconfigure --cert-name {cert.name} --webroot -w DOCUMENT_ROOT) and "
-                f"import again, or issue it in the panel with http-01-{authenticator} and that file"), line))
+            cert.problems.append(Problem(str(conf), _(
+                # Translators: %(authenticator)s is nginx or apache; keep the certbot command line as is.
+                "certbot's %(authenticator)s authenticator finds the server block for %(names)s itself; CertPanel's "
+                "http-01-%(authenticator)s edits one config file you name. Switch the lineage to webroot first "
+                "(certbot reconfigure --cert-name %(name)s --webroot -w DOCUMENT_ROOT) and import again, or issue it "
+                "in the panel with http-01-%(authenticator)s and that file")
+                % {"authenticator": authenticator, "names": ", ".join(cert.domains), "name": cert.name}, line))
         elif authenticator == "manual":
             self._manual(cert, conf, params)
         elif authenticator.startswith("dns-"):
             self._dns(cert, conf, authenticator[len("dns-"):], options, origins)
+        elif not authenticator:
+            # Translators: keep authenticator, webroot and standalone as is (a setting of the conf and its values).
+            cert.problems.append(Problem(str(conf), _("authenticator = (none) has no CertPanel counterpart: use "
+                                                      "webroot, standalone or a DNS plugin, or issue it in the panel"),
+                                         line))
         else:
-            cert.problems.append(Problem(str(conf), f"authenticator = {authenticator or '(none)'} has no "
-                                                    "CertPanel counterpart: use webroot, standalone or a DNS "
-                                                    "plugin, or issue it in the panel", line))
+            # Translators: keep authenticator, webroot and standalone as is (a setting of the conf and its values).
+            cert.problems.append(Problem(str(conf), _("authenticator = %(authenticator)s has no CertPanel counterpart: "
+                                                      "use webroot, standalone or a DNS plugin, or issue it in the "
+                                                      "panel") % {"authenticator": authenticator}, line))
 
     def _webroot(self, cert: FoundCertificate, conf: Path, params) -> None:
         cert.challenge = ChallengeType.HTTP01_WEBROOT
@@ -354,53 +409,60 @@ class _ConfigDir:
         if len(roots) == 1:
             cert.webroot = roots.pop()
         elif not roots:
-            cert.problems.append(Problem(str(conf), "authenticator = webroot without webroot_path or "
-                                                    "[[webroot_map]]: the document root is unknown",
+            # Translators: keep authenticator = webroot, webroot_path and [[webroot_map]] as is (the conf's settings).
+            cert.problems.append(Problem(str(conf), _("authenticator = webroot without webroot_path or "
+                                                      "[[webroot_map]]: the document root is unknown"),
                                          _line_of(conf, "authenticator")))
         else:
             per_root = {}
             for name in names:
                 per_root.setdefault(os.path.normpath(mapping.get(name, paths[-1] if paths else "")), []).append(name)
             detail = "; ".join(f"{root}: {', '.join(names)}" for root, names in sorted(per_root.items()))
-            cert.problems.append(Problem(str(conf), (
-                f"[[webroot_map]] gives different document roots ({detail}); CertPanel uses one document root per "
+            cert.problems.append(Problem(str(conf), _(
+                # Translators: %(roots)s lists each document root with its names; keep the certbot command line as is.
+                "[[webroot_map]] gives different document roots (%(roots)s); CertPanel uses one document root per "
                 "certificate: split it into one certificate per document root (certbot certonly --cert-name … "
-                "-w ROOT -d …) or serve the names from one root, then import again"),
+                "-w ROOT -d …) or serve the names from one root, then import again") % {"roots": detail},
                 _line_of(conf, "[[webroot_map]]")))
 
     def _manual(self, cert: FoundCertificate, conf: Path, params) -> None:
         challenges = params.get("pref_challs", [])
         challenges = {c.strip().lower() for c in ([challenges] if isinstance(challenges, str) else challenges)}
         if not challenges & {"dns", "dns-01"}:  # certbot's manual plugin defaults to HTTP-01
-            cert.problems.append(Problem(str(conf), "authenticator = manual with HTTP-01: CertPanel has no manual "
-                                                    "HTTP-01; switch the lineage to webroot (certbot reconfigure "
-                                                    f"--cert-name {cert.name} --webroot -w DOCUMENT_ROOT) and import "
-                                                    "again", _line_of(conf, "authenticator")))
+            # Translators: keep authenticator = manual and the certbot command line as is.
+            cert.problems.append(Problem(str(conf), _("authenticator = manual with HTTP-01: CertPanel has no manual "
+                                                      "HTTP-01; switch the lineage to webroot (certbot reconfigure "
+                                                      "--cert-name %(name)s --webroot -w DOCUMENT_ROOT) and import "
+                                                      "again") % {"name": cert.name}, _line_of(conf, "authenticator")))
             return
         cert.challenge = ChallengeType.DNS01_MANUAL
         for hook in ("manual_auth_hook", "manual_cleanup_hook"):
             if params.get(hook):
-                cert.notes.append(Problem(str(conf), f"{hook} = {params[hook]} does not carry over: CertPanel shows "
-                                                     "the TXT records to add by hand at each renewal",
-                                          _line_of(conf, hook)))
+                # Translators: %(hook)s is manual_auth_hook or manual_cleanup_hook, %(command)s its command line.
+                cert.notes.append(Problem(str(conf), _("%(hook)s = %(command)s does not carry over: CertPanel shows "
+                                                       "the TXT records to add by hand at each renewal")
+                                          % {"hook": hook, "command": params[hook]}, _line_of(conf, hook)))
 
     def _dns(self, cert: FoundCertificate, conf: Path, plugin: str, options: dict, origins) -> None:
         cert.challenge = ChallengeType.DNS01
         line = _line_of(conf, "authenticator")
         if plugin == "route53":
-            cert.problems.append(Problem(str(conf), (
+            cert.problems.append(Problem(str(conf), _(
                 "dns-route53 reads AWS's own configuration (~/.aws/credentials, the environment or an instance "
                 "role), not files certbot keeps: add a Route 53 DNS credential in the panel and issue this "
                 "certificate with it"), line))
             return
         if plugin not in DNS_PLUGINS and plugin not in ("cloudflare", "google", "linode"):
-            cert.problems.append(Problem(str(conf), f"no CertPanel DNS provider is known for certbot's dns-{plugin} "
-                                                    "plugin: add the provider's DNS credential in the panel and "
-                                                    "issue this certificate with it", line))
+            # Translators: %(plugin)s is the name of a certbot DNS plugin, e.g. cloudxns.
+            cert.problems.append(Problem(str(conf), _("no CertPanel DNS provider is known for certbot's dns-%(plugin)s "
+                                                      "plugin: add the provider's DNS credential in the panel and "
+                                                      "issue this certificate with it") % {"plugin": plugin}, line))
             return
         option = f"dns_{plugin}_credentials"
         if not options.get(option):
-            cert.problems.append(Problem(str(conf), f"names no {option}: the {plugin} credentials are unknown", line))
+            # Translators: %(option)s is a setting of the conf, e.g. dns_cloudflare_credentials.
+            cert.problems.append(Problem(str(conf), _("names no %(option)s: the %(plugin)s credentials are unknown")
+                                         % {"option": option, "plugin": plugin}, line))
             return
         path = self.local(options[option], origins)
         values = _read_credentials(path, cert)
@@ -420,16 +482,23 @@ class _ConfigDir:
 
     def _map_dns(self, cert, path: Path, plugin: str, given: dict, origins):
         """(provider code, fields) from the credentials, or None after a Problem saying what is missing."""
-        def missing(keys, alternative=""):
-            cert.problems.append(Problem(str(path), f"lacks {' and '.join(f'dns_{plugin}_{k}' for k in keys)}"
-                                                    f"{alternative}: certbot could not renew with it either"))
+        def missing(keys):
+            # Translators: the last two of a list, as in "dns_ovh_application_secret and dns_ovh_consumer_key".
+            options = get_text_list([f"dns_{plugin}_{k}" for k in keys], _("and"))
+            # Translators: %(options)s is one or more settings of the credentials file, e.g. dns_ovh_consumer_key.
+            cert.problems.append(Problem(str(path), _("lacks %(options)s: certbot could not renew with it either")
+                                         % {"options": options}))
 
         if plugin == "cloudflare":  # an API token, or the Global API key with the account's email
             if given.get("api_token"):
                 return "cloudflare", {"auth_token": given["api_token"]}
             if given.get("email") and given.get("api_key"):
                 return "cloudflare", {"auth_username": given["email"], "auth_token": given["api_key"]}
-            return missing(["api_token"], f" (or dns_{plugin}_email with dns_{plugin}_api_key)")
+            # Translators: keep dns_cloudflare_api_token, dns_cloudflare_email and dns_cloudflare_api_key as is.
+            cert.problems.append(Problem(str(path), _("lacks dns_cloudflare_api_token (or dns_cloudflare_email with "
+                                                      "dns_cloudflare_api_key): certbot could not renew with it "
+                                                      "either")))
+            return None
         if plugin == "google":  # a service account's JSON file; lexicon takes its content base64-encoded
             if not given.get("credentials"):
                 return missing(["credentials"])
@@ -437,7 +506,7 @@ class _ConfigDir:
             try:
                 info = source.read_bytes()
             except OSError:
-                cert.problems.append(Problem(str(source), "the Google service account file is missing"))
+                cert.problems.append(Problem(str(source), _("the Google service account file is missing")))
                 return None
             return "googleclouddns", {"auth_service_account_info": "base64::" + base64.b64encode(info).decode()}
         if plugin == "linode":  # certbot's rule: version 4, or a 64-hex-digit key, is API v4
@@ -454,8 +523,11 @@ class _ConfigDir:
         if plugin == "rfc2136":
             algorithm = values.get("tsig_algorithm", "HMAC-MD5").lower()  # certbot's default
             if algorithm not in RFC2136_ALGORITHMS:
-                cert.problems.append(Problem(str(path), f"dns_rfc2136_algorithm = {values['tsig_algorithm']} is not "
-                                                        f"one CertPanel signs with ({', '.join(RFC2136_ALGORITHMS)})"))
+                # Translators: keep dns_rfc2136_algorithm as is; %(algorithms)s lists TSIG algorithm names.
+                cert.problems.append(Problem(str(path), _("dns_rfc2136_algorithm = %(algorithm)s is not one CertPanel "
+                                                          "signs with (%(algorithms)s)")
+                                             % {"algorithm": values["tsig_algorithm"],
+                                                "algorithms": ", ".join(RFC2136_ALGORITHMS)}))
                 return None
             values["tsig_algorithm"] = algorithm
         return provider, values
@@ -481,14 +553,18 @@ class _ConfigDir:
                                     reload_command=text)
         conf = Path(cert.source)
         for script in self.pre_hooks:
-            cert.notes.append(Problem(str(script), "this pre-hook does not carry over: CertPanel runs no command "
-                                                   "before a renewal"))
+            cert.notes.append(Problem(str(script), _("this pre-hook does not carry over: CertPanel runs no command "
+                                                     "before a renewal")))
         if params.get("pre_hook"):
-            cert.notes.append(Problem(str(conf), f"pre_hook = {params['pre_hook']} does not carry over: CertPanel "
-                                                 "runs no command before a renewal", _line_of(conf, "pre_hook")))
+            # Translators: keep pre_hook as is (a setting of the conf); %(command)s is its command line.
+            cert.notes.append(Problem(str(conf), _("pre_hook = %(command)s does not carry over: CertPanel runs no "
+                                                   "command before a renewal") % {"command": params["pre_hook"]},
+                                      _line_of(conf, "pre_hook")))
         if params.get("installer") not in (None, "", "None", "null"):
-            cert.notes.append(Problem(str(conf), f"installer = {params['installer']}: the server config keeps "
-                                                 f"reading {lineage_dir}/, which the install target keeps current",
+            # Translators: keep installer as is (a setting of the conf); %(installer)s is its value, e.g. nginx.
+            cert.notes.append(Problem(str(conf), _("installer = %(installer)s: the server config keeps reading "
+                                                   "%(directory)s/, which the install target keeps current")
+                                      % {"installer": params["installer"], "directory": lineage_dir},
                                       _line_of(conf, "installer")))
 
     def _schedule(self, cert: FoundCertificate, conf: Path, parsed) -> None:
@@ -497,9 +573,10 @@ class _ConfigDir:
             return
         seconds = _interval_seconds(str(interval))
         if seconds is None:
-            cert.notes.append(Problem(str(conf), f"renew_before_expiry = {interval} is not an interval CertPanel "
-                                                 "reads (e.g. 30 days): the panel's own rule applies",
-                                      _line_of(conf, "renew_before_expiry")))
+            # Translators: keep renew_before_expiry as is (a setting of the conf).
+            cert.notes.append(Problem(str(conf), _("renew_before_expiry = %(interval)s is not an interval CertPanel "
+                                                   "reads (e.g. 30 days): the panel's own rule applies")
+                                      % {"interval": interval}, _line_of(conf, "renew_before_expiry")))
             return
         leaf = x509.load_pem_x509_certificate(cert.cert_pem.encode())
         cert.next_renewal_at = leaf.not_valid_after_utc - datetime.timedelta(seconds=seconds)
@@ -531,10 +608,10 @@ def _read_credentials(path: Path, cert: FoundCertificate) -> dict | None:
     try:
         return dict(configobj.ConfigObj(str(path), encoding="utf-8", file_error=True))
     except OSError:
-        cert.problems.append(Problem(str(path), "the DNS credentials file does not exist or cannot be read"))
+        cert.problems.append(Problem(str(path), _("the DNS credentials file does not exist or cannot be read")))
     except configobj.ConfigObjError as exc:
         first = (getattr(exc, "errors", None) or [exc])[0]
-        cert.problems.append(Problem(str(path), "the DNS credentials file cannot be parsed here",
+        cert.problems.append(Problem(str(path), _("the DNS credentials file cannot be parsed here"),
                                      getattr(first, "line_number", None)))
     return None
 
