@@ -230,6 +230,21 @@ def test_the_preview_of_a_home_written_by_acmesh(admin_client, settings, tmp_pat
     assert not Certificate.objects.exists()
 
 
+def test_the_report_reads_in_the_pages_language(admin_client, settings, tmp_path):
+    """A Chinese page gets the report's own lines in Chinese too; paths, setting names and
+    the client's values stay as they are written."""
+    settings.WEBROOT_ROOTS = [tmp_path]
+    admin_client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+    archive = SimpleUploadedFile("acmesh.tar.gz", ACMESH_FIXTURE.read_bytes())
+
+    page = _post(admin_client, archive).content.decode()
+
+    assert "证书：将创建 2 项, 未导入 1 项" in page
+    assert "来自 acme.sh dns_cf 的 Cloudflare 凭据（auth_token, zone_id）" in page
+    assert "如需导入，请把 /var/www/sample 加入 CERTPANEL_WEBROOT_ROOTS" in page
+    assert "would create" not in page and "not carried over" not in page
+
+
 def test_an_archive_too_big_for_one_request_points_to_the_command(admin_client, reader, monkeypatch):
     monkeypatch.setattr(archive_import, "MAX_PAGE_CERTIFICATES", 0)
 
