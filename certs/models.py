@@ -206,6 +206,8 @@ class CertificateVersion(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # The importers ask whether an owner already has a certificate, by serial and issuer.
+        indexes = [models.Index(fields=["serial"], name="certs_version_serial")]
 
     def __str__(self):
         return f"{', '.join(self.certificate.domains)} (serial {self.serial})"

@@ -174,6 +174,26 @@ def test_running_twice_creates_nothing_new(admin, roots, pki, queued):
     assert "Certificates: 2 already imported" in second.as_text()
 
 
+def test_an_import_beside_another_of_the_same_files_stores_each_certificate_once(admin, roots, pki, queued,
+                                                                                 monkeypatch):
+    home = Home(pki)
+    home.webroot(roots, ["a.example.com"])
+    store.import_found(home.found(), admin)
+    counts = _counts()
+    read_versions = store._Known.__init__
+
+    def read_before_the_first_import_stored_anything(known, owner):
+        read_versions(known, owner)
+        known.versions = set()
+
+    monkeypatch.setattr(store._Known, "__init__", read_before_the_first_import_stored_anything)
+
+    second = store.import_found(home.found(), admin)
+
+    assert _counts() == counts
+    assert second.counts()["certificate"] == {"already imported": 1}
+
+
 def test_a_certificate_imports_completely_or_not_at_all(admin, roots, pki, queued):
     home = Home(pki)
     outside = roots["elsewhere"] / "ssl"

@@ -25,6 +25,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
 from django.db import DatabaseError, transaction
@@ -250,7 +251,11 @@ def _import_certificate(found: FoundCertificate, owner, report, known: _Known):
         if not isinstance(checked, upload.CheckedUpload):
             raise _NotImported(checked)
         with transaction.atomic():
+            if _stored_meanwhile(owner, checked.leaf):
+                raise _AlreadyStored
             _store_certificate(found, checked, run)
+    except _AlreadyStored:
+        item.outcome, item.messages = ALREADY, notes
     except _NotImported as exc:
         item.outcome, item.messages = NOT_IMPORTED, exc.messages + notes
     except (DatabaseError, OSError) as exc:  # e.g. a concurrent import took a path: the others go on
@@ -274,6 +279,19 @@ def _import_account_alone(found: FoundAccount, owner, report, known: _Known):
         report.items.append(ReportItem(ACCOUNT, _account_label(found), NOT_IMPORTED, exc.messages))
     else:
         run.commit()
+
+
+class _AlreadyStored(Exception):
+    pass
+
+
+def _stored_meanwhile(owner, leaf):
+    """Whether another import (of the same files, started beside this one) stored this certificate
+    after `_Known` was read. The owner's row is locked first, so two imports check and store one
+    certificate after the other (on SQLite every write transaction already runs alone)."""
+    list(get_user_model().objects.select_for_update().filter(pk=owner.pk).values_list("pk"))
+    serial, issuer = _version_key(leaf)
+    return CertificateVersion.objects.filter(certificate__owner=owner, serial=serial, issuer=issuer).exists()
 
 
 def _certificate_label(found):
