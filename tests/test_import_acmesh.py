@@ -275,6 +275,55 @@ def test_nsupdate_key_file_that_is_missing_is_named(home, tmp_path):
     assert problem.path == str(missing) and f"{home / 'account.conf'}:1" in problem.message
 
 
+TSIG_KEY = 'key "acme-key" {\n\talgorithm hmac-sha512;\n\tsecret "c2VjcmV0";\n};\n'
+
+
+def test_confined_a_key_file_outside_the_home_is_not_read(home, tmp_path):
+    """An uploaded home's NSUPDATE_KEY is another machine's path: this server's file there is not used."""
+    server_file = tmp_path / "server.key"
+    server_file.write_text(TSIG_KEY)
+    write_domain(home, "d.sample.test", Le_Webroot="dns_nsupdate", NSUPDATE_SERVER="127.0.0.1")
+    (home / "account.conf").write_text(f"SAVED_NSUPDATE_KEY='{server_file}'\n")
+
+    cert = certificate(read_home(home, confined=True), "d.sample.test")
+
+    [problem] = cert.problems
+    assert (problem.path, problem.line) == (str(home / "account.conf"), 1)
+    assert f"NSUPDATE_KEY names {server_file}, outside the uploaded acme.sh home" in problem.message
+    assert f"put the key file into the archive as {home / 'server.key'}" in problem.message
+    assert "change this line to SAVED_NSUPDATE_KEY='server.key'" in problem.message
+    assert "manage.py import_acmesh" in problem.message
+    assert cert.dns_credentials == {} and "c2VjcmV0" not in str(cert)
+    # The command reads the server's own home: there the file is read.
+    assert certificate(read_home(home), "d.sample.test").dns_credentials["tsig_secret"] == "c2VjcmV0"
+
+
+@pytest.mark.parametrize("named", ["nsupdate.key", "{home}/nsupdate.key"])
+def test_confined_a_key_file_inside_the_home_is_read(home, named):
+    (home / "nsupdate.key").write_text(TSIG_KEY)
+    write_domain(home, "d.sample.test", Le_Webroot="dns_nsupdate", NSUPDATE_SERVER="127.0.0.1",
+                 NSUPDATE_KEY=named.format(home=home))
+
+    cert = certificate(read_home(home, confined=True), "d.sample.test")
+
+    assert cert.problems == [] and cert.dns_credentials["tsig_key_name"] == "acme-key"
+
+
+def test_confined_a_link_or_dotdot_cannot_lead_out_of_the_home(home, tmp_path):
+    (tmp_path / "server.key").write_text(TSIG_KEY)
+    (home / "link.key").symlink_to(tmp_path / "server.key")
+    write_domain(home, "a.sample.test", Le_Webroot="dns_nsupdate", NSUPDATE_SERVER="127.0.0.1",
+                 NSUPDATE_KEY="link.key")
+    write_domain(home, "b.sample.test", Le_Webroot="dns_nsupdate", NSUPDATE_SERVER="127.0.0.1",
+                 NSUPDATE_KEY="../server.key")
+
+    found = read_home(home, confined=True)
+
+    for name in ("a.sample.test", "b.sample.test"):
+        [problem] = certificate(found, name).problems
+        assert "outside the uploaded acme.sh home" in problem.message and problem.line == 7
+
+
 def test_bind_key_files_as_tsig_keygen_writes_them():
     text = 'key "ddns-key.example.com" {\n\talgorithm hmac-sha256;\n\tsecret "bWFkZS11cA==";\n};\n'
     assert parse_bind_key(text) == {"tsig_key_name": "ddns-key.example.com", "tsig_algorithm": "hmac-sha256",

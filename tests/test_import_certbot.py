@@ -435,6 +435,73 @@ def test_google_credentials_are_the_service_account_file(certbot_dir, tmp_path):
     assert certs["zone"].dns_provider == "googleclouddns" and info.startswith("base64::")
 
 
+def test_confined_a_credentials_file_outside_the_config_dir_is_not_read(certbot_dir):
+    """An uploaded dir's credentials path is another machine's: this server's file there is not used."""
+    ini = certbot_dir.dns("zone", "cloudflare", {"api_token": "server-token"})  # beside the dir, not in it
+    conf = certbot_dir.root / "renewal" / "zone.conf"
+
+    cert = {c.name: c for c in read_config_dir(certbot_dir.root, confined=True).certificates}["zone"]
+
+    (problem,) = cert.problems
+    assert (problem.path, problem.line) == (str(conf), _line(conf, "dns_cloudflare_credentials"))
+    assert f"dns_cloudflare_credentials names {ini}, outside the uploaded config dir" in problem.message
+    assert f"put the file into the archive as {certbot_dir.root / 'cloudflare.ini'}" in problem.message
+    assert f"change this line to dns_cloudflare_credentials = {ORIGIN}/cloudflare.ini" in problem.message
+    assert "manage.py import_certbot" in problem.message
+    assert cert.dns_credentials == {} and "server-token" not in str(cert)
+    # The command reads the server's own config dir: there the file is read.
+    assert certbot_dir.read()[1]["zone"].dns_credentials == {"auth_token": "server-token"}
+
+
+@pytest.mark.parametrize("named", [f"{ORIGIN}/cloudflare.ini", "{root}/cloudflare.ini"], ids=["origin", "given"])
+def test_confined_a_credentials_file_inside_the_config_dir_is_read(certbot_dir, named):
+    (certbot_dir.root / "cloudflare.ini").write_text("dns_cloudflare_api_token = t0ken\n")
+    certbot_dir.lineage("zone", ["zone.example.test"], [
+        "authenticator = dns-cloudflare", f"dns_cloudflare_credentials = {named.format(root=certbot_dir.root)}"])
+
+    cert = {c.name: c for c in read_config_dir(certbot_dir.root, confined=True).certificates}["zone"]
+
+    assert cert.problems == [], texts(cert.problems)
+    assert cert.dns_credentials == {"auth_token": "t0ken"}
+
+
+def test_confined_a_link_inside_cannot_lead_to_a_credentials_file_outside(certbot_dir):
+    outside = certbot_dir.root.parent / "server.ini"
+    outside.write_text("dns_cloudflare_api_token = server-token\n")
+    (certbot_dir.root / "cloudflare.ini").symlink_to(outside)
+    certbot_dir.lineage("zone", ["zone.example.test"], [
+        "authenticator = dns-cloudflare", f"dns_cloudflare_credentials = {ORIGIN}/cloudflare.ini"])
+
+    cert = {c.name: c for c in read_config_dir(certbot_dir.root, confined=True).certificates}["zone"]
+
+    (problem,) = cert.problems
+    assert "outside the uploaded config dir" in problem.message and cert.dns_credentials == {}
+
+
+@pytest.mark.parametrize("inside", [False, True], ids=["outside", "inside"])
+def test_confined_googles_service_account_file_is_read_only_inside(certbot_dir, inside):
+    account_file = (certbot_dir.root if inside else certbot_dir.root.parent) / "google.json"
+    account_file.write_text('{"type": "service_account", "project_id": "p"}')
+    ini = certbot_dir.root / "google.ini"
+    ini.write_text(f"dns_google_credentials = {account_file}\n")
+    certbot_dir.lineage("zone", ["zone.example.test"], [
+        "authenticator = dns-google", f"dns_google_credentials = {ORIGIN}/google.ini"])
+
+    cert = {c.name: c for c in read_config_dir(certbot_dir.root, confined=True).certificates}["zone"]
+
+    if inside:
+        assert cert.problems == [] and cert.dns_provider == "googleclouddns"
+        return
+    (problem,) = cert.problems
+    assert (problem.path, problem.line) == (str(ini), 1)
+    assert f"dns_google_credentials names {account_file}, outside the uploaded config dir" in problem.message
+    assert cert.dns_credentials == {}
+
+
+def _line(conf, key):
+    return next(n for n, line in enumerate(conf.read_text().splitlines(), 1) if line.startswith(f"{key} ="))
+
+
 def test_an_old_plugin_prefix_is_understood(certbot_dir):
     """certbot before 1.0 saved "certbot-dns-cloudflare:dns-cloudflare" and prefixed its options."""
     ini = certbot_dir.root.parent / "cf.ini"

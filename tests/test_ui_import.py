@@ -21,6 +21,7 @@ from certs.importers import archive as archive_import
 from certs.importers.found import Problem
 from certs.models import Certificate
 from tests.test_import_acmesh import FIXTURE as ACMESH_FIXTURE
+from tests.test_import_certbot import ConfigDir
 from tests.test_import_store import Home, Pki
 
 URL = reverse("ui:import")
@@ -47,7 +48,8 @@ def reader(pki):
     home.add(["a.example.com"], challenge="http-01-standalone")
     seen = []
 
-    def read(path):
+    def read(path, confined=False):
+        assert confined  # the page never reads the server's files a conf names
         seen.append(Path(path))
         home.certificates[0].notes = [Problem(f"{path}/a.example.com/a.example.com.conf", "Le_PreHook dropped", 3)]
         found = home.found()
@@ -252,4 +254,24 @@ def test_an_archive_too_big_for_one_request_points_to_the_command(admin_client, 
 
     assert "This archive holds more certificates (1) than this page imports at once (0)" in response.content.decode()
     assert "manage.py import_acmesh PATH" in response.content.decode()
+    assert not Certificate.objects.exists()
+
+
+def test_a_credentials_file_the_conf_names_on_this_server_is_not_read(admin_client, tmp_path):
+    """The real certbot reader: an uploaded conf naming a credentials file that happens to exist on
+    this server gets a problem saying where to put it, not this server's credentials."""
+    certbot_dir = ConfigDir(tmp_path / "letsencrypt")
+    ini = certbot_dir.dns("zone", "cloudflare", {"api_token": "this-servers-token"})  # beside the dir
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(certbot_dir.root, arcname="letsencrypt")
+
+    response = _post(admin_client, SimpleUploadedFile("le.tar.gz", buffer.getvalue()), action="import")
+
+    page = response.content.decode()
+    assert "Certificates: 1 not imported" in page
+    assert (f"letsencrypt/renewal/zone.conf:14: dns_cloudflare_credentials names {ini}, outside the uploaded "
+            "config dir, so it is not read from this server: put the file into the archive as "
+            "letsencrypt/cloudflare.ini") in page
+    assert "manage.py import_certbot PATH" in page and "certpanel-import-" not in page
     assert not Certificate.objects.exists()

@@ -1,5 +1,6 @@
 """Moving in from other ACME clients (acme.sh, certbot): readers and one writer."""
 
+import os
 from pathlib import Path
 
 from django.utils.translation import gettext_lazy as _lazy
@@ -25,8 +26,8 @@ def detect(path) -> str | None:
 
 
 def reader(client):
-    """The reader function of `client`: path -> Found. Imported when used, so the writer and
-    the commands load without them."""
+    """The reader function of `client`: (path, confined=False) -> Found. Imported when used, so
+    the writer and the commands load without them."""
     if client == ACMESH:
         from certs.importers.acmesh import read_home
 
@@ -34,3 +35,10 @@ def reader(client):
     from certs.importers.certbot import read_config_dir
 
     return read_config_dir
+
+
+def inside(path, root) -> bool:
+    """Whether `path` is `root` or below it once links are followed: a reader reading an uploaded
+    archive (confined) reads only such files."""
+    real, top = os.path.realpath(path), os.path.realpath(root)
+    return os.path.commonpath([real, top]) == top

@@ -17,6 +17,11 @@ Layout read (acme.sh 2.x and 3.x):
 Where acme.sh looks in several places for one value, the same order is kept: the domain
 conf (sourced last by acme.sh) over account.conf's plain variables (sourced at start-up)
 over its `SAVED_` ones (read by the dnsapi scripts only when the variable is unset).
+
+Every file is read inside the home, except dns_nsupdate's key file (NSUPDATE_KEY), read where
+the conf says. With `confined` (an uploaded archive, whose absolute paths are another machine's)
+that file too is read only inside the home: one named elsewhere is a Problem saying where to put
+it, so the server's own file of that name is never pulled in.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from certs.importers import acmesh_dns
+from certs.importers import acmesh_dns, inside
 from certs.importers.found import Found, FoundAccount, FoundCertificate, FoundInstall, Problem
 from certs.models import ChallengeType, KeyType
 
@@ -244,8 +249,9 @@ def _pem_certificates(path: Path):
 class _Reader:
     """Reads one certificate folder; every finding goes on `cert`."""
 
-    def __init__(self, root, folder, main, conf_path, account_conf, accounts, default_server):
+    def __init__(self, root, folder, main, conf_path, account_conf, accounts, default_server, confined):
         self.root = root
+        self.confined = confined
         self.folder = folder
         self.main = main
         self.conf = read_conf(conf_path)
@@ -411,10 +417,14 @@ class _Reader:
                 return conf.get(key), conf
         return "", None
 
-    def _at(self, variable, message):
-        """A Problem at the line that set `variable` (this conf or account.conf)."""
+    def _set_by(self, variable):
+        """(conf, key): the conf (this one or account.conf) and the key that set `variable`."""
         conf = self._lookup(variable)[1]
-        key = variable if variable in conf.values else f"SAVED_{variable}"
+        return conf, variable if variable in conf.values else f"SAVED_{variable}"
+
+    def _at(self, variable, message):
+        """A Problem at the line that set `variable`."""
+        conf, key = self._set_by(variable)
         return conf.problem(key, message)
 
     def _dns(self, api_name):
@@ -458,6 +468,16 @@ class _Reader:
                          % {"variable": variable})
             return None
         path = Path(path_text) if Path(path_text).is_absolute() else self.root / path_text
+        if self.confined and not inside(path, self.root):
+            conf, key = self._set_by(variable)
+            # Translators: keep %(key)s='%(name)s' (a line of an acme.sh conf) and the command as is.
+            message = _("%(variable)s names %(path)s, outside the uploaded acme.sh home, so it is not read from this "
+                        "server: put the key file into the archive as %(suggested)s and change this line to "
+                        "%(key)s='%(name)s', or run “manage.py import_acmesh PATH” on the server, where the file is")
+            self.cert.problems.append(conf.problem(key, message % {
+                "variable": variable, "path": path_text, "suggested": str(self.root / path.name), "key": key,
+                "name": path.name}))
+            return None
         where = str(self._at(variable, "")).rstrip(": ")
         try:
             text = path.read_text(encoding="utf-8")
@@ -555,8 +575,9 @@ def parse_bind_key(text):
 # -- the whole home -----------------------------------------------------------------------------------------
 
 
-def read_home(path) -> Found:
-    """Everything in the acme.sh home at `path`. Reads files only."""
+def read_home(path, confined=False) -> Found:
+    """Everything in the acme.sh home at `path`. Reads files only; with `confined` (an uploaded
+    archive) only files inside `path`."""
     root = Path(path)
     found = Found(client="acme.sh", root=str(root))
     if not root.is_dir():
@@ -580,5 +601,5 @@ def read_home(path) -> Found:
     accounts = _read_accounts(root, urls, account_conf, found)
     for folder, main, conf_path in folders:
         found.certificates.append(
-            _Reader(root, folder, main, conf_path, account_conf, accounts, default_server).read())
+            _Reader(root, folder, main, conf_path, account_conf, accounts, default_server, confined).read())
     return found

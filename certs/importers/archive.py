@@ -1,6 +1,7 @@
 """Importing from an uploaded archive of an acme.sh home or a certbot config dir (the admin
 page): extracted safely into a temporary directory that is always removed, then read and
-stored like the management commands do.
+stored like the management commands do, except that the reader is confined to the directory
+it reads: a file a conf names elsewhere is another machine's path, not read from this server.
 
 Safely: no absolute names, no "..", no devices, limits on the number of members and their
 total size, and symbolic links made last, only when they lead inside without passing through
@@ -43,7 +44,7 @@ def import_archive(archive, client, owner, dry_run) -> ImportReport:
     "" to detect it) and import it for `owner`. Raises ArchiveError."""
     with extracted(archive) as (root, left_out):
         home, client = find_home(root, client)
-        found = importers.reader(client)(str(home))
+        found = importers.reader(client)(str(home), confined=True)
         if len(found.certificates) > MAX_PAGE_CERTIFICATES:
             raise ArchiveError(
                 _("This archive holds more certificates (%(count)d) than this page imports at once (%(limit)d). Copy "

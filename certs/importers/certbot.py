@@ -14,7 +14,10 @@ certbot's own (certbot 5.8, certbot/_internal/storage.py, renewal.py, account.py
 * renewal-hooks/{pre,deploy,post}/: executables certbot runs for every lineage, in name order.
 
 Every path a conf names under the config dir it was written in is read below the dir given,
-so a copied or moved config dir reads the same; links are followed only inside it.
+so a copied or moved config dir reads the same; links are followed only inside it. A DNS
+plugin's credentials INI and Google's service account file may be elsewhere and are read
+there; with `confined` (an uploaded archive, whose absolute paths are another machine's) they
+are read only inside the dir given, and one elsewhere is a Problem saying where to put it.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from certs.dns.rfc2136 import ALGORITHMS as RFC2136_ALGORITHMS
+from certs.importers import inside
 from certs.importers.found import Found, FoundAccount, FoundCertificate, FoundInstall, Problem
 from certs.models import EC_KEY_TYPES, RSA_KEY_TYPES, ChallengeType, KeyType
 
@@ -104,15 +108,16 @@ _UNCARRIED = {
 }
 
 
-def read_config_dir(path) -> Found:
-    """Everything a certbot config dir holds: its accounts and one FoundCertificate per renewal conf."""
+def read_config_dir(path, confined=False) -> Found:
+    """Everything a certbot config dir holds: its accounts and one FoundCertificate per renewal conf.
+    `confined` (an uploaded archive): no file outside `path` is read."""
     root = Path(os.path.abspath(path))
     found = Found(client="certbot", root=str(root))
     if not root.is_dir():
         found.problems.append(Problem(str(root), _("is not a directory (give certbot's config dir, "
                                                    "usually /etc/letsencrypt)")))
         return found
-    reader = _ConfigDir(root, found)
+    reader = _ConfigDir(root, found, confined)
     confs = sorted((root / "renewal").glob("*.conf")) if (root / "renewal").is_dir() else []
     if not confs:
         # Translators: keep <name>.conf as is: the renewal confs' file names.
@@ -125,9 +130,10 @@ def read_config_dir(path) -> Found:
 
 
 class _ConfigDir:
-    def __init__(self, root: Path, found: Found):
+    def __init__(self, root: Path, found: Found, confined=False):
         self.root = root
         self.found = found
+        self.confined = confined
         self.accounts: dict[tuple[str, str], FoundAccount] = {}  # (server path, id) -> account
         hooks = root / "renewal-hooks"
         self.pre_hooks, self.deploy_hooks, self.post_hooks = (
@@ -465,6 +471,8 @@ class _ConfigDir:
                                          % {"option": option, "plugin": plugin}, line))
             return
         path = self.local(options[option], origins)
+        if self._elsewhere(cert, conf, option, options[option], path, origins):
+            return
         values = _read_credentials(path, cert)
         if values is None:
             return
@@ -503,6 +511,8 @@ class _ConfigDir:
             if not given.get("credentials"):
                 return missing(["credentials"])
             source = self.local(given["credentials"], origins)
+            if self._elsewhere(cert, path, "dns_google_credentials", given["credentials"], source, origins):
+                return None
             try:
                 info = source.read_bytes()
             except OSError:
@@ -531,6 +541,21 @@ class _ConfigDir:
                 return None
             values["tsig_algorithm"] = algorithm
         return provider, values
+
+    def _elsewhere(self, cert, conf: Path, option: str, named: str, path: Path, origins) -> bool:
+        """Confined, a file `option` names outside the dir given is not read: True after a Problem at
+        that line of `conf` saying where in the archive the reader would read it."""
+        if not self.confined or inside(path, self.root):
+            return False
+        name = os.path.basename(os.path.normpath(named))
+        # Translators: keep "%(option)s = %(setting)s" (a line of certbot's conf) and the command as is.
+        message = _("%(option)s names %(path)s, outside the uploaded config dir, so it is not read from this server: "
+                    "put the file into the archive as %(suggested)s and change this line to %(option)s = "
+                    "%(setting)s, or run “manage.py import_certbot PATH” on the server, where the file is")
+        cert.problems.append(Problem(str(conf), message % {
+            "option": option, "path": named, "suggested": str(self.root / name),
+            "setting": os.path.join(origins[0], name)}, _line_of(conf, option)))
+        return True
 
     # --- install target and schedule
     def _install(self, cert: FoundCertificate, parsed, params) -> None:
