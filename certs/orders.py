@@ -34,7 +34,7 @@ from certs.challenges import dns01, external, http01, standalone
 from certs.dns import propagation
 from certs.dns.base import DnsProviderError
 from certs.models import Authorization, Certificate, CertificateVersion, Challenge, ChallengeType, Order
-from panel import audit, task_queue
+from panel import audit, sites, task_queue
 
 log = logging.getLogger(__name__)
 
@@ -551,15 +551,9 @@ def put_in_service(cert, install_targets=True):
     there (an import from another ACME client, which installed them itself)."""
     certificate_id, site_id = cert.pk, cert.site_id
     if site_id:
-        transaction.on_commit(lambda: _deploy(site_id))
+        sites.queue_apply(site_id)
     if install_targets:
         transaction.on_commit(lambda: install.queue_targets(certificate_id))
-
-
-def _deploy(site_id):
-    from panel.tasks import apply_site
-
-    apply_site.delay(site_id)
 
 
 def _check_leaf(leaf, order):

@@ -25,6 +25,9 @@ class Site(models.Model):
     config_status = models.CharField(max_length=16, choices=ConfigStatus.choices, default=ConfigStatus.PENDING)
     config_error = models.TextField(blank=True)
     config_applied_at = models.DateTimeField(null=True, blank=True)
+    # When the pending apply was queued: a broker that lost the task (Redis restarted without
+    # persistence) leaves the site pending, and sites.resume_stalled_applies queues it again.
+    config_queued_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -1,7 +1,12 @@
 """Site services shared by the UI and the API."""
 
+import datetime
+
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from panel import access, quotas, task_queue, validation
@@ -56,8 +61,6 @@ def _domains_in_use(domains, exclude_pk):
 
 def save_site(site: Site):
     """Store the site and queue its nginx config. A new site must fit its owner's quota."""
-    from panel.tasks import apply_site
-
     task_queue.require_reachable()
     with transaction.atomic():
         if site.pk is None:
@@ -73,9 +76,35 @@ def save_site(site: Site):
                 )
         except IntegrityError:
             raise ValidationError({"domains": [_("One of these names was just taken by another site.")]})
-        site_id = site.pk
-        transaction.on_commit(lambda: apply_site.delay(site_id))
+        queue_apply(site.pk)
     return site
+
+
+def queue_apply(site_id):
+    """Inside a transaction: the site waits for its nginx config, applied once this commits.
+    A task the broker loses (or that cannot be queued) is queued again by resume_stalled_applies."""
+    from panel.tasks import apply_site
+
+    Site.objects.filter(pk=site_id).update(config_status=Site.ConfigStatus.PENDING, config_queued_at=timezone.now())
+    transaction.on_commit(lambda: apply_site.delay(site_id), robust=True)
+
+
+def resume_stalled_applies():
+    """Queue again the apply of every site still pending ORDER_STALL_SECONDS after it was queued."""
+    from panel.tasks import apply_site
+
+    now = timezone.now()
+    queued_long_ago = Q(config_queued_at__isnull=True) | Q(
+        config_queued_at__lt=now - datetime.timedelta(seconds=settings.ORDER_STALL_SECONDS))
+    pending = Site.objects.filter(queued_long_ago, config_status=Site.ConfigStatus.PENDING)
+    count = 0
+    for site_id in pending.values_list("pk", flat=True):
+        # Marked first, so a slow queue is not sent the same site at every sweep.
+        if Site.objects.filter(queued_long_ago, pk=site_id, config_status=Site.ConfigStatus.PENDING).update(
+                config_queued_at=now):
+            apply_site.delay(site_id)
+            count += 1
+    return count
 
 
 def delete_site(site: Site):

@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from panel import sites
 from panel.models import Site
 from panel.nginx import apply
 
@@ -25,3 +26,8 @@ def remove_site(site_id):
 @shared_task(acks_late=True, autoretry_for=(apply.NginxError,), retry_backoff=1, max_retries=5)
 def reload_nginx():
     apply.reload_now()
+
+
+@shared_task(ignore_result=True)
+def resume_stalled_applies():
+    sites.resume_stalled_applies()

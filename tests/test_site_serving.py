@@ -4,9 +4,12 @@ import datetime
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.utils import timezone
 
+from certs import orders
 from certs.models import AcmeAccount, Certificate, CertificateVersion
+from panel import sites
 from panel.models import Site
 
 
@@ -41,3 +44,27 @@ def test_without_a_covering_certificate_the_newest_is_served():
     certificate_for(site, ["b.example.com"], age_days=10)
     newest = certificate_for(site, ["www.b.example.com"], age_days=1)
     assert site.serving_version().pk == newest.pk
+
+
+def test_a_site_whose_apply_was_lost_is_applied_again_and_not_asked_twice(db, queued, settings):
+    """Redis restarted without persistence loses queued tasks: a new certificate's site would
+    stay unserved. A site still pending ORDER_STALL_SECONDS after its apply was queued is queued again."""
+    settings.ORDER_STALL_SECONDS = 60
+    owner = get_user_model().objects.create(username="o")
+    AcmeAccount.objects.create(owner=owner, directory_url="https://ca.test/d", account_key="k", account_url="u")
+    lost = Site.objects.create(owner=owner, domains=["lost.example.com"], root="/var/www/lost",
+                               config_status=Site.ConfigStatus.APPLIED)  # served, until a new certificate came
+    fresh = Site.objects.create(owner=owner, domains=["fresh.example.com"], root="/var/www/fresh")
+    applied = Site.objects.create(owner=owner, domains=["ok.example.com"], root="/var/www/ok",
+                                  config_status=Site.ConfigStatus.APPLIED)
+    version = certificate_for(lost, ["lost.example.com"], age_days=0)
+    with transaction.atomic():
+        orders.put_in_service(version.certificate)  # as the order that issued it does; the task gets lost
+    assert Site.objects.get(pk=lost.pk).config_status == Site.ConfigStatus.PENDING
+    long_ago = timezone.now() - datetime.timedelta(seconds=61)
+    Site.objects.filter(pk__in=[lost.pk, applied.pk]).update(config_queued_at=long_ago)
+    Site.objects.filter(pk=fresh.pk).update(config_queued_at=timezone.now())
+
+    assert sites.resume_stalled_applies() == 1
+    queued.apply_site.delay.assert_called_once_with(lost.pk)
+    assert sites.resume_stalled_applies() == 0  # queued again just now: not at every sweep
