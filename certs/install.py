@@ -9,6 +9,7 @@ certs.tasks.install_certificate on commit); a failure is recorded on the target 
 reported like a failed renewal.
 """
 
+import datetime
 import fcntl
 import importlib
 import logging
@@ -23,7 +24,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -119,11 +120,12 @@ def clean_target(paths: dict, key_mode: int, cert_mode: int, exclude_pk=None) ->
 
 
 def queue_targets(certificate_id):
-    """Queue the install of a certificate's current version, if it has targets. Called on commit."""
+    """Inside a transaction: queue the install of the certificate's current version at its
+    targets, if it has any, once this commits."""
     from certs.tasks import install_certificate
 
-    if InstallTarget.objects.filter(certificate_id=certificate_id).exists():
-        install_certificate.delay(certificate_id)
+    if InstallTarget.objects.filter(certificate_id=certificate_id).update(queued_at=timezone.now()):
+        transaction.on_commit(lambda: install_certificate.delay(certificate_id), robust=True)
 
 
 def queue_run(target):
@@ -131,7 +133,25 @@ def queue_run(target):
     from certs.tasks import install_certificate
 
     certificate_id, target_id = target.certificate_id, target.pk
-    transaction.on_commit(lambda: install_certificate.delay(certificate_id, target_id))
+    InstallTarget.objects.filter(pk=target_id).update(queued_at=timezone.now())
+    transaction.on_commit(lambda: install_certificate.delay(certificate_id, target_id), robust=True)
+
+
+def resume_stalled():
+    """Queue again each install queued ORDER_STALL_SECONDS ago or more and not run since (its
+    task was lost with its broker: a Redis restarted without persistence)."""
+    from certs.tasks import install_certificate
+
+    now = timezone.now()
+    stalled = Q(queued_at__lt=now - datetime.timedelta(seconds=settings.ORDER_STALL_SECONDS)) & (
+        Q(last_run_at__isnull=True) | Q(last_run_at__lt=F("queued_at")))
+    count = 0
+    for target_id, certificate_id in InstallTarget.objects.filter(stalled).values_list("pk", "certificate_id"):
+        # Marked first, so a slow queue is not sent the same install at every sweep.
+        if InstallTarget.objects.filter(stalled, pk=target_id).update(queued_at=now):
+            install_certificate.delay(certificate_id, target_id)
+            count += 1
+    return count
 
 
 def run_targets_for(certificate_id, only=None) -> list:

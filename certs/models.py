@@ -422,6 +422,9 @@ class InstallTarget(models.Model):
     # What went wrong, in words: an OS error or the tail of the preset's output, never a key.
     last_error = models.TextField(blank=True)
     last_run_at = models.DateTimeField(null=True, blank=True)
+    # When an install was last queued: queued after the last run and long ago means the task was
+    # lost with its broker, and install.resume_stalled queues it again.
+    queued_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     PATH_FIELDS = ("key_path", "cert_path", "chain_path", "fullchain_path")

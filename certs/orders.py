@@ -549,11 +549,10 @@ def put_in_service(cert, install_targets=True):
     it commits, the certificate's site is re-applied so nginx serves it, and its install
     targets get it (acme.sh --install-cert). install_targets=False: the files are already
     there (an import from another ACME client, which installed them itself)."""
-    certificate_id, site_id = cert.pk, cert.site_id
-    if site_id:
-        sites.queue_apply(site_id)
+    if cert.site_id:
+        sites.queue_apply(cert.site_id)
     if install_targets:
-        transaction.on_commit(lambda: install.queue_targets(certificate_id))
+        install.queue_targets(cert.pk)
 
 
 def _check_leaf(leaf, order):

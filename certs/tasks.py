@@ -28,6 +28,13 @@ def resume_stalled_orders():
 
 
 @shared_task(ignore_result=True)
+def resume_stalled_installs():
+    from certs import install
+
+    install.resume_stalled()
+
+
+@shared_task(ignore_result=True)
 def renewal_sweep():
     from certs import renewal
 

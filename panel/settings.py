@@ -96,6 +96,7 @@ TEST_CLOCK_FILE = env.str("CERTPANEL_TEST_CLOCK_FILE")  # tests only: see panel/
 CELERY_BEAT_SCHEDULE = {
     "resume-stalled-orders": {"task": "certs.tasks.resume_stalled_orders", "schedule": ORDER_STALL_SECONDS},
     "resume-stalled-applies": {"task": "panel.tasks.resume_stalled_applies", "schedule": ORDER_STALL_SECONDS},
+    "resume-stalled-installs": {"task": "certs.tasks.resume_stalled_installs", "schedule": ORDER_STALL_SECONDS},
     "renewal-sweep": {"task": "certs.tasks.renewal_sweep", "schedule": RENEWAL_SWEEP_SECONDS},
     "ari-recheck": {"task": "certs.tasks.ari_recheck", "schedule": RENEWAL_SWEEP_SECONDS},
     "expiry-alerts": {"task": "certs.tasks.expiry_alerts", "schedule": 24 * 3600.0},

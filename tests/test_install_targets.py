@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from certs import install, orders, tasks
@@ -311,6 +312,31 @@ def test_issuing_queues_the_certificates_install_targets(alice, cert, root, djan
             django_capture_on_commit_callbacks(execute=True):
         orders._store_version(order, leaf_pem + intermediate_pem)
     delay.assert_called_once_with(cert.pk)
+
+
+def test_an_install_lost_with_its_task_is_queued_again_once(alice, cert, root, settings,
+                                                           django_capture_on_commit_callbacks):
+    """Redis restarted without persistence loses queued installs: one queued ORDER_STALL_SECONDS
+    ago and not run since is queued again; one that ran, or was queued just now, is not."""
+    settings.ORDER_STALL_SECONDS = 60
+    lost = InstallTarget.objects.create(owner=alice, certificate=cert, cert_path=f"{root}/site/lost.pem")
+    ran = InstallTarget.objects.create(owner=alice, certificate=cert, cert_path=f"{root}/site/ran.pem")
+    key = ec.generate_private_key(ec.SECP256R1())
+    key_pem, leaf_pem, intermediate_pem = make_chain("a.example.com", key)
+    order = Order.objects.create(owner=alice, certificate=cert, status=Order.Status.FINALIZING, private_key=key_pem)
+    with mock.patch("certs.tasks.install_certificate.delay"), django_capture_on_commit_callbacks(execute=True):
+        orders._store_version(order, leaf_pem + intermediate_pem)  # its task is lost
+    assert InstallTarget.objects.filter(queued_at__isnull=False).count() == 2
+    long_ago = timezone.now() - datetime.timedelta(seconds=61)
+    InstallTarget.objects.update(queued_at=long_ago)
+    InstallTarget.objects.filter(pk=ran.pk).update(last_run_at=timezone.now())
+    untouched = InstallTarget.objects.create(owner=alice, certificate=cert, cert_path=f"{root}/site/new.pem")
+
+    with mock.patch("certs.tasks.install_certificate.delay") as delay:
+        assert install.resume_stalled() == 1
+        assert install.resume_stalled() == 0  # queued again just now: not at every sweep
+    delay.assert_called_once_with(cert.pk, lost.pk)
+    assert InstallTarget.objects.get(pk=untouched.pk).queued_at is None
 
 
 def test_issuing_without_install_targets_queues_nothing(alice, cert, django_capture_on_commit_callbacks):
