@@ -94,11 +94,17 @@ class Supervisor:
     (the Redis that Celery talks to while it shuts down).
     """
 
+    # A child started with restart=True that exits is started again, up to this many times in
+    # RESTART_WINDOW seconds; one more exit in that window ends the supervision like any other.
+    MAX_RESTARTS = 5
+    RESTART_WINDOW = 60.0
+
     def __init__(self, stop_timeout=15.0):
         self.stop_timeout = stop_timeout
         self.children = []  # (name, Popen, stop_last), in start order
+        self._restartable = {}  # name -> (argv, popen kwargs, monotonic times of its restarts)
 
-    def start(self, name, argv, stop_last=False, **popen_kwargs):
+    def start(self, name, argv, stop_last=False, restart=False, **popen_kwargs):
         popen_kwargs.setdefault("start_new_session", True)
         if os.uname().sysname == "Linux":
             popen_kwargs.setdefault("preexec_fn", _die_with_parent())
@@ -107,6 +113,8 @@ class Supervisor:
         except OSError as exc:
             raise StartupError(f"{name}: cannot run {argv[0]}: {exc.strerror}") from exc
         self.children.append((name, process, stop_last))
+        if restart:
+            self._restartable[name] = (argv, popen_kwargs, [])
         return process
 
     def exited(self):
@@ -116,13 +124,34 @@ class Supervisor:
                 return name, process.returncode
         return None
 
-    def supervise(self, interval=0.2):
-        """Block until a child exits; return its (name, returncode)."""
+    def supervise(self, interval=0.2, on_restart=None):
+        """Block until a child exits and is not restarted; return its (name, returncode).
+        `on_restart(name, returncode)` is called before a child is started again."""
         while True:
             found = self.exited()
-            if found:
+            if found and not self._restarted(*found, on_restart):
                 return found
             time.sleep(interval)
+
+    def _restarted(self, name, returncode, on_restart):
+        if name not in self._restartable:
+            return False
+        argv, popen_kwargs, restarts = self._restartable[name]
+        now = time.monotonic()
+        restarts[:] = [at for at in restarts if now - at < self.RESTART_WINDOW]
+        if len(restarts) >= self.MAX_RESTARTS:
+            return False
+        restarts.append(now)
+        if on_restart is not None:
+            on_restart(name, returncode)
+        index = next(i for i, (child, _, _) in enumerate(self.children) if child == name)
+        _signal_session(self.children[index][1], signal.SIGTERM)  # what it forked may live on
+        try:
+            process = subprocess.Popen(argv, **popen_kwargs)
+        except OSError:
+            return False
+        self.children[index] = (name, process, self.children[index][2])
+        return True
 
     def stop_all(self):
         """SIGTERM the children and wait; SIGKILL any still running after `stop_timeout`.

@@ -51,7 +51,7 @@ class Command(BaseCommand):
                 failure = str(exc)
             else:
                 self.print_banner(host, port)
-                name, code = supervisor.supervise()
+                name, code = supervisor.supervise(on_restart=self.report_restart)
                 failure = f"{name} {embedded.describe_exit(code)}"
             self.stderr.write(f"{failure}; stopping CertPanel...")
         except StopRequested as stop:
@@ -122,18 +122,26 @@ class Command(BaseCommand):
             cwd=cwd,
         )
         embedded.wait_for_port(host, port, process=process)
+        # Celery's processes are started again when they end (a broker that went away can end a
+        # worker): nginx keeps serving the sites meanwhile, and the database sweeps pick up what
+        # their tasks left unfinished.
         supervisor.start(
             "celery worker",
             [python, "-m", "celery", "-A", "panel", "worker", "-Q", "acme,deploy,default", "-l", "info"],
+            restart=True,
             env=child_env,
             cwd=cwd,
         )
         supervisor.start(
             "celery beat",
             [python, "-m", "celery", "-A", "panel", "beat", "-l", "info", "-s", settings.CELERY_BEAT_SCHEDULE_FILENAME],
+            restart=True,
             env=child_env,
             cwd=cwd,
         )
+
+    def report_restart(self, name, returncode):
+        self.stderr.write(f"{name} {embedded.describe_exit(returncode)}; starting it again")
 
     def print_password(self):
         # stdout only, once: never through logging, never into a file of ours.
