@@ -29,7 +29,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from certs.models import Certificate, InstallTarget
-from panel import validation
+from panel import task_queue, validation
 
 log = logging.getLogger(__name__)
 
@@ -143,15 +143,12 @@ def resume_stalled():
     from certs.tasks import install_certificate
 
     now = timezone.now()
-    stalled = Q(queued_at__lt=now - datetime.timedelta(seconds=settings.ORDER_STALL_SECONDS)) & (
-        Q(last_run_at__isnull=True) | Q(last_run_at__lt=F("queued_at")))
-    count = 0
-    for target_id, certificate_id in InstallTarget.objects.filter(stalled).values_list("pk", "certificate_id"):
-        # Marked first, so a slow queue is not sent the same install at every sweep.
-        if InstallTarget.objects.filter(stalled, pk=target_id).update(queued_at=now):
-            install_certificate.delay(certificate_id, target_id)
-            count += 1
-    return count
+    stalled = InstallTarget.objects.filter(
+        Q(last_run_at__isnull=True) | Q(last_run_at__lt=F("queued_at")),
+        queued_at__lt=now - datetime.timedelta(seconds=settings.ORDER_STALL_SECONDS),
+    ).only("pk", "certificate_id")
+    return task_queue.send_again(stalled, {"queued_at": now},
+                                 lambda target: install_certificate.delay(target.certificate_id, target.pk))
 
 
 def run_targets_for(certificate_id, only=None) -> list:

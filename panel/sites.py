@@ -96,15 +96,8 @@ def resume_stalled_applies():
     now = timezone.now()
     queued_long_ago = Q(config_queued_at__isnull=True) | Q(
         config_queued_at__lt=now - datetime.timedelta(seconds=settings.ORDER_STALL_SECONDS))
-    pending = Site.objects.filter(queued_long_ago, config_status=Site.ConfigStatus.PENDING)
-    count = 0
-    for site_id in pending.values_list("pk", flat=True):
-        # Marked first, so a slow queue is not sent the same site at every sweep.
-        if Site.objects.filter(queued_long_ago, pk=site_id, config_status=Site.ConfigStatus.PENDING).update(
-                config_queued_at=now):
-            apply_site.delay(site_id)
-            count += 1
-    return count
+    stalled = Site.objects.filter(queued_long_ago, config_status=Site.ConfigStatus.PENDING).only("pk")
+    return task_queue.send_again(stalled, {"config_queued_at": now}, lambda site: apply_site.delay(site.pk))
 
 
 def delete_site(site: Site):

@@ -1,4 +1,5 @@
-"""The task queue (the Celery broker, Redis) as seen from a request.
+"""The task queue (the Celery broker, Redis) as seen from a request, and what a sweep does
+about tasks it lost.
 
 A request whose work needs a task checks the queue before it stores anything: while Redis is
 down it then changes nothing and answers 503 saying why, instead of storing rows whose task
@@ -23,6 +24,19 @@ def require_reachable():
             connection.ensure_connection(max_retries=0)
     except (OperationalError, OSError) as exc:
         raise QueueUnavailable(str(exc)) from exc
+
+
+def send_again(stalled, mark, send):
+    """Call `send(row)` for each row of the queryset `stalled` (work whose task the broker lost),
+    after marking it with the update `mark`; the update matches `stalled` again, so a row is sent
+    by one sweep only, and once marked no longer counts as stalled while its task waits in a slow
+    queue. Returns how many were sent."""
+    count = 0
+    for row in stalled:
+        if stalled.filter(pk=row.pk).update(**mark):
+            send(row)
+            count += 1
+    return count
 
 
 class QueueUnavailableMiddleware:
