@@ -12,15 +12,16 @@ from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from certs import accounts, cas, certificates, dns_credentials, install, notifications, orders, upload
+from certs import accounts, cas, certificates, dns_credentials, notifications, orders, upload
+from panel.deployment import dispatch, install_targets
 from certs.dns import registry
 from certs.acme import AcmeError
 from certs.models import (AcmeAccount, Certificate, Challenge, ChallengeType, DnsCredential, InstallTarget, KeyType,
                           NotificationChannel, NotificationEvent, Order, ReloadPreset)
-from panel import access, validation
+from panel.toolkit import access, validation
 from panel.api import as_drf_error
 from panel.models import Site
-from panel.snapshot import snapshot
+from panel.toolkit.snapshot import snapshot
 
 
 class OwnedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
@@ -361,7 +362,7 @@ class FileModeField(serializers.Field):
 
     def to_internal_value(self, data):
         try:
-            return install.parse_mode(data)
+            return install_targets.parse_mode(data)
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.messages)
 
@@ -426,7 +427,7 @@ class InstallTargetSerializer(serializers.ModelSerializer):
         target = self.instance or InstallTarget()
         paths = {field: attrs.get(field, getattr(target, field)) for field in InstallTarget.PATH_FIELDS}
         try:
-            attrs.update(install.clean_target(paths, attrs.get("key_mode", target.key_mode),
+            attrs.update(install_targets.clean_target(paths, attrs.get("key_mode", target.key_mode),
                                               attrs.get("cert_mode", target.cert_mode), exclude_pk=target.pk))
         except DjangoValidationError as exc:
             raise as_drf_error(exc)
@@ -446,7 +447,7 @@ class InstallTargetViewSet(viewsets.ModelViewSet):
     def perform_create(self, serializer):
         target = serializer.save(owner=self.request.user)
         if target.certificate.current_version_id:
-            install.queue_run(target)
+            dispatch.queue_install(target)
 
     @extend_schema(request=None, responses={202: InstallTargetSerializer})
     @action(detail=True, methods=["post"])
@@ -456,5 +457,5 @@ class InstallTargetViewSet(viewsets.ModelViewSet):
         if target.certificate.current_version_id is None:
             return Response({"detail": _("The certificate has not been issued yet.")},
                             status=status.HTTP_409_CONFLICT)
-        install.queue_run(target)
+        dispatch.queue_install(target)
         return Response(self.get_serializer(target).data, status=status.HTTP_202_ACCEPTED)

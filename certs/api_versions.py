@@ -23,7 +23,8 @@ from rest_framework.views import APIView
 from certs import versions
 from certs.acme import AcmeError
 from certs.models import Certificate, CertificateVersion
-from panel import access, audit
+from panel.toolkit import access
+from panel.security import audit
 
 
 class CertificateVersionSerializer(serializers.ModelSerializer):

@@ -7,7 +7,8 @@ from django.utils.translation import gettext as _
 from certs import orders
 from certs.challenges import external, webroot as webroot_mode
 from certs.models import Certificate, ChallengeType
-from panel import access, quotas, validation
+from panel.toolkit import access, validation
+from panel.security import quotas
 from panel.models import SiteDomain
 
 

@@ -12,7 +12,7 @@ from certs.dns import registry
 from certs.dns.base import DnsProviderError
 from certs.models import (EXTERNAL_CHALLENGES, SITE_CHALLENGES, AcmeAccount, ChallengeType, DnsCredential, KeyType, NotificationEvent,
                           ReloadPreset)
-from panel import access, validation
+from panel.toolkit import access, validation
 from panel.models import Site
 
 CUSTOM_CA = "custom"

@@ -5,7 +5,7 @@ from django.shortcuts import render
 
 from certs.forms import ImportForm
 from certs.importers.archive import ArchiveError, import_archive
-from panel.access import admin_required
+from panel.toolkit.access import admin_required
 
 
 @admin_required

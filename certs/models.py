@@ -7,7 +7,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy as _
 
-from panel.encryption import EncryptedTextField
+from panel.toolkit.encryption import EncryptedTextField
 
 
 class KeyType(models.TextChoices):
@@ -423,7 +423,7 @@ class InstallTarget(models.Model):
     last_error = models.TextField(blank=True)
     last_run_at = models.DateTimeField(null=True, blank=True)
     # When an install was last queued: queued after the last run and long ago means the task was
-    # lost with its broker, and install.resume_stalled queues it again.
+    # lost with its broker, and panel.deployment.dispatch.resume_stalled_installs queues it again.
     queued_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -35,7 +35,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from certs.models import Certificate, NotificationChannel, NotificationEvent
-from panel import clock, validation
+from panel.toolkit import clock, validation
+from panel.toolkit.task_queue import NamedTask
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +69,11 @@ def notify(owner_id, event, subject, body):
     return queued
 
 
-def enqueue(channel_id, event, subject, body):
-    from certs.tasks import send_notification
+SEND_NOTIFICATION = NamedTask("certs.tasks.send_notification")
 
-    send_notification.delay(channel_id, event, subject, body)
+
+def enqueue(channel_id, event, subject, body):
+    SEND_NOTIFICATION.delay(channel_id, event, subject, body)
 
 
 # --- sending
@@ -149,7 +151,7 @@ def mail_recipients(url):
 def clean_url(url: str, allow_internal=False) -> str:
     """The URL if one channel can be built from it. Messages never repeat the URL.
     allow_internal: admins may send to addresses of the server's own network
-    (panel.validation.validate_outbound_url)."""
+    (panel.toolkit.validation.validate_outbound_url)."""
     url = url.strip()
     if url.startswith(DJANGO_MAIL_SCHEME):
         try:

@@ -28,13 +28,17 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from certs import accounts, install, renewal
+from certs import accounts
 from certs.acme import AcmeError, generate_private_key, make_csr
 from certs.challenges import dns01, external, http01, standalone
 from certs.dns import propagation
 from certs.dns.base import DnsProviderError
 from certs.models import Authorization, Certificate, CertificateVersion, Challenge, ChallengeType, Order
-from panel import audit, sites, task_queue
+from certs.renewal import policy as renewal_policy
+from panel.deployment import dispatch
+from panel.security import audit
+from panel.toolkit import task_queue
+from panel.toolkit.task_queue import NamedTask
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +76,11 @@ def start_order(certificate: Certificate, is_renewal=False) -> Order:
     return order
 
 
-def enqueue(order_id, wakeup, delay):
-    from certs.tasks import advance_order
+ADVANCE_ORDER = NamedTask("certs.tasks.advance_order")
 
-    advance_order.apply_async((order_id, str(wakeup)), countdown=delay or None)
+
+def enqueue(order_id, wakeup, delay):
+    ADVANCE_ORDER.apply_async((order_id, str(wakeup)), countdown=delay or None)
 
 
 class Claim:
@@ -195,7 +200,7 @@ def _record_failure(order, message, retry_after=None):
     if cert.current_version_id is None:
         cert.status = Certificate.Status.FAILED
     if order.is_renewal:
-        renewal.failed(cert, message, retry_after)
+        renewal_policy.failed(cert, message, retry_after)
         order.log(gettext_noop("Next renewal attempt: %(at)s UTC"), at=f"{cert.next_renewal_at:%Y-%m-%d %H:%M}")
     cert.save(update_fields=["last_error", "status", "renewal_failures", "next_renewal_at"])
 
@@ -295,7 +300,7 @@ def step_new(order, acme):
         order.csr_pem = make_csr(order.private_key, cert.domains).decode()
         order.save(update_fields=["private_key", "csr_pem"])
     if not order.acme_url:
-        replaces = renewal.replaces_id(cert)  # ARI: the version this order replaces, if any
+        replaces = renewal_policy.replaces_id(cert)  # ARI: the version this order replaces, if any
         state = acme.new_order(order.csr_pem.encode(), **({"replaces": replaces} if replaces else {}))
         order.acme_url, order.finalize_url, order.replaces = state.url, state.finalize_url, state.replaces
         with transaction.atomic():  # a worker killed in between left the URL without its log line
@@ -533,7 +538,7 @@ def _store_version(order, chain_pem):
         cert.current_version = version
         cert.status = Certificate.Status.VALID
         cert.last_error = ""
-        renewal.issued(cert, version, is_renewal=order.is_renewal)
+        renewal_policy.issued(cert, version, is_renewal=order.is_renewal)
         cert.save(update_fields=["current_version", "status", "last_error", "next_renewal_at", "renewal_failures"])
         order.status = Order.Status.VALID
         order.finished_at = timezone.now()
@@ -541,18 +546,7 @@ def _store_version(order, chain_pem):
                   serial=version.serial, until=f"{version.not_after:%Y-%m-%d %H:%M}")
         if created:
             audit.record(None, audit.Action.ISSUE, version, serial=version.serial, renewal=order.is_renewal)
-        put_in_service(cert)
-
-
-def put_in_service(cert, install_targets=True):
-    """Call inside the transaction that made a new version current (issued or uploaded): once
-    it commits, the certificate's site is re-applied so nginx serves it, and its install
-    targets get it (acme.sh --install-cert). install_targets=False: the files are already
-    there (an import from another ACME client, which installed them itself)."""
-    if cert.site_id:
-        sites.queue_apply(cert.site_id)
-    if install_targets:
-        install.queue_targets(cert.pk)
+        dispatch.put_in_service(cert)
 
 
 def _check_leaf(leaf, order):

@@ -9,7 +9,7 @@ from django.utils.translation import ngettext
 
 from certs.forms import ReloadPresetForm
 from certs.models import ReloadPreset
-from panel.access import admin_required
+from panel.toolkit.access import admin_required
 
 
 @admin_required

@@ -1,12 +1,16 @@
-"""Celery entry points on the certificate side. They take ids, never secrets."""
+"""Celery entry points on the certificate side. They take ids, never secrets, and call the
+services. Each is registered under an explicit name that never changes: tasks already queued
+in Redis when the panel is upgraded still run (services queue them by these names, see
+panel.toolkit.task_queue.NamedTask). The deploy tasks are in panel.deployment.tasks."""
 
 from celery import shared_task
 from django.db import transaction
 
-from certs import orders
+from certs import notifications, orders
+from certs.renewal import policy, sweep
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@shared_task(name="certs.tasks.advance_order", acks_late=True, ignore_result=True)
 def advance_order(order_id, wakeup):
     """Run one step of an order, if this delivery still owns it (see certs.orders)."""
     with transaction.atomic():
@@ -22,60 +26,35 @@ def advance_order(order_id, wakeup):
     orders.run_step(order)
 
 
-@shared_task(ignore_result=True)
+@shared_task(name="certs.tasks.resume_stalled_orders", ignore_result=True)
 def resume_stalled_orders():
     orders.resume_stalled()
 
 
-@shared_task(ignore_result=True)
-def resume_stalled_installs():
-    from certs import install
-
-    install.resume_stalled()
-
-
-@shared_task(ignore_result=True)
+@shared_task(name="certs.tasks.renewal_sweep", ignore_result=True)
 def renewal_sweep():
-    from certs import renewal
-
-    renewal.sweep()
+    sweep.sweep()
 
 
-@shared_task(acks_late=True, ignore_result=True)  # on the deploy queue: see CELERY_TASK_ROUTES
-def install_certificate(certificate_id, target_id=None):
-    """Install a certificate's current version at its install targets (or at one of them)."""
-    from certs import install
-
-    install.run_targets_for(certificate_id, only=target_id)
-
-
-@shared_task(ignore_result=True)
+@shared_task(name="certs.tasks.send_notification", ignore_result=True)
 def send_notification(channel_id, event, subject, body):
     """Send one alert to one channel. The channel's URL (it holds tokens) is read here,
     from the database, never from the broker. A failure is recorded on the channel."""
-    from certs import notifications
-
     notifications.deliver(channel_id, subject, body)
 
 
-@shared_task(ignore_result=True)
+@shared_task(name="certs.tasks.expiry_alerts", ignore_result=True)
 def expiry_alerts():
-    from certs import notifications
-
     notifications.expiry_alerts()
 
 
-@shared_task(ignore_result=True)
+@shared_task(name="certs.tasks.ari_refresh", ignore_result=True)
 def ari_refresh(certificate_id):
     """Ask the CA's renewalInfo (RFC 9773) about a certificate and plan its renewal in the window."""
-    from certs import renewal
-
-    renewal.refresh_ari(certificate_id)
+    policy.refresh_ari(certificate_id)
 
 
-@shared_task(ignore_result=True)
+@shared_task(name="certs.tasks.ari_recheck", ignore_result=True)
 def ari_recheck():
     """Beat: queue ari_refresh for certificates whose Retry-After has passed (the CA can move a window)."""
-    from certs import renewal
-
-    renewal.recheck_ari()
+    policy.recheck_ari()

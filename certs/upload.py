@@ -22,9 +22,10 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from certs import orders
+from panel.deployment import dispatch
 from certs.models import Certificate, CertificateVersion, KeyType
-from panel import access, quotas, validation
+from panel.toolkit import access, validation
+from panel.security import quotas
 from panel.models import Site
 
 MAX_CERTIFICATE_CHARS = 64 * 1024  # a leaf and a long chain fit several times over
@@ -101,7 +102,7 @@ def store_upload(owner, upload: CheckedUpload, site=None) -> Certificate:
         version = store_version(certificate, upload)
         certificate.current_version = version
         certificate.save(update_fields=["current_version"])
-        orders.put_in_service(certificate)
+        dispatch.put_in_service(certificate)
     return certificate
 
 

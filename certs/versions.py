@@ -25,7 +25,7 @@ from django.utils.translation import gettext_lazy
 from certs import accounts
 from certs.acme import AcmeError
 from certs.models import Certificate, CertificateVersion
-from panel import access
+from panel.toolkit import access
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def _scoped(user):
 
 
 def visible_versions(user):
-    """Versions of the certificates panel.access lets `user` see; their keys not even decrypted."""
+    """Versions of the certificates panel.toolkit.access lets `user` see; their keys not even decrypted."""
     return _scoped(user).defer("private_key")
 
 

@@ -40,10 +40,11 @@ from certs.forms import (
 from certs.health import Health, health_filter
 from certs.models import (AcmeAccount, Certificate, Challenge, DnsCredential, NotificationChannel,
                           NotificationEvent, Order)
-from panel import access, audit, clock, validation
-from panel.access import admin_required
+from panel.toolkit import access, clock, validation
+from panel.security import audit
+from panel.toolkit.access import admin_required
 from panel.models import Site
-from panel.sorting import ListSorting, SortableColumn
+from panel.toolkit.sorting import ListSorting, SortableColumn
 
 CERTIFICATES_PER_PAGE = 50
 # An admin sees every user's accounts and credentials: a hosting provider's can run into thousands.

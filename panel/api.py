@@ -1,11 +1,13 @@
-"""REST API for sites: /api/v1/sites/. Thin: access -> serializer -> panel.sites."""
+"""REST API for sites: /api/v1/sites/. Thin: access -> serializer -> panel.hosting.sites."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
-from panel import access, audit, sites, tokens
+from panel.toolkit import access
+from panel.security import audit, tokens
+from panel.hosting import sites
 from panel.models import ApiToken, Site
 
 

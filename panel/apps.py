@@ -6,6 +6,6 @@ class PanelConfig(AppConfig):
     verbose_name = "Hosting"
 
     def ready(self):
-        from panel import audit
+        from panel.security import audit
 
         audit.connect_signals()

@@ -1,4 +1,4 @@
-"""Forms of the hosting UI. Validation lives in panel.sites; forms only shape the input."""
+"""Forms of the hosting UI. Validation lives in panel.hosting.sites; forms only shape the input."""
 
 import re
 
@@ -9,7 +9,8 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from panel import audit, sites, tokens, users
+from panel.security import audit, tokens, users
+from panel.hosting import sites
 
 # One per line, or separated by commas or spaces; full-width commas are common in Chinese text.
 _DOMAIN_SEPARATORS = re.compile(r"[\s,，、]+")
@@ -22,7 +23,7 @@ def split_domains(text):
 class SiteForm(forms.Form):
     domains = forms.CharField(
         label=_("Domains"),
-        required=False,  # panel.sites says what is missing, in the same words as the API
+        required=False,  # panel.hosting.sites says what is missing, in the same words as the API
         widget=forms.Textarea(attrs={"rows": 4, "autocapitalize": "none", "spellcheck": "false",
                                      "placeholder": "example.com\nwww.example.com"}),
         help_text=_("One per line, or separated by commas or spaces. The first is the primary name."),

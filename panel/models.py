@@ -1,8 +1,10 @@
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from panel.validation import name_covers
+from certs.models import CertificateVersion
+from panel.toolkit.validation import name_covers
 
 
 class Site(models.Model):
@@ -26,7 +28,7 @@ class Site(models.Model):
     config_error = models.TextField(blank=True)
     config_applied_at = models.DateTimeField(null=True, blank=True)
     # When the pending apply was queued: a broker that lost the task (Redis restarted without
-    # persistence) leaves the site pending, and sites.resume_stalled_applies queues it again.
+    # persistence) leaves the site pending, and panel.deployment.dispatch.resume_stalled_applies queues it again.
     config_queued_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
@@ -49,8 +51,6 @@ class Site(models.Model):
 
     def serving_version(self):
         """The certificate version nginx should serve for this site, if any."""
-        from certs.models import CertificateVersion
-
         versions = list(
             CertificateVersion.objects.filter(certificate__site=self, certificate__current_version_id=models.F("id"))
             .select_related("certificate").order_by("-created_at")
@@ -94,6 +94,93 @@ class UserQuota(models.Model):
     max_certificates = models.PositiveIntegerField(null=True, blank=True)
 
 
-# Defined next to the code that uses them; imported here so Django registers them.
-from panel.audit import AuditEntry  # noqa: E402,F401
-from panel.tokens import ApiToken  # noqa: E402,F401
+
+# --- the audit log (panel.security.audit records it)
+
+class Action(models.TextChoices):
+    LOGIN = "login", _("Logged in")
+    LOGIN_FAILED = "login-failed", _("Failed login")
+    LOGOUT = "logout", _("Logged out")
+    CREATE = "create", _("Created")
+    CHANGE = "change", _("Changed")
+    DELETE = "delete", _("Deleted")
+    ISSUE = "issue", _("Certificate issued")
+    REVOKE = "revoke", _("Revoked")
+    KEY_DOWNLOAD = "key-download", _("Private key downloaded")
+    API_WRITE = "api-write", _("Write through an API token")
+
+
+class Via(models.TextChoices):
+    UI = "ui", _("Browser session")
+    API_TOKEN = "api-token", _("API token")
+    SYSTEM = "system", _("System")
+
+
+class ObjectType(models.TextChoices):
+    USER = "user", _("User")
+    SITE = "site", _("Site")
+    CERTIFICATE = "certificate", _("Certificate")
+    CERTIFICATE_VERSION = "certificate-version", _("Certificate version")
+    DNS_CREDENTIAL = "dns-credential", _("DNS credentials")
+    ACME_ACCOUNT = "acme-account", _("ACME account")
+    NOTIFICATION_CHANNEL = "notification-channel", _("Notification channel")
+    INSTALL_TARGET = "install-target", _("Install target")
+    API_TOKEN = "api-token", _("API token")
+
+
+class AuditEntry(models.Model):
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # The user, kept even after they are deleted as actor_label (their name at the time).
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    actor_label = models.CharField(max_length=150, blank=True, db_index=True)
+    action = models.CharField(max_length=16, choices=Action.choices, db_index=True)
+    object_type = models.CharField(max_length=32, choices=ObjectType.choices, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    object_label = models.CharField(max_length=255, blank=True)
+    address = models.GenericIPAddressField(null=True, blank=True, db_index=True)
+    via = models.CharField(max_length=16, choices=Via.choices)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        app_label = "panel"
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["object_type", "object_id"])]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_label or '-'} {self.action} {self.object_type}"
+
+
+# --- API tokens (panel.security.tokens issues and checks them)
+
+class Scope(models.TextChoices):
+    READ = "read", _("Read only")
+    READ_WRITE = "read-write", _("Read and write")
+
+
+class ApiToken(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    key_hash = models.CharField(max_length=64, unique=True)  # hex SHA-256 of the key
+    prefix = models.CharField(max_length=16)  # the key's first characters, not enough to use it
+    scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.READ_WRITE)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        app_label = "panel"
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_expired(self):
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
+    def is_active(self):
+        return self.revoked_at is None and not self.is_expired

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from panel.config import Env
+from panel.toolkit.config import Env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -189,12 +189,12 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
-    "panel.twofactor.TwoFactorMiddleware",
-    "panel.audit.RequestContextMiddleware",
+    "panel.security.twofactor.TwoFactorMiddleware",
+    "panel.security.audit.RequestContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "panel.task_queue.QueueUnavailableMiddleware",
-    # Last: turns a login refused for lockout into the login page saying so (panel.login.lockout_response).
+    "panel.toolkit.task_queue.QueueUnavailableMiddleware",
+    # Last: turns a login refused for lockout into the login page saying so (panel.security.login.lockout_response).
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -212,7 +212,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
-                "panel.navigation.navigation",
+                "panel.toolkit.navigation.navigation",
             ],
         },
     },
@@ -249,7 +249,7 @@ AXES_LOCKOUT_PARAMETERS = ["username"]
 SILENCED_SYSTEM_CHECKS = ["axes.W006"]
 AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
-AXES_LOCKOUT_CALLABLE = "panel.login.lockout_response"
+AXES_LOCKOUT_CALLABLE = "panel.security.login.lockout_response"
 # Never stored with a failed attempt: codes of the second step, the form's CSRF token.
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "code", "csrfmiddlewaretoken"]
 AXES_VERBOSE = False  # no start-up banner on every manage.py command and worker
@@ -274,12 +274,12 @@ WHITENOISE_USE_FINDERS = True
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "panel.tokens.TokenAuthentication",
+        "panel.security.tokens.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated", "panel.tokens.TokenScope"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated", "panel.security.tokens.TokenScope"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "panel.pagination.StrictLimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "panel.toolkit.pagination.StrictLimitOffsetPagination",
     "PAGE_SIZE": 100,
 }
 SPECTACULAR_SETTINGS = {

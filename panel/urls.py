@@ -8,7 +8,7 @@ from rest_framework.routers import DefaultRouter
 from certs.api import (AcmeAccountViewSet, CertificateViewSet, DnsCredentialViewSet, DnsProviderViewSet,
                        InstallTargetViewSet, NotificationChannelViewSet, ReloadPresetViewSet)
 from certs.api_versions import CertificateVersionDownload, CertificateVersionList, CertificateVersionRevoke
-from panel import login
+from panel.security import login
 from panel.api import ApiTokenViewSet, SiteViewSet
 
 # No ".json" suffix routes: they are not in the published schema, and DRF passes their

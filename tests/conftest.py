@@ -24,7 +24,7 @@ def english_until_asked():
 
 @pytest.fixture
 def queued():
-    with mock.patch("certs.orders.enqueue") as enqueue, mock.patch("panel.tasks.apply_site") as apply_site:
+    with mock.patch("certs.orders.enqueue") as enqueue, mock.patch("panel.deployment.dispatch.APPLY_SITE") as apply_site:
         yield SimpleNamespace(enqueue=enqueue, apply_site=apply_site)
 
 

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from certs import accounts, dns_credentials, notifications
-from panel import tokens
+from panel.security import tokens
 
 EXAMPLES_PER_OPERATION = 10
 
@@ -71,7 +71,7 @@ def connection_kept_open():
 
 @pytest.fixture
 def token(django_user_model, db):
-    """A read-write key made the way the panel makes them (panel.tokens), as a script would use it."""
+    """A read-write key made the way the panel makes them (panel.security.tokens), as a script would use it."""
     user, _created = django_user_model.objects.get_or_create(username="schemathesis")
     return tokens.issue_token(user, "schemathesis")[1]
 

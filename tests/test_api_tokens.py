@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from panel import tokens
+from panel.security import tokens
 from panel.models import ApiToken
 
 pytestmark = pytest.mark.usefixtures("queued")

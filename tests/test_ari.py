@@ -16,7 +16,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from certs import accounts, orders, renewal, tasks
+from certs import accounts, orders, tasks
+from certs.renewal import policy
 from certs.acme import AcmeClient, AcmeError, OrderState, generate_account_key, generate_private_key, make_csr
 from certs.acme.ari import NewOrder, ari_cert_id
 from certs.models import AcmeAccount, Certificate, CertificateVersion, Order
@@ -241,7 +242,7 @@ def ca(monkeypatch):
 @pytest.fixture
 def queued_ari(monkeypatch):
     queued = []
-    monkeypatch.setattr(renewal, "enqueue_ari_refresh", queued.append)
+    monkeypatch.setattr(policy, "enqueue_ari_refresh", queued.append)
     return queued
 
 
@@ -258,7 +259,7 @@ def cert(db):
         certificate=cert, cert_pem=pem, chain_pem=pem, private_key="-", serial="1234", issuer="CN=Test CA",
         not_before=leaf.not_valid_before_utc, not_after=leaf.not_valid_after_utc)
     cert.current_version = version
-    cert.next_renewal_at = renewal.planned_renewal(version)
+    cert.next_renewal_at = policy.planned_renewal(version)
     cert.save()
     return cert
 
@@ -271,7 +272,7 @@ def window_around(days_from_now, width_hours=48, retry_after=21600.0):
 def test_apply_ari_plans_inside_the_window_and_rechecks_after_retry_after(ca, cert):
     ca.window = window_around(50)
     before = timezone.now()
-    assert renewal.apply_ari(cert, cert.current_version) is True
+    assert policy.apply_ari(cert, cert.current_version) is True
     start, end, _ = ca.window
     assert (cert.ari_window_start, cert.ari_window_end) == (start, end)
     assert start <= cert.next_renewal_at <= end
@@ -285,7 +286,7 @@ def test_the_time_is_uniformly_random_in_the_window(ca, cert):
     picks = []
     for _ in range(200):
         cert.ari_window_start = None  # a first answer: always pick afresh
-        renewal.apply_ari(cert, cert.current_version)
+        policy.apply_ari(cert, cert.current_version)
         picks.append((cert.next_renewal_at - start) / (end - start))
     assert all(0 <= p <= 1 for p in picks)
     assert min(picks) < 0.15 and max(picks) > 0.85 and 0.35 < sum(picks) / len(picks) < 0.65
@@ -293,13 +294,13 @@ def test_the_time_is_uniformly_random_in_the_window(ca, cert):
 
 def test_a_window_in_the_past_means_now(ca, cert):
     ca.window = window_around(-3)
-    renewal.apply_ari(cert, cert.current_version)
+    policy.apply_ari(cert, cert.current_version)
     assert abs(cert.next_renewal_at - timezone.now()) < datetime.timedelta(seconds=5)
 
 
 def test_a_window_that_has_begun_plans_between_now_and_its_end(ca, cert):
     ca.window = window_around(-1, width_hours=48)
-    renewal.apply_ari(cert, cert.current_version)
+    policy.apply_ari(cert, cert.current_version)
     assert timezone.now() - datetime.timedelta(seconds=5) <= cert.next_renewal_at <= ca.window[1]
 
 
@@ -307,25 +308,25 @@ def test_a_window_that_has_begun_plans_between_now_and_its_end(ca, cert):
 def test_retry_after_is_clamped_to_a_minute_and_a_day(ca, cert, retry_after, expected):
     ca.window = window_around(50, retry_after=retry_after)
     now = timezone.now()
-    renewal.apply_ari(cert, cert.current_version)
+    policy.apply_ari(cert, cert.current_version)
     assert abs((cert.ari_check_after - now).total_seconds() - expected) < 5
 
 
 def test_a_recheck_keeps_the_planned_time_inside_an_unchanged_window_and_moves_it_for_an_earlier_one(ca, cert):
     ca.window = window_around(50)
-    renewal.apply_ari(cert, cert.current_version)
+    policy.apply_ari(cert, cert.current_version)
     planned = cert.next_renewal_at
-    renewal.apply_ari(cert, cert.current_version)
+    policy.apply_ari(cert, cert.current_version)
     assert cert.next_renewal_at == planned
     ca.window = window_around(2, width_hours=24)  # the CA pulls renewal earlier (e.g. a mass revocation)
-    renewal.apply_ari(cert, cert.current_version)
+    policy.apply_ari(cert, cert.current_version)
     assert ca.window[0] <= cert.next_renewal_at <= ca.window[1]
 
 
 def test_without_ari_the_plain_plan_stands(ca, cert):
     planned = cert.next_renewal_at
     cert.ari_window_start = cert.ari_window_end = timezone.now()
-    assert renewal.apply_ari(cert, cert.current_version) is False
+    assert policy.apply_ari(cert, cert.current_version) is False
     assert cert.next_renewal_at == planned
     assert (cert.ari_window_start, cert.ari_window_end, cert.ari_check_after) == (None, None, None)
 
@@ -339,7 +340,7 @@ def test_a_failed_check_keeps_the_plan_and_asks_again_later(ca, cert, error, hou
     ca.window, ca.error = window_around(50), error
     planned = cert.next_renewal_at
     now = timezone.now()
-    assert renewal.apply_ari(cert, cert.current_version) is False
+    assert policy.apply_ari(cert, cert.current_version) is False
     assert cert.next_renewal_at == planned
     assert abs(cert.ari_check_after - (now + datetime.timedelta(hours=hours))) < datetime.timedelta(seconds=5)
 
@@ -348,7 +349,7 @@ def test_an_expired_certificate_is_not_checked(ca, cert):
     version = cert.current_version
     version.not_after = timezone.now() - datetime.timedelta(minutes=1)
     ca.window = window_around(-10)
-    assert renewal.apply_ari(cert, version) is False
+    assert policy.apply_ari(cert, version) is False
     assert ca.asked == [] and cert.ari_check_after is None
 
 
@@ -356,7 +357,7 @@ def test_after_a_failed_renewal_the_back_off_stands(ca, cert):
     cert.renewal_failures, cert.next_renewal_at = 2, timezone.now() + datetime.timedelta(hours=2)
     planned = cert.next_renewal_at
     ca.window = window_around(50)
-    renewal.apply_ari(cert, cert.current_version)
+    policy.apply_ari(cert, cert.current_version)
     assert cert.next_renewal_at == planned and cert.ari_window_start == ca.window[0]
 
 
@@ -366,7 +367,7 @@ def test_issuing_queues_the_ari_check_after_commit_not_inside_the_transaction(ca
     Certificate.objects.filter(pk=cert.pk).update(ari_window_start=cert.ari_window_start,
                                                  ari_window_end=cert.ari_window_end)
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        renewal.issued(cert, cert.current_version)
+        policy.issued(cert, cert.current_version)
         assert queued_ari == [] and ca.asked == []  # nothing inside the transaction
     assert callbacks and queued_ari == [cert.pk] and ca.asked == []
     stored = Certificate.objects.get(pk=cert.pk)
@@ -385,15 +386,15 @@ def test_the_ari_refresh_task_stores_the_plan(ca, cert):
 
 def test_a_refresh_that_raced_a_newer_plan_is_dropped(ca, cert, monkeypatch):
     ca.window = window_around(50)
-    real = renewal.apply_ari
+    real = policy.apply_ari
     backoff = timezone.now() + datetime.timedelta(hours=1)
 
     def meanwhile_a_renewal_failed(c, version, acme=None):
         Certificate.objects.filter(pk=c.pk).update(next_renewal_at=backoff, renewal_failures=1)
         return real(c, version, acme)
 
-    monkeypatch.setattr(renewal, "apply_ari", meanwhile_a_renewal_failed)
-    assert renewal.refresh_ari(cert.pk) is False
+    monkeypatch.setattr(policy, "apply_ari", meanwhile_a_renewal_failed)
+    assert policy.refresh_ari(cert.pk) is False
     stored = Certificate.objects.get(pk=cert.pk)
     assert stored.next_renewal_at == backoff and stored.ari_window_start is None
 
@@ -405,9 +406,9 @@ def test_the_beat_rechecks_only_what_is_due_and_leases_it(cert, queued_ari):
                                        current_version=cert.current_version,
                                        ari_check_after=now + datetime.timedelta(hours=1))
     Certificate.objects.create(owner=cert.owner, account=cert.account, domains=["c.example.com"])  # never checked
-    assert renewal.recheck_ari() == [cert.pk]
+    assert policy.recheck_ari() == [cert.pk]
     assert queued_ari == [cert.pk]
-    assert renewal.recheck_ari() == []  # leased: not queued again while it waits
+    assert policy.recheck_ari() == []  # leased: not queued again while it waits
     assert Certificate.objects.get(pk=later.pk).ari_check_after == now + datetime.timedelta(hours=1)
 
 

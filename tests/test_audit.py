@@ -18,8 +18,9 @@ from rest_framework.test import APIClient
 
 from certs import orders
 from certs.models import AcmeAccount, Certificate, DnsCredential, InstallTarget, NotificationChannel, Order
-from panel import audit, sites, tokens
-from panel.audit import Action, AuditEntry, ObjectType, Via
+from panel.security import audit, tokens
+from panel.hosting import sites
+from panel.security.audit import Action, AuditEntry, ObjectType, Via
 from panel.models import Site
 from tests.test_ui import FakeCA
 from tests.test_ui_dns import FORM_DATA as DNS_FORM
@@ -196,7 +197,7 @@ def test_a_notification_channel_is_recorded_without_its_url(session_api, alice):
 def test_an_install_target_is_recorded(session_api, alice, settings, tmp_path):
     settings.INSTALL_ROOTS = [tmp_path]
     certificate = make_certificate(alice, ["a.example.com"])
-    with mock.patch("certs.tasks.install_certificate.delay"):
+    with mock.patch("panel.deployment.dispatch.INSTALL_CERTIFICATE.delay"):
         session_api.post("/api/v1/install-targets/", {"certificate": certificate.pk,
                                                       "fullchain_path": f"{tmp_path}/fullchain.pem"}, format="json")
     target = InstallTarget.objects.get()
@@ -236,7 +237,7 @@ def test_issuance_by_the_worker_is_recorded_for_the_owner(alice):
     leaf_pem, chain_pem, key_pem, _ = make_chain(["a.example.com"])
     order = Order.objects.create(owner=alice, certificate=certificate, private_key=key_pem,
                                  status=Order.Status.FINALIZING)
-    with mock.patch("certs.orders.install.queue_targets"):
+    with mock.patch("panel.deployment.dispatch.queue_installs"):
         orders._store_version(order, chain_pem)
         orders._store_version(order, chain_pem)  # a re-delivered step stores nothing new
     certificate.refresh_from_db()

@@ -19,7 +19,7 @@ from certs import certificates
 from certs.challenges import apache_mode, external, nginx_mode, standalone, webroot
 from certs.challenges.external import Presentation
 from certs.models import AcmeAccount, Certificate
-from panel import sites
+from panel.hosting import sites
 from panel.models import Site
 from tests.support.ports import free_port
 

@@ -28,7 +28,7 @@ from certs import cas, orders
 from certs.dns import registry
 from certs.models import (AcmeAccount, Authorization, Certificate, CertificateVersion, Challenge, DnsCredential, Order,
                           OrderLogEntry)
-from panel import sites
+from panel.hosting import sites
 from panel.models import Site
 
 ROOT = Path(settings.BASE_DIR)

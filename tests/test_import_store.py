@@ -16,7 +16,8 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from certs import accounts, importers, renewal
+from certs import accounts, importers
+from certs.renewal import policy
 from certs.acme import AcmeClient
 from certs.importers import store
 from certs.importers.found import Found, FoundAccount, FoundCertificate, FoundInstall, Problem
@@ -299,7 +300,7 @@ def test_an_expired_certificate_is_imported_and_due_at_once(admin, pki, queued):
 
     cert = Certificate.objects.get()
     assert cert.next_renewal_at <= timezone.now()
-    assert list(renewal.due()) == [cert]
+    assert list(policy.due()) == [cert]
 
 
 def test_the_renewal_time_defaults_to_the_panels_rule(admin, pki, queued):

@@ -3,8 +3,6 @@ the chosen modes, an administrator's preset run after, failures recorded and rep
 
 import datetime
 import stat
-import sys
-import types
 from unittest import mock
 
 import pytest
@@ -16,8 +14,9 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from certs import install, orders, tasks
+from certs import notifications, orders
 from certs.models import AcmeAccount, Certificate, CertificateVersion, InstallTarget, Order, ReloadPreset
+from panel.deployment import dispatch, install_targets, tasks
 
 
 def _name(common_name):
@@ -85,7 +84,7 @@ def cert(alice):
 
 @pytest.fixture
 def queued_installs():
-    with mock.patch("certs.tasks.install_certificate.delay") as delay:
+    with mock.patch("panel.deployment.dispatch.INSTALL_CERTIFICATE.delay") as delay:
         yield delay
 
 
@@ -93,9 +92,8 @@ def queued_installs():
 def reports(monkeypatch):
     """What would reach the owner's notification channels."""
     sent = []
-    fake = types.ModuleType("certs.notifications")
-    fake.notify = lambda owner_id, event, subject, body: sent.append((owner_id, event, subject, body))
-    monkeypatch.setitem(sys.modules, "certs.notifications", fake)
+    monkeypatch.setattr(notifications, "notify",
+                        lambda owner_id, event, subject, body: sent.append((owner_id, event, subject, body)))
     return sent
 
 
@@ -192,12 +190,12 @@ def test_running_a_target_writes_the_files_and_runs_the_preset(api, cert, root, 
 
 def test_a_renewal_replaces_the_installed_files(api, cert, root, queued_installs):
     create_target(api, cert, fullchain_path=f"{root}/site/fullchain.pem")
-    install.run_targets_for(cert.pk)
+    install_targets.run_targets_for(cert.pk)
     first = (root / "site" / "fullchain.pem").read_text()
     renewed = issued_certificate(cert.owner, "a.example.com").current_version
     CertificateVersion.objects.filter(pk=renewed.pk).update(certificate=cert)
     Certificate.objects.filter(pk=cert.pk).update(current_version=renewed)
-    install.run_targets_for(cert.pk)
+    install_targets.run_targets_for(cert.pk)
     assert (root / "site" / "fullchain.pem").read_text() == renewed.chain_pem != first
 
 
@@ -205,7 +203,7 @@ def test_a_failing_preset_is_recorded_and_reported(api, alice, cert, root, queue
     preset = ReloadPreset.objects.create(name="false", command=["/bin/false"])
     target_id = create_target(api, cert, reload_preset=preset.pk, **four_paths(root)).json()["id"]
 
-    assert install.run_targets_for(cert.pk) == [target_id]
+    assert dispatch.install_certificate(cert.pk) == [target_id]
 
     target = InstallTarget.objects.get(pk=target_id)
     assert target.last_status == "failed"
@@ -219,7 +217,7 @@ def test_a_failing_preset_is_recorded_and_reported(api, alice, cert, root, queue
 def test_a_preset_that_does_not_finish_is_stopped(api, cert, root, queued_installs, reports):
     preset = ReloadPreset.objects.create(name="slow", command=["/bin/sleep", "30"], timeout_seconds=1)
     create_target(api, cert, reload_preset=preset.pk, cert_path=f"{root}/site/cert.pem")
-    install.run_targets_for(cert.pk)
+    dispatch.install_certificate(cert.pk)
     target = InstallTarget.objects.get()
     assert target.last_status == "failed" and "did not finish within 1s" in target.last_error
 
@@ -230,7 +228,7 @@ def test_a_directory_gone_since_is_a_failure_and_the_preset_does_not_run(api, ce
     preset = ReloadPreset.objects.create(name="touch", command=["/usr/bin/touch", str(marker)])
     create_target(api, cert, reload_preset=preset.pk, cert_path=f"{root}/site/cert.pem")
     (root / "site").rmdir()
-    install.run_targets_for(cert.pk)
+    dispatch.install_certificate(cert.pk)
     target = InstallTarget.objects.get()
     assert target.last_status == "failed" and "does not exist" in target.last_error
     assert not marker.exists()
@@ -240,7 +238,7 @@ def test_the_key_never_shows_in_errors_or_responses(api, cert, root, queued_inst
     key_path = f"{root}/site/privkey.pem"
     leak = ReloadPreset.objects.create(name="leaky", command=["/bin/sh", "-c", f"cat {key_path} >&2; exit 3"])
     target_id = create_target(api, cert, reload_preset=leak.pk, key_path=key_path).json()["id"]
-    install.run_targets_for(cert.pk)
+    dispatch.install_certificate(cert.pk)
 
     key = cert.current_version.private_key
     key_lines = [line for line in key.splitlines() if not line.startswith("-----")]
@@ -308,7 +306,7 @@ def test_issuing_queues_the_certificates_install_targets(alice, cert, root, djan
     key = ec.generate_private_key(ec.SECP256R1())
     key_pem, leaf_pem, intermediate_pem = make_chain("a.example.com", key)
     order = Order.objects.create(owner=alice, certificate=cert, status=Order.Status.FINALIZING, private_key=key_pem)
-    with mock.patch("certs.tasks.install_certificate.delay") as delay, \
+    with mock.patch("panel.deployment.dispatch.INSTALL_CERTIFICATE.delay") as delay, \
             django_capture_on_commit_callbacks(execute=True):
         orders._store_version(order, leaf_pem + intermediate_pem)
     delay.assert_called_once_with(cert.pk)
@@ -324,7 +322,7 @@ def test_an_install_lost_with_its_task_is_queued_again_once(alice, cert, root, s
     key = ec.generate_private_key(ec.SECP256R1())
     key_pem, leaf_pem, intermediate_pem = make_chain("a.example.com", key)
     order = Order.objects.create(owner=alice, certificate=cert, status=Order.Status.FINALIZING, private_key=key_pem)
-    with mock.patch("certs.tasks.install_certificate.delay"), django_capture_on_commit_callbacks(execute=True):
+    with mock.patch("panel.deployment.dispatch.INSTALL_CERTIFICATE.delay"), django_capture_on_commit_callbacks(execute=True):
         orders._store_version(order, leaf_pem + intermediate_pem)  # its task is lost
     assert InstallTarget.objects.filter(queued_at__isnull=False).count() == 2
     long_ago = timezone.now() - datetime.timedelta(seconds=61)
@@ -332,9 +330,9 @@ def test_an_install_lost_with_its_task_is_queued_again_once(alice, cert, root, s
     InstallTarget.objects.filter(pk=ran.pk).update(last_run_at=timezone.now())
     untouched = InstallTarget.objects.create(owner=alice, certificate=cert, cert_path=f"{root}/site/new.pem")
 
-    with mock.patch("certs.tasks.install_certificate.delay") as delay:
-        assert install.resume_stalled() == 1
-        assert install.resume_stalled() == 0  # queued again just now: not at every sweep
+    with mock.patch("panel.deployment.dispatch.INSTALL_CERTIFICATE.delay") as delay:
+        assert dispatch.resume_stalled_installs() == 1
+        assert dispatch.resume_stalled_installs() == 0  # queued again just now: not at every sweep
     delay.assert_called_once_with(cert.pk, lost.pk)
     assert InstallTarget.objects.get(pk=untouched.pk).queued_at is None
 
@@ -343,7 +341,7 @@ def test_issuing_without_install_targets_queues_nothing(alice, cert, django_capt
     key = ec.generate_private_key(ec.SECP256R1())
     key_pem, leaf_pem, intermediate_pem = make_chain("a.example.com", key)
     order = Order.objects.create(owner=alice, certificate=cert, status=Order.Status.FINALIZING, private_key=key_pem)
-    with mock.patch("certs.tasks.install_certificate.delay") as delay, \
+    with mock.patch("panel.deployment.dispatch.INSTALL_CERTIFICATE.delay") as delay, \
             django_capture_on_commit_callbacks(execute=True):
         orders._store_version(order, leaf_pem + intermediate_pem)
     delay.assert_not_called()

@@ -29,7 +29,8 @@ from rest_framework.test import APIClient
 from certs import accounts, dns_credentials, notifications, versions
 from certs.models import (AcmeAccount, Certificate, CertificateVersion, DnsCredential, InstallTarget,
                           NotificationChannel, Order, ReloadPreset)
-from panel import audit, sites, tokens, twofactor
+from panel.security import audit, tokens, twofactor
+from panel.hosting import sites
 from panel.models import ApiToken, AuditEntry, Site
 from tests.test_dns_secrets import every_row_as_text
 from tests.test_versions import add_version, make_chain
@@ -70,7 +71,7 @@ ID_MODELS = {
     ("certificate-version-download", "pk"): CertificateVersion,
     ("certificate-version-revoke", "pk"): CertificateVersion,
 }
-# Pages for administrators only (panel.access.admin_required). A page an admin reaches and a
+# Pages for administrators only (panel.toolkit.access.admin_required). A page an admin reaches and a
 # user does not, even with her own ids, must be listed here (test_admin_only_pages_refuse_a_user):
 # the list cannot fall behind the URLs.
 ADMIN_ONLY_PAGES = {"ui:audit-log", "ui:settings", "ui:user-list", "ui:user-add", "ui:user-edit",

@@ -7,7 +7,7 @@ import requests
 from django.contrib.auth import get_user_model
 
 from panel.models import Site
-from panel.nginx import apply
+from panel.deployment.nginx import apply
 from tests.support.ports import free_port, wait_for_port
 from tests.support.process import ManagedProcess
 
@@ -67,7 +67,7 @@ def serves(settings, host, text):
 def test_a_rejected_site_keeps_its_previous_config_and_others_keep_serving(nginx, tmp_path):
     a = make_site(tmp_path, "a.example.com")
     b = make_site(tmp_path, "b.example.com")
-    assert apply.apply_site_config(a) and apply.apply_site_config(b)
+    assert apply.apply_site_config(a).ok and apply.apply_site_config(b).ok
     assert serves(nginx, "a.example.com", "this is a.example.com")
     assert serves(nginx, "b.example.com", "this is b.example.com")
     vhost_b = nginx.NGINX_VHOST_DIR / b.config_name
@@ -76,7 +76,7 @@ def test_a_rejected_site_keeps_its_previous_config_and_others_keep_serving(nginx
     # An upstream nginx cannot resolve makes `nginx -t` fail for the whole server.
     b.root, b.proxy_pass = "", "http://no-such-upstream.invalid:9000"
     b.save()
-    assert apply.apply_site_config(b) is False
+    assert apply.apply_site_config(b).ok is False
 
     b.refresh_from_db()
     assert b.config_status == Site.ConfigStatus.FAILED
@@ -94,7 +94,7 @@ def test_a_rejected_site_keeps_its_previous_config_and_others_keep_serving(nginx
 def test_a_new_site_that_nginx_rejects_leaves_no_file_behind(nginx, tmp_path):
     owner = get_user_model().objects.create(username="o")
     site = Site.objects.create(owner=owner, domains=["c.example.com"], proxy_pass="http://nowhere.invalid:1")
-    assert apply.apply_site_config(site) is False
+    assert apply.apply_site_config(site).ok is False
     assert not (nginx.NGINX_VHOST_DIR / site.config_name).exists()
     site.refresh_from_db()
     assert site.config_status == Site.ConfigStatus.FAILED and "nowhere.invalid" in site.config_error
@@ -103,7 +103,7 @@ def test_a_new_site_that_nginx_rejects_leaves_no_file_behind(nginx, tmp_path):
 @pytest.mark.django_db
 def test_the_challenge_path_is_answered_over_http_even_with_force_https(nginx, tmp_path):
     site = make_site(tmp_path, "d.example.com", force_https=True)
-    assert apply.apply_site_config(site)
+    assert apply.apply_site_config(site).ok
     (nginx.ACME_CHALLENGE_DIR / "tok_en-1").write_text("tok_en-1.thumbprint")
     response = fetch(nginx, "d.example.com", "/.well-known/acme-challenge/tok_en-1")
     assert response.status_code == 200 and response.text == "tok_en-1.thumbprint"
@@ -114,7 +114,7 @@ def test_the_challenge_path_is_answered_over_http_even_with_force_https(nginx, t
 @pytest.mark.django_db
 def test_removing_a_site_stops_serving_it(nginx, tmp_path):
     site = make_site(tmp_path, "e.example.com")
-    assert apply.apply_site_config(site)
+    assert apply.apply_site_config(site).ok
     assert serves(nginx, "e.example.com", "this is e.example.com")
     current = apply.layout()
     assert (current.vhost_dir / site.config_name).exists() and current.applied_custom_dir(site).is_dir()
@@ -128,12 +128,10 @@ class TestReloadCoalescing:
     def scheduled(self, monkeypatch, settings):
         from django.core.cache import cache
 
-        from panel import tasks
-
         settings.NGINX_RELOAD_COALESCE_SECONDS = 1.0
         cache.delete_many([apply.RELOAD_PENDING, apply.LAST_RELOAD, apply.RELOAD_WINDOW, apply.RELOAD_SHARED])
         calls = []
-        monkeypatch.setattr(tasks.reload_nginx, "apply_async", lambda countdown=None: calls.append(countdown))
+        monkeypatch.setattr(apply.RELOAD_NGINX, "apply_async", lambda countdown=None: calls.append(countdown))
         return calls
 
     def test_a_deploy_after_a_quiet_spell_reloads_at_once(self, scheduled):
@@ -156,12 +154,12 @@ class TestReloadCoalescing:
 @pytest.mark.django_db
 def test_a_broken_file_elsewhere_is_not_blamed_on_the_site_being_changed(nginx, tmp_path):
     site = make_site(tmp_path, "f.example.com")
-    assert apply.apply_site_config(site)
+    assert apply.apply_site_config(site).ok
     assert serves(nginx, "f.example.com", "this is f.example.com")  # the reload has finished reading the config
     (nginx.NGINX_VHOST_DIR / "zz-hand-edit.conf").write_text("server { listen 1; bogus_directive secret-upstream; }\n")
     site.hsts = True
     site.save()
-    assert apply.apply_site_config(site) is False
+    assert apply.apply_site_config(site).ok is False
     site.refresh_from_db()
     assert site.config_status == Site.ConfigStatus.FAILED
     assert "broken elsewhere" in site.config_error
@@ -173,5 +171,5 @@ def test_a_broken_file_elsewhere_is_not_blamed_on_the_site_being_changed(nginx, 
 def test_an_apply_for_a_deleted_site_writes_nothing(nginx, tmp_path):
     site = make_site(tmp_path, "g.example.com")
     Site.objects.filter(pk=site.pk).delete()
-    assert apply.apply_site_config(site) is False
+    assert apply.apply_site_config(site).ok is False
     assert not (nginx.NGINX_VHOST_DIR / site.config_name).exists()

@@ -5,8 +5,7 @@ import time
 import pytest
 from django.core.cache import cache
 
-from panel import tasks
-from panel.nginx import apply
+from panel.deployment.nginx import apply
 
 
 class TestReloadWindowUnderABurst:
@@ -17,7 +16,7 @@ class TestReloadWindowUnderABurst:
         keys = [apply.RELOAD_PENDING, apply.LAST_RELOAD, apply.RELOAD_WINDOW, apply.RELOAD_SHARED]
         cache.delete_many(keys)
         calls = []
-        monkeypatch.setattr(tasks.reload_nginx, "apply_async", lambda countdown=None: calls.append(countdown))
+        monkeypatch.setattr(apply.RELOAD_NGINX, "apply_async", lambda countdown=None: calls.append(countdown))
         monkeypatch.setattr(apply, "_send_reload", lambda: None)
         yield calls
         cache.delete_many(keys)

@@ -11,7 +11,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from certs import notifications, renewal, tasks
+from certs import notifications, tasks
+from certs.renewal import policy
 from certs.models import (
     AcmeAccount,
     Certificate,
@@ -78,7 +79,7 @@ def certificate(alice):
 def fail_renewal(cert, message):
     """What certs.orders does when a renewal order fails: inside the order's transaction."""
     with transaction.atomic():
-        renewal.failed(cert, message)
+        policy.failed(cert, message)
         cert.last_error = message
         cert.save(update_fields=["last_error", "renewal_failures", "next_renewal_at"])
 
@@ -208,7 +209,7 @@ def test_a_failed_renewal_alerts_the_owner_with_the_cas_error(certificate, bob, 
 def test_nothing_is_sent_for_a_failure_that_was_rolled_back(certificate, receiver, sent_at_once, committed):
     channel_for(certificate.owner, receiver.url("alice"))
     with committed(), pytest.raises(RuntimeError), transaction.atomic():
-        renewal.failed(certificate, CA_ERROR)
+        policy.failed(certificate, CA_ERROR)
         raise RuntimeError("the order's transaction failed after all")
     assert receiver.received == []
 
@@ -227,11 +228,11 @@ def test_a_renewal_is_announced_and_a_first_issuance_is_not(certificate, receive
     channel_for(certificate.owner, receiver.url("alice"))
     version = certificate.current_version
     with committed():
-        renewal.issued(certificate, version)
+        policy.issued(certificate, version)
     assert receiver.received == []
 
     with committed():
-        renewal.issued(certificate, version, is_renewal=True)
+        policy.issued(certificate, version, is_renewal=True)
 
     [payload] = receiver.to("alice")
     assert payload["title"] == "Renewed: a.example.com, b.example.com"
@@ -269,7 +270,8 @@ def test_expiring_certificates_are_announced_once_a_day(certificate, receiver, s
 
 def test_a_site_config_nginx_rejects_is_announced(alice, receiver, sent_at_once, settings, tmp_path, monkeypatch,
                                                   committed):
-    from panel.nginx import apply
+    from panel.deployment import dispatch
+    from panel.deployment.nginx import apply
 
     prefix = tmp_path / "nginx"
     settings.NGINX_PRIVATE, settings.NGINX_PREFIX = True, prefix
@@ -282,7 +284,7 @@ def test_a_site_config_nginx_rejects_is_announced(alice, receiver, sent_at_once,
     site = Site.objects.create(owner=alice, domains=["c.example.com"], proxy_pass="http://nowhere.invalid:1")
 
     with committed():
-        assert apply.apply_site_config(site) is False
+        assert dispatch.deploy_site(site.pk) is False
 
     [payload] = receiver.to("alice")
     assert payload["title"] == "nginx rejected the config of c.example.com"

@@ -9,7 +9,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.utils import timezone
 
-from certs import orders, renewal
+from certs import orders
+from certs.renewal import policy, sweep
 from certs.models import AcmeAccount, Certificate, CertificateVersion, Order
 
 
@@ -31,7 +32,7 @@ def make_certificate(days_valid=90, renew_in=None, age=datetime.timedelta(days=2
     )
     CertificateVersion.objects.filter(pk=version.pk).update(created_at=now - age)
     cert.current_version = version
-    cert.next_renewal_at = renewal.planned_renewal(version) if renew_in is None else now + renew_in
+    cert.next_renewal_at = policy.planned_renewal(version) if renew_in is None else now + renew_in
     cert.save()
     return cert
 
@@ -40,7 +41,7 @@ def make_certificate(days_valid=90, renew_in=None, age=datetime.timedelta(days=2
 def test_renewal_is_planned_when_a_third_of_the_lifetime_is_left(db, days, expected_left):
     version = make_certificate(days_valid=days).current_version
     for _ in range(20):
-        left = version.not_after - renewal.planned_renewal(version)
+        left = version.not_after - policy.planned_renewal(version)
         jitter = left - datetime.timedelta(days=expected_left)
         assert datetime.timedelta(0) <= jitter <= min(datetime.timedelta(days=days) / 50,
                                                          datetime.timedelta(hours=12))
@@ -53,8 +54,8 @@ def test_the_sweep_starts_exactly_what_is_due(db, queued):
     Order.objects.create(owner=busy.owner, certificate=busy)  # already in flight
     fresh = make_certificate(renew_in=-datetime.timedelta(minutes=1), age=datetime.timedelta(0),
                              name="fresh.example.com")  # just issued: never renewed at once
-    assert renewal.sweep() == [due.pk]
-    assert renewal.sweep() == []  # its order is active now
+    assert sweep.sweep() == [due.pk]
+    assert sweep.sweep() == []  # its order is active now
     assert Order.objects.filter(certificate=due, is_renewal=True).count() == 1
     assert not Order.objects.filter(certificate__in=[later, fresh]).exists()
 
@@ -63,20 +64,20 @@ def test_a_failed_renewal_backs_off_exponentially_and_honours_retry_after(db, se
     settings.RENEWAL_RETRY_SECONDS = 60
     cert = make_certificate()
     before = timezone.now()
-    renewal.failed(cert, "serverInternal: boom")
+    policy.failed(cert, "serverInternal: boom")
     assert cert.renewal_failures == 1
     assert datetime.timedelta(seconds=59) <= cert.next_renewal_at - before <= datetime.timedelta(seconds=61)
-    renewal.failed(cert, "serverInternal: boom")
+    policy.failed(cert, "serverInternal: boom")
     assert datetime.timedelta(seconds=119) <= cert.next_renewal_at - before <= datetime.timedelta(seconds=121)
-    renewal.failed(cert, "rateLimited: slow down", retry_after=7200)
+    policy.failed(cert, "rateLimited: slow down", retry_after=7200)
     assert cert.next_renewal_at - before >= datetime.timedelta(seconds=7199)
-    assert "retry #4" in renewal.reason(cert)
+    assert "retry #4" in policy.reason(cert)
 
 
 def test_a_retry_is_never_planned_after_expiry(db, settings):
     settings.RENEWAL_RETRY_SECONDS = 86400
     cert = make_certificate(days_valid=3, age=datetime.timedelta(days=2, hours=23))  # expires in 1 h
-    renewal.failed(cert, "serverInternal: boom")
+    policy.failed(cert, "serverInternal: boom")
     assert cert.next_renewal_at <= cert.current_version.not_after
 
 

@@ -16,7 +16,7 @@ from django.core.management.color import no_style
 from django.db import connection, transaction
 from django.db.models import F
 
-from certs import renewal
+from certs.renewal import policy, sweep
 from certs.models import AcmeAccount, Certificate, CertificateVersion, Order
 
 N = 5_000
@@ -112,8 +112,8 @@ def _queries():
     """The query the sweep runs (with its LIMIT) and the due query without one."""
     from django.conf import settings
 
-    return {"sweep": renewal.due(NOW)[: settings.RENEWAL_SWEEP_LIMIT],
-            "ids": renewal.due(NOW).values_list("id", flat=True)}
+    return {"sweep": policy.due(NOW)[: settings.RENEWAL_SWEEP_LIMIT],
+            "ids": policy.due(NOW).values_list("id", flat=True)}
 
 
 def test_due_query_uses_the_next_renewal_at_index(population, db):
@@ -149,9 +149,9 @@ def test_sweep_starts_exactly_the_due_certificates_once(population, db, queued, 
     before = set(not_due.values_list(*fields))
     not_due_orders_before = set(Order.objects.filter(certificate__next_renewal_at__gt=NOW).values_list("id", "status"))
 
-    assert set(renewal.due(NOW).values_list("id", flat=True)) == expected
+    assert set(policy.due(NOW).values_list("id", flat=True)) == expected
     with django_capture_on_commit_callbacks(execute=True):
-        started = renewal.sweep(NOW)
+        started = sweep.sweep(NOW)
 
     assert sorted(started) == sorted(expected)
     new_orders = Order.objects.filter(pk__gt=population["last_order_id"])
@@ -173,7 +173,7 @@ def test_sweep_starts_exactly_the_due_certificates_once(population, db, queued, 
     # A second sweep finds nothing to do.
     calls = queued.enqueue.call_count
     with django_capture_on_commit_callbacks(execute=True):
-        assert renewal.sweep(NOW) == []
+        assert sweep.sweep(NOW) == []
     assert queued.enqueue.call_count == calls
     assert Order.objects.filter(pk__gt=population["last_order_id"]).count() == len(expected)
 
@@ -184,9 +184,9 @@ def test_a_certificate_taken_in_the_meantime_is_skipped_and_the_others_start(
     # the due query and the sweep's inserts: the database refuses those, the rest start.
     raced = population["in_flight"]
     expected = population["due"] - raced
-    monkeypatch.setattr(renewal, "due", lambda now: Certificate.objects.filter(pk__in=population["due"]).order_by("id"))
+    monkeypatch.setattr(policy, "due", lambda now: Certificate.objects.filter(pk__in=population["due"]).order_by("id"))
     with django_capture_on_commit_callbacks(execute=True):
-        started = renewal.sweep(NOW)
+        started = sweep.sweep(NOW)
 
     assert sorted(started) == sorted(expected)
     new_orders = Order.objects.filter(pk__gt=population["last_order_id"])

@@ -9,7 +9,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from certs.models import AcmeAccount, Certificate, InstallTarget, NotificationChannel, ReloadPreset
-from panel import sites
+from panel.hosting import sites
 from panel.models import Site, UserQuota
 
 pytestmark = pytest.mark.usefixtures("queued")  # tests/conftest.py

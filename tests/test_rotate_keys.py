@@ -6,7 +6,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from certs.models import AcmeAccount, Certificate, CertificateVersion, DnsCredential, NotificationChannel
-from panel import encryption
+from panel.toolkit import encryption
 
 SECRETS = {"dns": '{"token": "dns-secret-1"}', "eab": "eab-hmac-secret", "account_key": "ACCOUNT KEY PEM",
            "private_key": "CERT KEY PEM", "url": "json://hooks.example.net/secret-path"}

@@ -7,7 +7,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from certs.models import DnsCredential, NotificationChannel, ReloadPreset
-from panel import tokens
+from panel.security import tokens
 from tests.test_ui import finish, make_account, make_site, running_order
 
 pytestmark = pytest.mark.usefixtures("queued")  # tests/conftest.py

@@ -7,9 +7,8 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from certs import orders
 from certs.models import AcmeAccount, Certificate, CertificateVersion
-from panel import sites
+from panel.deployment import dispatch
 from panel.models import Site
 
 
@@ -59,12 +58,12 @@ def test_a_site_whose_apply_was_lost_is_applied_again_and_not_asked_twice(db, qu
                                   config_status=Site.ConfigStatus.APPLIED)
     version = certificate_for(lost, ["lost.example.com"], age_days=0)
     with transaction.atomic():
-        orders.put_in_service(version.certificate)  # as the order that issued it does; the task gets lost
+        dispatch.put_in_service(version.certificate)  # as the order that issued it does; the task gets lost
     assert Site.objects.get(pk=lost.pk).config_status == Site.ConfigStatus.PENDING
     long_ago = timezone.now() - datetime.timedelta(seconds=61)
     Site.objects.filter(pk__in=[lost.pk, applied.pk]).update(config_queued_at=long_ago)
     Site.objects.filter(pk=fresh.pk).update(config_queued_at=timezone.now())
 
-    assert sites.resume_stalled_applies() == 1
+    assert dispatch.resume_stalled_applies() == 1
     queued.apply_site.delay.assert_called_once_with(lost.pk)
-    assert sites.resume_stalled_applies() == 0  # queued again just now: not at every sweep
+    assert dispatch.resume_stalled_applies() == 0  # queued again just now: not at every sweep

@@ -1,7 +1,7 @@
 """The browser UI: pages, forms and the polled order fragment, for an owner and an outsider.
 
 Nothing reaches Celery: the two places where work is queued (certs.orders.enqueue and
-panel.tasks.apply_site, called by panel.sites on commit) are replaced by mocks.
+panel.deployment.dispatch.APPLY_SITE, called by panel.hosting.sites on commit) are replaced by mocks.
 """
 
 import datetime
@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from certs.acme import AcmeError
 from certs.models import AcmeAccount, Certificate, CertificateVersion, KeyType, Order
-from panel import sites
+from panel.hosting import sites
 from panel.models import Site
 
 

@@ -106,7 +106,7 @@ def test_navigation_lists_every_section_in_order_and_marks_the_current_one(alice
 @pytest.mark.urls(__name__)
 def test_staff_see_admin_pages_once_they_exist(alice_client):
     staff = get_user_model().objects.create_user("carol", password="pw-carol-123", is_staff=True,
-                                                 is_superuser=True)  # an admin: panel.access.is_admin
+                                                 is_superuser=True)  # an admin: panel.toolkit.access.is_admin
     staff_client = Client()
     staff_client.force_login(staff)
     html = page_text(staff_client.get(reverse("ui:dashboard")))

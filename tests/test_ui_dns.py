@@ -2,7 +2,7 @@
 TXT records of an order waiting for DNS.
 
 rfc2136 is the provider throughout: it is constructed offline. Nothing reaches Celery or a
-name server: certs.orders.enqueue and panel.tasks.apply_site are mocks.
+name server: certs.orders.enqueue and panel.deployment.dispatch.APPLY_SITE are mocks.
 """
 
 import datetime
@@ -25,7 +25,7 @@ from certs.models import (
     DnsCredential,
     Order,
 )
-from panel import sites
+from panel.hosting import sites
 from panel.models import Site
 
 SECRET = "c2VjcmV0LXRzaWcta2V5LWZvci10aGUtdWktdGVzdHM="  # base64, as a TSIG secret must be

@@ -1,8 +1,8 @@
 """The site pages: edit, delete, the force-HTTPS switch, and the site page's tabs (the SSL
 tab's certificate details, the nginx config tab's preview), for an owner and an outsider.
 
-Nothing reaches Celery: panel.tasks.apply_site is a mock (tests/conftest.py `queued`), and so
-is panel.tasks.remove_site where a deletion is committed.
+Nothing reaches Celery: panel.deployment.dispatch.APPLY_SITE is a mock (tests/conftest.py `queued`), and so
+is panel.deployment.dispatch.REMOVE_SITE where a deletion is committed.
 """
 
 import datetime
@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from certs.models import AcmeAccount, Certificate, CertificateVersion, KeyType
-from panel import sites
+from panel.hosting import sites
 from panel.models import Site, SiteDomain
 
 pytestmark = pytest.mark.usefixtures("queued")  # tests/conftest.py
@@ -147,7 +147,7 @@ def test_delete_asks_first_then_removes_the_site_and_keeps_its_certificate(alice
     assert re.search(r'<form method="post" class="actions">', html)
     assert Site.objects.filter(pk=site.pk).exists()  # asking deleted nothing
 
-    with mock.patch("panel.tasks.remove_site") as remove_site, django_capture_on_commit_callbacks(execute=True):
+    with mock.patch("panel.deployment.dispatch.REMOVE_SITE") as remove_site, django_capture_on_commit_callbacks(execute=True):
         response = alice_client.post(url)
     assert response["Location"] == reverse("ui:site-list")
     assert not Site.objects.filter(pk=site.pk).exists()

@@ -15,9 +15,10 @@ from cryptography.x509.oid import NameOID
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from certs import orders, renewal, versions
+from certs import orders, versions
+from certs.renewal import sweep
 from certs.models import Certificate, CertificateVersion
-from panel import sites
+from panel.hosting import sites
 from panel.models import Site
 from tests.test_nginx_apply import nginx  # noqa: F401 - the private nginx fixture
 
@@ -307,11 +308,11 @@ def uploaded(alice, alice_client, site, good):
 
 
 def test_the_renewal_sweep_and_renew_now_leave_it_alone(alice, alice_client, uploaded, queued, settings):
-    from panel import clock
+    from panel.toolkit import clock
 
     settings.RENEWAL_MIN_AGE_SECONDS = 0
     Certificate.objects.filter(pk=uploaded.pk).update(next_renewal_at=clock.now())  # as if it were due
-    assert renewal.sweep() == []
+    assert sweep.sweep() == []
     page = alice_client.get(reverse("ui:site-detail", kwargs={"pk": uploaded.site_id})).content.decode()
     assert "Renew now" not in page and "cannot renew this certificate" in page
     response = alice_client.post(reverse("ui:certificate-renew", kwargs={"pk": uploaded.pk}), follow=True)
@@ -350,12 +351,12 @@ def test_expiry_alerts_still_apply(uploaded, settings, monkeypatch):
 def test_nginx_presents_the_uploaded_certificate(nginx, tmp_path, pki, monkeypatch,
                                                   django_capture_on_commit_callbacks):
     from certs import upload
-    from panel import tasks
+    from panel.deployment import dispatch, tasks
     from tests.support.tls import wait_for_served_certificate
     from tests.test_nginx_apply import make_site
 
     site = make_site(tmp_path, "served.example.com")
-    monkeypatch.setattr(tasks.apply_site, "delay", tasks.apply_site)  # the worker's job, done here and now
+    monkeypatch.setattr(dispatch.APPLY_SITE, "delay", tasks.apply_site)  # the worker's job, done here and now
     leaf, key = pki.leaf(names=["served.example.com"])
     with django_capture_on_commit_callbacks(execute=True):
         upload.store_upload(site.owner, upload.check_upload(site.owner, leaf, pki.chain, key, site), site)

@@ -7,7 +7,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from certs.models import ReloadPreset
-from panel import validation
+from panel.toolkit import validation
 
 # --- domain
 

@@ -26,7 +26,7 @@ from django.utils import timezone
 from certs import accounts
 from certs.acme import AcmeClient, AcmeError
 from certs.models import AcmeAccount, Certificate, CertificateVersion, Order
-from panel import sites
+from panel.hosting import sites
 from panel.models import Site
 
 pytestmark = pytest.mark.usefixtures("queued")  # tests/conftest.py

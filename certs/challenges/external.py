@@ -35,7 +35,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
 from certs.models import ChallengeType
-from panel import validation
+from panel.toolkit import validation
 
 # Registry, not discovery: method -> dotted path of its module.
 MODES = {

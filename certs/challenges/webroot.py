@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 
 from certs.challenges import http01
 from certs.challenges.external import PresentationError
-from panel import validation
+from panel.toolkit import validation
 
 CHALLENGE_SUBDIR = (".well-known", "acme-challenge")
 

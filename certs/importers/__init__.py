@@ -1,6 +1,7 @@
 """Moving in from other ACME clients (acme.sh, certbot): readers and one writer."""
 
 import os
+from importlib import import_module
 from pathlib import Path
 
 from django.utils.translation import gettext_lazy as _lazy
@@ -25,16 +26,18 @@ def detect(path) -> str | None:
     return None
 
 
+# The reader of each client: (path, confined=False) -> Found. Loaded when used, so the writer
+# and the commands load without them.
+READERS = {
+    ACMESH: "certs.importers.acmesh.read_home",
+    CERTBOT: "certs.importers.certbot.read_config_dir",
+}
+
+
 def reader(client):
-    """The reader function of `client`: (path, confined=False) -> Found. Imported when used, so
-    the writer and the commands load without them."""
-    if client == ACMESH:
-        from certs.importers.acmesh import read_home
-
-        return read_home
-    from certs.importers.certbot import read_config_dir
-
-    return read_config_dir
+    """The reader function of `client`."""
+    module, _dot, name = READERS[client].rpartition(".")
+    return getattr(import_module(module), name)
 
 
 def inside(path, root) -> bool:

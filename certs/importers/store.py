@@ -33,12 +33,15 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 
-from certs import cas, certificates, dns_credentials, install, orders, renewal, upload
+from certs import cas, certificates, dns_credentials, upload
+from certs.renewal import policy as renewal_policy
+from panel.deployment import dispatch, install_targets
 from certs.dns import registry
 from certs.importers.found import Found, FoundAccount, FoundCertificate
 from certs.models import (AcmeAccount, Certificate, CertificateVersion, ChallengeType, DnsCredential, InstallTarget,
                           KeyType, ReloadPreset)
-from panel import access, quotas, validation
+from panel.toolkit import access, validation
+from panel.security import quotas
 from panel.models import Site
 
 CREATED, WOULD_CREATE, ALREADY, NOT_IMPORTED = "created", "would create", "already imported", "not imported"
@@ -352,11 +355,11 @@ def _store_certificate(found: FoundCertificate, checked: upload.CheckedUpload, r
     certificate.current_version = version
     now = timezone.now()
     certificate.next_renewal_at = (now if version.not_after <= now
-                                   else found.next_renewal_at or renewal.planned_renewal(version))
+                                   else found.next_renewal_at or renewal_policy.planned_renewal(version))
     certificate.save(update_fields=["current_version", "next_renewal_at"])
     _install_target(found, certificate, run)
     if site is not None:
-        orders.put_in_service(certificate, install_targets=False)  # the other client installed the files
+        dispatch.put_in_service(certificate, install_targets=False)  # the other client installed the files
 
 
 def _covered_site(owner, names):
@@ -472,7 +475,7 @@ def _install_target(found: FoundCertificate, certificate, run: _Run):
                                   "the paths the files are copied to, or remove the command") % {"path": found.source}])
         return
     try:
-        cleaned = install.clean_target(paths, 0o600, 0o644)
+        cleaned = install_targets.clean_target(paths, 0o600, 0o644)
     except ValidationError as exc:
         raise _NotImported(_target_messages(found.source, paths, exc))
     preset = _reload_preset(found.install.reload_command, run) if found.install.reload_command else None

@@ -2,7 +2,7 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import panel.encryption
+import panel.toolkit.encryption
 import uuid
 from django.conf import settings
 from django.db import migrations, models
@@ -39,8 +39,8 @@ class Migration(migrations.Migration):
                 ('directory_url', models.URLField(max_length=1024)),
                 ('email', models.EmailField(blank=True, max_length=254)),
                 ('eab_kid', models.CharField(blank=True, max_length=512)),
-                ('eab_hmac_key', panel.encryption.EncryptedTextField(blank=True)),
-                ('account_key', panel.encryption.EncryptedTextField(help_text='PEM private key of the account')),
+                ('eab_hmac_key', panel.toolkit.encryption.EncryptedTextField(blank=True)),
+                ('account_key', panel.toolkit.encryption.EncryptedTextField(help_text='PEM private key of the account')),
                 ('account_url', models.URLField(help_text="The account's URL at the CA (its kid)", max_length=1024)),
                 ('status', models.CharField(choices=[('valid', 'Valid'), ('deactivated', 'Deactivated'), ('revoked', 'Revoked')], default='valid', max_length=16)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
@@ -80,7 +80,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('cert_pem', models.TextField(help_text='The leaf certificate')),
                 ('chain_pem', models.TextField(help_text='Leaf followed by intermediates (fullchain)')),
-                ('private_key', panel.encryption.EncryptedTextField()),
+                ('private_key', panel.toolkit.encryption.EncryptedTextField()),
                 ('serial', models.CharField(max_length=128)),
                 ('issuer', models.CharField(max_length=1024)),
                 ('not_before', models.DateTimeField()),
@@ -126,7 +126,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('provider', models.CharField(help_text='A code from certs.dns.registry', max_length=64)),
                 ('name', models.CharField(max_length=200)),
-                ('credentials', panel.encryption.EncryptedTextField()),
+                ('credentials', panel.toolkit.encryption.EncryptedTextField()),
                 ('propagation_timeout', models.PositiveIntegerField(blank=True, null=True)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('owner', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='dns_credentials', to=settings.AUTH_USER_MODEL)),
@@ -147,7 +147,7 @@ class Migration(migrations.Migration):
                 ('status', models.CharField(choices=[('new', 'New'), ('authorizing', 'Answering challenges'), ('propagating', 'Waiting for DNS'), ('awaiting_user', 'Waiting for you'), ('validating', 'CA is validating'), ('finalizing', 'Finalizing'), ('valid', 'Valid'), ('invalid', 'Failed')], db_index=True, default='new', max_length=16)),
                 ('is_renewal', models.BooleanField(default=False)),
                 ('replaces', models.CharField(blank=True, max_length=512)),
-                ('private_key', panel.encryption.EncryptedTextField(blank=True)),
+                ('private_key', panel.toolkit.encryption.EncryptedTextField(blank=True)),
                 ('csr_pem', models.TextField(blank=True)),
                 ('acme_url', models.URLField(blank=True, max_length=1024)),
                 ('finalize_url', models.URLField(blank=True, max_length=1024)),

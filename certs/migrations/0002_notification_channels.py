@@ -2,7 +2,7 @@
 
 import certs.models
 import django.db.models.deletion
-import panel.encryption
+import panel.toolkit.encryption
 from django.conf import settings
 from django.db import migrations, models
 
@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('name', models.CharField(max_length=200)),
-                ('url', panel.encryption.EncryptedTextField()),
+                ('url', panel.toolkit.encryption.EncryptedTextField()),
                 ('events', models.JSONField(default=certs.models.all_notification_events, help_text='NotificationEvent values')),
                 ('enabled', models.BooleanField(default=True)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),

@@ -31,7 +31,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 NGINX_BIN = shutil.which("nginx") or "/usr/sbin/nginx"
 
 # Settings the panel reads that the harness leaves at their defaults. They are set to ""
-# (which panel.config.Env treats as unset) so neither the caller's environment nor a
+# (which panel.toolkit.config.Env treats as unset) so neither the caller's environment nor a
 # developer's .env file (loaded with setdefault) can leak into the stack.
 _NEUTRALIZED = (
     "NGINX_CONF",
@@ -53,7 +53,7 @@ from django.contrib.auth import get_user_model
 get_user_model().objects.create_superuser(
     os.environ["E2E_USERNAME"], os.environ["E2E_EMAIL"], os.environ["E2E_PASSWORD"])
 try:
-    from panel.encryption import encrypt
+    from panel.toolkit.encryption import encrypt
 except ImportError:
     pass
 else:

@@ -3,9 +3,10 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.db import IntegrityError
 
-from certs import orders, renewal
+from certs import orders
+from certs.renewal import policy as renewal_policy
 from certs.models import Certificate
-from panel import clock
+from panel.toolkit import clock
 
 
 class Command(BaseCommand):
@@ -21,17 +22,17 @@ class Command(BaseCommand):
         if force:
             candidates = Certificate.objects.renewable().filter(current_version__isnull=False)
         else:
-            candidates = renewal.due(now)
+            candidates = renewal_policy.due(now)
         if cert is not None:
             if not Certificate.objects.filter(pk=cert).exists():
                 raise CommandError(f"no certificate with id {cert}")
             candidates = candidates.filter(pk=cert)
         candidates = candidates.select_related("current_version")
-        due_ids = set(renewal.due(now).values_list("pk", flat=True)) if force else None
+        due_ids = set(renewal_policy.due(now).values_list("pk", flat=True)) if force else None
         count = 0
         for certificate in candidates.iterator():
             count += 1
-            why = "forced" if force and certificate.pk not in due_ids else renewal.reason(certificate, now)
+            why = "forced" if force and certificate.pk not in due_ids else renewal_policy.reason(certificate, now)
             names = ", ".join(certificate.domains)
             if dry_run:
                 self.stdout.write(f"would renew #{certificate.pk} {names}: {why}")

@@ -1,7 +1,7 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from panel import audit, tokens
+from panel.security import audit, tokens
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from panel import encryption
+from panel.toolkit import encryption
 
 
 class Command(BaseCommand):

@@ -103,8 +103,6 @@ class Command(BaseCommand):
             child_env["REDIS_URL"] = settings.REDIS_URL
 
         if settings.NGINX_PRIVATE:
-            from panel.nginx.apply import nginx_command, test_config, write_private_main_config
-
             write_private_main_config()
             ok, output = test_config()
             if not ok:

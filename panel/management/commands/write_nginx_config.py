@@ -3,7 +3,7 @@ import shlex
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from panel.nginx import apply
+from panel.deployment.nginx import apply
 
 
 class Command(BaseCommand):

@@ -1,16 +1,13 @@
 """Site services shared by the UI and the API."""
 
-import datetime
-
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from panel import access, quotas, task_queue, validation
+from panel.deployment import dispatch
 from panel.models import Site, SiteDomain
+from panel.security import quotas
+from panel.toolkit import access, task_queue, validation
 
 
 def clean_site_fields(domains, root, proxy_pass, exclude_pk=None, actor=None):
@@ -76,35 +73,13 @@ def save_site(site: Site):
                 )
         except IntegrityError:
             raise ValidationError({"domains": [_("One of these names was just taken by another site.")]})
-        queue_apply(site.pk)
+        dispatch.queue_site_apply(site.pk)
     return site
 
 
-def queue_apply(site_id):
-    """Inside a transaction: the site waits for its nginx config, applied once this commits.
-    A task the broker loses (or that cannot be queued) is queued again by resume_stalled_applies."""
-    from panel.tasks import apply_site
-
-    Site.objects.filter(pk=site_id).update(config_status=Site.ConfigStatus.PENDING, config_queued_at=timezone.now())
-    transaction.on_commit(lambda: apply_site.delay(site_id), robust=True)
-
-
-def resume_stalled_applies():
-    """Queue again the apply of every site still pending ORDER_STALL_SECONDS after it was queued."""
-    from panel.tasks import apply_site
-
-    now = timezone.now()
-    queued_long_ago = Q(config_queued_at__isnull=True) | Q(
-        config_queued_at__lt=now - datetime.timedelta(seconds=settings.ORDER_STALL_SECONDS))
-    stalled = Site.objects.filter(queued_long_ago, config_status=Site.ConfigStatus.PENDING).only("pk")
-    return task_queue.send_again(stalled, {"config_queued_at": now}, lambda site: apply_site.delay(site.pk))
-
-
 def delete_site(site: Site):
-    from panel.tasks import remove_site
-
     site_id = site.pk
     task_queue.require_reachable()
     with transaction.atomic():
         site.delete()
-        transaction.on_commit(lambda: remove_site.delay(site_id))
+        dispatch.queue_site_removal(site_id)

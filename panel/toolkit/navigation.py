@@ -5,7 +5,7 @@ A view marks its entry as the current page with `nav` in its context (e.g. "site
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext_lazy as _
 
-from panel import access
+from panel.toolkit import access
 
 # (key, URL name, label), in the order shown.
 ENTRIES = (
@@ -17,7 +17,7 @@ ENTRIES = (
     ("accounts", "ui:account-list", _("ACME accounts")),
     ("notifications", "ui:notification-list", _("Notifications")),
 )
-# For admins only (panel.access.is_admin). An entry appears once its URL exists.
+# For admins only (panel.toolkit.access.is_admin). An entry appears once its URL exists.
 STAFF_ENTRIES = (
     ("users", "ui:user-list", _("Users")),
     ("reload-presets", "ui:reload-preset-list", _("Reload presets")),

@@ -4,14 +4,12 @@ administrator-approved paths, then run an administrator-defined reload preset.
 Paths lie below settings.INSTALL_ROOTS and their directory must already exist (an
 administrator creates it). Commands are never written by users: a target names a
 ReloadPreset, whose argv list runs without a shell, with a timeout and a minimal
-environment. Targets run after every issuance and renewal (certs.orders queues
-certs.tasks.install_certificate on commit); a failure is recorded on the target and
-reported like a failed renewal.
+environment. Targets run after every issuance and renewal (panel.deployment.dispatch queues them when
+a new version is put in service); a failure is recorded on the target, and dispatch reports
+it like a failed renewal.
 """
 
-import datetime
 import fcntl
-import importlib
 import logging
 import os
 import re
@@ -23,13 +21,12 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from certs.models import Certificate, InstallTarget
-from panel import task_queue, validation
+from panel.toolkit import validation
 
 log = logging.getLogger(__name__)
 
@@ -119,41 +116,9 @@ def clean_target(paths: dict, key_mode: int, cert_mode: int, exclude_pk=None) ->
 # --- running
 
 
-def queue_targets(certificate_id):
-    """Inside a transaction: queue the install of the certificate's current version at its
-    targets, if it has any, once this commits."""
-    from certs.tasks import install_certificate
-
-    if InstallTarget.objects.filter(certificate_id=certificate_id).update(queued_at=timezone.now()):
-        transaction.on_commit(lambda: install_certificate.delay(certificate_id), robust=True)
-
-
-def queue_run(target):
-    """Queue one target's install, once the current transaction has committed."""
-    from certs.tasks import install_certificate
-
-    certificate_id, target_id = target.certificate_id, target.pk
-    InstallTarget.objects.filter(pk=target_id).update(queued_at=timezone.now())
-    transaction.on_commit(lambda: install_certificate.delay(certificate_id, target_id), robust=True)
-
-
-def resume_stalled():
-    """Queue again each install queued ORDER_STALL_SECONDS ago or more and not run since (its
-    task was lost with its broker: a Redis restarted without persistence)."""
-    from certs.tasks import install_certificate
-
-    now = timezone.now()
-    stalled = InstallTarget.objects.filter(
-        Q(last_run_at__isnull=True) | Q(last_run_at__lt=F("queued_at")),
-        queued_at__lt=now - datetime.timedelta(seconds=settings.ORDER_STALL_SECONDS),
-    ).only("pk", "certificate_id")
-    return task_queue.send_again(stalled, {"queued_at": now},
-                                 lambda target: install_certificate.delay(target.certificate_id, target.pk))
-
-
 def run_targets_for(certificate_id, only=None) -> list:
     """Install the certificate's current version at each of its targets (or at target
-    `only`). Returns the targets' ids that failed; each failure is reported."""
+    `only`). Returns the targets' ids that failed (each has its error recorded)."""
     cert = Certificate.objects.filter(pk=certificate_id).first()
     if cert is None:
         return []
@@ -164,7 +129,6 @@ def run_targets_for(certificate_id, only=None) -> list:
     for target in targets:
         if not run_target(target):
             failed.append(target.pk)
-            _report_failure(target, cert)
     return failed
 
 
@@ -310,21 +274,3 @@ def _target_lock(target_id):
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _report_failure(target, cert):
-    """Tell the owner, through the same channel as a failed renewal (certs.notifications)."""
-    try:
-        notifications = importlib.import_module("certs.notifications")
-    except ModuleNotFoundError as exc:
-        if exc.name != "certs.notifications":
-            raise
-        return  # notifications are not part of this installation yet
-    name = cert.domains[0] if cert.domains else f"#{cert.pk}"
-    subject = _("Installing the certificate for %(name)s failed") % {"name": name}
-    body = (_("Install target #%(id)s of the certificate for %(names)s failed:")
-            % {"id": target.pk, "names": ", ".join(cert.domains)}) + "\n" + target.last_error
-    try:
-        notifications.notify(target.owner_id, "renewal_failed", subject, body)
-    except Exception:
-        log.exception("could not report the failure of install target %s", target.pk)

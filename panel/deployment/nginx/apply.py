@@ -1,7 +1,9 @@
-"""Apply nginx config safely: stage -> keep the old file -> swap -> nginx -t -> reload.
+"""This server's nginx, a deploy destination: apply a site's config safely: stage -> keep the
+old file -> swap -> nginx -t -> reload.
 
 If `nginx -t` fails, the previous file comes back, the site records nginx's
-error, and every other site keeps serving. Applies are serialised with a file
+error, and every other site keeps serving. The outcome is returned; the caller
+(panel.deployment.dispatch) records it on the certificate and tells the owner. Applies are serialised with a file
 lock on the vhost directory (nginx -t tests the whole configuration); reloads
 are requested, not run, so many deploys in a short window share one reload.
 """
@@ -15,6 +17,7 @@ import signal
 import subprocess
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,9 +25,13 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
-from panel.nginx.render import CertificateFiles, Layout, render_private_main, render_site, render_snippets
+from panel.deployment.nginx.render import CertificateFiles, Layout, render_private_main, render_site, render_snippets
+from panel.models import Site
+from panel.toolkit.task_queue import NamedTask
 
 log = logging.getLogger(__name__)
+
+RELOAD_NGINX = NamedTask("panel.tasks.reload_nginx")
 
 
 class NginxError(Exception):
@@ -33,7 +40,22 @@ class NginxError(Exception):
 
 class CertificateFilesNotWritten(Exception):
     """A certificate version's files could not be written (a full disk, a read-only or
-    immutable directory): the site keeps its previous config; the apply is retried."""
+    immutable directory): the site keeps its previous config; the apply is retried.
+    `version` is the version that could not be given to nginx, once known."""
+
+    def __init__(self, message, version=None):
+        super().__init__(message)
+        self.version = version
+
+
+@dataclass(frozen=True)
+class SiteApplied:
+    """What applying a site's config came to: `ok` when nginx accepted it (and serves
+    `version`, if the site has a certificate); otherwise `error`, nginx's words for the owner."""
+
+    ok: bool
+    error: str = ""
+    version: object = None
 
 
 @lru_cache(maxsize=4)
@@ -158,26 +180,28 @@ def _short_error(output: str) -> str:
     return "\n".join(lines) or output
 
 
-def apply_site_config(site) -> bool:
-    """Render and install `site`'s vhost. Returns True if nginx accepted it.
+def apply_site_config(site) -> SiteApplied:
+    """Render and install `site`'s vhost; nginx's verdict is the outcome.
 
     On failure the previous vhost is restored and the error stored on the site.
-    A reload is requested (not run) on success.
+    A reload is requested (not run) on success. Raises CertificateFilesNotWritten
+    (the site keeps its previous config) when the certificate files cannot be written.
     """
     current = layout()
     with config_lock():
         # Read the site under the lock: an apply that waited must not install an older
         # snapshot, nor bring back a site deleted meanwhile.
-        site = type(site).objects.filter(pk=site.pk).first()
+        site = Site.objects.filter(pk=site.pk).first()
         if site is None:
-            return False
+            return SiteApplied(ok=False)
         version = site.serving_version()
         ensure_shared_files(current)
         try:
             files = write_certificate_files(version) if version else None
         except CertificateFilesNotWritten as exc:
-            _certificate_not_deployed(site, version, str(exc))
-            raise
+            log.warning("site %s: %s; the previous config stays", site.pk, exc)
+            Site.objects.filter(pk=site.pk).update(config_status="failed", config_error=str(exc))
+            raise CertificateFilesNotWritten(str(exc), version=version) from exc
         path = current.vhost_dir / site.config_name
         applied_custom = current.applied_custom_dir(site)
         staged = path.with_name(path.name + ".new")
@@ -195,24 +219,14 @@ def apply_site_config(site) -> bool:
             # Point the owner at the file they edit, not at the panel's copy of it.
             output = output.replace(f"{applied_custom}/", f"{current.custom_dir(site)}/")
     error = "" if ok else _error_for_site(output, site)
-    type(site).objects.filter(pk=site.pk).update(
+    Site.objects.filter(pk=site.pk).update(
         config_status="applied" if ok else "failed",
         config_error=error,
         config_applied_at=timezone.now() if ok else site.config_applied_at,
     )
     if ok:
         request_reload()
-        if version:
-            from certs import deployment
-
-            deployment.record_success(version)
-    else:
-        from certs import notifications
-
-        notifications.notify(site.owner_id, "config_rejected", f"nginx rejected the config of {site}",
-                             f"The new config of the site {site} was not applied; nginx keeps serving "
-                             f"its previous config, if it had one.\nnginx said: {error}")
-    return ok
+    return SiteApplied(ok=ok, error=error, version=version)
 
 
 def _stage_custom_additions(custom_dir: Path, applied_dir: Path) -> Path:
@@ -254,17 +268,6 @@ def _remove(path: Path | None):
         path.unlink(missing_ok=True)
 
 
-def _certificate_not_deployed(site, version, error):
-    """The site keeps its previous config (nothing was staged); its owner sees why."""
-    from certs import deployment, notifications
-
-    log.warning("site %s: %s; the previous config stays", site.pk, error)
-    type(site).objects.filter(pk=site.pk).update(config_status="failed", config_error=error)
-    deployment.record_failure(version, error)
-    notifications.notify(site.owner_id, "config_rejected", f"nginx cannot serve the new certificate of {site}",
-                         f"The site {site} keeps serving its previous certificate.\n{error}")
-
-
 def _error_for_site(output: str, site) -> str:
     """nginx's complaint if it is about this site's own file. Another file's error would
     tell this site's owner about someone else's config, and is not theirs to fix."""
@@ -276,8 +279,6 @@ def _error_for_site(output: str, site) -> str:
 
 
 def remove_site_config(site_pk: int):
-    from panel.models import Site
-
     current = layout()
     gone = Site(pk=site_pk)  # the row is deleted: only its id names its files
     vhost, applied_custom = current.vhost_dir / gone.config_name, current.applied_custom_dir(gone)
@@ -302,13 +303,11 @@ def request_reload():
     the next one, up to NGINX_RELOAD_COALESCE_MAX_SECONDS: every reload makes nginx parse
     the whole configuration and start new workers, so a long burst shares a few reloads
     instead of one a second. A reload that served one request puts the window back."""
-    from panel.tasks import reload_nginx
-
     if cache.add(RELOAD_PENDING, 1, timeout=60):
         window = cache.get(RELOAD_WINDOW, settings.NGINX_RELOAD_COALESCE_SECONDS)
         since_last = time.time() - cache.get(LAST_RELOAD, 0)
         delay = max(0.0, window - since_last)
-        reload_nginx.apply_async(countdown=delay or None)
+        RELOAD_NGINX.apply_async(countdown=delay or None)
     else:
         cache.set(RELOAD_SHARED, 1, timeout=3600)
 

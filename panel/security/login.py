@@ -23,7 +23,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from panel import twofactor
+from panel.security import twofactor
 
 PENDING_LOGIN_KEY = "pending_login"
 SECOND_STEP_SECONDS = 300  # time to type the code after the password

@@ -1,5 +1,5 @@
 """Pages under the user menu's "Security" (2FA, recovery codes, password) and the staff-only
-Settings page. Thin: form -> one panel.twofactor call -> redirect or page."""
+Settings page. Thin: form -> one panel.security.twofactor call -> redirect or page."""
 
 import django_otp
 from django import forms
@@ -12,9 +12,9 @@ from django.urls import reverse_lazy
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from panel import twofactor
-from panel.access import admin_required
-from panel.login import WRONG_CODE, CodeForm
+from panel.security import twofactor
+from panel.toolkit.access import admin_required
+from panel.security.login import WRONG_CODE, CodeForm
 from panel.models import PanelSettings
 
 

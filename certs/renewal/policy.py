@@ -1,4 +1,5 @@
-"""When certificates renew, the sweep that starts renewals, and what a failure does.
+"""When certificates renew, and what a new version or a failure does to the plan (the sweep
+that starts due renewals is certs.renewal.sweep; it calls orders, which call this).
 
 A certificate's `next_renewal_at` is the single answer to "when": inside the CA's
 ARI window when it offers one, else when a third of the lifetime is left (right
@@ -13,17 +14,21 @@ import logging
 import random
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from certs import notifications
+from certs import accounts, notifications
+from certs.acme import AcmeError
+from certs.acme.ari import DEFAULT_RETRY_AFTER, ari_cert_id, clamp_retry_after
 from certs.models import Certificate, CertificateVersion, Order
-from panel import clock
+from panel.toolkit import clock
+from panel.toolkit.task_queue import NamedTask
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = datetime.timedelta(days=1)
+ARI_REFRESH = NamedTask("certs.tasks.ari_refresh")
 
 
 def planned_renewal(version) -> datetime.datetime:
@@ -68,23 +73,6 @@ def reason(cert, now=None) -> str:
                 f"{cert.ari_window_end:%Y-%m-%d %H:%M} UTC")
     lifetime = version.not_after - version.not_before
     return f"{left.days} of {lifetime.days} days left (renews when a third is left)"
-
-
-def sweep(now=None, limit=None):
-    """Start a renewal order for every due certificate; returns their ids. Safe to run
-    twice at once: a certificate never gets two active orders (the database says no)."""
-    from certs import orders
-
-    started = []
-    for cert in due(now)[: limit or settings.RENEWAL_SWEEP_LIMIT]:
-        try:
-            orders.start_order(cert, is_renewal=True)
-        except IntegrityError:
-            continue  # another sweep (or the user) got there first
-        started.append(cert.pk)
-    if started:
-        log.info("renewal sweep started %d order(s)", len(started))
-    return started
 
 
 def issued(cert, version, is_renewal=False):
@@ -138,10 +126,8 @@ def schedule_ari_refresh(cert):
 
 
 def enqueue_ari_refresh(certificate_id):
-    from certs.tasks import ari_refresh
-
     try:
-        ari_refresh.delay(certificate_id)
+        ARI_REFRESH.delay(certificate_id)
     except Exception:  # noqa: BLE001 - the broker is down: the ARI beat asks later (ari_check_after)
         log.warning("certificate %s: could not queue the ARI check", certificate_id, exc_info=True)
 
@@ -156,16 +142,11 @@ def apply_ari(cert, version, acme=None) -> bool:
     unchanged does not move it; after a failed renewal the back-off stands. Returns
     whether the CA offers ARI for it. Talks to the CA: never call inside a transaction.
     """
-    from certs.acme import AcmeError
-    from certs.acme.ari import DEFAULT_RETRY_AFTER, clamp_retry_after
-
     now = clock.now()
     if version.not_after <= now:  # RFC 9773 4.3: no ARI for an expired certificate
         cert.ari_check_after = None
         return False
     if acme is None:
-        from certs import accounts
-
         acme = accounts.client_for(cert.account)
     try:
         window = acme.renewal_info(version.cert_pem)
@@ -218,8 +199,6 @@ def refresh_ari(certificate_id) -> bool:
 def replaces_id(cert) -> str:
     """The ARI id of the version a new order for `cert` replaces ("" for a first issuance,
     or a certificate without an Authority Key Identifier). Sent only if the CA offers ARI."""
-    from certs.acme.ari import ari_cert_id
-
     version = cert.current_version
     if version is None:
         return ""

@@ -1,4 +1,4 @@
-"""Admin-only pages: user accounts, their roles and quotas. Thin: access -> form -> panel.users."""
+"""Admin-only pages: user accounts, their roles and quotas. Thin: access -> form -> panel.security.users."""
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
@@ -8,8 +8,8 @@ from django.db.models import Count, F
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 
-from panel import users
-from panel.access import admin_required
+from panel.security import users
+from panel.toolkit.access import admin_required
 from panel.forms import UserCreateForm, UserEditForm
 from panel.models import UserQuota
 

@@ -1,7 +1,7 @@
 """Site -> nginx config text. Pure: no I/O, no database writes.
 
 Uses its own template engine without HTML autoescaping. Every value rendered has
-passed panel.validation when it was stored, so nothing here needs quoting.
+passed panel.toolkit.validation when it was stored, so nothing here needs quoting.
 """
 
 import getpass

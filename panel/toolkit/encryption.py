@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models, transaction
 
-from panel.config import read_or_create_secret_file
+from panel.toolkit.config import read_or_create_secret_file
 
 REENCRYPT_BATCH_SIZE = 200
 

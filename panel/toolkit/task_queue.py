@@ -1,11 +1,16 @@
-"""The task queue (the Celery broker, Redis) as seen from a request, and what a sweep does
-about tasks it lost.
+"""The task queue (the Celery broker, Redis) as seen from a service: how work is queued, how a
+request checks the queue first, and what a sweep does about tasks it lost.
+
+Services queue work through a NamedTask, by the task's registered name: they never import the
+Celery entry points (the tasks import the services), so no service depends on another wing's
+tasks, and a task keeps its name across code moves (tasks already queued in Redis still run).
 
 A request whose work needs a task checks the queue before it stores anything: while Redis is
 down it then changes nothing and answers 503 saying why, instead of storing rows whose task
 can never be sent and failing with a bare 500.
 """
 
+from celery import current_app
 from django.http import HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
 from kombu.exceptions import OperationalError
@@ -15,12 +20,28 @@ class QueueUnavailable(Exception):
     """The broker did not accept a connection."""
 
 
+class NamedTask:
+    """A Celery task known by its registered name: `delay` and `apply_async` as on the task
+    itself. The message goes through the broker to a worker, routed by name
+    (settings.CELERY_TASK_ROUTES)."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def delay(self, *args):
+        return self.apply_async(args)
+
+    def apply_async(self, args=(), countdown=None):
+        return current_app.send_task(self.name, args=tuple(args), countdown=countdown)
+
+    def __repr__(self):
+        return f"NamedTask({self.name!r})"
+
+
 def require_reachable():
     """Raise QueueUnavailable unless the broker accepts a connection (one attempt, no retries)."""
-    from panel.celery import app
-
     try:
-        with app.connection_for_write() as connection:
+        with current_app.connection_for_write() as connection:
             connection.ensure_connection(max_retries=0)
     except (OperationalError, OSError) as exc:
         raise QueueUnavailable(str(exc)) from exc

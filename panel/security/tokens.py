@@ -11,7 +11,6 @@ import datetime
 import hashlib
 import secrets
 
-from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -19,44 +18,13 @@ from django.utils.translation import gettext_lazy
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
-from panel import access
+from panel.models import ApiToken, Scope
+from panel.toolkit import access
 
 KEY_PREFIX = "cp_"
 SHOWN_PREFIX_LENGTH = len(KEY_PREFIX) + 6
 # last_used_at is written at most this often per token, not on every request.
 LAST_USED_RESOLUTION = datetime.timedelta(minutes=1)
-
-
-class Scope(models.TextChoices):
-    READ = "read", gettext_lazy("Read only")
-    READ_WRITE = "read-write", gettext_lazy("Read and write")
-
-
-class ApiToken(models.Model):
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
-    name = models.CharField(max_length=100)
-    key_hash = models.CharField(max_length=64, unique=True)  # hex SHA-256 of the key
-    prefix = models.CharField(max_length=16)  # the key's first characters, not enough to use it
-    scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.READ_WRITE)
-    expires_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        app_label = "panel"
-        ordering = ["-created_at", "-id"]
-
-    def __str__(self):
-        return f"{self.name} ({self.prefix}…)"
-
-    @property
-    def is_expired(self):
-        return self.expires_at is not None and self.expires_at <= timezone.now()
-
-    @property
-    def is_active(self):
-        return self.revoked_at is None and not self.is_expired
 
 
 def own_tokens(user):
@@ -112,7 +80,7 @@ class TokenAuthentication(authentication.BaseAuthentication):
         if not token.owner.is_active:
             raise exceptions.AuthenticationFailed(_("This token's user is disabled."))
         _note_use(token)
-        # The audit log (panel.audit) reads it from the Django request, after the response.
+        # The audit log (panel.security.audit) reads it from the Django request, after the response.
         request._request.api_token = token
         return token.owner, token
 

@@ -24,41 +24,9 @@ import ipaddress
 
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
-from django.db import models
 from django.db.models.signals import post_delete, post_save
-from django.http import HttpRequest
-from django.utils.translation import gettext_lazy as _
 
-
-class Action(models.TextChoices):
-    LOGIN = "login", _("Logged in")
-    LOGIN_FAILED = "login-failed", _("Failed login")
-    LOGOUT = "logout", _("Logged out")
-    CREATE = "create", _("Created")
-    CHANGE = "change", _("Changed")
-    DELETE = "delete", _("Deleted")
-    ISSUE = "issue", _("Certificate issued")
-    REVOKE = "revoke", _("Revoked")
-    KEY_DOWNLOAD = "key-download", _("Private key downloaded")
-    API_WRITE = "api-write", _("Write through an API token")
-
-
-class Via(models.TextChoices):
-    UI = "ui", _("Browser session")
-    API_TOKEN = "api-token", _("API token")
-    SYSTEM = "system", _("System")
-
-
-class ObjectType(models.TextChoices):
-    USER = "user", _("User")
-    SITE = "site", _("Site")
-    CERTIFICATE = "certificate", _("Certificate")
-    CERTIFICATE_VERSION = "certificate-version", _("Certificate version")
-    DNS_CREDENTIAL = "dns-credential", _("DNS credentials")
-    ACME_ACCOUNT = "acme-account", _("ACME account")
-    NOTIFICATION_CHANNEL = "notification-channel", _("Notification channel")
-    INSTALL_TARGET = "install-target", _("Install target")
-    API_TOKEN = "api-token", _("API token")
+from panel.models import Action, AuditEntry, ObjectType, Via
 
 
 # Models whose create / change / delete are recorded (see the module docstring), and
@@ -77,30 +45,6 @@ _OTHER_TYPES = {
     "auth.User": ObjectType.USER,
     "certs.CertificateVersion": ObjectType.CERTIFICATE_VERSION,
 }
-
-
-class AuditEntry(models.Model):
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
-    # The user, kept even after they are deleted as actor_label (their name at the time).
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                              related_name="+")
-    actor_label = models.CharField(max_length=150, blank=True, db_index=True)
-    action = models.CharField(max_length=16, choices=Action.choices, db_index=True)
-    object_type = models.CharField(max_length=32, choices=ObjectType.choices, blank=True)
-    object_id = models.CharField(max_length=64, blank=True)
-    object_label = models.CharField(max_length=255, blank=True)
-    address = models.GenericIPAddressField(null=True, blank=True, db_index=True)
-    via = models.CharField(max_length=16, choices=Via.choices)
-    details = models.JSONField(default=dict, blank=True)
-
-    class Meta:
-        app_label = "panel"
-        ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["object_type", "object_id"])]
-        verbose_name_plural = "audit entries"
-
-    def __str__(self):
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_label or '-'} {self.action} {self.object_type}"
 
 
 # --- recording
@@ -131,7 +75,7 @@ def record(request_or_none, action, obj=None, **details):
 
 
 def api_token_of(request):
-    """The ApiToken a request was authenticated with, if any (set by panel.tokens)."""
+    """The ApiToken a request was authenticated with, if any (set by panel.security.tokens)."""
     return getattr(request, "api_token", None)
 
 
