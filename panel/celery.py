@@ -7,8 +7,7 @@ from kombu.transport import redis as kombu_redis
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "panel.settings")
 
 app = Celery("panel")
-app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
+app.config_from_object("django.conf:settings", namespace="CELERY")  # tasks: settings.CELERY_IMPORTS
 
 log = logging.getLogger(__name__)
 _restore_unacked = kombu_redis.QoS.restore_unacked

@@ -73,6 +73,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_DB_REUSE_MAX = 200
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# The modules of Celery entry points, imported by every worker (a list, not discovery).
+CELERY_IMPORTS = ("certs.tasks", "panel.deployment.tasks")
 CELERY_TASK_ROUTES = {
     # Install targets are files and commands on the machine that serves the sites.
     "certs.tasks.install_certificate": {"queue": "deploy"},
