@@ -1,8 +1,8 @@
 """REST API for ACME accounts and certificates."""
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.db.models import ProtectedError
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import translation
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
@@ -13,14 +13,14 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from certs import accounts, cas, certificates, dns_credentials, notifications, orders, upload
-from panel.deployment import dispatch, install_targets
-from certs.dns import registry
 from certs.acme import AcmeError
+from certs.dns import registry
 from certs.models import (AcmeAccount, Certificate, Challenge, ChallengeType, DnsCredential, InstallTarget, KeyType,
                           NotificationChannel, NotificationEvent, Order, ReloadPreset)
-from panel.toolkit import access, validation
 from panel.api import as_drf_error
+from panel.deployment import dispatch, install_targets
 from panel.models import Site
+from panel.toolkit import access, validation
 from panel.toolkit.snapshot import snapshot
 
 

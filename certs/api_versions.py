@@ -23,8 +23,8 @@ from rest_framework.views import APIView
 from certs import versions
 from certs.acme import AcmeError
 from certs.models import Certificate, CertificateVersion
-from panel.toolkit import access
 from panel.security import audit
+from panel.toolkit import access
 
 
 class CertificateVersionSerializer(serializers.ModelSerializer):

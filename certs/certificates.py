@@ -5,11 +5,12 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from certs import orders
-from certs.challenges import external, webroot as webroot_mode
+from certs.challenges import external
+from certs.challenges import webroot as webroot_mode
 from certs.models import Certificate, ChallengeType
-from panel.toolkit import access, validation
-from panel.security import quotas
 from panel.models import SiteDomain
+from panel.security import quotas
+from panel.toolkit import access, validation
 
 
 def clean_request(owner, domains, challenge, site=None, dns_credential=None, challenge_alias="", webroot="",

@@ -7,13 +7,13 @@ from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from certs import cas, certificates, dns_credentials, importers, notifications, upload
-from certs.importers import archive as archive_import
 from certs.dns import registry
 from certs.dns.base import DnsProviderError
-from certs.models import (EXTERNAL_CHALLENGES, SITE_CHALLENGES, AcmeAccount, ChallengeType, DnsCredential, KeyType, NotificationEvent,
-                          ReloadPreset)
-from panel.toolkit import access, validation
+from certs.importers import archive as archive_import
+from certs.models import (EXTERNAL_CHALLENGES, SITE_CHALLENGES, AcmeAccount, ChallengeType, DnsCredential, KeyType,
+                          NotificationEvent, ReloadPreset)
 from panel.models import Site
+from panel.toolkit import access, validation
 
 CUSTOM_CA = "custom"
 

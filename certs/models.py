@@ -5,7 +5,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
-from django.utils.translation import gettext, gettext_lazy as _
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from panel.toolkit.encryption import EncryptedTextField
 

@@ -22,11 +22,11 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from panel.deployment import dispatch
 from certs.models import Certificate, CertificateVersion, KeyType
-from panel.toolkit import access, validation
-from panel.security import quotas
+from panel.deployment import dispatch
 from panel.models import Site
+from panel.security import quotas
+from panel.toolkit import access, validation
 
 MAX_CERTIFICATE_CHARS = 64 * 1024  # a leaf and a long chain fit several times over
 MAX_KEY_CHARS = 16 * 1024  # an RSA 4096 key in PEM is about 3,300 characters

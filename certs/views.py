@@ -27,23 +27,15 @@ from django.views.decorators.http import require_POST
 from certs import accounts, cas, certificates, dns_credentials, notifications, orders, upload, versions
 from certs.acme import AcmeError
 from certs.dns import registry
-from certs.forms import (
-    AcmeAccountForm,
-    DnsCredentialForm,
-    DnsProviderChoiceForm,
-    ExternalCertificateForm,
-    IssueCertificateForm,
-    NotificationChannelForm,
-    UploadCertificateForm,
-    provider_label,
-)
+from certs.forms import (AcmeAccountForm, DnsCredentialForm, DnsProviderChoiceForm, ExternalCertificateForm,
+                         IssueCertificateForm, NotificationChannelForm, UploadCertificateForm, provider_label)
 from certs.health import Health, health_filter
-from certs.models import (AcmeAccount, Certificate, Challenge, DnsCredential, NotificationChannel,
-                          NotificationEvent, Order)
-from panel.toolkit import access, clock, validation
-from panel.security import audit
-from panel.toolkit.access import admin_required
+from certs.models import (AcmeAccount, Certificate, Challenge, DnsCredential, NotificationChannel, NotificationEvent,
+                          Order)
 from panel.models import Site
+from panel.security import audit
+from panel.toolkit import access, clock, validation
+from panel.toolkit.access import admin_required
 from panel.toolkit.sorting import ListSorting, SortableColumn
 
 CERTIFICATES_PER_PAGE = 50

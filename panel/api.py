@@ -5,10 +5,10 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
-from panel.toolkit import access
-from panel.security import audit, tokens
 from panel.hosting import sites
 from panel.models import ApiToken, Site
+from panel.security import audit, tokens
+from panel.toolkit import access
 
 
 def as_drf_error(exc: DjangoValidationError):

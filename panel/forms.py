@@ -9,8 +9,8 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from panel.security import audit, tokens, users
 from panel.hosting import sites
+from panel.security import audit, tokens, users
 
 # One per line, or separated by commas or spaces; full-width commas are common in Chinese text.
 _DOMAIN_SEPARATORS = re.compile(r"[\s,，、]+")

@@ -3,8 +3,8 @@
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from panel.security import account_views, user_views
 from panel import views
+from panel.security import account_views, user_views
 
 app_name = "ui"
 

@@ -1,15 +1,16 @@
 from django.contrib.auth import views as auth_views
 from django.templatetags.static import static
-from django.views.generic import RedirectView
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from certs.api import (AcmeAccountViewSet, CertificateViewSet, DnsCredentialViewSet, DnsProviderViewSet,
                        InstallTargetViewSet, NotificationChannelViewSet, ReloadPresetViewSet)
 from certs.api_versions import CertificateVersionDownload, CertificateVersionList, CertificateVersionRevoke
-from panel.security import login
 from panel.api import ApiTokenViewSet, SiteViewSet
+from panel.security import login
+
 
 # No ".json" suffix routes: they are not in the published schema, and DRF passes their
 # `format` kwarg to every custom action, which would have to accept it or answer 500.

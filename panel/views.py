@@ -21,14 +21,13 @@ from django.views.decorators.http import require_POST
 
 from certs.health import Health, health_counts, health_filter
 from certs.models import Certificate, Order
-from certs.views import (UPCOMING_EXPIRY_BUCKETS, expiry_bucket_counts, expiry_chart, site_page_context,
-                         with_days_left)
-from panel.toolkit import access, clock, validation
-from panel.security import audit, tokens
-from panel.hosting import sites
-from panel.forms import ApiTokenForm, AuditFilterForm, SiteForm
-from panel.models import AuditEntry, Site, SiteDomain
+from certs.views import UPCOMING_EXPIRY_BUCKETS, expiry_bucket_counts, expiry_chart, site_page_context, with_days_left
 from panel.deployment.nginx import apply
+from panel.forms import ApiTokenForm, AuditFilterForm, SiteForm
+from panel.hosting import sites
+from panel.models import AuditEntry, Site, SiteDomain
+from panel.security import audit, tokens
+from panel.toolkit import access, clock, validation
 from panel.toolkit.sorting import ListSorting, SortableColumn
 
 SITES_PER_PAGE = 50

@@ -14,8 +14,8 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from panel.security import tokens
 from panel.models import ApiToken
+from panel.security import tokens
 
 pytestmark = pytest.mark.usefixtures("queued")
 

@@ -17,10 +17,10 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from certs import accounts, orders, tasks
-from certs.renewal import policy
 from certs.acme import AcmeClient, AcmeError, OrderState, generate_account_key, generate_private_key, make_csr
 from certs.acme.ari import NewOrder, ari_cert_id
 from certs.models import AcmeAccount, Certificate, CertificateVersion, Order
+from certs.renewal import policy
 
 UTC = datetime.UTC
 RFC_9773_AKI = bytes.fromhex("69885B6B87464041E1B37B847BA0AE2CDE01C8D4")  # its section 4.1 example

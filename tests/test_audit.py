@@ -18,10 +18,10 @@ from rest_framework.test import APIClient
 
 from certs import orders
 from certs.models import AcmeAccount, Certificate, DnsCredential, InstallTarget, NotificationChannel, Order
-from panel.security import audit, tokens
 from panel.hosting import sites
-from panel.security.audit import Action, AuditEntry, ObjectType, Via
 from panel.models import Site
+from panel.security import audit, tokens
+from panel.security.audit import Action, AuditEntry, ObjectType, Via
 from tests.test_ui import FakeCA
 from tests.test_ui_dns import FORM_DATA as DNS_FORM
 from tests.test_versions import ca, make_account, make_certificate, make_chain  # noqa: F401 (ca: a fixture)

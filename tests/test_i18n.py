@@ -20,8 +20,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.urls import reverse
-from django.utils import timezone
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext_noop
 
 from certs import cas, orders

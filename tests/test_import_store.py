@@ -17,11 +17,11 @@ from django.db import connection
 from django.utils import timezone
 
 from certs import accounts, importers
-from certs.renewal import policy
 from certs.acme import AcmeClient
 from certs.importers import store
 from certs.importers.found import Found, FoundAccount, FoundCertificate, FoundInstall, Problem
-from certs.models import (AcmeAccount, Certificate, CertificateVersion, DnsCredential, InstallTarget, ReloadPreset)
+from certs.models import AcmeAccount, Certificate, CertificateVersion, DnsCredential, InstallTarget, ReloadPreset
+from certs.renewal import policy
 from panel.models import Site
 from tests.test_upload import Pki
 

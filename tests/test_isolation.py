@@ -29,9 +29,9 @@ from rest_framework.test import APIClient
 from certs import accounts, dns_credentials, notifications, versions
 from certs.models import (AcmeAccount, Certificate, CertificateVersion, DnsCredential, InstallTarget,
                           NotificationChannel, Order, ReloadPreset)
-from panel.security import audit, tokens, twofactor
 from panel.hosting import sites
 from panel.models import ApiToken, AuditEntry, Site
+from panel.security import audit, tokens, twofactor
 from tests.test_dns_secrets import every_row_as_text
 from tests.test_versions import add_version, make_chain
 

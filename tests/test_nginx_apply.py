@@ -6,8 +6,8 @@ import pytest
 import requests
 from django.contrib.auth import get_user_model
 
-from panel.models import Site
 from panel.deployment.nginx import apply
+from panel.models import Site
 from tests.support.ports import free_port, wait_for_port
 from tests.support.process import ManagedProcess
 

@@ -12,14 +12,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from certs import notifications, tasks
+from certs.models import AcmeAccount, Certificate, CertificateVersion, NotificationChannel, Order
 from certs.renewal import policy
-from certs.models import (
-    AcmeAccount,
-    Certificate,
-    CertificateVersion,
-    NotificationChannel,
-    Order,
-)
 from panel.models import Site
 from tests.support.ports import free_port
 from tests.support.webhook_receiver import TOKEN

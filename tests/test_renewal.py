@@ -10,8 +10,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from certs import orders
-from certs.renewal import policy, sweep
 from certs.models import AcmeAccount, Certificate, CertificateVersion, Order
+from certs.renewal import policy, sweep
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from django.core.management.color import no_style
 from django.db import connection, transaction
 from django.db.models import F
 
-from certs.renewal import policy, sweep
 from certs.models import AcmeAccount, Certificate, CertificateVersion, Order
+from certs.renewal import policy, sweep
 
 N = 5_000
 DUE_EVERY = 100  # ids divisible by this are due: 50 certificates

@@ -18,7 +18,6 @@ from certs.models import AcmeAccount, Certificate, CertificateVersion, KeyType, 
 from panel.hosting import sites
 from panel.models import Site
 
-
 pytestmark = pytest.mark.usefixtures("queued")  # tests/conftest.py
 
 

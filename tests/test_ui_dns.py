@@ -17,14 +17,7 @@ from django.utils import timezone
 
 from certs import orders
 from certs.dns.rfc2136 import Rfc2136Provider
-from certs.models import (
-    AcmeAccount,
-    Authorization,
-    Certificate,
-    Challenge,
-    DnsCredential,
-    Order,
-)
+from certs.models import AcmeAccount, Authorization, Certificate, Challenge, DnsCredential, Order
 from panel.hosting import sites
 from panel.models import Site
 

@@ -16,8 +16,8 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from certs import orders, versions
-from certs.renewal import sweep
 from certs.models import Certificate, CertificateVersion
+from certs.renewal import sweep
 from panel.hosting import sites
 from panel.models import Site
 from tests.test_nginx_apply import nginx  # noqa: F401 - the private nginx fixture

@@ -34,15 +34,15 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 
 from certs import cas, certificates, dns_credentials, upload
-from certs.renewal import policy as renewal_policy
-from panel.deployment import dispatch, install_targets
 from certs.dns import registry
 from certs.importers.found import Found, FoundAccount, FoundCertificate
 from certs.models import (AcmeAccount, Certificate, CertificateVersion, ChallengeType, DnsCredential, InstallTarget,
                           KeyType, ReloadPreset)
-from panel.toolkit import access, validation
-from panel.security import quotas
+from certs.renewal import policy as renewal_policy
+from panel.deployment import dispatch, install_targets
 from panel.models import Site
+from panel.security import quotas
+from panel.toolkit import access, validation
 
 CREATED, WOULD_CREATE, ALREADY, NOT_IMPORTED = "created", "would create", "already imported", "not imported"
 OUTCOME_LABELS = {CREATED: _lazy("created"), WOULD_CREATE: _lazy("would create"), ALREADY: _lazy("already imported"),

@@ -12,10 +12,10 @@ from django.urls import reverse_lazy
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from panel.security import twofactor
-from panel.toolkit.access import admin_required
-from panel.security.login import WRONG_CODE, CodeForm
 from panel.models import PanelSettings
+from panel.security import twofactor
+from panel.security.login import WRONG_CODE, CodeForm
+from panel.toolkit.access import admin_required
 
 
 @login_required

@@ -28,7 +28,6 @@ from django.db.models.signals import post_delete, post_save
 
 from panel.models import Action, AuditEntry, ObjectType, Via
 
-
 # Models whose create / change / delete are recorded (see the module docstring), and
 # the object type each is recorded as.
 AUDITED_MODELS = {

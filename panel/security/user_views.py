@@ -8,10 +8,10 @@ from django.db.models import Count, F
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 
-from panel.security import users
-from panel.toolkit.access import admin_required
 from panel.forms import UserCreateForm, UserEditForm
 from panel.models import UserQuota
+from panel.security import users
+from panel.toolkit.access import admin_required
 
 USERS_PER_PAGE = 50
 

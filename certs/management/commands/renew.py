@@ -4,8 +4,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import IntegrityError
 
 from certs import orders
-from certs.renewal import policy as renewal_policy
 from certs.models import Certificate
+from certs.renewal import policy as renewal_policy
 from panel.toolkit import clock
 
 
