@@ -6,6 +6,7 @@ class PanelConfig(AppConfig):
     verbose_name = "Hosting"
 
     def ready(self):
+        # Django's place for signal receivers: the models are loaded by now.
         from panel.security import audit
 
         audit.connect_signals()

@@ -24,6 +24,7 @@ def _load(dotted):
 def all_providers() -> dict[str, type[DnsProvider]]:
     providers = {}
     try:
+        # On first use only: lexicon reads its whole provider list when imported.
         from certs.dns import lexicon_providers
     except ImportError:
         lexicon_providers = None
