@@ -23,6 +23,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from certs.challenges import external
+from panel.toolkit.files import write_atomic
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _KEY_AUTHORIZATION = re.compile(r"^[A-Za-z0-9_-]{1,256}\.[A-Za-z0-9_-]{1,256}$")
@@ -71,8 +72,8 @@ def make_work_dir(work_root: Path | None) -> Path:
 
 
 def write_public(path: Path, text: str) -> None:
-    path.write_text(text)
-    os.chmod(path, 0o644)
+    """A file in the work directory, readable by the server's workers."""
+    write_atomic(path, text, mode=0o644)
 
 
 def new_state(config_path, work_dir: Path) -> dict:
@@ -101,7 +102,7 @@ def insert_lines(state: dict, path: Path, insertions: list[tuple[int, bytes]], e
         "original": base64.b64encode(original).decode(),
         "edited_sha256": hashlib.sha256(edited).hexdigest(),
     })
-    _write_atomically(path, edited, st.st_mode & 0o7777, st.st_uid, st.st_gid)
+    write_atomic(path, edited, st.st_mode & 0o7777, owner=(st.st_uid, st.st_gid))
 
 
 def restore_files(state: dict) -> list[str]:
@@ -122,25 +123,9 @@ def restore_files(state: dict) -> list[str]:
         if current is None or hashlib.sha256(current).hexdigest() != entry["edited_sha256"]:
             problems.append(f"{path} was changed by someone else meanwhile; remove the CertPanel include line by hand")
             continue
-        _write_atomically(path, original, entry["mode"], entry["uid"], entry["gid"])
+        write_atomic(path, original, entry["mode"], owner=(entry["uid"], entry["gid"]))
     shutil.rmtree(state.get("work_dir", ""), ignore_errors=True)
     return problems
-
-
-def _write_atomically(path: Path, data: bytes, mode: int, uid: int, gid: int) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".certpanel", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            if (uid, gid) != (os.getuid(), os.getgid()):
-                os.fchown(f.fileno(), uid, gid)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def wait_until_served(address: str, port: int, answers) -> None:
