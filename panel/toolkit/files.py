@@ -37,7 +37,7 @@ def write_new(path, data: str | bytes, mode: int = 0o600) -> bool:
         return False
     finally:
         tmp.unlink()
-    fsync_directory(path.parent)
+    _fsync_directory(path.parent)
     return True
 
 
@@ -65,10 +65,10 @@ def put_in_place(staged) -> None:
     for tmp, target in staged:
         os.replace(tmp, target)
     for directory in {Path(target).parent for _tmp, target in staged}:
-        fsync_directory(directory)
+        _fsync_directory(directory)
 
 
-def fsync_directory(directory) -> None:
+def _fsync_directory(directory) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
