@@ -8,6 +8,7 @@ from django.conf import settings
 
 from certs.acme import AcmeClient, generate_account_key
 from certs.models import AcmeAccount
+from panel.toolkit.files import write_atomic
 
 
 @lru_cache(maxsize=1)
@@ -18,9 +19,7 @@ def trust_bundle():
     combined = Path(settings.DATA_DIR) / "ca-bundle.pem"
     text = Path(certifi.where()).read_text() + "\n" + Path(settings.CA_BUNDLE).read_text()
     if not combined.exists() or combined.read_text() != text:
-        tmp = combined.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(combined)
+        write_atomic(combined, text)
     return str(combined)
 
 

@@ -12,9 +12,10 @@ restore(state)
     Every edited file back byte for byte, the token directory removed, `apache2ctl -t`,
     graceful restart. Raises ServerConfigError if something could not be undone.
 
-present(certificate, presentations) / cleanup(certificate, state) are the mode contract of
-certs/challenges/external.py over these two: certificate.server_config (checked again against
-the allowed roots) and settings.EXTERNAL_HTTP_PORT. ServerConfigError is a PresentationError.
+The flow is config_edit.ServerMode's, and so are present(certificate, presentations) and
+cleanup(certificate, state), the mode contract of certs/challenges/external.py over these two
+(on certificate.server_config and settings.EXTERNAL_HTTP_PORT): this module says only where
+the include goes, what it includes, and how Apache tests and restarts.
 
 Which virtual host serves a name follows Apache's rules, per address: the first (in config
 order) whose ServerName or a ServerAlias (with * and ?) matches, else the first one there.
@@ -28,8 +29,6 @@ import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from django.conf import settings
 
 from certs.challenges import config_edit
 from certs.challenges.config_edit import ServerConfigError
@@ -52,21 +51,25 @@ class VirtualHost:
         return (self.path, self.line)
 
 
-def present_in_config(config_path, names_tokens, port: int = 80, work_root=None) -> dict:
-    answers = config_edit.check_answers(names_tokens)
-    config_path = Path(config_path)
-    groups = _virtual_hosts(config_path, port)
-    if not groups:
-        raise ServerConfigError(f"no <VirtualHost> in {config_path} listens on port {port}")
-    chosen = {}  # (file, line) -> (vhost, address, answers it serves)
-    for answer in answers:
-        for address, vhosts in groups.items():
-            vhost = _match(answer[0], vhosts)
-            chosen.setdefault(vhost.key, (vhost, address, []))[2].append(answer)
+class ApacheMode(config_edit.ServerMode):
+    def place(self, config_path: Path, answers, port: int) -> config_edit.Placement:
+        groups = _virtual_hosts(config_path, port)
+        if not groups:
+            raise ServerConfigError(f"no <VirtualHost> in {config_path} listens on port {port}")
+        chosen = {}  # (file, line) -> (vhost, address, answers it serves)
+        for answer in answers:
+            for address, vhosts in groups.items():
+                vhost = _match(answer[0], vhosts)
+                chosen.setdefault(vhost.key, (vhost, address, []))[2].append(answer)
+        edits = {}
+        for vhost, _, _ in chosen.values():
+            if vhost.path not in edits:
+                edits[vhost.path] = (Path(os.path.realpath(vhost.path)).read_bytes(), [])
+            original, offsets = edits[vhost.path]
+            offsets.append(_end_of_opening_line(original, vhost.path, vhost.line))
+        return config_edit.Placement(edits, [(address, served) for _, address, served in chosen.values()])
 
-    work_dir = config_edit.make_work_dir(work_root)
-    state = config_edit.new_state(config_path, work_dir)
-    try:
+    def write_answers(self, work_dir: Path, answers) -> bytes:
         answers_dir = work_dir / "acme-challenge"
         answers_dir.mkdir(mode=0o755)
         os.chmod(answers_dir, 0o755)
@@ -74,42 +77,19 @@ def present_in_config(config_path, names_tokens, port: int = 80, work_root=None)
             config_edit.write_public(answers_dir / token, key)
         snippet = work_dir / "acme-challenge.conf"
         config_edit.write_public(snippet, _snippet(answers_dir))
-        by_file = {}
-        for vhost, _, _ in chosen.values():
-            by_file.setdefault(vhost.path, []).append(vhost.line)
-        for path, lines in by_file.items():
-            original = Path(os.path.realpath(path)).read_bytes()
-            insertions = [(_end_of_opening_line(original, path, line), f'Include "{snippet}"\n'.encode())
-                          for line in lines]
-            config_edit.insert_lines(state, path, insertions, original)
-        _ctl(config_path, "-t", what="apache2ctl -t rejected the config")
-        _ctl(config_path, "graceful", what="Apache could not restart gracefully")
-        for _, address, served in chosen.values():
-            config_edit.wait_until_served(address, port, served)
-    except BaseException:
-        restore(state)
-        raise
-    return state
+        return f'Include "{snippet}"\n'.encode()
+
+    def test(self, state: dict, restored: bool) -> None:
+        what = "apache2ctl -t rejected the restored config" if restored else "apache2ctl -t rejected the config"
+        _ctl(Path(state["config"]), "-t", what=what)
+
+    def reload(self, state: dict) -> None:
+        _ctl(Path(state["config"]), "graceful", what="Apache could not restart gracefully")
 
 
-def restore(state: dict) -> None:
-    problems = config_edit.restore_files(state)
-    config_path = Path(state["config"])
-    if state["files"]:
-        _ctl(config_path, "-t", what="apache2ctl -t rejected the restored config")
-        _ctl(config_path, "graceful", what="Apache could not restart gracefully")
-    if problems:
-        raise ServerConfigError("; ".join(problems))
-
-
-def present(certificate, presentations) -> dict:
-    """The mode contract (certs/challenges/external.py) on the certificate's server config."""
-    return present_in_config(config_edit.server_config_of(certificate), config_edit.answers_of(presentations),
-                             port=settings.EXTERNAL_HTTP_PORT)
-
-
-def cleanup(certificate, state: dict) -> None:
-    restore(state)
+_MODE = ApacheMode()
+present_in_config, restore = _MODE.present_in_config, _MODE.restore
+present, cleanup = _MODE.present, _MODE.cleanup
 
 
 def _snippet(answers_dir: Path) -> str:

@@ -1,10 +1,12 @@
 """Temporary edits to a web server's own config files, undone byte for byte.
 
-The nginx and Apache modes answer HTTP-01 through a server the panel does not manage:
-they insert one include line per server block and put the included snippet (and, for
-Apache, the token files) in a directory of their own. What they changed is kept in a
-JSON-serialisable state, so any worker can restore it: each edited file's original
-bytes and mode, and the bytes it was given.
+The nginx and Apache modes answer HTTP-01 through a server the panel does not manage, with
+one skeleton (ServerMode): put the answers in a directory of the panel's, insert ONE include
+line into each server block that serves a name, test the config, reload, and wait until the
+answers are served; anything that fails half-way is undone before ServerConfigError. What
+was changed is kept in a JSON-serialisable state, so any worker can restore it: each edited
+file's original bytes, mode and owner, and the bytes it was given. A mode says only where
+its include line goes, what it includes, and how its server tests and reloads.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ import re
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from certs.challenges import external
+from panel.toolkit.files import write_atomic
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _KEY_AUTHORIZATION = re.compile(r"^[A-Za-z0-9_-]{1,256}\.[A-Za-z0-9_-]{1,256}$")
@@ -34,7 +38,70 @@ class ServerConfigError(external.PresentationError):
     """The server's config could not be used or changed; the message says why, for a person."""
 
 
-def server_config_of(certificate) -> Path:
+@dataclass
+class Placement:
+    """Where a mode's include line goes, and where the answers are then checked."""
+
+    edits: dict[Path, tuple[bytes, list[int]]]  # file -> (its bytes as read, offsets to insert at)
+    checks: list[tuple[str, list]]  # (address to connect to, the answers served there)
+    state: dict = field(default_factory=dict)  # what the mode's test and reload need besides the config path
+
+
+class ServerMode:
+    """The mode contract of certs/challenges/external.py for a web server's own config."""
+
+    def place(self, config_path: Path, answers, port: int) -> Placement:
+        """Find the blocks serving each name on `port`; raise ServerConfigError if a name has none."""
+        raise NotImplementedError
+
+    def write_answers(self, work_dir: Path, answers) -> bytes:
+        """Write what the include line includes into `work_dir`; return the include line."""
+        raise NotImplementedError
+
+    def test(self, state: dict, restored: bool) -> None:
+        """Have the server check its whole config; raise ServerConfigError if it refuses it."""
+        raise NotImplementedError
+
+    def reload(self, state: dict) -> None:
+        """Have the server use its config as it is now; raise ServerConfigError if it cannot."""
+        raise NotImplementedError
+
+    def present_in_config(self, config_path, names_tokens, port: int = 80, work_root=None) -> dict:
+        answers = _check_answers(names_tokens)
+        config_path = Path(config_path)
+        placement = self.place(config_path, answers, port)
+        work_dir = _make_work_dir(work_root)
+        state = {"config": str(config_path), "work_dir": str(work_dir), "files": [], **placement.state}
+        try:
+            include = self.write_answers(work_dir, answers)
+            for path, (expected, offsets) in placement.edits.items():
+                _insert_lines(state, path, [(offset, include) for offset in offsets], expected)
+            self.test(state, restored=False)
+            self.reload(state)
+            for address, served in placement.checks:
+                _wait_until_served(address, port, served)
+        except BaseException:
+            self.restore(state)
+            raise
+        return state
+
+    def restore(self, state: dict) -> None:
+        problems = _restore_files(state)
+        if state["files"]:
+            self.test(state, restored=True)
+            self.reload(state)
+        if problems:
+            raise ServerConfigError("; ".join(problems))
+
+    def present(self, certificate, presentations) -> dict:
+        return self.present_in_config(_server_config_of(certificate), _answers_of(presentations),
+                                      port=settings.EXTERNAL_HTTP_PORT)
+
+    def cleanup(self, certificate, state: dict) -> None:
+        self.restore(state)
+
+
+def _server_config_of(certificate) -> Path:
     """The certificate's server config, checked again: the allowed roots may have changed since the request."""
     try:
         return Path(external.validate_server_config(certificate.server_config))
@@ -42,11 +109,11 @@ def server_config_of(certificate) -> Path:
         raise ServerConfigError(f"{certificate.server_config}: {' '.join(exc.messages)}")
 
 
-def answers_of(presentations) -> list[tuple[str, str, str]]:
+def _answers_of(presentations) -> list[tuple[str, str, str]]:
     return [(p.name, p.token, p.key_authorization) for p in presentations]
 
 
-def check_answers(names_tokens) -> list[tuple[str, str, str]]:
+def _check_answers(names_tokens) -> list[tuple[str, str, str]]:
     """(name, token, key authorization) triples, refused unless every part is plain ACME text.
 
     They end up inside the server's config, so nothing else may get through.
@@ -60,7 +127,7 @@ def check_answers(names_tokens) -> list[tuple[str, str, str]]:
     return answers
 
 
-def make_work_dir(work_root: Path | None) -> Path:
+def _make_work_dir(work_root: Path | None) -> Path:
     """A fresh directory for this presentation's snippet and files, readable by the server's workers."""
     root = Path(work_root or settings.EXTERNAL_CHALLENGE_DIR)
     root.mkdir(parents=True, exist_ok=True)
@@ -71,15 +138,11 @@ def make_work_dir(work_root: Path | None) -> Path:
 
 
 def write_public(path: Path, text: str) -> None:
-    path.write_text(text)
-    os.chmod(path, 0o644)
+    """A file in the work directory, readable by the server's workers."""
+    write_atomic(path, text, mode=0o644)
 
 
-def new_state(config_path, work_dir: Path) -> dict:
-    return {"config": str(config_path), "work_dir": str(work_dir), "files": []}
-
-
-def insert_lines(state: dict, path: Path, insertions: list[tuple[int, bytes]], expected: bytes) -> None:
+def _insert_lines(state: dict, path: Path, insertions: list[tuple[int, bytes]], expected: bytes) -> None:
     """Insert `insertions` [(offset, bytes)] into `path`, whose current bytes must be `expected`.
 
     The original is recorded in `state` before the file is touched, so a failure from here on
@@ -101,10 +164,10 @@ def insert_lines(state: dict, path: Path, insertions: list[tuple[int, bytes]], e
         "original": base64.b64encode(original).decode(),
         "edited_sha256": hashlib.sha256(edited).hexdigest(),
     })
-    _write_atomically(path, edited, st.st_mode & 0o7777, st.st_uid, st.st_gid)
+    write_atomic(path, edited, st.st_mode & 0o7777, owner=(st.st_uid, st.st_gid))
 
 
-def restore_files(state: dict) -> list[str]:
+def _restore_files(state: dict) -> list[str]:
     """Put every edited file back as it was and remove the work directory.
 
     A file somebody changed meanwhile is left alone (their change wins) and reported.
@@ -122,28 +185,12 @@ def restore_files(state: dict) -> list[str]:
         if current is None or hashlib.sha256(current).hexdigest() != entry["edited_sha256"]:
             problems.append(f"{path} was changed by someone else meanwhile; remove the CertPanel include line by hand")
             continue
-        _write_atomically(path, original, entry["mode"], entry["uid"], entry["gid"])
+        write_atomic(path, original, entry["mode"], owner=(entry["uid"], entry["gid"]))
     shutil.rmtree(state.get("work_dir", ""), ignore_errors=True)
     return problems
 
 
-def _write_atomically(path: Path, data: bytes, mode: int, uid: int, gid: int) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".certpanel", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            if (uid, gid) != (os.getuid(), os.getgid()):
-                os.fchown(f.fileno(), uid, gid)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def wait_until_served(address: str, port: int, answers) -> None:
+def _wait_until_served(address: str, port: int, answers) -> None:
     """Poll the server until it answers every token with its key authorization (a reload is asynchronous)."""
     deadline = time.monotonic() + SELF_CHECK_SECONDS
     pending = list(answers)

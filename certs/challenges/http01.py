@@ -5,11 +5,12 @@ Every managed vhost (and the private nginx's default server) serves
 so presenting a token is writing a file: no nginx reload per challenge.
 """
 
-import os
 import re
 from pathlib import Path
 
 from django.conf import settings
+
+from panel.toolkit.files import write_atomic
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
@@ -26,11 +27,7 @@ def _path(token: str) -> Path:
 
 
 def present(token: str, key_authorization: str) -> None:
-    path = _path(token)
-    tmp = path.with_name(f".{token}.tmp")
-    tmp.write_text(key_authorization)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_atomic(_path(token), key_authorization, mode=0o644)  # readable by nginx's workers
 
 
 def cleanup(token: str) -> None:

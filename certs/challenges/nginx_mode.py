@@ -11,9 +11,10 @@ restore(state)
     Writes every edited file back byte for byte (mode and owner too), removes the snippet,
     runs `nginx -t` and reloads. Raises ServerConfigError if something could not be undone.
 
-present(certificate, presentations) / cleanup(certificate, state) are the mode contract of
-certs/challenges/external.py over these two: certificate.server_config (checked again against
-the allowed roots) and settings.EXTERNAL_HTTP_PORT. ServerConfigError is a PresentationError.
+The flow is config_edit.ServerMode's, and so are present(certificate, presentations) and
+cleanup(certificate, state), the mode contract of certs/challenges/external.py over these two
+(on certificate.server_config and settings.EXTERNAL_HTTP_PORT): this module says only where
+the include goes, what it includes, and how nginx tests and reloads.
 
 Which block serves a name follows nginx's own rules, per listening address: exact name,
 longest leading wildcard, longest trailing wildcard, first matching regex, else the
@@ -48,61 +49,40 @@ class Directive:
     children: list["Directive"] = field(default_factory=list)
 
 
-def present_in_config(config_path, names_tokens, port: int = 80, work_root=None) -> dict:
-    answers = config_edit.check_answers(names_tokens)
-    config_path = Path(config_path)
-    files = _loaded_files(config_path)
-    tree = _parse(config_path, files, config_path.parent)
-    servers = _http_servers(tree)
-    chosen = {}  # id(server) -> (server, listen address)
-    for name, _, _ in answers:
-        found = _servers_for(name, servers, port)
-        if not found:
-            raise ServerConfigError(f"{name}: no server block in {config_path} listens on port {port}")
-        for server, address in found:
-            chosen.setdefault(id(server), (server, address))
+class NginxMode(config_edit.ServerMode):
+    def place(self, config_path: Path, answers, port: int) -> config_edit.Placement:
+        files = _loaded_files(config_path)
+        tree = _parse(config_path, files, config_path.parent)
+        servers = _http_servers(tree)
+        chosen = {}  # id(server) -> (server, listen address)
+        for name, _, _ in answers:
+            found = _servers_for(name, servers, port)
+            if not found:
+                raise ServerConfigError(f"{name}: no server block in {config_path} listens on port {port}")
+            for server, address in found:
+                chosen.setdefault(id(server), (server, address))
+        edits = {}
+        for server, _ in chosen.values():
+            edits.setdefault(server.path, (files[server.path], []))[1].append(server.brace_end)
+        checks = [(address, [a for a in answers if any(s is server for s, _ in _servers_for(a[0], servers, port))])
+                  for server, address in chosen.values()]
+        return config_edit.Placement(edits, checks, state={"pid_file": str(_pid_file(tree))})
 
-    work_dir = config_edit.make_work_dir(work_root)
-    state = config_edit.new_state(config_path, work_dir)
-    state["pid_file"] = str(_pid_file(tree))
-    try:
+    def write_answers(self, work_dir: Path, answers) -> bytes:
         snippet = work_dir / "acme-challenge.conf"
         config_edit.write_public(snippet, _snippet(answers))
-        include = f' include "{snippet}";'.encode()
-        by_file = {}
-        for server, _ in chosen.values():
-            by_file.setdefault(server.path, []).append((server.brace_end, include))
-        for path, insertions in by_file.items():
-            config_edit.insert_lines(state, path, insertions, files[path])
-        _test(config_path)
-        _reload(config_path, Path(state["pid_file"]))
-        for server, address in chosen.values():
-            served = [a for a in answers if any(s is server for s, _ in _servers_for(a[0], servers, port))]
-            config_edit.wait_until_served(address, port, served)
-    except BaseException:
-        restore(state)
-        raise
-    return state
+        return f' include "{snippet}";'.encode()
+
+    def test(self, state: dict, restored: bool) -> None:
+        _test(Path(state["config"]))
+
+    def reload(self, state: dict) -> None:
+        _reload(Path(state["config"]), Path(state["pid_file"]))
 
 
-def restore(state: dict) -> None:
-    problems = config_edit.restore_files(state)
-    config_path = Path(state["config"])
-    if state["files"]:
-        _test(config_path)
-        _reload(config_path, Path(state["pid_file"]))
-    if problems:
-        raise ServerConfigError("; ".join(problems))
-
-
-def present(certificate, presentations) -> dict:
-    """The mode contract (certs/challenges/external.py) on the certificate's server config."""
-    return present_in_config(config_edit.server_config_of(certificate), config_edit.answers_of(presentations),
-                             port=settings.EXTERNAL_HTTP_PORT)
-
-
-def cleanup(certificate, state: dict) -> None:
-    restore(state)
+_MODE = NginxMode()
+present_in_config, restore = _MODE.present_in_config, _MODE.restore
+present, cleanup = _MODE.present, _MODE.cleanup
 
 
 def _snippet(answers) -> str:

@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from certs.challenges import http01
 from certs.challenges.external import PresentationError
 from panel.toolkit import validation
+from panel.toolkit.files import write_atomic
 
 CHALLENGE_SUBDIR = (".well-known", "acme-challenge")
 
@@ -50,10 +51,9 @@ def present(certificate, presentations) -> dict:
             raise PresentationError(f"{directory} leads outside the allowed directories through a symbolic link")
         for presentation in presentations:
             path = directory / http01.safe_token(presentation.token)
-            tmp = path.with_name(f".{presentation.token}.tmp")
-            tmp.write_text(presentation.key_authorization)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
+            # A fresh temporary name: the site's owner may write here, and a link they plant
+            # must not redirect the write. Readable by the web server.
+            write_atomic(path, presentation.key_authorization, mode=0o644)
             state["files"].append(str(path))
     except (OSError, PresentationError) as exc:
         cleanup(certificate, state)

@@ -9,14 +9,11 @@ a new version is put in service); a failure is recorded on the target, and dispa
 it like a failed renewal.
 """
 
-import fcntl
 import logging
 import os
 import re
 import signal
 import subprocess
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
@@ -26,7 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from certs.models import Certificate, InstallTarget
-from panel.toolkit import validation
+from panel.toolkit import files, validation
 
 log = logging.getLogger(__name__)
 
@@ -184,39 +181,13 @@ def _install_files(target, version):
                 raise InstallError(f"{path}: {' '.join(exc.messages)}") from None
             text, is_key = contents[field]
             mode = target.key_mode if is_key else target.cert_mode
-            staged.append((_stage(destination, text, mode), destination))
-        for tmp, destination in staged:
-            os.replace(tmp, destination)
-        for directory in {destination.parent for _tmp, destination in staged}:
-            _fsync_directory(directory)
+            staged.append((files.stage(destination, text, mode), destination))
+        files.put_in_place(staged)
     except OSError as exc:
         raise InstallError(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")) from None
     finally:
         for tmp, _destination in staged:
-            Path(tmp).unlink(missing_ok=True)
-
-
-def _stage(destination: Path, text: str, mode: int) -> str:
-    # mkstemp: a fresh name, created exclusively, so nobody's symlink can redirect the write.
-    fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return tmp
-
-
-def _fsync_directory(directory: Path):
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+            tmp.unlink(missing_ok=True)
 
 
 def _run_preset(preset, key):
@@ -263,14 +234,8 @@ def _redact(text: str, key: str) -> str:
     return text
 
 
-@contextmanager
 def _target_lock(target_id):
     """One run of a target at a time on this machine."""
     directory = Path(settings.DATA_DIR) / "install-locks"
     directory.mkdir(mode=0o700, exist_ok=True)
-    with open(directory / f"target-{target_id}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    return files.file_lock(directory / f"target-{target_id}.lock")

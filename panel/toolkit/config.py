@@ -13,26 +13,18 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from panel.toolkit.files import write_new
+
 
 def read_or_create_secret_file(path, generate):
     """The content of a 0600 file, created with generate() if missing.
 
     Several processes (web, worker, beat) may start at once: the file appears
-    complete or not at all (written aside, then hard-linked into place), and a
-    loser of the race reads the winner's file.
+    complete or not at all.
     """
     path = Path(path)
     if not path.exists():
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(generate() + "\n")
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
+        write_new(path, generate() + "\n", mode=0o600)  # a loser of the race reads the winner's file
     return path.read_text()
 
 

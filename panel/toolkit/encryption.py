@@ -17,6 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import models, transaction
 
 from panel.toolkit.config import read_or_create_secret_file
+from panel.toolkit.files import write_atomic
 
 REENCRYPT_BATCH_SIZE = 200
 
@@ -79,15 +80,8 @@ def decrypt(token: str) -> str:
 
 
 def _write_key_file(keys):
-    """Replace the key file in one step (written aside, then renamed), mode 0600."""
-    path = settings.ENCRYPTION_KEY_FILE
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write("\n".join(keys) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Replace the key file in one step, mode 0600."""
+    write_atomic(settings.ENCRYPTION_KEY_FILE, "\n".join(keys) + "\n", mode=0o600)
 
 
 def rotate_key_file():

@@ -8,7 +8,6 @@ lock on the vhost directory (nginx -t tests the whole configuration); reloads
 are requested, not run, so many deploys in a short window share one reload.
 """
 
-import fcntl
 import logging
 import os
 import re
@@ -16,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -27,6 +25,7 @@ from django.utils import timezone
 
 from panel.deployment.nginx.render import CertificateFiles, Layout, render_private_main, render_site, render_snippets
 from panel.models import Site
+from panel.toolkit.files import file_lock, write_atomic
 from panel.toolkit.task_queue import NamedTask
 
 log = logging.getLogger(__name__)
@@ -94,38 +93,18 @@ def test_config():
     return _run("-t")
 
 
-def _write_atomic(path: Path, text: str, mode=0o644):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # never leave a half-written file behind
-        raise
-
-
-@contextmanager
 def config_lock():
+    """Held while a vhost changes or nginx reloads: nginx -t tests the whole configuration."""
     vhost_dir = Path(settings.NGINX_VHOST_DIR)
     vhost_dir.mkdir(parents=True, exist_ok=True)
-    with open(vhost_dir / ".certpanel.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    return file_lock(vhost_dir / ".certpanel.lock")
 
 
 def ensure_shared_files(current: Layout):
     for path, text in render_snippets(current).items():
         if not path.exists() or path.read_text() != text:
-            _write_atomic(path, text)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, text)
     # HTTP-01 tokens must be readable by nginx's workers.
     Path(settings.ACME_CHALLENGE_DIR).mkdir(parents=True, exist_ok=True)
     os.chmod(settings.ACME_CHALLENGE_DIR, 0o755)
@@ -138,7 +117,9 @@ def write_private_main_config():
         (prefix / sub).mkdir(parents=True, exist_ok=True)
     current = layout()
     ensure_shared_files(current)
-    _write_atomic(Path(settings.NGINX_CONF), render_private_main(current, prefix, private_pid_file()))
+    main_config = Path(settings.NGINX_CONF)
+    main_config.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(main_config, render_private_main(current, prefix, private_pid_file()))
 
 
 def private_pid_file() -> Path:
@@ -158,8 +139,8 @@ def write_certificate_files(version) -> CertificateFiles:
         try:
             files.fullchain.parent.mkdir(parents=True, exist_ok=True)
             os.chmod(files.fullchain.parent, 0o700)
-            _write_atomic(files.key, version.private_key, mode=0o600)
-            _write_atomic(files.fullchain, version.chain_pem, mode=0o644)
+            write_atomic(files.key, version.private_key, mode=0o600)
+            write_atomic(files.fullchain, version.chain_pem, mode=0o644)
         except OSError as exc:
             # nginx must never be pointed at a key without its certificate, or the reverse.
             files.key.unlink(missing_ok=True)
@@ -205,7 +186,7 @@ def apply_site_config(site) -> SiteApplied:
         path = current.vhost_dir / site.config_name
         applied_custom = current.applied_custom_dir(site)
         staged = path.with_name(path.name + ".new")
-        _write_atomic(staged, render_site(site, current, files))
+        write_atomic(staged, render_site(site, current, files))
         staged_custom = _stage_custom_additions(current.custom_dir(site), applied_custom)
         backups = [_swap_in(path, staged), _swap_in(applied_custom, staged_custom)]
         ok, output = test_config()

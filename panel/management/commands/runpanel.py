@@ -17,6 +17,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from panel import embedded
+from panel.deployment.nginx.apply import nginx_command, test_config, write_private_main_config
 
 
 class StopRequested(Exception):
