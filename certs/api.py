@@ -2,7 +2,6 @@
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
-from django.db.models import ProtectedError
 from django.utils import translation
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
@@ -17,18 +16,12 @@ from certs.acme import AcmeError
 from certs.dns import registry
 from certs.models import (AcmeAccount, Certificate, Challenge, ChallengeType, DnsCredential, InstallTarget, KeyType,
                           NotificationChannel, NotificationEvent, Order, ReloadPreset)
-from panel.api import as_drf_error
 from panel.deployment import dispatch, install_targets
 from panel.models import Site
 from panel.toolkit import access, validation
+from panel.toolkit.deletion import InUse, delete_unless_in_use
+from panel.toolkit.drf import OwnedPrimaryKeyField, as_drf_error
 from panel.toolkit.snapshot import snapshot
-
-
-class OwnedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
-    """A foreign key the requesting user must own; anything else reads as 'does not exist'."""
-
-    def get_queryset(self):
-        return access.scoped(self.queryset.model, self.context["request"].user)
 
 
 class AcmeAccountSerializer(serializers.ModelSerializer):
@@ -146,9 +139,10 @@ class DnsCredentialViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixin
         return access.scoped(DnsCredential, self.request.user).defer("credentials").order_by("id")
 
     def perform_destroy(self, instance):
-        if instance.certificates.exists():
-            raise serializers.ValidationError({"detail": _("Certificates still use these credentials.")})
-        instance.delete()
+        try:
+            delete_unless_in_use(instance, instance.certificates)
+        except InUse:
+            raise serializers.ValidationError({"detail": _("Certificates still use these credentials.")}) from None
 
     @extend_schema(request=None, responses={200: inline_serializer("CredentialTest", {
         "ok": serializers.BooleanField(), "message": serializers.CharField()})})
@@ -397,8 +391,8 @@ class ReloadPresetViewSet(viewsets.ModelViewSet):
 
     def perform_destroy(self, instance):
         try:
-            instance.delete()
-        except ProtectedError:
+            delete_unless_in_use(instance, instance.install_targets)
+        except InUse:
             raise serializers.ValidationError({"detail": _("Install targets still use this preset.")}) from None
 
 

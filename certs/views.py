@@ -12,7 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import IntegrityError
-from django.db.models import Case, Count, F, ProtectedError, Q, TextField, Value, When
+from django.db.models import Case, Count, F, Q, TextField, Value, When
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 from django.http import Http404, HttpResponseNotAllowed
@@ -36,6 +36,7 @@ from panel.models import Site
 from panel.security import audit
 from panel.toolkit import access, clock, validation
 from panel.toolkit.access import admin_required
+from panel.toolkit.deletion import InUse, delete_unless_in_use
 from panel.toolkit.sorting import ListSorting, SortableColumn
 
 CERTIFICATES_PER_PAGE = 50
@@ -356,23 +357,19 @@ def dns_credential_test(request, pk):
 def dns_credential_delete(request, pk):
     """GET asks for confirmation; POST deletes, unless certificates still use the credentials."""
     credential = access.get_owned(DnsCredential, request.user, pk=pk)
-    in_use = credential.certificates.count()
-    if request.method == "POST":
-        if not in_use:
-            try:
-                credential.delete()
-            except ProtectedError:  # a certificate started using it meanwhile
-                in_use = credential.certificates.count() or 1
-            else:
-                messages.success(request, _("DNS credentials “%(name)s” deleted.") % {"name": credential.name})
-                return redirect("ui:dns-credential-list")
+    if request.method != "POST":
+        return render(request, "certs/dns_credential_delete.html",
+                      {"nav": "dns", "credential": credential, "in_use": credential.certificates.count()})
+    try:
+        delete_unless_in_use(credential, credential.certificates)
+    except InUse as exc:
         messages.error(request, ngettext(
             "“%(name)s” cannot be deleted: %(count)d certificate uses it.",
-            "“%(name)s” cannot be deleted: %(count)d certificates use it.", in_use,
-        ) % {"name": credential.name, "count": in_use})
+            "“%(name)s” cannot be deleted: %(count)d certificates use it.", exc.count,
+        ) % {"name": credential.name, "count": exc.count})
         return redirect("ui:dns-credential-detail", pk=credential.pk)
-    return render(request, "certs/dns_credential_delete.html",
-                  {"nav": "dns", "credential": credential, "in_use": in_use})
+    messages.success(request, _("DNS credentials “%(name)s” deleted.") % {"name": credential.name})
+    return redirect("ui:dns-credential-list")
 
 
 # --- certificate versions: history, downloads, revocation, re-issue.

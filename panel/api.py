@@ -9,20 +9,7 @@ from panel.hosting import sites
 from panel.models import ApiToken, Site
 from panel.security import audit, tokens
 from panel.toolkit import access
-
-
-def as_drf_error(exc: DjangoValidationError):
-    detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-    return serializers.ValidationError(detail)
-
-
-class StrictCharField(serializers.CharField):
-    """A string, as the schema says: DRF's CharField would take 0 and store "0"."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
+from panel.toolkit.drf import StrictCharField, as_drf_error
 
 
 class SiteSerializer(serializers.ModelSerializer):
