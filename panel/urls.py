@@ -5,9 +5,14 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
-from certs.api import (AcmeAccountViewSet, CertificateViewSet, DnsCredentialViewSet, DnsProviderViewSet,
-                       InstallTargetViewSet, NotificationChannelViewSet, ReloadPresetViewSet)
-from certs.api_versions import CertificateVersionDownload, CertificateVersionList, CertificateVersionRevoke
+from certs.api.acme_accounts import AcmeAccountViewSet
+from certs.api.certificates import CertificateViewSet
+from certs.api.dns_credentials import DnsCredentialViewSet
+from certs.api.dns_providers import DnsProviderViewSet
+from certs.api.install_targets import InstallTargetViewSet
+from certs.api.notification_channels import NotificationChannelViewSet
+from certs.api.reload_presets import ReloadPresetViewSet
+from certs.api.versions import CertificateVersionDownload, CertificateVersionList, CertificateVersionRevoke
 from panel.api import ApiTokenViewSet, SiteViewSet
 from panel.security import login
 

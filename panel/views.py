@@ -12,7 +12,6 @@ from django.core.paginator import Paginator
 from django.db.models import Case, F, OuterRef, Prefetch, Subquery, Value, When
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
@@ -21,7 +20,9 @@ from django.views.decorators.http import require_POST
 
 from certs.health import Health, health_counts, health_filter
 from certs.models import Certificate, Order
-from certs.views import UPCOMING_EXPIRY_BUCKETS, expiry_bucket_counts, expiry_chart, site_page_context, with_days_left
+from certs.presentation import site_certificate_tab, site_page_context, with_days_left
+from certs.expiry import UPCOMING_EXPIRY_BUCKETS, expiry_bucket_counts, expiry_chart
+from certs.forms.certificates import IssueCertificateForm
 from panel.deployment.nginx import apply
 from panel.forms import ApiTokenForm, AuditFilterForm, SiteForm
 from panel.hosting import sites
@@ -89,7 +90,8 @@ def site_add(request):
 @login_required
 def site_detail(request, pk):
     site = access.get_owned(Site, request.user, pk=pk)
-    return render(request, "panel/site_detail.html", site_page_context(request, site))
+    return render(request, "panel/site_detail.html",
+                  site_page_context(request, site, IssueCertificateForm(request.user, site)))
 
 
 @login_required
@@ -162,7 +164,7 @@ def site_force_https(request, pk):
         messages.success(request, _("HTTP now redirects to HTTPS; nginx is being configured."))
     else:
         messages.success(request, _("HTTP no longer redirects to HTTPS; nginx is being configured."))
-    return redirect(reverse("ui:site-detail", kwargs={"pk": site.pk}) + "#certificate")
+    return redirect(site_certificate_tab(site.pk))
 
 
 @login_required

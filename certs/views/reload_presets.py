@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from certs.forms import ReloadPresetForm
+from certs.forms.reload_presets import ReloadPresetForm
 from certs.models import ReloadPreset
 from panel.toolkit.access import admin_required
 from panel.toolkit.deletion import InUse, delete_unless_in_use
