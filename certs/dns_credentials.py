@@ -10,6 +10,14 @@ from certs.dns import registry
 from certs.dns.base import DnsProviderError
 
 
+def provider_label(code):
+    """The provider's label, or its code if it is no longer registered."""
+    try:
+        return str(registry.provider_class(code).label)
+    except DnsProviderError:
+        return code
+
+
 def clean_values(provider_code, values):
     """Only the provider's declared fields, required ones present; ValidationError otherwise."""
     try:

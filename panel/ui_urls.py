@@ -3,30 +3,30 @@
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from panel import views
-from panel.security import account_views, user_views
+from panel.hosting import dashboard_views, site_views
+from panel.security import account_views, audit_views, token_views, user_views
 
 app_name = "ui"
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="ui:dashboard"), name="home"),
-    path("dashboard/", views.dashboard, name="dashboard"),
-    path("sites/", views.site_list, name="site-list"),
-    path("sites/add/", views.site_add, name="site-add"),
-    path("sites/<int:pk>/", views.site_detail, name="site-detail"),
-    path("sites/<int:pk>/edit/", views.site_edit, name="site-edit"),
-    path("sites/<int:pk>/delete/", views.site_delete, name="site-delete"),
-    path("sites/<int:pk>/force-https/", views.site_force_https, name="site-force-https"),
-    path("sites/<int:pk>/nginx-config/", views.site_config_preview, name="site-config-preview"),
+    path("dashboard/", dashboard_views.dashboard, name="dashboard"),
+    path("sites/", site_views.site_list, name="site-list"),
+    path("sites/add/", site_views.site_add, name="site-add"),
+    path("sites/<int:pk>/", site_views.site_detail, name="site-detail"),
+    path("sites/<int:pk>/edit/", site_views.site_edit, name="site-edit"),
+    path("sites/<int:pk>/delete/", site_views.site_delete, name="site-delete"),
+    path("sites/<int:pk>/force-https/", site_views.site_force_https, name="site-force-https"),
+    path("sites/<int:pk>/nginx-config/", site_views.site_config_preview, name="site-config-preview"),
     path("security/", account_views.security, name="security"),
     path("security/two-factor/enable/", account_views.two_factor_enable, name="two-factor-enable"),
     path("security/two-factor/disable/", account_views.two_factor_disable, name="two-factor-disable"),
     path("security/recovery-codes/", account_views.recovery_codes, name="recovery-codes"),
     path("security/password/", account_views.PasswordChangeView.as_view(), name="password-change"),
     path("settings/", account_views.panel_settings, name="settings"),
-    path("tokens/", views.token_list, name="token-list"),
-    path("tokens/<int:pk>/revoke/", views.token_revoke, name="token-revoke"),
-    path("audit/", views.audit_log, name="audit-log"),
+    path("tokens/", token_views.token_list, name="token-list"),
+    path("tokens/<int:pk>/revoke/", token_views.token_revoke, name="token-revoke"),
+    path("audit/", audit_views.audit_log, name="audit-log"),
     path("users/", user_views.user_list, name="user-list"),
     path("users/add/", user_views.user_add, name="user-add"),
     path("users/<int:pk>/", user_views.user_edit, name="user-edit"),

@@ -1,15 +1,24 @@
 from django.contrib.auth import views as auth_views
+from django.http import JsonResponse
 from django.templatetags.static import static
 from django.urls import include, path
+from django.utils.translation import gettext as _
+from django.views import defaults
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
-from certs.api import (AcmeAccountViewSet, CertificateViewSet, DnsCredentialViewSet, DnsProviderViewSet,
-                       InstallTargetViewSet, NotificationChannelViewSet, ReloadPresetViewSet)
-from certs.api_versions import CertificateVersionDownload, CertificateVersionList, CertificateVersionRevoke
-from panel.api import ApiTokenViewSet, SiteViewSet
+from certs.api.acme_accounts import AcmeAccountViewSet
+from certs.api.certificates import CertificateViewSet
+from certs.api.dns_credentials import DnsCredentialViewSet
+from certs.api.dns_providers import DnsProviderViewSet
+from certs.api.install_targets import InstallTargetViewSet
+from certs.api.notification_channels import NotificationChannelViewSet
+from certs.api.reload_presets import ReloadPresetViewSet
+from certs.api.versions import CertificateVersionDownload, CertificateVersionList, CertificateVersionRevoke
+from panel.hosting.api import SiteViewSet
 from panel.security import login
+from panel.security.api import ApiTokenViewSet
 
 
 # No ".json" suffix routes: they are not in the published schema, and DRF passes their
@@ -45,4 +54,13 @@ urlpatterns = [
     path("", include("panel.ui_urls")),
 ]
 
-handler404 = "panel.views.not_found"
+
+def not_found(request, exception):
+    """A path no URL pattern takes (e.g. /api/v1/sites/abc/): JSON for the API, as its
+    schema promises, the HTML page for people."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": _("Not found.")}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+handler404 = not_found

@@ -16,11 +16,12 @@ from django.utils import timezone
 import panel.ui_urls
 import panel.urls
 from certs.models import AcmeAccount, Certificate, CertificateVersion, Order
-from panel import views
+from panel.hosting import dashboard_views
 
 # The URLs as they will be once an admin page exists (see test_staff_see_admin_pages_once_they_exist).
 urlpatterns = panel.urls.urlpatterns[:-1] + [
-    path("", include((panel.ui_urls.urlpatterns + [path("users/", views.dashboard, name="user-list")], "ui"))),
+    path("", include((panel.ui_urls.urlpatterns + [path("users/", dashboard_views.dashboard, name="user-list")],
+                      "ui"))),
 ]
 
 _serial = itertools.count(1)

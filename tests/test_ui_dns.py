@@ -342,7 +342,7 @@ def test_continue_continues_the_order(alice_client, site, account, queued, djang
     order = waiting_order(site, account)
     url = reverse("ui:order-continue", args=[order.pk])
     assert alice_client.get(url).status_code == 405
-    with mock.patch("certs.views.orders.continue_order", wraps=orders.continue_order) as continue_order, \
+    with mock.patch("certs.orders.continue_order", wraps=orders.continue_order) as continue_order, \
             django_capture_on_commit_callbacks(execute=True):
         response = alice_client.post(url)
     continue_order.assert_called_once()

@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy
 
 from panel.models import PanelSettings
 from panel.security import twofactor
-from panel.security.login import WRONG_CODE, CodeForm
+from panel.security.forms import WRONG_CODE, CodeForm
 from panel.toolkit.access import admin_required
 
 

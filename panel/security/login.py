@@ -12,7 +12,6 @@ import time
 import django_otp
 from axes.handlers.proxy import AxesProxyHandler
 from axes.models import AccessAttempt
-from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.forms import AuthenticationForm
@@ -21,21 +20,12 @@ from django.contrib.auth.views import LoginView
 from django.db.models import Max
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
 
 from panel.security import twofactor
+from panel.security.forms import WRONG_CODE, CodeForm
 
 PENDING_LOGIN_KEY = "pending_login"
 SECOND_STEP_SECONDS = 300  # time to type the code after the password
-# django-otp refuses any code for 1, 2, 4... seconds after a wrong one: say so.
-WRONG_CODE = _("This code is not valid. After a wrong code, wait a few seconds before trying again.")
-
-
-class CodeForm(forms.Form):
-    code = forms.CharField(
-        label=_("Code"), max_length=32,
-        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "autofocus": True, "spellcheck": "false"}),
-    )
 
 
 class PasswordStepView(LoginView):

@@ -8,7 +8,7 @@ from django.db.models import Count, F
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 
-from panel.forms import UserCreateForm, UserEditForm
+from panel.security.forms import UserCreateForm, UserEditForm
 from panel.models import UserQuota
 from panel.security import users
 from panel.toolkit.access import admin_required

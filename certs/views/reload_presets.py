@@ -2,14 +2,15 @@
 Thin: access -> form (ReloadPreset.clean has the rules) -> save -> redirect."""
 
 from django.contrib import messages
-from django.db.models import Count, ProtectedError
+from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from certs.forms import ReloadPresetForm
+from certs.forms.reload_presets import ReloadPresetForm
 from certs.models import ReloadPreset
 from panel.toolkit.access import admin_required
+from panel.toolkit.deletion import InUse, delete_unless_in_use
 
 
 @admin_required
@@ -35,20 +36,16 @@ def reload_preset_form(request, pk=None):
 def reload_preset_delete(request, pk):
     """GET asks for confirmation; POST deletes, unless install targets still use the preset."""
     preset = get_object_or_404(ReloadPreset, pk=pk)
-    in_use = preset.install_targets.count()
-    if request.method == "POST" and not in_use:
-        try:
-            preset.delete()
-        except ProtectedError:  # a target started using it meanwhile
-            in_use = preset.install_targets.count() or 1
-        else:
-            messages.success(request, _("Reload preset “%(name)s” deleted.") % {"name": preset.name})
-            return redirect("ui:reload-preset-list")
-    if request.method == "POST":
+    if request.method != "POST":
+        return render(request, "certs/reload_preset_delete.html",
+                      {"nav": "reload-presets", "preset": preset, "in_use": preset.install_targets.count()})
+    try:
+        delete_unless_in_use(preset, preset.install_targets)
+    except InUse as exc:
         messages.error(request, ngettext(
             "“%(name)s” cannot be deleted: %(count)d install target uses it.",
-            "“%(name)s” cannot be deleted: %(count)d install targets use it.", in_use,
-        ) % {"name": preset.name, "count": in_use})
-        return redirect("ui:reload-preset-list")
-    return render(request, "certs/reload_preset_delete.html",
-                  {"nav": "reload-presets", "preset": preset, "in_use": in_use})
+            "“%(name)s” cannot be deleted: %(count)d install targets use it.", exc.count,
+        ) % {"name": preset.name, "count": exc.count})
+    else:
+        messages.success(request, _("Reload preset “%(name)s” deleted.") % {"name": preset.name})
+    return redirect("ui:reload-preset-list")

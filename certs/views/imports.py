@@ -3,7 +3,7 @@ Thin: access -> form -> certs.importers.archive -> the report on the page."""
 
 from django.shortcuts import render
 
-from certs.forms import ImportForm
+from certs.forms.imports import ImportForm
 from certs.importers.archive import ArchiveError, import_archive
 from panel.toolkit.access import admin_required
 

@@ -1,73 +1,23 @@
-"""Forms of the hosting UI. Validation lives in panel.hosting.sites; forms only shape the input."""
-
-import re
+"""Forms of the account security pages: the login code, API tokens, the audit log's filters,
+user accounts. The services in panel.security have the last word."""
 
 from django import forms
-from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from panel.hosting import sites
 from panel.security import audit, tokens, users
 
-# One per line, or separated by commas or spaces; full-width commas are common in Chinese text.
-_DOMAIN_SEPARATORS = re.compile(r"[\s,，、]+")
+# django-otp refuses any code for 1, 2, 4... seconds after a wrong one: say so.
+WRONG_CODE = _("This code is not valid. After a wrong code, wait a few seconds before trying again.")
 
 
-def split_domains(text):
-    return [name for name in _DOMAIN_SEPARATORS.split(text or "") if name]
-
-
-class SiteForm(forms.Form):
-    domains = forms.CharField(
-        label=_("Domains"),
-        required=False,  # panel.hosting.sites says what is missing, in the same words as the API
-        widget=forms.Textarea(attrs={"rows": 4, "autocapitalize": "none", "spellcheck": "false",
-                                     "placeholder": "example.com\nwww.example.com"}),
-        help_text=_("One per line, or separated by commas or spaces. The first is the primary name."),
+class CodeForm(forms.Form):
+    code = forms.CharField(
+        label=_("Code"), max_length=32,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "autofocus": True, "spellcheck": "false"}),
     )
-    root = forms.CharField(
-        label=_("Document root"), required=False,
-        widget=forms.TextInput(attrs={"autocapitalize": "none", "spellcheck": "false"}),
-        help_text=_("For a static site: an absolute directory path."),
-    )
-    proxy_pass = forms.CharField(
-        label=_("Reverse-proxy upstream"), required=False,
-        widget=forms.TextInput(attrs={"autocapitalize": "none", "spellcheck": "false",
-                                      "placeholder": "http://127.0.0.1:3000"}),
-        help_text=_("For a proxied application: the URL nginx passes requests to. Fill in this or the "
-                    "document root, not both."),
-    )
-    force_https = forms.BooleanField(label=_("Redirect HTTP to HTTPS"), required=False)
-    hsts = forms.BooleanField(label=_("HSTS (tell browsers to use HTTPS only)"), required=False)
-    http2 = forms.BooleanField(label=_("HTTP/2"), required=False, initial=True)
-
-    def __init__(self, *args, site=None, user=None, **kwargs):
-        """`site`: the stored site being edited; its own names do not count as taken.
-        `user`: who fills in the form; an admin's document root may lie outside the allowed roots."""
-        if site is not None:
-            kwargs.setdefault("initial", {
-                "domains": "\n".join(site.domains), "root": site.root, "proxy_pass": site.proxy_pass,
-                "force_https": site.force_https, "hsts": site.hsts, "http2": site.http2,
-            })
-        super().__init__(*args, **kwargs)
-        self.site_pk = site.pk if site is not None else None
-        self.user = user
-        if settings.ALLOWED_ROOTS:
-            self.fields["root"].widget.attrs["placeholder"] = f"{settings.ALLOWED_ROOTS[0]}/example.com"
-
-    def clean(self):
-        data = super().clean()
-        try:
-            data["domains"], data["root"], data["proxy_pass"] = sites.clean_site_fields(
-                split_domains(data.get("domains")), data.get("root"), data.get("proxy_pass"),
-                exclude_pk=self.site_pk, actor=self.user,
-            )
-        except ValidationError as exc:
-            self.add_error(None, exc)  # a dict keyed by field: each message lands on its field
-        return data
 
 
 class ApiTokenForm(forms.Form):

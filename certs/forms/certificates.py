@@ -1,35 +1,22 @@
-"""Forms of the certificate UI. The CA and certs.accounts have the last word on accounts."""
+"""Forms for a certificate: requested for a site, requested for a server the panel does not
+manage (admins), or uploaded with its key. certs.certificates and certs.upload have the last word."""
 
 from django import forms
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
-from certs import cas, certificates, dns_credentials, importers, notifications, upload
-from certs.dns import registry
-from certs.dns.base import DnsProviderError
-from certs.importers import archive as archive_import
-from certs.models import (EXTERNAL_CHALLENGES, SITE_CHALLENGES, AcmeAccount, ChallengeType, DnsCredential, KeyType,
-                          NotificationEvent, ReloadPreset)
+from certs import cas, certificates, upload
+from certs.dns_credentials import provider_label
+from certs.models import EXTERNAL_CHALLENGES, SITE_CHALLENGES, AcmeAccount, ChallengeType, DnsCredential, KeyType
 from panel.models import Site
-from panel.toolkit import access, validation
-
-CUSTOM_CA = "custom"
+from panel.toolkit import access
 
 
 def account_label(account):
     preset = cas.preset_for_url(account.directory_url)
     email = account.email or _("no e-mail")  # outside the f-string, where xgettext finds it
     return f"{email} · {preset.label if preset else account.directory_url}"
-
-
-def provider_label(code):
-    """The provider's label, or its code if it is no longer registered."""
-    try:
-        return str(registry.provider_class(code).label)
-    except DnsProviderError:
-        return code
 
 
 class AccountChoiceField(forms.ModelChoiceField):
@@ -170,129 +157,6 @@ class ExternalCertificateForm(forms.Form):
         return data
 
 
-def _ca_choices():
-    choices = []
-    for code, preset in cas.PRESETS.items():
-        label = format_lazy("{} ({})", preset.label, _("needs EAB")) if preset.eab_required else preset.label
-        choices.append((code, label))
-    return choices + [(CUSTOM_CA, _("Other CA: enter its directory URL"))]
-
-
-class AcmeAccountForm(forms.Form):
-    ca = forms.ChoiceField(label=_("Certificate authority"), choices=_ca_choices, initial="letsencrypt")
-    directory_url = forms.URLField(
-        label=_("ACME directory URL"), required=False, max_length=1024, assume_scheme="https",
-        widget=forms.URLInput(attrs={"placeholder": "https://ca.example/acme/directory"}),
-        help_text=_("Only for another CA: the URL of its ACME directory."),
-    )
-    email = forms.EmailField(
-        label=_("E-mail"), required=False,
-        help_text=_("The CA may write here about expiring certificates or problems with the account."),
-    )
-    eab_kid = forms.CharField(label=_("EAB key id"), required=False, max_length=512,
-                              widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}))
-    # Never rendered back: a re-displayed form asks for it again.
-    eab_hmac_key = forms.CharField(label=_("EAB HMAC key"), required=False, strip=True,
-                                   widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}))
-
-    def __init__(self, user, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        # The panel fetches whatever directory URL is given: for anyone but an admin that would
-        # be a request forgery into the server's own network. Users pick a preset.
-        if not access.is_admin(user):
-            self.fields["ca"].choices = [choice for choice in self.fields["ca"].choices if choice[0] != CUSTOM_CA]
-            del self.fields["directory_url"]
-
-    def clean_eab_hmac_key(self):
-        value = self.cleaned_data["eab_hmac_key"]
-        return validation.validate_eab_hmac_key(value) if value else value
-
-    def clean(self):
-        data = super().clean()
-        preset = cas.PRESETS.get(data.get("ca") or "")
-        if preset:
-            data["directory_url"] = preset.directory_url
-        elif data.get("ca") == CUSTOM_CA and not data.get("directory_url") and "directory_url" not in self.errors:
-            self.add_error("directory_url", _("Give the URL of the CA's ACME directory."))
-        kid, hmac_key = data.get("eab_kid"), data.get("eab_hmac_key")
-        if bool(kid) != bool(hmac_key):
-            self.add_error("eab_hmac_key" if kid else "eab_kid",
-                           _("External Account Binding needs both the key id and the HMAC key."))
-        elif preset and preset.eab_required and not kid:
-            self.add_error("eab_kid", _("%(ca)s requires External Account Binding: give the key id and HMAC key "
-                                        "from your account page there.") % {"ca": preset.label})
-        return data
-
-
-# --- DNS credentials: first the provider, then that provider's declared fields.
-
-
-def _provider_choices():
-    """Every registered provider, by label: users look for a name, not a code."""
-    return sorted(((entry["code"], entry["label"]) for entry in registry.catalog()),
-                  key=lambda choice: choice[1].casefold())
-
-
-class DnsProviderChoiceForm(forms.Form):
-    """Step one, sent by GET: which provider the credentials are for."""
-
-    provider = forms.ChoiceField(label=_("DNS provider"), choices=_provider_choices)
-
-
-class DnsCredentialForm(forms.Form):
-    """Step two: a name, the provider's own fields and an optional propagation timeout.
-
-    Sensitive fields are password inputs that never render a value back, so a form shown
-    again after an error asks for them again. certs.dns_credentials has the last word."""
-
-    FIELD_PREFIX = "cred_"
-
-    provider = forms.CharField(widget=forms.HiddenInput)
-    name = forms.CharField(label=_("Name"), max_length=200,
-                           help_text=_("To tell these credentials apart, e.g. the account or zone they are for."))
-    propagation_timeout = forms.IntegerField(
-        label=_("Propagation timeout (seconds)"), required=False, min_value=1, max_value=86400,
-        help_text=_("How long to wait for the TXT records to show on every authoritative name server. "
-                    "Blank: the provider's default."),
-    )
-
-    def __init__(self, provider, *args, **kwargs):
-        """provider: a registry.catalog() entry."""
-        super().__init__(*args, initial={"provider": provider["code"]}, **kwargs)
-        self.provider = provider
-        for spec in provider["fields"]:
-            if spec["sensitive"]:
-                widget = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
-            else:
-                widget = forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "none", "spellcheck": "false"})
-            if spec["default"]:
-                widget.attrs["placeholder"] = spec["default"]
-            field = forms.CharField(label=spec["label"], required=spec["required"], help_text=spec["help"],
-                                    max_length=4096, widget=widget,
-                                    initial=None if spec["sensitive"] else spec["default"] or None)
-            field.sensitive = spec["sensitive"]
-            self.fields[self.FIELD_PREFIX + spec["name"]] = field
-
-    def provider_fields(self):
-        return [self[self.FIELD_PREFIX + spec["name"]] for spec in self.provider["fields"]]
-
-    def clean(self):
-        data = super().clean()
-        if self.errors:
-            return data
-        values = {spec["name"]: data.get(self.FIELD_PREFIX + spec["name"]) or "" for spec in self.provider["fields"]}
-        try:
-            data["credentials"] = dns_credentials.clean_values(self.provider["code"], values)
-        except ValidationError as exc:
-            for messages in exc.message_dict.values():
-                for message in messages:
-                    self.add_error(None, message)
-        return data
-
-
-# --- uploading a certificate issued elsewhere
-
-
 class SecretTextarea(forms.Textarea):
     """A textarea that never renders its value back: a form shown again asks for the key again."""
 
@@ -366,90 +230,3 @@ class UploadCertificateForm(forms.Form):
         except UnicodeDecodeError:
             self.add_error(field, _("This is not a PEM text file; convert a DER or PFX file to PEM first."))
             return ""
-
-
-class NotificationChannelForm(forms.Form):
-    """A channel: a name, an apprise URL (it holds tokens: a password input that never renders a
-    value back) and the events to send."""
-
-    name = forms.CharField(label=_("Name"), max_length=200)
-    url = forms.CharField(
-        label=_("Apprise URL"), max_length=2048,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text=_("Any apprise URL: json://, mailto://, tgram://, slack://, dingtalk://, wecom://, feishu://… "
-                    "or django-mail://you@example.com for the panel's own mail settings. It holds tokens: "
-                    "stored encrypted, never shown again."),
-    )
-    events = forms.MultipleChoiceField(label=_("Send"), choices=NotificationEvent.choices,
-                                       initial=NotificationEvent.values, widget=forms.CheckboxSelectMultiple)
-
-    def __init__(self, *args, user=None, **kwargs):
-        """user: who adds the channel; only an admin may send into the server's own network."""
-        super().__init__(*args, **kwargs)
-        self.user = user
-
-    def clean_url(self):
-        return notifications.clean_url(self.cleaned_data["url"],
-                                       allow_internal=self.user is not None and access.is_admin(self.user))
-
-    def clean_events(self):
-        chosen = self.cleaned_data["events"]
-        return [event for event in NotificationEvent.values if event in chosen]
-
-
-# --- reload presets (admins only)
-
-
-class CommandWordsField(forms.CharField):
-    """An argv list entered one word per line: a word may hold spaces, and nothing is shell syntax."""
-
-    widget = forms.Textarea(attrs={"rows": 4, "spellcheck": "false", "autocapitalize": "none",
-                                   "placeholder": "/usr/bin/systemctl\nreload\nnginx"})
-
-    def prepare_value(self, value):
-        return "\n".join(value) if isinstance(value, list) else value
-
-    def to_python(self, value):
-        return [line.strip() for line in (value or "").splitlines() if line.strip()]
-
-
-class ReloadPresetForm(forms.ModelForm):
-    """ReloadPreset.clean has the rules: an absolute program path, a timeout in range."""
-
-    command = CommandWordsField(label=_("Command"), help_text=_("One word per line: the program by its absolute "
-                                                                "path, then each argument. No shell is involved."))
-
-    class Meta:
-        model = ReloadPreset
-        fields = ["name", "command", "timeout_seconds"]
-        labels = {"name": _("Name"), "timeout_seconds": _("Timeout (seconds)")}
-
-
-# --- import from other ACME clients (admins only)
-
-
-class UserChoiceField(forms.ModelChoiceField):
-    def label_from_instance(self, obj):
-        return obj.get_username()
-
-
-class ImportForm(forms.Form):
-    """An archive of an acme.sh home or a certbot config dir; certs.importers.archive does the rest."""
-
-    archive = forms.FileField(label=_("Archive"), help_text=_(
-        ".tar.gz, .tgz, .tar or .zip of an acme.sh home (e.g. ~/.acme.sh) or a certbot config dir (e.g. "
-        "/etc/letsencrypt); its top folder may be that directory or hold it."))
-    client = forms.ChoiceField(label=_("Made by"), required=False, choices=[
-        ("", _("Detect from the files")), (importers.ACMESH, "acme.sh"), (importers.CERTBOT, "certbot")])
-    owner = UserChoiceField(label=_("Owner"), queryset=get_user_model().objects.none(), help_text=_(
-        "Who owns the imported certificates, accounts and DNS credentials."))
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["owner"].queryset = get_user_model().objects.filter(is_active=True).order_by("username")
-
-    def clean_archive(self):
-        archive = self.cleaned_data["archive"]
-        if not archive.name.lower().endswith(archive_import.SUFFIXES):
-            raise ValidationError(_("Upload a .tar.gz, .tgz, .tar or .zip file."))
-        return archive

@@ -1,0 +1,1 @@
+"""REST API of the certificate side, one module per resource; panel.urls routes them."""

@@ -1,0 +1,1 @@
+"""Forms of the certificate pages, one module per resource."""

@@ -1,0 +1,71 @@
+"""DNS credentials: first the provider, then that provider's declared fields."""
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from certs import dns_credentials
+from certs.dns import registry
+
+
+def _provider_choices():
+    """Every registered provider, by label: users look for a name, not a code."""
+    return sorted(((entry["code"], entry["label"]) for entry in registry.catalog()),
+                  key=lambda choice: choice[1].casefold())
+
+
+class DnsProviderChoiceForm(forms.Form):
+    """Step one, sent by GET: which provider the credentials are for."""
+
+    provider = forms.ChoiceField(label=_("DNS provider"), choices=_provider_choices)
+
+
+class DnsCredentialForm(forms.Form):
+    """Step two: a name, the provider's own fields and an optional propagation timeout.
+
+    Sensitive fields are password inputs that never render a value back, so a form shown
+    again after an error asks for them again. certs.dns_credentials has the last word."""
+
+    FIELD_PREFIX = "cred_"
+
+    provider = forms.CharField(widget=forms.HiddenInput)
+    name = forms.CharField(label=_("Name"), max_length=200,
+                           help_text=_("To tell these credentials apart, e.g. the account or zone they are for."))
+    propagation_timeout = forms.IntegerField(
+        label=_("Propagation timeout (seconds)"), required=False, min_value=1, max_value=86400,
+        help_text=_("How long to wait for the TXT records to show on every authoritative name server. "
+                    "Blank: the provider's default."),
+    )
+
+    def __init__(self, provider, *args, **kwargs):
+        """provider: a registry.catalog() entry."""
+        super().__init__(*args, initial={"provider": provider["code"]}, **kwargs)
+        self.provider = provider
+        for spec in provider["fields"]:
+            if spec["sensitive"]:
+                widget = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
+            else:
+                widget = forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "none", "spellcheck": "false"})
+            if spec["default"]:
+                widget.attrs["placeholder"] = spec["default"]
+            field = forms.CharField(label=spec["label"], required=spec["required"], help_text=spec["help"],
+                                    max_length=4096, widget=widget,
+                                    initial=None if spec["sensitive"] else spec["default"] or None)
+            field.sensitive = spec["sensitive"]
+            self.fields[self.FIELD_PREFIX + spec["name"]] = field
+
+    def provider_fields(self):
+        return [self[self.FIELD_PREFIX + spec["name"]] for spec in self.provider["fields"]]
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        values = {spec["name"]: data.get(self.FIELD_PREFIX + spec["name"]) or "" for spec in self.provider["fields"]}
+        try:
+            data["credentials"] = dns_credentials.clean_values(self.provider["code"], values)
+        except ValidationError as exc:
+            for messages in exc.message_dict.values():
+                for message in messages:
+                    self.add_error(None, message)
+        return data

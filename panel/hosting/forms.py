@@ -1,0 +1,67 @@
+"""The site form. Validation lives in panel.hosting.sites; the form only shapes the input."""
+
+import re
+
+from django import forms
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from panel.hosting import sites
+
+# One per line, or separated by commas or spaces; full-width commas are common in Chinese text.
+_DOMAIN_SEPARATORS = re.compile(r"[\s,，、]+")
+
+
+def split_domains(text):
+    return [name for name in _DOMAIN_SEPARATORS.split(text or "") if name]
+
+
+class SiteForm(forms.Form):
+    domains = forms.CharField(
+        label=_("Domains"),
+        required=False,  # panel.hosting.sites says what is missing, in the same words as the API
+        widget=forms.Textarea(attrs={"rows": 4, "autocapitalize": "none", "spellcheck": "false",
+                                     "placeholder": "example.com\nwww.example.com"}),
+        help_text=_("One per line, or separated by commas or spaces. The first is the primary name."),
+    )
+    root = forms.CharField(
+        label=_("Document root"), required=False,
+        widget=forms.TextInput(attrs={"autocapitalize": "none", "spellcheck": "false"}),
+        help_text=_("For a static site: an absolute directory path."),
+    )
+    proxy_pass = forms.CharField(
+        label=_("Reverse-proxy upstream"), required=False,
+        widget=forms.TextInput(attrs={"autocapitalize": "none", "spellcheck": "false",
+                                      "placeholder": "http://127.0.0.1:3000"}),
+        help_text=_("For a proxied application: the URL nginx passes requests to. Fill in this or the "
+                    "document root, not both."),
+    )
+    force_https = forms.BooleanField(label=_("Redirect HTTP to HTTPS"), required=False)
+    hsts = forms.BooleanField(label=_("HSTS (tell browsers to use HTTPS only)"), required=False)
+    http2 = forms.BooleanField(label=_("HTTP/2"), required=False, initial=True)
+
+    def __init__(self, *args, site=None, user=None, **kwargs):
+        """`site`: the stored site being edited; its own names do not count as taken.
+        `user`: who fills in the form; an admin's document root may lie outside the allowed roots."""
+        if site is not None:
+            kwargs.setdefault("initial", {
+                "domains": "\n".join(site.domains), "root": site.root, "proxy_pass": site.proxy_pass,
+                "force_https": site.force_https, "hsts": site.hsts, "http2": site.http2,
+            })
+        super().__init__(*args, **kwargs)
+        self.site_pk = site.pk if site is not None else None
+        self.user = user
+        if settings.ALLOWED_ROOTS:
+            self.fields["root"].widget.attrs["placeholder"] = f"{settings.ALLOWED_ROOTS[0]}/example.com"
+
+    def clean(self):
+        data = super().clean()
+        try:
+            data["domains"], data["root"], data["proxy_pass"] = sites.clean_site_fields(
+                split_domains(data.get("domains")), data.get("root"), data.get("proxy_pass"),
+                exclude_pk=self.site_pk, actor=self.user,
+            )
+        except ValidationError as exc:
+            self.add_error(None, exc)  # a dict keyed by field: each message lands on its field
+        return data
