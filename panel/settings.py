@@ -155,7 +155,7 @@ ACME_NETWORK_TIMEOUT = env.int("CERTPANEL_ACME_TIMEOUT", 30, minimum=1)
 # How long a step polls the CA inline before it frees the worker and reschedules.
 ACME_INLINE_POLL_SECONDS = env.float("CERTPANEL_ACME_INLINE_POLL_SECONDS", 3.0)
 
-# --- login security (panel/login.py, panel/twofactor.py)
+# --- login security (panel/security/login_views.py, panel/security/twofactor.py)
 # Browsers send Secure cookies over HTTPS only: on when the panel is served over HTTPS (directly or
 # behind a TLS proxy), off by default because `make run` serves plain HTTP on loopback.
 SECURE_COOKIES = env.bool("CERTPANEL_SECURE_COOKIES", False)
@@ -196,7 +196,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "panel.toolkit.task_queue.QueueUnavailableMiddleware",
-    # Last: turns a login refused for lockout into the login page saying so (panel.security.login.lockout_response).
+    # Last: turns a login refused for lockout into the login page saying so (panel.security.login_views.lockout_response).
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -251,7 +251,7 @@ AXES_LOCKOUT_PARAMETERS = ["username"]
 SILENCED_SYSTEM_CHECKS = ["axes.W006"]
 AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
-AXES_LOCKOUT_CALLABLE = "panel.security.login.lockout_response"
+AXES_LOCKOUT_CALLABLE = "panel.security.login_views.lockout_response"
 # Never stored with a failed attempt: codes of the second step, the form's CSRF token.
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "code", "csrfmiddlewaretoken"]
 AXES_VERBOSE = False  # no start-up banner on every manage.py command and worker

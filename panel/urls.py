@@ -17,7 +17,7 @@ from certs.api.notification_channels import NotificationChannelViewSet
 from certs.api.reload_presets import ReloadPresetViewSet
 from certs.api.versions import CertificateVersionDownload, CertificateVersionList, CertificateVersionRevoke
 from panel.hosting.api import SiteViewSet
-from panel.security import login
+from panel.security import login_views
 from panel.security.api import ApiTokenViewSet
 
 
@@ -46,8 +46,8 @@ urlpatterns = [
     path("api/v1/certificate-versions/<int:pk>/revoke/", CertificateVersionRevoke.as_view(),
          name="certificate-version-revoke"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("login/", login.PasswordStepView.as_view(), name="login"),
-    path("login/code/", login.second_step, name="login-verify"),
+    path("login/", login_views.PasswordStepView.as_view(), name="login"),
+    path("login/code/", login_views.second_step, name="login-verify"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
