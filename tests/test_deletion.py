@@ -7,27 +7,16 @@ from unittest import mock
 
 import pytest
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from certs.models import Certificate, DnsCredential, InstallTarget, ReloadPreset
 from panel.toolkit.deletion import InUse, delete_unless_in_use
+from tests.test_roles import api_for, preset  # noqa: F401 (preset: a fixture)
 
 
 @pytest.fixture
 def credential(alice):
     fields = {"server": "192.0.2.53", "zone": "example.com", "tsig_key_name": "k", "tsig_secret": "c2VjcmV0"}
     return DnsCredential.objects.create(owner=alice, provider="rfc2136", name="ns1", credentials=json.dumps(fields))
-
-
-@pytest.fixture
-def preset(db):
-    return ReloadPreset.objects.create(name="nginx", command=["/usr/sbin/nginx", "-s", "reload"])
-
-
-def api_for(user):
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def certificate_using(credential):
