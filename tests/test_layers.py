@@ -199,3 +199,14 @@ def test_the_acme_layer_imports_no_django(module):
     named = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
     named += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
     assert not [name for name in named if name.split(".")[0] in ("django", "rest_framework", "celery")]
+
+
+def is_view_module(module):
+    return fnmatchcase(module, "*.views.*") or fnmatchcase(module, "*_views")
+
+
+def test_no_view_module_imports_another():
+    crossing = [f"{found.where()}: {found.importer} imports {found.imported}" for found in ALL_IMPORTS
+                if is_view_module(found.importer) and is_view_module(found.imported)]
+    assert not crossing, "view modules share code through a service or helper module, not each other:\n" + \
+        "\n".join(crossing)
