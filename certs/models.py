@@ -203,7 +203,7 @@ class CertificateVersion(models.Model):
     not_after = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)
     revocation_reason = models.CharField(max_length=32, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)  # renewal.due: "not too young"
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)  # certs.renewal.policy.due: "not too young"
 
     class Meta:
         ordering = ["-created_at"]

@@ -83,7 +83,7 @@ CELERY_TASK_ROUTES = {
 }
 RENEWAL_SWEEP_SECONDS = env.float("CERTPANEL_RENEWAL_SWEEP_SECONDS", 300.0, minimum=1.0)
 RENEWAL_SWEEP_LIMIT = env.int("CERTPANEL_RENEWAL_SWEEP_LIMIT", 500, minimum=1)  # orders started per sweep
-RENEWAL_MIN_AGE_SECONDS = env.int("CERTPANEL_RENEWAL_MIN_AGE_SECONDS", 3600, minimum=0)  # see renewal.due
+RENEWAL_MIN_AGE_SECONDS = env.int("CERTPANEL_RENEWAL_MIN_AGE_SECONDS", 3600, minimum=0)  # see certs.renewal.policy.due
 RENEWAL_RETRY_SECONDS = env.int("CERTPANEL_RENEWAL_RETRY_SECONDS", 3600, minimum=1)  # first back-off
 ORDER_MAX_RETRIES = env.int("CERTPANEL_ORDER_MAX_RETRIES", 8, minimum=0)  # transient errors within one order
 # A worker running an order step holds the order this long (renewed while it polls the CA);
@@ -94,7 +94,7 @@ ORDER_CLAIM_SECONDS = env.int("CERTPANEL_ORDER_CLAIM_SECONDS", 45, minimum=1)
 ORDER_STALL_SECONDS = env.float("CERTPANEL_ORDER_STALL_SECONDS", 60.0, minimum=1.0)
 # Alert on certificates that expire within this many days and have not been renewed.
 EXPIRY_ALERT_DAYS = env.int("CERTPANEL_EXPIRY_ALERT_DAYS", 14, minimum=1)
-TEST_CLOCK_FILE = env.str("CERTPANEL_TEST_CLOCK_FILE")  # tests only: see panel/clock.py
+TEST_CLOCK_FILE = env.str("CERTPANEL_TEST_CLOCK_FILE")  # tests only: see panel/toolkit/clock.py
 CELERY_BEAT_SCHEDULE = {
     "resume-stalled-orders": {"task": "certs.tasks.resume_stalled_orders", "schedule": ORDER_STALL_SECONDS},
     "resume-stalled-applies": {"task": "panel.tasks.resume_stalled_applies", "schedule": ORDER_STALL_SECONDS},
@@ -118,7 +118,7 @@ NGINX_LISTEN_ADDRESS = env.str("NGINX_LISTEN_ADDRESS", "127.0.0.1" if NGINX_PRIV
 # nginx reloads at most once per this many seconds: a deploy after a quiet spell
 # reloads at once, later ones in the window share one reload at its end.
 NGINX_RELOAD_COALESCE_SECONDS = env.float("NGINX_RELOAD_COALESCE_SECONDS", 1.0)
-# ... and while deploys keep coming, the window doubles per reload up to this (panel/nginx/apply.py).
+# ... and while deploys keep coming, the window doubles per reload up to this (panel/deployment/nginx/apply.py).
 NGINX_RELOAD_COALESCE_MAX_SECONDS = env.float("NGINX_RELOAD_COALESCE_MAX_SECONDS", 8.0)
 if not NGINX_PRIVATE and not NGINX_CONF.is_file():
     env.problems.append(f"NGINX_CONF={NGINX_CONF}: no such file")
@@ -127,7 +127,7 @@ ACME_CHALLENGE_DIR = env.directory("CERTPANEL_CHALLENGE_DIR", DATA_DIR / "acme-c
 CERT_DEPLOY_DIR = env.directory("CERTPANEL_CERT_DIR", DATA_DIR / "certs")
 # Document roots must live below one of these (comma-separated).
 ALLOWED_ROOTS = env.path_list("CERTPANEL_ALLOWED_ROOTS", [DATA_DIR / "www", "/var/www", "/srv/www"])
-# Install targets (certs/install.py) write certificate files only below these (comma-separated);
+# Install targets (panel/deployment/install_targets.py) write certificate files only below these (comma-separated);
 # an administrator creates the directories below them that users may name.
 INSTALL_ROOTS = env.path_list("CERTPANEL_INSTALL_ROOTS", [DATA_DIR / "install"])
 # Certificates for servers the panel does not manage (certs/challenges/external.py, admins only):

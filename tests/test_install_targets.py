@@ -345,3 +345,17 @@ def test_issuing_without_install_targets_queues_nothing(alice, cert, django_capt
             django_capture_on_commit_callbacks(execute=True):
         orders._store_version(order, leaf_pem + intermediate_pem)
     delay.assert_not_called()
+
+
+def test_each_failure_is_reported_before_the_next_target_runs(api, alice, cert, root, queued_installs, monkeypatch):
+    failing = ReloadPreset.objects.create(name="false", command=["/bin/false"])
+    first = create_target(api, cert, reload_preset=failing.pk, cert_path=f"{root}/site/first.pem").json()["id"]
+    second = create_target(api, cert, cert_path=f"{root}/site/second.pem").json()["id"]
+    second_run_when_told = []
+    monkeypatch.setattr(notifications, "notify", lambda owner_id, event, subject, body: second_run_when_told.append(
+        InstallTarget.objects.get(pk=second).last_run_at))
+
+    assert dispatch.install_certificate(cert.pk) == [first]
+
+    assert second_run_when_told == [None]  # told of the first before the second ran
+    assert InstallTarget.objects.get(pk=second).last_status == "ok"

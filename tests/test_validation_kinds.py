@@ -1,4 +1,4 @@
-"""One validation function per kind of value (panel/validation.py, and ReloadPreset.clean for
+"""One validation function per kind of value (panel/toolkit/validation.py, and ReloadPreset.clean for
 presets), tested directly: domain, path, URL (upstream and outbound), preset."""
 
 from pathlib import Path

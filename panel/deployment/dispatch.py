@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from certs import notifications
-from certs.models import Certificate, InstallTarget
+from certs.models import InstallTarget
 from panel.deployment import install_targets, outcome
 from panel.deployment.nginx import apply
 from panel.models import Site
@@ -79,11 +79,13 @@ def deploy_site(site_id) -> bool:
     try:
         applied = apply.apply_site_config(site)
     except apply.CertificateFilesNotWritten as exc:
+        site = exc.site or site  # as read under nginx's lock: its names now
         if exc.version is not None:
             outcome.record_failure(exc.version, str(exc))
         notifications.notify(site.owner_id, "config_rejected", f"nginx cannot serve the new certificate of {site}",
                              f"The site {site} keeps serving its previous certificate.\n{exc}")
         raise
+    site = applied.site or site  # as read under nginx's lock: its names now
     if applied.ok and applied.version is not None:
         outcome.record_success(applied.version)
     elif not applied.ok and applied.error:
@@ -128,18 +130,17 @@ def resume_stalled_installs():
 
 def install_certificate(certificate_id, only=None) -> list:
     """Install the certificate's current version at each of its targets (or at target `only`).
-    Returns the ids of the targets that failed; the owner hears of each, through the same
-    channel as a failed renewal."""
-    failed = install_targets.run_targets_for(certificate_id, only=only)
-    if failed:
-        cert = Certificate.objects.get(pk=certificate_id)
-        for target in InstallTarget.objects.filter(pk__in=failed):
-            name = cert.domains[0] if cert.domains else f"#{cert.pk}"
-            subject = _("Installing the certificate for %(name)s failed") % {"name": name}
-            body = (_("Install target #%(id)s of the certificate for %(names)s failed:")
-                    % {"id": target.pk, "names": ", ".join(cert.domains)}) + "\n" + target.last_error
-            try:
-                notifications.notify(target.owner_id, "renewal_failed", subject, body)
-            except Exception:
-                log.exception("could not report the failure of install target %s", target.pk)
-    return failed
+    Returns the ids of the targets that failed; the owner hears of each as it fails, through
+    the same channel as a failed renewal."""
+    return install_targets.run_targets_for(certificate_id, only=only, on_failure=_report_install_failure)
+
+
+def _report_install_failure(target, cert):
+    name = cert.domains[0] if cert.domains else f"#{cert.pk}"
+    subject = _("Installing the certificate for %(name)s failed") % {"name": name}
+    body = (_("Install target #%(id)s of the certificate for %(names)s failed:")
+            % {"id": target.pk, "names": ", ".join(cert.domains)}) + "\n" + target.last_error
+    try:
+        notifications.notify(target.owner_id, "renewal_failed", subject, body)
+    except Exception:  # one channel's trouble must not stop the other targets
+        log.exception("could not report the failure of install target %s", target.pk)

@@ -113,9 +113,10 @@ def clean_target(paths: dict, key_mode: int, cert_mode: int, exclude_pk=None) ->
 # --- running
 
 
-def run_targets_for(certificate_id, only=None) -> list:
+def run_targets_for(certificate_id, only=None, on_failure=None) -> list:
     """Install the certificate's current version at each of its targets (or at target
-    `only`). Returns the targets' ids that failed (each has its error recorded)."""
+    `only`). Returns the targets' ids that failed (each has its error recorded);
+    `on_failure(target, certificate)` hears of each failure as it happens."""
     cert = Certificate.objects.filter(pk=certificate_id).first()
     if cert is None:
         return []
@@ -126,6 +127,8 @@ def run_targets_for(certificate_id, only=None) -> list:
     for target in targets:
         if not run_target(target):
             failed.append(target.pk)
+            if on_failure is not None:
+                on_failure(target, cert)
     return failed
 
 

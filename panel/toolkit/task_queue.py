@@ -21,9 +21,11 @@ class QueueUnavailable(Exception):
 
 
 class NamedTask:
-    """A Celery task known by its registered name: `delay` and `apply_async` as on the task
-    itself. The message goes through the broker to a worker, routed by name
-    (settings.CELERY_TASK_ROUTES)."""
+    """A Celery task known by its registered name: `delay(*args)` and `apply_async(args,
+    countdown)` send it through the broker of the panel's Celery app (the current app) to a
+    worker, routed by name (settings.CELERY_TASK_ROUTES). Unlike the task's own methods they
+    take positional arguments only, never run it in this process, and cannot check the
+    arguments against the task's signature: tests/test_task_names.py checks the names."""
 
     def __init__(self, name):
         self.name = name

@@ -50,7 +50,8 @@ def test_tasks_queued_under_the_old_names_run_after_the_upgrade(panel_stack):
         "SiteDomain.objects.create(site=site, name='later.example.test')"))
     assert panel_stack.http_get("later.example.test").status_code == 404
 
-    old_release = Celery("old-release", broker=panel_stack.redis.url)
+    # Not the current app: this process is a test, not the panel, and must not take its place.
+    old_release = Celery("old-release", broker=panel_stack.redis.url, set_as_current=False)
     sent = {}
     for name, (queue, args) in {**OLD_TASKS, "panel.tasks.apply_site": ("deploy", (site_id,))}.items():
         sent[name] = old_release.send_task(name, args=args, queue=queue).id

@@ -40,21 +40,23 @@ class NginxError(Exception):
 class CertificateFilesNotWritten(Exception):
     """A certificate version's files could not be written (a full disk, a read-only or
     immutable directory): the site keeps its previous config; the apply is retried.
-    `version` is the version that could not be given to nginx, once known."""
+    `site` and `version`, once known: the site as applied and the version nginx could not be given."""
 
-    def __init__(self, message, version=None):
+    def __init__(self, message, site=None, version=None):
         super().__init__(message)
-        self.version = version
+        self.site, self.version = site, version
 
 
 @dataclass(frozen=True)
 class SiteApplied:
     """What applying a site's config came to: `ok` when nginx accepted it (and serves
-    `version`, if the site has a certificate); otherwise `error`, nginx's words for the owner."""
+    `version`, if the site has a certificate); otherwise `error`, nginx's words for the owner.
+    `site` is the site as it was applied (read under the lock), None if it was deleted."""
 
     ok: bool
     error: str = ""
     version: object = None
+    site: object = None
 
 
 @lru_cache(maxsize=4)
@@ -182,7 +184,7 @@ def apply_site_config(site) -> SiteApplied:
         except CertificateFilesNotWritten as exc:
             log.warning("site %s: %s; the previous config stays", site.pk, exc)
             Site.objects.filter(pk=site.pk).update(config_status="failed", config_error=str(exc))
-            raise CertificateFilesNotWritten(str(exc), version=version) from exc
+            raise CertificateFilesNotWritten(str(exc), site=site, version=version) from exc
         path = current.vhost_dir / site.config_name
         applied_custom = current.applied_custom_dir(site)
         staged = path.with_name(path.name + ".new")
@@ -207,7 +209,7 @@ def apply_site_config(site) -> SiteApplied:
     )
     if ok:
         request_reload()
-    return SiteApplied(ok=ok, error=error, version=version)
+    return SiteApplied(ok=ok, error=error, version=version, site=site)
 
 
 def _stage_custom_additions(custom_dir: Path, applied_dir: Path) -> Path:
