@@ -165,3 +165,11 @@ def test_the_lock_is_released_when_the_block_raises(tmp_path):
         with files.file_lock(lock):
             raise RuntimeError("apply failed")
     assert try_lock_in_another_process(lock) == "got it"
+
+
+def test_what_a_killed_writer_left_is_discarded_and_nothing_else(tmp_path):
+    target = tmp_path / "privkey.pem"
+    leftover = files.stage(target, "half a key", 0o600)  # staged, then the writer died
+    other = files.stage(tmp_path / "fullchain.pem", "another file's", 0o644)
+    files.discard_leftovers(target)
+    assert not leftover.exists() and other.exists()

@@ -60,6 +60,15 @@ def stage(path, data: str | bytes, mode: int = 0o644, owner: tuple[int, int] | N
     return Path(tmp)
 
 
+def discard_leftovers(path) -> None:
+    """Remove what a writer of `path` killed between stage and put_in_place left beside it.
+    Only for a caller that holds the lock every writer of `path` takes: another writer's
+    staged file would go too."""
+    path = Path(path)
+    for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+        leftover.unlink(missing_ok=True)
+
+
 def put_in_place(staged) -> None:
     """Rename each staged file over its target [(staged, target)], then flush each directory once."""
     for tmp, target in staged:

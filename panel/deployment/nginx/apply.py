@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from panel.deployment.nginx.render import CertificateFiles, Layout, render_private_main, render_site, render_snippets
 from panel.models import Site
-from panel.toolkit.files import file_lock, write_atomic
+from panel.toolkit.files import discard_leftovers, file_lock, write_atomic
 from panel.toolkit.task_queue import NamedTask
 
 log = logging.getLogger(__name__)
@@ -135,12 +135,15 @@ def certificate_files(version) -> CertificateFiles:
 
 
 def write_certificate_files(version) -> CertificateFiles:
-    """Raises CertificateFilesNotWritten, leaving no partial file, if the files cannot be written."""
+    """Raises CertificateFilesNotWritten, leaving no partial file, if the files cannot be written.
+    Called under config_lock."""
     files = certificate_files(version)
     if not (files.fullchain.exists() and files.key.exists()):
         try:
             files.fullchain.parent.mkdir(parents=True, exist_ok=True)
             os.chmod(files.fullchain.parent, 0o700)
+            for path in (files.key, files.fullchain):
+                discard_leftovers(path)  # a copy of the key, had a worker died while writing it
             write_atomic(files.key, version.private_key, mode=0o600)
             write_atomic(files.fullchain, version.chain_pem, mode=0o644)
         except OSError as exc:
