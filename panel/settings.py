@@ -5,7 +5,6 @@ start-up, and every problem is reported at once.
 """
 
 import os
-from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -36,7 +35,7 @@ ENCRYPTION_KEYS = env.str("CERTPANEL_ENCRYPTION_KEYS")  # comma-separated Fernet
 ENCRYPTION_KEY_FILE = DATA_DIR / "encryption.keys"
 ALLOWED_HOSTS = [h.strip() for h in env.str("CERTPANEL_ALLOWED_HOSTS", "*").split(",")]
 CSRF_TRUSTED_ORIGINS = [o for o in env.str("CERTPANEL_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
-# Reverse proxies in front of the panel: only their X-Forwarded-For is believed (audit log addresses).
+# Reverse proxies in front of the panel: only their X-Forwarded-For is believed (audit log and lockout addresses).
 TRUSTED_PROXIES = env.network_list("CERTPANEL_TRUSTED_PROXIES")
 
 # --- database: SQLite (WAL) in the data directory unless DATABASE_URL says otherwise
@@ -235,20 +234,21 @@ SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_COOKIES
 
 # django-axes watches the session login (the API's tokens are not a login form). Wrong passwords
-# (and wrong second-step codes) count until the window passes without one; the Nth locks the
-# account for the window, and tries during the lock do not extend it (so the page can say when
-# it ends).
-# Locked by username alone: behind the one reverse proxy a panel usually sits behind, every
-# request comes from the proxy's address, so locking an address would lock out everyone and
-# username+address would be the username anyway; and without a proxy, username+address would let
-# an attacker try the limit again from every new address.
+# (and wrong second-step codes) for a username from one client address count until the cool-off
+# passes without one; the Nth locks that username at that address, so a stranger cannot lock
+# anyone else out. Tries during the lock do not extend it (so the page can say when it ends); each
+# consecutive lockout of the pair lasts twice as long (panel.security.lockout).
+# The address is the audit log's: X-Forwarded-For only from CERTPANEL_TRUSTED_PROXIES, otherwise
+# a client could name a new address for every try.
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
-AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
-AXES_LOCKOUT_PARAMETERS = ["username"]
-# axes warns that without the address a new User-Agent starts a new count: not so here, the
-# failures of every attempt record with the username are added up (tests/test_login_security.py).
-SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+AXES_COOLOFF_TIME = "panel.security.lockout.cool_off"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "panel.security.audit.client_address"
+# Lockouts are remembered (AccessFailureLog) to lengthen the next; each attempt expires after its
+# own pair's cool-off, not after the cool-off of whichever request happens to clean up.
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_USE_ATTEMPT_EXPIRATION = True
 AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "panel.security.login_views.lockout_response"

@@ -2,6 +2,7 @@
 codes, the administrator's require-2FA switch, password change and cookie flags."""
 
 import datetime
+import ipaddress
 import os
 import re
 import subprocess
@@ -11,12 +12,12 @@ from io import StringIO
 
 import pyotp
 import pytest
-from axes.models import AccessAttempt
+from axes.models import AccessAttempt, AccessAttemptExpiration, AccessFailureLog, AccessLog
 from django.conf import settings
 from django.db.models import F
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -77,12 +78,12 @@ def test_the_sixth_wrong_password_locks_the_account(client, alice, bob):
     assert log_in(other, "bob", "pw-bob-123").status_code == 302 and logged_in(other)
 
 
-def test_failures_from_other_addresses_and_browsers_count_together(client, alice):
+def test_failures_from_other_browsers_at_one_address_count_together(client, alice):
     for attempt in range(6):
-        response = log_in(client, "alice", "wrong", REMOTE_ADDR=f"198.51.100.{attempt}",
+        response = log_in(client, "alice", "wrong", REMOTE_ADDR="198.51.100.1",
                           HTTP_USER_AGENT=f"agent-{attempt}")
     assert response.status_code == 429
-    assert LOCKED in text(log_in(Client(), "alice", "pw-alice-123", REMOTE_ADDR="203.0.113.9"))
+    assert LOCKED in text(log_in(Client(), "alice", "pw-alice-123", REMOTE_ADDR="198.51.100.1"))
 
 
 def test_a_login_before_the_limit_starts_the_count_again(client, alice):
@@ -104,6 +105,69 @@ def test_the_lock_ends_after_the_window(client, alice):
     assert "Try again in 1 minute." in text(log_in(client, "alice", "pw-alice-123"))
     AccessAttempt.objects.update(attempt_time=AccessAttempt.objects.get().attempt_time - datetime.timedelta(minutes=2))
     assert log_in(client, "alice", "pw-alice-123").status_code == 302 and logged_in(client)
+
+
+STRANGER = {"REMOTE_ADDR": "198.51.100.7"}
+ADMIN_DESK = {"REMOTE_ADDR": "203.0.113.9"}
+
+
+def minutes_pass(minutes):
+    """Every time axes keeps (failures, their expiry, the failure and login logs) moves back."""
+    delta = datetime.timedelta(minutes=minutes)
+    for model, field in ((AccessAttempt, "attempt_time"), (AccessAttemptExpiration, "expires_at"),
+                         (AccessFailureLog, "attempt_time"), (AccessLog, "attempt_time")):
+        model.objects.update(**{field: F(field) - delta})
+
+
+def test_a_stranger_cannot_lock_the_administrator_out(admin):
+    stranger = Client()
+    for attempt in range(6):
+        response = log_in(stranger, "root", f"guess-{attempt}", **STRANGER)
+    assert response.status_code == 429 and LOCKED in text(response)
+    assert LOCKED in text(log_in(Client(), "root", "pw-root-123", HTTP_USER_AGENT="another", **STRANGER))
+    desk = Client()
+    assert log_in(desk, "root", "pw-root-123", **ADMIN_DESK).status_code == 302 and logged_in(desk)
+
+
+def test_x_forwarded_for_is_believed_only_from_a_trusted_proxy(admin):
+    for attempt in range(6):
+        log_in(Client(), "root", f"guess-{attempt}", HTTP_X_FORWARDED_FOR=f"192.0.2.{attempt}", **STRANGER)
+    assert LOCKED in text(log_in(Client(), "root", "pw-root-123", HTTP_X_FORWARDED_FOR="192.0.2.99", **STRANGER))
+
+
+@override_settings(TRUSTED_PROXIES=[ipaddress.ip_network("10.0.0.0/8")])
+def test_behind_a_trusted_proxy_the_lock_is_for_the_clients_address(admin):
+    proxy = {"REMOTE_ADDR": "10.0.0.2"}
+    for attempt in range(6):
+        response = log_in(Client(), "root", f"guess-{attempt}", HTTP_X_FORWARDED_FOR="198.51.100.7", **proxy)
+    assert response.status_code == 429
+    assert LOCKED in text(log_in(Client(), "root", "pw-root-123", HTTP_X_FORWARDED_FOR="198.51.100.7", **proxy))
+    assert log_in(Client(), "root", "pw-root-123", HTTP_X_FORWARDED_FOR="203.0.113.9", **proxy).status_code == 302
+
+
+def test_each_consecutive_lockout_of_the_same_address_lasts_twice_as_long(admin):
+    for lock_minutes in (15, 30, 60):
+        for attempt in range(6):
+            response = log_in(Client(), "root", f"guess-{attempt}", **STRANGER)
+        assert f"{LOCKED}. Try again in {lock_minutes} minutes." in text(response)
+        minutes_pass(lock_minutes - 1)
+        log_in(Client(), "someone", "wrong", REMOTE_ADDR="192.0.2.50")  # cleans up expired attempts
+        assert "Try again in 1 minute." in text(log_in(Client(), "root", "pw-root-123", **STRANGER))
+        minutes_pass(2)
+    # Only that address waits longer: the administrator's own first lockout is the usual one.
+    for attempt in range(6):
+        response = log_in(Client(), "root", f"typo-{attempt}", **ADMIN_DESK)
+    assert f"{LOCKED}. Try again in 15 minutes." in text(response)
+
+
+def test_a_successful_login_starts_the_delay_over(admin):
+    for _ in range(6):
+        log_in(Client(), "root", "typo", **ADMIN_DESK)
+    minutes_pass(16)
+    assert log_in(Client(), "root", "pw-root-123", **ADMIN_DESK).status_code == 302
+    for _ in range(6):
+        response = log_in(Client(), "root", "typo", **ADMIN_DESK)
+    assert f"{LOCKED}. Try again in 15 minutes." in text(response)
 
 
 def test_an_administrator_unlocks_with_axes_reset(client, alice):
@@ -345,8 +409,9 @@ def test_secure_cookies_and_lockout_follow_the_environment():
     env = {**os.environ, "CERTPANEL_SECURE_COOKIES": "true", "CERTPANEL_LOGIN_FAILURE_LIMIT": "3",
            "CERTPANEL_LOGIN_LOCKOUT_MINUTES": "30", "CERTPANEL_SESSION_SECONDS": "600",
            "DJANGO_SETTINGS_MODULE": "panel.settings"}
-    code = ("from django.conf import settings as s; print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, "
-            "s.AXES_FAILURE_LIMIT, s.AXES_COOLOFF_TIME.total_seconds(), s.SESSION_COOKIE_AGE)")
+    code = ("import django; django.setup(); from axes.helpers import get_cool_off; "
+            "from django.conf import settings as s; print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, "
+            "s.AXES_FAILURE_LIMIT, get_cool_off().total_seconds(), s.SESSION_COOKIE_AGE)")
     result = subprocess.run([sys.executable, "-c", code], env=env, cwd=settings.BASE_DIR,
                             capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["True", "True", "3", "1800.0", "600"]

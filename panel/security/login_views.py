@@ -2,26 +2,23 @@
 
 A user with 2FA is not logged in by the password: the session only remembers, for a few
 minutes, who passed it; Django's login() runs after the code step. django-axes counts wrong
-passwords and wrong codes alike (both send user_login_failed) and locks the account at the
-limit (settings: AXES_*).
+passwords and wrong codes alike (both send user_login_failed) and locks the username at that
+client address at the limit (panel.security.lockout, settings: AXES_*).
 """
 
-import math
 import time
 
 import django_otp
 from axes.handlers.proxy import AxesProxyHandler
-from axes.models import AccessAttempt
+from axes.helpers import get_client_ip_address
 from django.conf import settings
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.signals import user_login_failed
 from django.contrib.auth.views import LoginView
-from django.db.models import Max
 from django.shortcuts import redirect, render
-from django.utils import timezone
 
-from panel.security import twofactor
+from panel.security import lockout, twofactor
 from panel.security.forms import WRONG_CODE, CodeForm
 
 PENDING_LOGIN_KEY = "pending_login"
@@ -49,6 +46,7 @@ def second_step(request):
         request.session.pop(PENDING_LOGIN_KEY, None)
         return redirect("login")
     credentials = {"username": user.get_username()}
+    setattr(request, lockout.USERNAME_ATTRIBUTE, user.get_username())
     if not AxesProxyHandler.is_allowed(request, credentials):
         return _locked_out(request, credentials)
     form = CodeForm(request.POST if request.method == "POST" else None)
@@ -81,15 +79,6 @@ def lockout_response(request, original_response, credentials):
     """The login page, saying the account is locked and for how long (AXES_LOCKOUT_CALLABLE)."""
     username = (credentials or {}).get("username") or request.POST.get("username", "")
     form = AuthenticationForm(request, initial={"username": username})
-    context = {"form": form, "locked_minutes": _lock_minutes_left(username), "next": request.POST.get("next", "")}
+    minutes = lockout.minutes_left(username, get_client_ip_address(request))
+    context = {"form": form, "locked_minutes": minutes, "next": request.POST.get("next", "")}
     return render(request, "panel/login.html", context, status=settings.AXES_HTTP_RESPONSE_CODE)
-
-
-def _lock_minutes_left(username):
-    # The lock ends one cool-off period after the failure that set it (tries during the lock
-    # are not recorded: AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False).
-    latest = AccessAttempt.objects.filter(username=username).aggregate(latest=Max("attempt_time"))["latest"]
-    if latest is None:
-        return math.ceil(settings.AXES_COOLOFF_TIME.total_seconds() / 60)
-    left = latest + settings.AXES_COOLOFF_TIME - timezone.now()
-    return max(1, math.ceil(left.total_seconds() / 60))
