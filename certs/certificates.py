@@ -4,11 +4,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from certs import orders
+from certs import orders, ownership
 from certs.challenges import external
 from certs.challenges import webroot as webroot_mode
 from certs.models import Certificate, ChallengeType
-from panel.models import SiteDomain
 from panel.security import quotas
 from panel.toolkit import access, validation
 
@@ -18,10 +17,8 @@ def clean_request(owner, domains, challenge, site=None, dns_credential=None, cha
     """The validated request: {"domains", "challenge_alias", "webroot", "server_config"};
     raises ValidationError keyed by field.
 
-    With HTTP-01 a user may only ask for names of their own sites: the challenge
-    directory answers for every name on this server, so anything else would let one
-    customer obtain a certificate (and key) for another's domain. DNS-01 proves
-    control of the zone itself. The modes for servers the panel does not manage write
+    With HTTP-01 a user may only ask for names of their own sites (certs.ownership;
+    every order checks it again). The modes for servers the panel does not manage write
     into other servers' files and listen on their port: administrators only."""
     challenge = ChallengeType(challenge)
     if challenge.is_external:
@@ -50,12 +47,10 @@ def clean_request(owner, domains, challenge, site=None, dns_credential=None, cha
         foreign = [name for name in names if not any(validation.name_covers(name, d) for d in site.domains)]
         if foreign:
             raise ValidationError({"domains": [_("Not names of this site: %(names)s") % {"names": ", ".join(foreign)}]})
-    if challenge == ChallengeType.HTTP01 and not access.is_admin(owner):
-        owned = set(SiteDomain.objects.filter(site__owner=owner, name__in=names).values_list("name", flat=True))
-        missing = [name for name in names if name not in owned]
-        if missing:
-            raise ValidationError({"domains": [_("Add these names to one of your sites first: %(names)s")
-                                               % {"names": ", ".join(missing)}]})
+    missing = ownership.names_not_on_sites(owner, names, challenge)
+    if missing:
+        raise ValidationError({"domains": [_("Add these names to one of your sites first: %(names)s")
+                                           % {"names": ", ".join(missing)}]})
     return {"domains": names, "challenge_alias": challenge_alias, "webroot": webroot, "server_config": server_config}
 
 

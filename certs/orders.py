@@ -28,7 +28,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from certs import accounts
+from certs import accounts, ownership
 from certs.acme import AcmeError, generate_private_key, make_csr
 from certs.challenges import dns01, external, http01, standalone
 from certs.dns import propagation
@@ -53,16 +53,28 @@ class NotOrderable(Exception):
     """The certificate was uploaded: there is no ACME account to order it with."""
 
 
+class NamesNotOwned(Exception):
+    """Names of the certificate are no longer on its owner's sites (certs.ownership)."""
+
+
+class NamesLost(OrderFailed):
+    """A renewal's names are no longer on the owner's sites: it fails, and renewing stops."""
+
+
 # --- starting and claiming
 
 
 def start_order(certificate: Certificate, is_renewal=False) -> Order:
     """A new order for `certificate`, queued. Raises IntegrityError if one is already active,
-    NotOrderable for an uploaded certificate."""
+    NotOrderable for an uploaded certificate, NamesNotOwned when someone asks for an order with
+    names no longer on the owner's sites. A renewal is checked by its first step (run_step)."""
     if certificate.is_uploaded:
         raise NotOrderable(_("This certificate was uploaded: the panel cannot renew it. Upload its successor, "
                              "or issue a certificate through ACME."))
     if not is_renewal:  # someone is waiting on this request; sweeps run on a worker, beside the queue
+        refusal = _names_no_longer_owned(certificate)
+        if refusal:
+            raise NamesNotOwned(refusal)
         task_queue.require_reachable()
     with transaction.atomic():
         order = Order.objects.create(owner_id=certificate.owner_id, certificate=certificate, is_renewal=is_renewal)
@@ -74,6 +86,15 @@ def start_order(certificate: Certificate, is_renewal=False) -> Order:
                                                              else certificate.status)
         transaction.on_commit(lambda: enqueue(order.pk, order.wakeup, 0))
     return order
+
+
+def _names_no_longer_owned(certificate):
+    """The message saying which names are no longer on the owner's sites, or ""."""
+    lost = ownership.names_not_on_sites(certificate.owner, certificate.domains, certificate.challenge)
+    if not lost:
+        return ""
+    return _("No longer on the owner's sites: %(names)s. Add them to one of the owner's sites again and renew, or "
+             "request a certificate without them.") % {"names": ", ".join(lost)}
 
 
 ADVANCE_ORDER = NamedTask("certs.tasks.advance_order")
@@ -110,7 +131,14 @@ def run_step(order: Order):
     queue the next step. Returns the delay before the next step, or None if finished."""
     wakeup = order.wakeup
     failure = retry_after = None
+    names_lost = False
     try:
+        # The sweep starts renewals without looking at sites (it stays one query however many are
+        # due); the first step refuses names the owner no longer has before the CA is asked.
+        if order.is_renewal and order.status == Order.Status.NEW and not order.acme_url:
+            refusal = _names_no_longer_owned(order.certificate)
+            if refusal:
+                raise NamesLost(refusal)
         step = STEPS[order.status]
         delay = step(order, accounts.client_for(order.certificate.account))
         order.step_attempts = 0
@@ -128,7 +156,7 @@ def run_step(order: Order):
             failure = None if delay is not None else str(exc)
             retry_after = exc.retry_after
     except OrderFailed as exc:
-        delay, failure = None, str(exc)
+        delay, failure, names_lost = None, str(exc), isinstance(exc, NamesLost)
     except Exception as exc:  # noqa: BLE001 - e.g. a locked database; retried, then reported
         log.exception("order %s: step %s crashed", order.pk, order.status)
         failure = f"internal error: {type(exc).__name__}: {exc}"
@@ -148,7 +176,7 @@ def run_step(order: Order):
             log.warning("order %s: claim lost during step %s; result discarded", order.pk, order.status)
             return None
         if failure:
-            _record_failure(order, failure, retry_after)
+            _record_failure(order, failure, retry_after, stop_renewing=names_lost)
     if delay is not None and not order.finished:
         transaction.on_commit(lambda: enqueue(order.pk, order.wakeup, delay))
     return delay
@@ -193,16 +221,21 @@ def _transient_delay(order, exc):
     return delay
 
 
-def _record_failure(order, message, retry_after=None):
+def _record_failure(order, message, retry_after=None, stop_renewing=False):
     order.log(gettext_noop("Failed: %(error)s"), level="error", error=message)
     cert = order.certificate
     cert.last_error = message
     if cert.current_version_id is None:
         cert.status = Certificate.Status.FAILED
-    if order.is_renewal:
+    fields = ["last_error", "status", "renewal_failures", "next_renewal_at"]
+    if stop_renewing:
+        renewal_policy.stopped(cert, message)
+        order.log(gettext_noop("No further renewal attempts until the certificate is renewed by hand"))
+        fields.append("ari_check_after")
+    elif order.is_renewal:
         renewal_policy.failed(cert, message, retry_after)
         order.log(gettext_noop("Next renewal attempt: %(at)s UTC"), at=f"{cert.next_renewal_at:%Y-%m-%d %H:%M}")
-    cert.save(update_fields=["last_error", "status", "renewal_failures", "next_renewal_at"])
+    cert.save(update_fields=fields)
 
 
 def _cleanup_challenges(order):
@@ -462,7 +495,11 @@ def step_propagate(order, acme):
 
 
 def continue_order(order):
-    """The user says the manual TXT records are in place: stop watching, answer now."""
+    """The user says the manual TXT records are in place: stop watching, answer now. Raises
+    NamesNotOwned when names of the order are no longer on the owner's sites."""
+    refusal = _names_no_longer_owned(order.certificate)
+    if refusal:
+        raise NamesNotOwned(refusal)
     task_queue.require_reachable()
     wakeup = uuid.uuid4()
     updated = Order.objects.filter(

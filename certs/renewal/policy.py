@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from certs import accounts, notifications
 from certs.acme import AcmeError
@@ -103,6 +104,20 @@ def failed(cert, message, retry_after=None):
                          f"Renewing the certificate for {names} failed: {message}\n"
                          f"Failed attempts in a row: {cert.renewal_failures}. "
                          f"Next attempt: {cert.next_renewal_at:%Y-%m-%d %H:%M} UTC.")
+
+
+def stopped(cert, message):
+    """A renewal that cannot succeed as things stand (names no longer on the owner's sites): no
+    further attempt, so the sweep does not fail it again and again; the certificate reads as
+    failed. A renewal by hand that succeeds plans anew (issued)."""
+    cert.status = Certificate.Status.FAILED
+    cert.renewal_failures += 1  # apply_ari never re-plans after a failed renewal
+    cert.next_renewal_at = None  # due() never picks it
+    cert.ari_check_after = None  # no window to ask the CA about
+    names = ", ".join(cert.domains)
+    notifications.notify(cert.owner_id, "renewal_failed", _("Renewal failed: %(names)s") % {"names": names},
+                         _("Renewing the certificate for %(names)s failed: %(error)s\nIt is not renewed again "
+                           "until it is renewed by hand.") % {"names": names, "error": message})
 
 
 # --- ARI (RFC 9773): the CA's suggested renewal window

@@ -55,7 +55,7 @@ def _start_order(request, certificate, started_message):
         orders.start_order(certificate)
     except IntegrityError:
         messages.warning(request, _("An order for this certificate is already running."))
-    except orders.NotOrderable as exc:
+    except (orders.NotOrderable, orders.NamesNotOwned) as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, started_message)
