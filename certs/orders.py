@@ -495,11 +495,8 @@ def step_propagate(order, acme):
 
 
 def continue_order(order):
-    """The user says the manual TXT records are in place: stop watching, answer now. Raises
-    NamesNotOwned when names of the order are no longer on the owner's sites."""
-    refusal = _names_no_longer_owned(order.certificate)
-    if refusal:
-        raise NamesNotOwned(refusal)
+    """The user says the manual TXT records are in place: stop watching, answer now. Only a
+    DNS-01 order waits for the user, and DNS-01 names need no site (certs.ownership)."""
     task_queue.require_reachable()
     wakeup = uuid.uuid4()
     updated = Order.objects.filter(

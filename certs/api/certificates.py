@@ -185,11 +185,7 @@ class CertificateViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.
         """Manual DNS-01: the TXT records are in place; stop waiting for them to show."""
         cert = self.get_object()
         order = cert.active_order()
-        try:
-            continued = order is not None and orders.continue_order(order)
-        except orders.NamesNotOwned as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        if not continued:
+        if order is None or not orders.continue_order(order):
             return Response({"detail": _("No order of this certificate is waiting for DNS records.")},
                             status=status.HTTP_409_CONFLICT)
         return Response(self.get_serializer(cert).data, status=status.HTTP_202_ACCEPTED)

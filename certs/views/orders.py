@@ -32,13 +32,8 @@ def order_status(request, pk):
 def order_continue(request, pk):
     """Manual DNS-01: the user says the TXT records are in place; answer the CA now."""
     order = access.get_owned(Order, request.user, pk=pk)
-    try:
-        continued = orders.continue_order(order)
-    except orders.NamesNotOwned as exc:
-        messages.error(request, str(exc))
+    if orders.continue_order(order):
+        messages.success(request, _("The CA is asked to check the TXT records now."))
     else:
-        if continued:
-            messages.success(request, _("The CA is asked to check the TXT records now."))
-        else:
-            messages.warning(request, _("This order is no longer waiting for DNS records."))
+        messages.warning(request, _("This order is no longer waiting for DNS records."))
     return back_to_site_or(request, order.certificate, "ui:certificate-list")
