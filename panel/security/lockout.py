@@ -34,11 +34,13 @@ def first_lock():
     return timedelta(minutes=settings.LOGIN_LOCKOUT_MINUTES)
 
 
-def lock_length(username, ip_address):
+def lock_length(username, ip_address, latest=None):
+    """How long the pair's current lock lasts after `latest`, its latest recorded failure
+    (read here unless the caller has it)."""
     pair = {"username": username, "ip_address": ip_address}
     # Measured from the pair's latest recorded failure, which a lock freezes (failures during a
     # lock are not recorded), so a lock keeps the length it started with.
-    latest = _latest(AccessAttempt.objects.filter(**pair)) or timezone.now()
+    latest = latest or _latest(AccessAttempt.objects.filter(**pair)) or timezone.now()
     since = max(filter(None, (latest - REMEMBERED, _latest(AccessLog.objects.filter(**pair)))))
     earlier = AccessFailureLog.objects.filter(
         **pair, locked_out=True, attempt_time__gt=since, attempt_time__lt=latest
@@ -51,7 +53,7 @@ def minutes_left(username, ip_address):
     latest = _latest(AccessAttempt.objects.filter(username=username, ip_address=ip_address))
     if latest is None:
         return math.ceil(first_lock().total_seconds() / 60)
-    left = latest + lock_length(username, ip_address) - timezone.now()
+    left = latest + lock_length(username, ip_address, latest) - timezone.now()
     return max(1, math.ceil(left.total_seconds() / 60))
 
 
