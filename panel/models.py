@@ -80,6 +80,14 @@ class PanelSettings(models.Model):
         _("require two-factor authentication for everyone"), default=False,
         help_text=_("Everyone without it, you included, is sent to set it up before anything else."),
     )
+    # One owner per registrable domain (panel.hosting.sites): these are the exceptions.
+    shared_names = models.TextField(
+        _("shared registrable domains"), blank=True,
+        help_text=_("One per line, e.g. example.com. Names under a registrable domain belong to the first user "
+                    "who adds one, so nobody can take a customer's domain before the customer adds it; under "
+                    "the domains listed here, every user may add names (e.g. your own domain that gives "
+                    "customers subdomains)."),
+    )
 
     class Meta:
         verbose_name = _("panel settings")
@@ -88,6 +96,9 @@ class PanelSettings(models.Model):
     def load(cls):
         # Reading never writes: the row appears when the Settings page first saves it.
         return cls.objects.filter(pk=1).first() or cls(pk=1)
+
+    def shared_name_set(self):
+        return set(self.shared_names.split())
 
 
 class UserQuota(models.Model):
