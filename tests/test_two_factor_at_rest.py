@@ -131,3 +131,6 @@ def test_devices_set_up_before_move_and_their_sessions_stay_signed_in(before_000
     log_in(with_code, "alice", "pw-alice-123")
     assert with_code.post(reverse("login-verify"), {"code": "aaaa2222"})["Location"] == "/sites/"
     assert not RecoveryCode.objects.exists() and RecoveryCodeDevice.objects.filter(user=alice).exists()
+    # New devices get new ids (on PostgreSQL the sequences moved past the ids kept).
+    bob = get_user_model().objects.create_user("bob", password="pw-bob-123")
+    assert twofactor.unconfirmed_totp_device(bob).pk != device.pk and twofactor.new_recovery_codes(bob)
