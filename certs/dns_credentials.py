@@ -1,5 +1,9 @@
 """DNS credentials: checked against the provider's declared fields, stored encrypted,
-tested on request. The UI and the API both come through here."""
+tested on request. The UI, the API and the importers all come through here.
+
+Files and UNIX sockets of this server are for administrators only: a provider that works on
+them (localzone) and any value naming one (a key file path, PowerDNS over a socket) is
+refused for everyone else, naming the provider or the field."""
 
 import json
 
@@ -18,8 +22,9 @@ def provider_label(code):
         return code
 
 
-def clean_values(provider_code, values):
-    """Only the provider's declared fields, required ones present; ValidationError otherwise."""
+def clean_values(provider_code, values, *, owner):
+    """Only the provider's declared fields, required ones present, and nothing of this server's
+    files unless `owner` is an administrator; ValidationError otherwise."""
     try:
         provider_class = registry.provider_class(provider_code)
     except DnsProviderError as exc:
@@ -29,6 +34,9 @@ def clean_values(provider_code, values):
     if unknown:
         raise ValidationError({"credentials": [_("Not fields of this provider: %(names)s") % {"names": ", ".join(unknown)}]})
     cleaned = {name: str(value).strip() for name, value in values.items() if str(value).strip()}
+    refusal = registry.admin_only_refusal(provider_class, cleaned, owner)
+    if refusal:
+        raise ValidationError({"provider" if provider_class.admin_only else "credentials": [refusal]})
     try:
         provider_class(cleaned)  # construction checks required fields and formats, offline
     except DnsProviderError as exc:

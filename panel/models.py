@@ -1,9 +1,13 @@
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext_lazy as _
+from django_otp.models import Device, ThrottlingMixin, TimestampMixin
+from django_otp.plugins.otp_totp.models import TOTPDevice, default_key, key_validator
 
 from certs.models import CertificateVersion
+from panel.toolkit.encryption import EncryptedTextField
 from panel.toolkit.validation import name_covers
 
 
@@ -76,6 +80,14 @@ class PanelSettings(models.Model):
         _("require two-factor authentication for everyone"), default=False,
         help_text=_("Everyone without it, you included, is sent to set it up before anything else."),
     )
+    # One owner per registrable domain (panel.hosting.sites): these are the exceptions.
+    shared_names = models.TextField(
+        _("shared registrable domains"), blank=True,
+        help_text=_("One per line, e.g. example.com. Names under a registrable domain belong to the first user "
+                    "who adds one, so nobody can take a customer's domain before the customer adds it; under "
+                    "the domains listed here, every user may add names (e.g. your own domain that gives "
+                    "customers subdomains)."),
+    )
 
     class Meta:
         verbose_name = _("panel settings")
@@ -84,6 +96,9 @@ class PanelSettings(models.Model):
     def load(cls):
         # Reading never writes: the row appears when the Settings page first saves it.
         return cls.objects.filter(pk=1).first() or cls(pk=1)
+
+    def shared_name_set(self):
+        return set(self.shared_names.split())
 
 
 class UserQuota(models.Model):
@@ -184,3 +199,66 @@ class ApiToken(models.Model):
     @property
     def is_active(self):
         return self.revoked_at is None and not self.is_expired
+
+
+# --- two-factor devices (panel.security.twofactor uses them): django-otp devices whose secrets
+# are encrypted at rest like every other secret (manage.py rotate_keys re-encrypts them too).
+# Migration 0008 moved the rows of django-otp's own TOTPDevice and StaticDevice here.
+
+class AuthenticatorDevice(TimestampMixin, ThrottlingMixin, Device):
+    """An authenticator app: django-otp's TOTPDevice with its key encrypted. django-otp has no
+    abstract TOTP model, so the fields are declared again; verification (with its replay and
+    drift rules), throttling and the otpauth:// URL are TOTPDevice's own, unchanged."""
+
+    key = EncryptedTextField(default=default_key, validators=[key_validator],
+                             help_text="A hex-encoded secret key of up to 40 bytes.")
+    step = models.PositiveSmallIntegerField(default=30, help_text="The time step in seconds.")
+    t0 = models.BigIntegerField(default=0, help_text="The Unix time at which to begin counting steps.")
+    digits = models.PositiveSmallIntegerField(choices=[(6, 6), (8, 8)], default=6)
+    tolerance = models.PositiveSmallIntegerField(default=1)
+    drift = models.SmallIntegerField(default=0)
+    last_t = models.BigIntegerField(default=-1, help_text="The time step of the last verified token.")
+
+    class Meta(Device.Meta):
+        app_label = "panel"
+        verbose_name = "authenticator app"
+
+    bin_key = TOTPDevice.bin_key
+    verify_token = TOTPDevice.verify_token
+    get_throttle_factor = TOTPDevice.get_throttle_factor
+    config_url = TOTPDevice.config_url
+    _read_str_from_settings = TOTPDevice._read_str_from_settings
+
+
+class RecoveryCodeDevice(TimestampMixin, ThrottlingMixin, Device):
+    """A user's single-use recovery codes: django-otp's StaticDevice with each code encrypted."""
+
+    class Meta(Device.Meta):
+        app_label = "panel"
+        verbose_name = "recovery codes"
+
+    def get_throttle_factor(self):
+        return getattr(settings, "OTP_STATIC_THROTTLE_FACTOR", 1)
+
+    def verify_token(self, token):
+        """As StaticDevice: a matching code is used up; a wrong one slows the next try down.
+        The codes are encrypted with a random IV, so each is decrypted and compared."""
+        if not self.verify_is_allowed()[0]:
+            return False
+        match = next((code for code in self.codes.all() if constant_time_compare(code.code, token)), None)
+        if match is None:
+            self.throttle_increment()
+            return False
+        match.delete()
+        self.throttle_reset(commit=False)
+        self.set_last_used_timestamp(commit=False)
+        self.save()
+        return True
+
+
+class RecoveryCode(models.Model):
+    device = models.ForeignKey(RecoveryCodeDevice, on_delete=models.CASCADE, related_name="codes")
+    code = EncryptedTextField()
+
+    class Meta:
+        app_label = "panel"

@@ -22,7 +22,6 @@ from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 from django_otp import DEVICE_ID_SESSION_KEY
-from django_otp.plugins.otp_totp.models import TOTPDevice
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
@@ -30,7 +29,7 @@ from certs import accounts, dns_credentials, notifications, versions
 from certs.models import (AcmeAccount, Certificate, CertificateVersion, DnsCredential, InstallTarget,
                           NotificationChannel, Order, ReloadPreset)
 from panel.hosting import sites
-from panel.models import ApiToken, AuditEntry, Site
+from panel.models import ApiToken, AuditEntry, AuthenticatorDevice, Site
 from panel.security import audit, tokens, twofactor
 from tests.test_dns_secrets import every_row_as_text
 from tests.test_versions import add_version, make_chain
@@ -368,18 +367,18 @@ ACCOUNT_BODY = {"old_password": BOBS_PASSWORD, "new_password1": "bob-new-pw-4821
 
 @pytest.fixture
 def alice_has_two_factor(alice):
-    TOTPDevice.objects.create(user=alice, name="alice-phone", confirmed=True)
+    AuthenticatorDevice.objects.create(user=alice, name="alice-phone", confirmed=True)
     return twofactor.new_recovery_codes(alice)
 
 
 def bob_signed_in_with_two_factor(bob):
     """A fresh client for bob, past the second step, and a recovery code of his that works once."""
     if not twofactor.has_two_factor(bob):
-        TOTPDevice.objects.create(user=bob, name="bob-phone", confirmed=True)
+        AuthenticatorDevice.objects.create(user=bob, name="bob-phone", confirmed=True)
     code = twofactor.new_recovery_codes(bob)[0]
     client = _logged_in(type(bob).objects.get(pk=bob.pk))  # his password may have changed: a stale one signs out
     session = client.session
-    session[DEVICE_ID_SESSION_KEY] = TOTPDevice.objects.get(user=bob).persistent_id
+    session[DEVICE_ID_SESSION_KEY] = AuthenticatorDevice.objects.get(user=bob).persistent_id
     session.save()
     return client, code
 
@@ -426,7 +425,7 @@ def test_bob_writing_to_every_page_without_an_id_changes_only_his_own_rows(
         alices_objects, alice_has_two_factor, alice, bob, seams):
     alice_ui = _logged_in(alice)
     session = alice_ui.session
-    session[DEVICE_ID_SESSION_KEY] = TOTPDevice.objects.get(user=alice).persistent_id
+    session[DEVICE_ID_SESSION_KEY] = AuthenticatorDevice.objects.get(user=alice).persistent_id
     session.save()
     before = rows_not_of(bob)
     answers, turned_two_factor_off = [], set()

@@ -32,7 +32,8 @@ class DnsCredentialSerializer(serializers.ModelSerializer):
 
     def validate(self, attrs):
         try:
-            attrs["credentials"] = dns_credentials.clean_values(attrs["provider"], attrs["credentials"])
+            attrs["credentials"] = dns_credentials.clean_values(attrs["provider"], attrs["credentials"],
+                                                                owner=self.context["request"].user)
         except DjangoValidationError as exc:
             raise as_drf_error(exc)
         return attrs

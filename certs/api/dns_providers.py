@@ -8,10 +8,12 @@ from certs.dns import registry
 
 
 class DnsProviderViewSet(viewsets.ViewSet):
-    """Every DNS provider: code, label and the credential fields it declares."""
+    """Every DNS provider: code, label and the credential fields it declares. `admin_only`: only an
+    administrator may use the provider; a field's `server_path`: a value of it naming a file or
+    UNIX socket on this server is for administrators only."""
 
     @extend_schema(responses={200: inline_serializer("DnsProvider", {
-        "code": serializers.CharField(), "label": serializers.CharField(),
+        "code": serializers.CharField(), "label": serializers.CharField(), "admin_only": serializers.BooleanField(),
         "fields": serializers.ListField(child=serializers.DictField())}, many=True)})
     def list(self, request):
         return Response(registry.catalog())

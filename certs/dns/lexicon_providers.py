@@ -13,7 +13,10 @@ declares in `configure_parser()`:
   secret, a server address) is required unless it has a default, is a flag, or its help
   text calls it optional or an alternative ("only used if ...", "if empty ...");
   `ALTERNATIVE_CREDENTIALS` lists the providers whose options are one-of sets;
-* help and default: lexicon's help text, choices and default.
+* help and default: lexicon's help text, choices and default;
+* server_path: `SERVER_PATHS` says which values of an option name a file or a UNIX
+  socket on this server (administrators only), and `ADMIN_ONLY` lists the providers that
+  work on this server's own files or credentials whatever is typed.
 
 Every provider also gets an optional `zone` field. When it is blank the zone is the
 registrable domain of the record name, found with tldextract's bundled copy of the
@@ -81,6 +84,23 @@ ALTERNATIVE_CREDENTIALS = {
     "ultradns": {"auth_token", "auth_username", "auth_password"},
     "zonomi": {"auth_entrypoint"},
 }
+
+# Values that lexicon opens as a file or a UNIX socket on this server, with the worker's
+# rights: given by a user they would read keys or zone files of others, or talk to local
+# daemons. Option -> which of its values are such a path.
+SERVER_PATHS = {
+    # "file::/path" is read; "base64::..." is the content itself
+    "googleclouddns": {"auth_service_account_info": lambda value: value.startswith("file::")},
+    # anything but "base64::..." is opened as a key file
+    "transip": {"auth_api_key": lambda value: not value.startswith("base64::")},
+    # a value that exists as a path is used as HTTP over that UNIX socket; only a URL is safe
+    "powerdns": {"pdns_server": lambda value: not value.lower().startswith(("http://", "https://"))},
+}
+
+# Providers that cannot be confined, whatever a user types: localzone edits a zone file on
+# this server; OCI reads ~/.oci/config, OCI_CLI_* variables or the instance's own identity
+# when its file options are left blank.
+ADMIN_ONLY = {"localzone", "oci"}
 
 # Labels, help and timeouts for the providers panel users ask for by name. `fields`
 # overrides what is derived from lexicon for one option (label, help, sensitive,
@@ -383,6 +403,7 @@ class LexiconProvider(DnsProvider):
 
 def _derived_field(code, action, override):
     name = action.dest
+    server_path = SERVER_PATHS.get(code, {}).get(name)
     is_flag = action.nargs == 0
     help_text = _clean(action.help)
     default = action.default
@@ -409,6 +430,7 @@ def _derived_field(code, action, override):
         "required": required,
         "help": help_text,
         "default": str(default) if has_default else "",
+        "server_path": server_path,
     }
     field.update(override)
     return Field(**field)
@@ -433,6 +455,7 @@ def _provider_class(code, module, available):
         "fields": fields,
         "lexicon_options": options,
         "available": available,
+        "admin_only": code in ADMIN_ONLY,
         "ttl": presentation.get("ttl", DnsProvider.ttl),
         "propagation_timeout": presentation.get("propagation_timeout", DEFAULT_PROPAGATION_TIMEOUT),
     }

@@ -7,7 +7,10 @@ certs.dns.lexicon_providers, with fields derived from lexicon's own options.
 from functools import lru_cache
 from importlib import import_module
 
+from django.utils.translation import gettext as _
+
 from certs.dns.base import DnsProvider, DnsProviderError
+from panel.toolkit.access import is_admin
 
 NATIVE = {
     "huaweicloud": "certs.dns.huaweicloud.HuaweiCloudProvider",
@@ -41,20 +44,52 @@ def provider_class(code) -> type[DnsProvider]:
         raise DnsProviderError(f"unknown DNS provider {code!r}") from None
 
 
+def admin_only_refusal(provider_class, values, user):
+    """Why `user` may not use these values of this provider (a message naming the provider or
+    the field), or None. Files and UNIX sockets of this server are for administrators only."""
+    if is_admin(user):
+        return None
+    if provider_class.admin_only:
+        return _("%(provider)s is for administrators only: it works on this server's own files or credentials. "
+                 "Choose another provider, or ask an administrator to set it up.") % {"provider": provider_class.label}
+    fields = provider_class.server_path_fields(values)
+    if fields:
+        return _("%(fields)s: a file or UNIX socket on this server is for administrators only. Give the value "
+                 "itself instead (an http:// or https:// URL, or base64:: content).") % {
+            "fields": ", ".join(str(f.label) for f in fields)}
+    return None
+
+
 def provider_for(credential) -> DnsProvider:
-    """The provider, ready to use, for a DnsCredential row."""
-    return provider_class(credential.provider)(credential.values())
+    """The provider, ready to use, for a DnsCredential row. Checked again here, not only when
+    saved: rows saved before the rule, or by an owner who is no longer an administrator."""
+    cls = provider_class(credential.provider)
+    values = credential.values()
+    refusal = admin_only_refusal(cls, values, credential.owner)
+    if refusal:
+        raise DnsProviderError(refusal)
+    return cls(values)
+
+
+def _field_help(field):
+    if field.server_path is None:
+        return str(field.help)
+    note = _("A file or socket on this server: administrators only.")
+    return f"{field.help} {note}".strip()
 
 
 def catalog():
-    """What the API and UI offer: code, label and declared fields of every provider."""
+    """What the API and UI offer: code, label and declared fields of every provider, and what is
+    for administrators only (`admin_only`: the whole provider; a field's `server_path`: its
+    values that name a file or socket on this server)."""
     return [
         {
             "code": code,
             "label": str(cls.label),
+            "admin_only": cls.admin_only,
             "fields": [
                 {"name": f.name, "label": str(f.label), "sensitive": f.sensitive, "required": f.required,
-                 "help": str(f.help), "default": f.default}
+                 "help": _field_help(f), "default": f.default, "server_path": f.server_path is not None}
                 for f in cls.fields
             ],
         }

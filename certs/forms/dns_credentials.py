@@ -9,15 +9,29 @@ from certs.dns import registry
 
 
 def _provider_choices():
-    """Every registered provider, by label: users look for a name, not a code."""
-    return sorted(((entry["code"], entry["label"]) for entry in registry.catalog()),
-                  key=lambda choice: choice[1].casefold())
+    """Every registered provider, by label: users look for a name, not a code. The list says
+    which ones are for administrators only."""
+    return sorted(((entry["code"], _("%(label)s (administrators only)") % {"label": entry["label"]}
+                    if entry["admin_only"] else entry["label"]) for entry in registry.catalog()),
+                  key=lambda choice: str(choice[1]).casefold())
 
 
 class DnsProviderChoiceForm(forms.Form):
     """Step one, sent by GET: which provider the credentials are for."""
 
     provider = forms.ChoiceField(label=_("DNS provider"), choices=_provider_choices)
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_provider(self):
+        # Said at once rather than after the user has filled in the next page.
+        code = self.cleaned_data["provider"]
+        refusal = registry.admin_only_refusal(registry.provider_class(code), {}, self.user)
+        if refusal:
+            raise ValidationError(refusal)
+        return code
 
 
 class DnsCredentialForm(forms.Form):
@@ -37,10 +51,11 @@ class DnsCredentialForm(forms.Form):
                     "Blank: the provider's default."),
     )
 
-    def __init__(self, provider, *args, **kwargs):
-        """provider: a registry.catalog() entry."""
+    def __init__(self, provider, *args, user, **kwargs):
+        """provider: a registry.catalog() entry; user: who will own the credentials."""
         super().__init__(*args, initial={"provider": provider["code"]}, **kwargs)
         self.provider = provider
+        self.user = user
         for spec in provider["fields"]:
             if spec["sensitive"]:
                 widget = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
@@ -63,7 +78,7 @@ class DnsCredentialForm(forms.Form):
             return data
         values = {spec["name"]: data.get(self.FIELD_PREFIX + spec["name"]) or "" for spec in self.provider["fields"]}
         try:
-            data["credentials"] = dns_credentials.clean_values(self.provider["code"], values)
+            data["credentials"] = dns_credentials.clean_values(self.provider["code"], values, owner=self.user)
         except ValidationError as exc:
             for messages in exc.message_dict.values():
                 for message in messages:

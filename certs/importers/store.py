@@ -440,7 +440,7 @@ def _dns_credential(found: FoundCertificate, run: _Run):
     if found.challenge != ChallengeType.DNS01:
         return None
     try:
-        values = dns_credentials.clean_values(found.dns_provider, found.dns_credentials)
+        values = dns_credentials.clean_values(found.dns_provider, found.dns_credentials, owner=run.owner)
     except ValidationError as exc:
         raise _NotImported(_messages(found.source, exc, prefix=_("DNS credentials for %(provider)s")
                                      % {"provider": found.dns_provider or "?"}))

@@ -44,11 +44,11 @@ def dns_credential_add(request):
     """Step one (GET, no provider): choose the provider. Step two (?provider=code, then POST):
     that provider's fields."""
     code = (request.POST if request.method == "POST" else request.GET).get("provider", "")
-    chooser = DnsProviderChoiceForm({"provider": code} if code else None)
+    chooser = DnsProviderChoiceForm({"provider": code} if code else None, user=request.user)
     if not chooser.is_valid():
         return render(request, "certs/dns_credential_provider.html", {"nav": "dns", "form": chooser})
     provider = _catalog_entry(chooser.cleaned_data["provider"])
-    form = DnsCredentialForm(provider, request.POST if request.method == "POST" else None)
+    form = DnsCredentialForm(provider, request.POST if request.method == "POST" else None, user=request.user)
     if form.is_valid():
         data = form.cleaned_data
         credential = dns_credentials.save_credential(

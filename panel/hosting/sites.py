@@ -1,11 +1,19 @@
-"""Site services shared by the UI and the API."""
+"""Site services shared by the UI and the API.
+
+Names have one owner. A name belongs to one site (SiteDomain is unique), and a registrable
+domain (example.com, example.co.uk) to one user: a user may add names only under registrable
+domains no other user's site uses, so nobody can take a customer's domain before the customer
+adds it. An administrator is not restricted, and may share a registrable domain on the
+Settings page so that every user may add names under it."""
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from panel.deployment import dispatch
-from panel.models import Site, SiteDomain
+from panel.models import PanelSettings, Site, SiteDomain
 from panel.security import quotas
 from panel.toolkit import access, task_queue, validation
 
@@ -13,14 +21,22 @@ from panel.toolkit import access, task_queue, validation
 def clean_site_fields(domains, root, proxy_pass, exclude_pk=None, actor=None):
     """Validated (domains, root, proxy_pass); raises ValidationError keyed by field.
 
-    `actor` is who enters the values: an admin may name any directory as the document root;
-    a user (or no actor) one below settings.ALLOWED_ROOTS that no other owner's site uses."""
+    `actor` is who enters the values: an admin may name any directory as the document root
+    and add any free name; a user (or no actor) a directory below settings.ALLOWED_ROOTS that no
+    other owner's site uses, and new names only under registrable domains no other owner uses."""
     errors = {}
     try:
         domains = validation.normalize_domain_list(domains)
         taken = _domains_in_use(domains, exclude_pk)
         if taken:
             raise ValidationError(_("Already used by another site: %(names)s") % {"names": ", ".join(taken)})
+        claimed = [] if actor is not None and access.is_admin(actor) else _claimed_by_others(domains, actor, exclude_pk)
+        if claimed:
+            raise ValidationError(ngettext(
+                "%(names)s belongs to another user: names under it can only be added by its owner. An "
+                "administrator can share it on the Settings page.",
+                "%(names)s belong to other users: names under them can only be added by their owners. An "
+                "administrator can share them on the Settings page.", len(claimed)) % {"names": ", ".join(claimed)})
     except ValidationError as exc:
         errors["domains"] = exc.messages
     root, proxy_pass = (root or "").strip(), (proxy_pass or "").strip()
@@ -54,6 +70,38 @@ def _roots_of_other_owners(actor, exclude_pk):
 def _domains_in_use(domains, exclude_pk):
     taken = SiteDomain.objects.filter(name__in=domains).exclude(site_id=exclude_pk)
     return sorted(taken.values_list("name", flat=True))
+
+
+def _claimed_by_others(domains, actor, exclude_pk):
+    """The registrable domains of the names being added (not already on the site) that another
+    owner's site has a name under, unless an administrator shared them; sorted."""
+    current = set(SiteDomain.objects.filter(site_id=exclude_pk).values_list("name", flat=True)) if exclude_pk else set()
+    trees = {validation.registrable_domain(name) for name in domains if name not in current}
+    trees -= PanelSettings.load().shared_name_set()
+    if not trees:
+        return []
+    under = Q()
+    for tree in trees:
+        under |= Q(name=tree) | Q(name__endswith="." + tree)
+    others = SiteDomain.objects.filter(under).exclude(site_id=exclude_pk)
+    if actor is not None:
+        others = others.exclude(site__owner=actor)
+    # A longer public suffix can sit under a tree (s3.amazonaws.com under amazonaws.com): compare trees.
+    return sorted(trees & {validation.registrable_domain(name) for name in others.values_list("name", flat=True)})
+
+
+def clean_shared_names(text):
+    """The Settings page's shared registrable domains, normalised one per line; ValidationError
+    naming a line that is not a registrable domain."""
+    names = []
+    for line in (text or "").split():
+        name = validation.normalize_domain(line, allow_wildcard=False)
+        if validation.registrable_domain(name) != name:
+            raise ValidationError(_("“%(name)s” is not a registrable domain: share %(tree)s instead.")
+                                  % {"name": line, "tree": validation.registrable_domain(name)})
+        if name not in names:
+            names.append(name)
+    return "\n".join(names)
 
 
 def save_site(site: Site):

@@ -12,6 +12,7 @@ from django.urls import reverse_lazy
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from panel.hosting import sites
 from panel.models import PanelSettings
 from panel.security import twofactor
 from panel.security.forms import WRONG_CODE, CodeForm
@@ -100,11 +101,26 @@ class PanelSettingsForm(forms.ModelForm):
         fields = ["require_two_factor"]
 
 
+class SharedNamesForm(forms.ModelForm):
+    """The Settings page's section on names: registrable domains every user may add names under."""
+
+    class Meta:
+        model = PanelSettings
+        fields = ["shared_names"]
+        widgets = {"shared_names": forms.Textarea(attrs={"rows": 4, "autocapitalize": "none", "spellcheck": "false"})}
+
+    def clean_shared_names(self):
+        return sites.clean_shared_names(self.cleaned_data["shared_names"])
+
+
 @admin_required
 def panel_settings(request):
-    form = PanelSettingsForm(request.POST if request.method == "POST" else None, instance=PanelSettings.load())
-    if form.is_valid():
+    data = request.POST if request.method == "POST" else None
+    row = PanelSettings.load()
+    form, names_form = PanelSettingsForm(data, instance=row), SharedNamesForm(data, instance=row)
+    if all([form.is_valid(), names_form.is_valid()]):
         form.save()
+        names_form.save()
         messages.success(request, _("Settings saved."))
         return redirect("ui:settings")
-    return render(request, "panel/settings.html", {"nav": "settings", "form": form})
+    return render(request, "panel/settings.html", {"nav": "settings", "form": form, "names_form": names_form})

@@ -3,8 +3,11 @@
 A user has at most one confirmed TOTP device and, with it, one static device holding
 RECOVERY_CODE_COUNT single-use recovery codes. A TOTP device counts only once the user has
 typed a code from it (it is "confirmed"); until then the panel treats the user as without 2FA.
+The TOTP key and the recovery codes are encrypted at rest (panel.models.AuthenticatorDevice,
+RecoveryCodeDevice): django-otp verifies them as it would its own devices.
 """
 
+import secrets
 from base64 import b32encode
 
 import django_otp
@@ -16,16 +19,22 @@ from django.db import transaction
 from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.utils.translation import gettext as _
-from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
-from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp import DEVICE_ID_SESSION_KEY
 
-from panel.models import PanelSettings
+from panel.models import AuthenticatorDevice, PanelSettings, RecoveryCode, RecoveryCodeDevice
 
 RECOVERY_CODE_COUNT = 10
 
+# A session that passed the second step before migration 0008 names django-otp's own device
+# rows, which moved (same ids) to the encrypted models.
+MOVED_DEVICES = {
+    "otp_totp.totpdevice": AuthenticatorDevice.model_label(),
+    "otp_static.staticdevice": RecoveryCodeDevice.model_label(),
+}
+
 
 def has_two_factor(user):
-    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+    return AuthenticatorDevice.objects.filter(user=user, confirmed=True).exists()
 
 
 def two_factor_required():
@@ -34,8 +43,8 @@ def two_factor_required():
 
 def unconfirmed_totp_device(user):
     """The device being set up: the same one (and QR code) until the user confirms it."""
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).first()
-    return device or TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
+    device = AuthenticatorDevice.objects.filter(user=user, confirmed=False).first()
+    return device or AuthenticatorDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
 
 
 def secret_text(device):
@@ -55,7 +64,7 @@ def confirm_totp_device(device, code):
     if not django_otp.verify_token(device.user, device.persistent_id, _normalize(code)):
         return None
     with transaction.atomic():
-        TOTPDevice.objects.filter(user=device.user).exclude(pk=device.pk).delete()
+        AuthenticatorDevice.objects.filter(user=device.user).exclude(pk=device.pk).delete()
         device.confirmed = True
         device.save(update_fields=["confirmed"])
         return new_recovery_codes(device.user)
@@ -64,15 +73,20 @@ def confirm_totp_device(device, code):
 def new_recovery_codes(user):
     """Replace the user's recovery codes; the plain codes are returned to be shown once."""
     with transaction.atomic():
-        device, _created = StaticDevice.objects.get_or_create(user=user, defaults={"name": "Recovery codes"})
-        device.token_set.all().delete()
-        codes = [StaticToken.random_token() for _ in range(RECOVERY_CODE_COUNT)]
-        StaticToken.objects.bulk_create(StaticToken(device=device, token=code) for code in codes)
+        device, _created = RecoveryCodeDevice.objects.get_or_create(user=user, defaults={"name": "Recovery codes"})
+        device.codes.all().delete()
+        codes = [random_recovery_code() for _ in range(RECOVERY_CODE_COUNT)]
+        RecoveryCode.objects.bulk_create(RecoveryCode(device=device, code=code) for code in codes)
     return codes
 
 
+def random_recovery_code():
+    """Eight base32 characters, as django-otp's static tokens: codes issued before stay valid."""
+    return b32encode(secrets.token_bytes(5)).decode().lower()
+
+
 def recovery_codes_left(user):
-    return StaticToken.objects.filter(device__user=user).count()
+    return RecoveryCode.objects.filter(device__user=user).count()
 
 
 def verify_code(user, code):
@@ -80,7 +94,7 @@ def verify_code(user, code):
     then used up), or None. django-otp slows down guessing: after a wrong code the next one is
     refused for 1, 2, 4... seconds."""
     code = _normalize(code)
-    model = TOTPDevice if code.isdigit() else StaticDevice
+    model = AuthenticatorDevice if code.isdigit() else RecoveryCodeDevice
     device = model.objects.filter(user=user, confirmed=True).first()
     if device is None:
         return None
@@ -88,13 +102,21 @@ def verify_code(user, code):
 
 
 def disable(user):
-    TOTPDevice.objects.filter(user=user).delete()
-    StaticDevice.objects.filter(user=user).delete()
+    AuthenticatorDevice.objects.filter(user=user).delete()
+    RecoveryCodeDevice.objects.filter(user=user).delete()
 
 
 def _normalize(code):
     # People copy codes with spaces ("123 456") and read recovery codes aloud in capitals.
     return "".join(code.split()).lower()
+
+
+def _follow_moved_device(session):
+    # Before django-otp's OTPMiddleware reads the session (request.user is lazy): it would
+    # drop an id naming a row that is gone, and the user would be logged out.
+    label, _slash, pk = session.get(DEVICE_ID_SESSION_KEY, "").rpartition("/")
+    if label in MOVED_DEVICES:
+        session[DEVICE_ID_SESSION_KEY] = f"{MOVED_DEVICES[label]}/{pk}"
 
 
 class TwoFactorMiddleware:
@@ -112,6 +134,7 @@ class TwoFactorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        _follow_moved_device(request.session)
         return self.get_response(request)
 
     def process_view(self, request, view_func, view_args, view_kwargs):

@@ -7,10 +7,12 @@ Everything the nginx renderer emits has been through here first.
 
 import ipaddress
 import re
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import idna
+import tldextract
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
@@ -87,6 +89,24 @@ def normalize_domain_list(values, allow_wildcard=True):
         if name not in names:
             names.append(name)
     return names
+
+
+@lru_cache(maxsize=1)
+def _public_suffixes():
+    # tldextract's bundled snapshot of the public suffix list: never downloaded, no cache
+    # written. Private suffixes count, so alice.github.io and bob.github.io are apart.
+    return tldextract.TLDExtract(cache_dir=None, suffix_list_urls=(), fallback_to_snapshot=True,
+                                 include_psl_private_domains=True)
+
+
+def registrable_domain(name):
+    """The registrable domain a stored name is under: example.co.uk for *.shop.example.co.uk.
+    For a suffix the list does not know (.test, .internal), the last two labels."""
+    base = name[2:] if name.startswith("*.") else name
+    parts = _public_suffixes()(base)
+    if parts.suffix and parts.domain:
+        return f"{parts.domain}.{parts.suffix}"
+    return ".".join(base.split(".")[-2:])
 
 
 def name_covers(certificate_name, name):
