@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+from panel.toolkit import outbound
+
 
 class PanelConfig(AppConfig):
     name = "panel"
@@ -7,6 +9,10 @@ class PanelConfig(AppConfig):
 
     def ready(self):
         # Django's place for signal receivers: the models are loaded by now.
+        from panel.models import PanelSettings  # models can be imported only once the apps are ready
         from panel.security import audit
 
         audit.connect_signals()
+        # The toolkit imports nothing of the project: the allow-list it enforces comes through this hook.
+        outbound.install()
+        outbound.use_allow_list(lambda: outbound.parse_allow_list(PanelSettings.load().outbound_allow_list))

@@ -4,10 +4,12 @@ Native providers are listed here; every provider of dns-lexicon is added by
 certs.dns.lexicon_providers, with fields derived from lexicon's own options.
 """
 
+from contextlib import contextmanager
 from functools import lru_cache
 from importlib import import_module
 
 from certs.dns.base import DnsProvider, DnsProviderError
+from panel.toolkit import outbound
 
 NATIVE = {
     "huaweicloud": "certs.dns.huaweicloud.HuaweiCloudProvider",
@@ -44,6 +46,18 @@ def provider_class(code) -> type[DnsProvider]:
 def provider_for(credential) -> DnsProvider:
     """The provider, ready to use, for a DnsCredential row."""
     return provider_class(credential.provider)(credential.values())
+
+
+@contextmanager
+def outbound_for(credential):
+    """Around every call of a provider built from `credential`: its connections follow the
+    outbound policy of the credential's owner (panel.toolkit.outbound) and time out; a refusal
+    or a timeout becomes a DnsProviderError saying which address and what to do."""
+    try:
+        with outbound.guarded_for(credential.owner):
+            yield
+    except (outbound.OutboundRefused, outbound.OutboundTimeout) as exc:
+        raise DnsProviderError(str(exc)) from None
 
 
 def catalog():
