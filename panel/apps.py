@@ -8,9 +8,9 @@ class PanelConfig(AppConfig):
     verbose_name = "Hosting"
 
     def ready(self):
-        # Django's place for signal receivers: the models are loaded by now.
+        # Django's place for signal receivers and other set-up: the models are loaded by now.
         from panel.models import PanelSettings  # models can be imported only once the apps are ready
-        from panel.security import audit
+        from panel.security import audit  # its receivers import models too
 
         audit.connect_signals()
         # The toolkit imports nothing of the project: the allow-list it enforces comes through this hook.

@@ -222,7 +222,7 @@ def check_host(host, port=None, allow=None):
         literal = numeric_ipv4(host)
         addresses = [literal] if literal is not None else None
     if addresses is None:
-        if host == "localhost" or host.endswith(".localhost"):
+        if host.endswith(".localhost"):  # loopback by definition (RFC 6761), however it resolves here
             raise OutboundRefused(refusal_message(host, port, _("a loopback address")))
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
