@@ -175,15 +175,6 @@ def validate_upstream(value):
     return value
 
 
-def is_internal_address(address: str) -> bool:
-    """Loopback, private, link-local (cloud metadata at 169.254.169.254), shared, reserved,
-    multicast or unspecified: addresses of the server's own network rather than the internet."""
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return not ip.is_global or ip.is_multicast
-
-
 def validate_outbound_url(value, allow_internal):
     """A URL the panel itself connects to for a user (notification channels: apprise URLs such as
     json://host/path). Unless `allow_internal` (admins), its host may not be an internal address
