@@ -55,7 +55,8 @@ def save_credential(credential, provider, name, credentials, propagation_timeout
 def test_credential(credential):
     """(ok, message) from asking the provider, read-only, whether the credentials work."""
     try:
-        registry.provider_for(credential).check()
+        with registry.outbound_for(credential):
+            registry.provider_for(credential).check()
     except DnsProviderError as exc:
         return False, str(exc)
     return True, _("The provider accepted these credentials.")

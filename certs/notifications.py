@@ -35,7 +35,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from certs.models import Certificate, NotificationChannel, NotificationEvent
-from panel.toolkit import clock, validation
+from panel.toolkit import clock, outbound, validation
 from panel.toolkit.task_queue import NamedTask
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def send(channel, subject, body) -> tuple[bool, str]:
         if channel.url.startswith(DJANGO_MAIL_SCHEME):
             ok, message = _send_django_mail(channel.url, subject, body)
         else:
-            ok, message = _send_apprise(channel.url, subject, body)
+            ok, message = _send_apprise(channel.url, subject, body, channel.owner)
     except Exception as exc:  # noqa: BLE001 - reported on the channel, never raised
         ok, message = False, _("internal error: %(error)s") % {"error": type(exc).__name__}
         log.error("notification channel %s: sending crashed: %s", channel.pk,
@@ -112,14 +112,22 @@ def send(channel, subject, body) -> tuple[bool, str]:
     return ok, message
 
 
-def _send_apprise(url, subject, body):
+def _send_apprise(url, subject, body, owner):
     with _redacting(url):
         service = apprise.Apprise.instantiate(url)
         if service is None:
             return False, _("apprise does not accept this URL")
         sender = apprise.Apprise()
         sender.add(service)
-        result = sender.notify(body=body, title=subject, timeout=SEND_TIMEOUT_SECONDS)
+        # Every connection apprise makes (redirects, smtp= hosts of mailto://, its worker threads
+        # copy the context) follows the owner's outbound policy; apprise reports failures itself.
+        try:
+            with outbound.guarded_for(owner) as policy:
+                result = sender.notify(body=body, title=subject, timeout=SEND_TIMEOUT_SECONDS)
+        except (outbound.OutboundRefused, outbound.OutboundTimeout) as exc:
+            return False, str(exc)
+        if policy.refused is not None:
+            return False, str(policy.refused)
         if result:
             return True, _("Sent.")
         # The filter already blanked the URL in these; once more costs nothing.

@@ -88,6 +88,14 @@ class PanelSettings(models.Model):
                     "the domains listed here, every user may add names (e.g. your own domain that gives "
                     "customers subdomains)."),
     )
+    # panel.toolkit.outbound reads it (hooked up in panel.apps); the Settings page normalises it.
+    outbound_allow_list = models.TextField(
+        _("outbound allow-list"), blank=True, default="",
+        help_text=_("Internal addresses users' DNS providers, notification channels and site upstreams may "
+                    "reach, one per line: an IP address or network, with an optional port, e.g. 10.0.0.5:8081, "
+                    "192.168.1.0/24, [::1]:8053. Loopback, private, link-local and cloud metadata addresses "
+                    "are refused for users unless listed here; administrators' own objects are not limited."),
+    )
 
     class Meta:
         verbose_name = _("panel settings")

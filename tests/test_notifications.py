@@ -14,11 +14,18 @@ from rest_framework.test import APIClient
 from certs import notifications, tasks
 from certs.models import AcmeAccount, Certificate, CertificateVersion, NotificationChannel, Order
 from certs.renewal import policy
-from panel.models import Site
+from panel.models import PanelSettings, Site
 from tests.support.ports import free_port
 from tests.support.webhook_receiver import TOKEN
 
 CA_ERROR = "urn:ietf:params:acme:error:rateLimited: too many certificates (5) already issued for this exact set"
+
+
+@pytest.fixture(autouse=True)
+def loopback_allowed(db):
+    """The receiver listens on loopback, which users' channels may reach only once an administrator
+    allow-lists it (tests/test_outbound.py tests the refusal)."""
+    PanelSettings.objects.update_or_create(pk=1, defaults={"outbound_allow_list": "127.0.0.1"})
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from django.utils import timezone
 from certs.acme import AcmeError
 from certs.models import AcmeAccount, Certificate, CertificateVersion, KeyType, Order
 from panel.hosting import sites
-from panel.models import Site
+from panel.models import PanelSettings, Site
 
 pytestmark = pytest.mark.usefixtures("queued")  # tests/conftest.py
 
@@ -164,6 +164,8 @@ def test_it_refuses_a_name_another_site_has(alice_client, bob, www_root):
 
 def test_a_valid_site_is_stored_applied_and_listed(alice_client, alice, www_root, queued,
                                                     django_capture_on_commit_callbacks):
+    # A user's upstream on loopback needs the administrator's allow-list (tests/test_outbound.py).
+    PanelSettings.objects.create(pk=1, outbound_allow_list="127.0.0.1:3000")
     with django_capture_on_commit_callbacks(execute=True):
         response = alice_client.post(reverse("ui:site-add"), {
             "domains": "A.example.com, www.a.example.com  b.example.com，c.example.com",

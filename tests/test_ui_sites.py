@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from certs.models import AcmeAccount, Certificate, CertificateVersion, KeyType
 from panel.hosting import sites
-from panel.models import Site, SiteDomain
+from panel.models import PanelSettings, Site, SiteDomain
 
 pytestmark = pytest.mark.usefixtures("queued")  # tests/conftest.py
 
@@ -108,6 +108,8 @@ def test_the_edit_form_is_filled_with_the_site(alice_client, site):
 def test_editing_stores_the_new_names_and_applies_nginx_again(alice_client, site, queued,
                                                                django_capture_on_commit_callbacks):
     queued.apply_site.delay.reset_mock()  # the fixture's own save
+    # A user's upstream on loopback needs the administrator's allow-list (tests/test_outbound.py).
+    PanelSettings.objects.create(pk=1, outbound_allow_list="127.0.0.1:3000")
     with django_capture_on_commit_callbacks(execute=True):
         response = alice_client.post(reverse("ui:site-edit", args=[site.pk]), EDIT)
     assert response.status_code == 302 and response["Location"] == reverse("ui:site-detail", args=[site.pk])

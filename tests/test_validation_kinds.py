@@ -104,7 +104,7 @@ def test_a_bad_upstream_is_refused(bad):
                                  "json://0.0.0.0/x", "json://[::1]/x", "json://[fe80::1]/x", "json://[fd00::1]/x",
                                  "json://[::ffff:10.0.0.1]/x", "json://LOCALHOST/x", "json://api.localhost/x",
                                  "json://224.0.0.1/x"])
-def test_an_outbound_url_into_the_servers_network_is_for_admins_only(url):
+def test_an_outbound_url_into_the_servers_network_is_for_admins_only(url, db):  # db: the allow-list
     with pytest.raises(ValidationError, match="administrator"):
         validation.validate_outbound_url(url, allow_internal=False)
     assert validation.validate_outbound_url(url, allow_internal=True) == url
@@ -112,7 +112,7 @@ def test_an_outbound_url_into_the_servers_network_is_for_admins_only(url):
 
 @pytest.mark.parametrize("url", ["json://hooks.example.net/x", "json://8.8.8.8/x", "slack://T000/B000/XXXX",
                                  "tgram://123456:ABC/987"])
-def test_an_outbound_url_to_the_internet_is_for_everyone(url):
+def test_an_outbound_url_to_the_internet_is_for_everyone(url, db):
     assert validation.validate_outbound_url(url, allow_internal=False) == url
 
 

@@ -31,13 +31,16 @@ def alias_problems(domains, alias):
 
 
 def present(certificate, challenge) -> dict:
-    return registry.provider_for(certificate.dns_credential).present(challenge.record_name, challenge.record_value)
+    credential = certificate.dns_credential
+    with registry.outbound_for(credential):
+        return registry.provider_for(credential).present(challenge.record_name, challenge.record_value)
 
 
 def cleanup(certificate, challenge) -> None:
-    registry.provider_for(certificate.dns_credential).cleanup(
-        challenge.record_name, challenge.record_value, challenge.provider_state
-    )
+    credential = certificate.dns_credential
+    with registry.outbound_for(credential):
+        registry.provider_for(credential).cleanup(challenge.record_name, challenge.record_value,
+                                                  challenge.provider_state)
 
 
 def propagation_timeout(certificate) -> int:

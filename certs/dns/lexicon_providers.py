@@ -35,6 +35,7 @@ from contextlib import contextmanager
 from typing import ClassVar
 from urllib.parse import quote, quote_plus
 
+import requests
 import tldextract
 import tldextract.tldextract
 from django.utils.translation import gettext_lazy as _
@@ -59,6 +60,7 @@ tldextract.tldextract.TLD_EXTRACTOR = OFFLINE_SUFFIXES
 EXCLUDED = {"auto"}
 
 DEFAULT_PROPAGATION_TIMEOUT = 300
+DETAIL_LENGTH = 160  # of a provider's error in a message
 
 _NOT_SECRET_SUFFIXES = ("id", "file", "user", "username", "region", "type", "profile", "fingerprint",
                         "server", "host", "endpoint", "url", "entrypoint", "ip")
@@ -334,7 +336,7 @@ class LexiconProvider(DnsProvider):
         return text
 
     def _failure(self, action, exc):
-        detail = str(exc).strip() or type(exc).__name__
+        detail = _describe(exc)
         return DnsProviderError(
             _("%(provider)s: could not %(action)s: %(error)s")
             % {"provider": self.label, "action": action, "error": self._scrub(detail)}
@@ -399,6 +401,20 @@ class LexiconProvider(DnsProvider):
             raise DnsProviderError(_("Give the zone to test these credentials against."))
         with self._lexicon(zone, _("list the TXT records of %(zone)s") % {"zone": zone}) as provider:
             provider.list_records("TXT")
+
+
+def _describe(exc):
+    """What went wrong, without the remote's answer: an HTTP error is its status, an answer that
+    is not JSON says so, anything else its first line, cut short. The server is the user's to
+    choose; a page must not read back what it sent (request forgery with read-back)."""
+    response = getattr(exc, "response", None)
+    if isinstance(exc, requests.HTTPError) and response is not None:
+        return f"HTTP {response.status_code}"
+    if isinstance(exc, requests.JSONDecodeError):
+        return str(_("the server's answer is not the provider's JSON API"))
+    lines = str(exc).strip().splitlines()
+    detail = lines[0] if lines else type(exc).__name__
+    return detail if len(detail) <= DETAIL_LENGTH else detail[:DETAIL_LENGTH] + "…"
 
 
 def _derived_field(code, action, override):

@@ -4,6 +4,7 @@ Native providers are listed here; every provider of dns-lexicon is added by
 certs.dns.lexicon_providers, with fields derived from lexicon's own options.
 """
 
+from contextlib import contextmanager
 from functools import lru_cache
 from importlib import import_module
 
@@ -11,6 +12,7 @@ from django.utils.translation import gettext as _
 
 from certs.dns.base import DnsProvider, DnsProviderError
 from panel.toolkit.access import is_admin
+from panel.toolkit import outbound
 
 NATIVE = {
     "huaweicloud": "certs.dns.huaweicloud.HuaweiCloudProvider",
@@ -76,6 +78,18 @@ def _field_help(field):
         return str(field.help)
     note = _("A file or socket on this server: administrators only.")
     return f"{field.help} {note}".strip()
+
+
+@contextmanager
+def outbound_for(credential):
+    """Around every call of a provider built from `credential`: its connections follow the
+    outbound policy of the credential's owner (panel.toolkit.outbound) and time out; a refusal
+    or a timeout becomes a DnsProviderError saying which address and what to do."""
+    try:
+        with outbound.guarded_for(credential.owner):
+            yield
+    except (outbound.OutboundRefused, outbound.OutboundTimeout) as exc:
+        raise DnsProviderError(str(exc)) from None
 
 
 def catalog():

@@ -15,7 +15,7 @@ from django.utils.translation import ngettext
 from panel.deployment import dispatch
 from panel.models import PanelSettings, Site, SiteDomain
 from panel.security import quotas
-from panel.toolkit import access, task_queue, validation
+from panel.toolkit import access, outbound, task_queue, validation
 
 
 def clean_site_fields(domains, root, proxy_pass, exclude_pk=None, actor=None):
@@ -53,8 +53,12 @@ def clean_site_fields(domains, root, proxy_pass, exclude_pk=None, actor=None):
     else:
         try:
             proxy_pass = validation.validate_upstream(proxy_pass)
+            if actor is None or not access.is_admin(actor):
+                outbound.check_url(proxy_pass)  # nginx connects, not the panel: checked now and at each apply
         except ValidationError as exc:
             errors["proxy_pass"] = exc.messages
+        except outbound.OutboundRefused as exc:
+            errors["proxy_pass"] = [str(exc)]
     if errors:
         raise ValidationError(errors)
     return domains, root, proxy_pass

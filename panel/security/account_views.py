@@ -16,6 +16,7 @@ from panel.hosting import sites
 from panel.models import PanelSettings
 from panel.security import twofactor
 from panel.security.forms import WRONG_CODE, CodeForm
+from panel.toolkit import outbound
 from panel.toolkit.access import admin_required
 
 
@@ -98,7 +99,11 @@ class PasswordChangeView(SuccessMessageMixin, auth_views.PasswordChangeView):
 class PanelSettingsForm(forms.ModelForm):
     class Meta:
         model = PanelSettings
-        fields = ["require_two_factor"]
+        fields = ["require_two_factor", "outbound_allow_list"]
+        widgets = {"outbound_allow_list": forms.Textarea(attrs={"rows": 4, "spellcheck": "false"})}
+
+    def clean_outbound_allow_list(self):
+        return outbound.allow_list_text(self.cleaned_data["outbound_allow_list"])
 
 
 class SharedNamesForm(forms.ModelForm):

@@ -17,6 +17,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
+from panel.toolkit import outbound
+
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 MAX_DOMAINS = 100  # Let's Encrypt's limit of names per certificate
 
@@ -193,23 +195,16 @@ def validate_upstream(value):
     return value
 
 
-def is_internal_address(address: str) -> bool:
-    """Loopback, private, link-local (cloud metadata at 169.254.169.254), shared, reserved,
-    multicast or unspecified: addresses of the server's own network rather than the internet."""
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return not ip.is_global or ip.is_multicast
-
-
 def validate_outbound_url(value, allow_internal):
     """A URL the panel itself connects to for a user (notification channels: apprise URLs such as
     json://host/path). Unless `allow_internal` (admins), its host may not be an internal address
-    or a localhost name: that would let a customer make the panel probe the server's own network.
+    in any form the C library reads (127.1, 2130706433, 0x7f000001, 0), nor a localhost name,
+    unless the outbound allow-list has it: that would let a customer make the panel probe the
+    server's own network.
 
-    Upstreams are different: a reverse proxy to 127.0.0.1 is normal for a hosting panel, and nginx,
-    not the panel, connects; validate_upstream allows it. A DNS name that resolves to an internal
-    address is not caught here (resolving at save time proves nothing about send time)."""
+    This is early feedback only. What counts is panel.toolkit.outbound's check of the address
+    actually connected to, when the message is sent: a name can resolve to an internal address,
+    and some apprise URLs name their real host in a query parameter (mailto://...?smtp=host)."""
     try:
         host = urlsplit(value).hostname or ""
     except ValueError:
@@ -220,10 +215,14 @@ def validate_outbound_url(value, allow_internal):
     if host == "localhost" or host.endswith(".localhost"):
         raise ValidationError(_("This URL points at the panel's own server; only an administrator may use it."))
     try:
-        internal = is_internal_address(host)
+        ip = ipaddress.ip_address(host)
     except ValueError:
+        # 127.1 and 0x7f000001 here; a bare number may be a token (tgram://123456:ABC/...), and
+        # 2130706433 is caught where it counts, at connect time.
+        ip = outbound.numeric_ipv4(host) if "." in host or host.lower().startswith("0x") else None
+    if ip is None:
         return value  # a name, or a service token in the host position (slack://T000/...)
-    if internal:
+    if outbound.forbidden_reason(ip) and not outbound.listed(ip):
         raise ValidationError(_("This URL points at a private, loopback or link-local address; only an "
                                 "administrator may use it."))
     return value

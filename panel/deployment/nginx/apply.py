@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from panel.deployment.nginx.render import CertificateFiles, Layout, render_private_main, render_site, render_snippets
 from panel.models import Site
+from panel.toolkit import access, outbound
 from panel.toolkit.files import discard_leftovers, file_lock, write_atomic
 from panel.toolkit.task_queue import NamedTask
 
@@ -166,6 +167,17 @@ def _short_error(output: str) -> str:
     return "\n".join(lines) or output
 
 
+def upstream_refusal(site) -> str:
+    """Why the outbound policy refuses the upstream of a user's site, or "" (panel.toolkit.outbound)."""
+    if not site.proxy_pass or access.is_admin(site.owner):
+        return ""
+    try:
+        outbound.check_url(site.proxy_pass)
+    except outbound.OutboundRefused as exc:
+        return str(exc)
+    return ""
+
+
 def apply_site_config(site) -> SiteApplied:
     """Render and install `site`'s vhost; nginx's verdict is the outcome.
 
@@ -181,6 +193,11 @@ def apply_site_config(site) -> SiteApplied:
         if site is None:
             return SiteApplied(ok=False)
         version = site.serving_version()
+        refused = upstream_refusal(site)
+        if refused:
+            # Names resolve anew for every config nginx loads: a user's upstream is checked each time.
+            Site.objects.filter(pk=site.pk).update(config_status="failed", config_error=refused)
+            return SiteApplied(ok=False, error=refused, version=version, site=site)
         ensure_shared_files(current)
         try:
             files = write_certificate_files(version) if version else None
