@@ -22,41 +22,9 @@ from panel.deployment.nginx import apply
 from panel.hosting import sites
 from panel.models import PanelSettings, Site
 from panel.toolkit import outbound
+from tests.support.listener import Listener
 
 ALLOW_HINT = "ask an administrator to add it to the outbound allow-list"
-
-
-class Listener:
-    """A TCP server on a free loopback port that counts the connections it accepts. It answers
-    `reply` to each, or nothing at all (a remote end that stopped answering)."""
-
-    def __init__(self, reply=None):
-        self.server = socket.socket()
-        self.server.bind(("127.0.0.1", 0))
-        self.server.listen(16)
-        self.port = self.server.getsockname()[1]
-        self.reply = reply
-        self.accepted = 0
-        self.open = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                connection, _ = self.server.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            self.open.append(connection)
-            if self.reply is not None:
-                connection.recv(65536)
-                connection.sendall(self.reply)
-                connection.close()
-
-    def close(self):
-        self.server.close()
-        for connection in self.open:
-            connection.close()
 
 
 @pytest.fixture
