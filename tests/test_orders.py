@@ -198,9 +198,8 @@ def test_challenge_files_are_removed_when_the_order_ends(ca, order, settings):
     ca.authz_status = "pending"
     orders.run_step(Order.objects.get(pk=order.pk))
     orders.run_step(Order.objects.get(pk=order.pk))
-    # In the folder only the name's site's vhost serves, not the one every vhost shared.
-    site = Site.objects.get(owner=order.owner)
-    token = settings.ACME_CHALLENGE_DIR / f"site-{site.pk}" / "tok-1"
+    # In the folder nginx serves for that name only, not the one every vhost shared.
+    token = settings.ACME_CHALLENGE_DIR / "names" / "a.example.com" / "tok-1"
     assert token.read_text() == "tok-1.thumb" and not (settings.ACME_CHALLENGE_DIR / "tok-1").exists()
     run_to_end(order)
     assert not token.exists()
@@ -356,20 +355,22 @@ def test_the_token_goes_only_where_the_names_site_is_the_order_owners(db, settin
     site = Site.objects.create(owner=alice, domains=["a.example.com"])
     SiteDomain.objects.create(site=site, name="a.example.com")
 
-    assert http01.present("tok-a", "tok-a.thumb", alice, "a.example.com") == f"site-{site.pk}"
-    assert (tmp_path / f"site-{site.pk}" / "tok-a").read_text() == "tok-a.thumb"
+    assert http01.present("tok-a", "tok-a.thumb", alice, "a.example.com") == "names/a.example.com"
+    assert (tmp_path / "names" / "a.example.com" / "tok-a").read_text() == "tok-a.thumb"
     with pytest.raises(http01.NotYours, match="is on another user's site"):
         http01.present("tok-b", "tok-b.thumb", bob, "a.example.com")
     with pytest.raises(http01.NotYours, match="is on none of your sites"):
         http01.present("tok-b", "tok-b.thumb", bob, "nosite.example.com")
     assert not list(tmp_path.rglob("tok-b"))
-    # An administrator's order: the name's site, or the default server's directory for a name on none.
-    assert http01.present("tok-c", "tok-c.thumb", admin, "a.example.com") == f"site-{site.pk}"
+    # An administrator's order: the name's folder, or the default server's directory for a name on no site.
+    assert http01.present("tok-c", "tok-c.thumb", admin, "a.example.com") == "names/a.example.com"
     assert http01.present("tok-d", "tok-d.thumb", admin, "nosite.example.com") == ""
     assert (tmp_path / "tok-d").exists()
-    http01.cleanup("tok-a", f"site-{site.pk}")
-    assert not (tmp_path / f"site-{site.pk}" / "tok-a").exists()
-    # The site's vhost serves that folder, and only it.
+    http01.cleanup("tok-a", "names/a.example.com")
+    assert not (tmp_path / "names" / "a.example.com" / "tok-a").exists()
+    with pytest.raises(ValueError):
+        http01.cleanup("tok-a", "names/../../etc")
+    # The site's vhost serves the folder of the name asked for, never the directory itself.
     layout = render.Layout(vhost_dir=tmp_path / "vhosts", challenge_dir=tmp_path, http_port=80, https_port=443)
     config = render.render_site(site, layout, None)
-    assert f"alias {tmp_path}/site-{site.pk}/;" in config and f"alias {tmp_path}/;" not in config
+    assert f"alias {tmp_path}/names/$host/$1;" in config and f"alias {tmp_path}/;" not in config

@@ -1,10 +1,12 @@
 """HTTP-01 through the panel's challenge directory.
 
-Each managed vhost serves /.well-known/acme-challenge/ from its own folder of
-settings.ACME_CHALLENGE_DIR (site_directory) before any redirect, and the private nginx's
-default server serves the directory itself, for names on no site. So presenting a token is
-writing a file, with no nginx reload per challenge, and a token is answered only on the vhost
-of the name it is for: one user's order can never get an answer served on another user's site.
+Each managed vhost serves /.well-known/acme-challenge/<token> from the folder of the name asked
+for, settings.ACME_CHALLENGE_DIR/names/<name>/, before any redirect; the private nginx's default
+server does too (a site whose vhost is not live yet), then falls back to the directory itself,
+for administrators' names on no site. So presenting a token is writing a file, with no nginx
+reload per challenge, and a token is answered only for the name it was presented for, written
+only for an order whose owner's site has that name: one user's order can never get an answer
+served for another user's name.
 """
 
 import os
@@ -18,7 +20,8 @@ from panel.toolkit import access
 from panel.toolkit.files import write_atomic
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
-_WHERE = re.compile(r"^(site-[0-9]+)?$")
+# "" (the directory itself) or names/<a validated, punycode name>: never anything that leaves it.
+_WHERE = re.compile(r"^(names/[a-z0-9_-]+(\.[a-z0-9_-]+)*)?$")
 
 
 class NotYours(Exception):
@@ -33,21 +36,16 @@ def safe_token(token: str) -> str:
     return token
 
 
-def site_directory(root: Path, site_pk: int) -> Path:
-    """The folder of `root` (the challenge directory) that only the site's vhost serves."""
-    return Path(root) / f"site-{int(site_pk)}"
-
-
 def where_for(owner, name: str) -> str:
-    """The folder (relative to the challenge directory) whose files `name`'s vhost serves, for an
-    order of `owner`: the folder of the name's site if it is the owner's (an admin's orders may use
-    any site's), the challenge directory itself ("") for a name on no site, for admins only."""
-    site = SiteDomain.objects.filter(name=name).values_list("site_id", "site__owner_id").first()
-    if site is not None and (site[1] == owner.pk or access.is_admin(owner)):
-        return site_directory(Path(), site[0]).name
-    if site is None and access.is_admin(owner):
+    """The folder (relative to the challenge directory) an order of `owner` presents `name`'s
+    token in: the name's own folder when the name's site is the owner's (an admin's orders may
+    use any site's names), the directory itself ("") for a name on no site, for admins only."""
+    site_owner = SiteDomain.objects.filter(name=name).values_list("site__owner_id", flat=True).first()
+    if site_owner is not None and (site_owner == owner.pk or access.is_admin(owner)):
+        return f"names/{name}"
+    if site_owner is None and access.is_admin(owner):
         return ""
-    if site is None:
+    if site_owner is None:
         raise NotYours(f"{name} is on none of your sites, so the panel's nginx does not answer its HTTP-01 "
                        "challenge for you: add it to one of your sites, or validate it with DNS-01")
     raise NotYours(f"{name} is on another user's site, so its HTTP-01 challenge is not answered for you")
@@ -60,18 +58,19 @@ def _path(token: str, where: str) -> Path:
 
 
 def present(token: str, key_authorization: str, owner, name: str) -> str:
-    """Write the answer where only `name`'s vhost serves it; returns that folder (where_for),
+    """Write the answer where nginx serves it for `name` only; returns that folder (where_for),
     which cleanup() needs. Raises NotYours."""
     where = where_for(owner, name)
     path = _path(token, where)
     if where:
-        path.parent.mkdir(exist_ok=True)
-        os.chmod(path.parent, 0o755)  # nginx's workers read the tokens
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for folder in (path.parent.parent, path.parent):
+            os.chmod(folder, 0o755)  # nginx's workers read the tokens
     write_atomic(path, key_authorization, mode=0o644)
     return where
 
 
 def cleanup(token: str, where: str = "") -> None:
-    """Remove a token present() wrote into `where` ("" for challenges presented before sites had
+    """Remove a token present() wrote into `where` ("" for challenges presented before names had
     folders of their own)."""
     _path(token, where).unlink(missing_ok=True)

@@ -50,11 +50,6 @@ class Layout:
         reloading for every other site."""
         return self.vhost_dir / "custom-applied" / f"site-{site.pk}"
 
-    def site_challenge_dir(self, site):
-        """The only HTTP-01 tokens the site's vhost serves: those of orders its owner may answer
-        (certs.challenges.http01.site_directory writes them there)."""
-        return self.challenge_dir / f"site-{site.pk}"
-
     def listen(self, port):
         return f"{self.listen_address}:{port}" if self.listen_address else str(port)
 
@@ -75,7 +70,7 @@ def render_site(site, layout: Layout, cert_files: CertificateFiles | None) -> st
         https_port_suffix="" if layout.https_port == 443 else f":{layout.https_port}",
         snippets_dir=layout.snippets_dir,
         custom_dir=layout.custom_dir(site),
-        site_challenge_dir=layout.site_challenge_dir(site),
+        challenge_dir=layout.challenge_dir,
         applied_custom_dir=layout.applied_custom_dir(site),
         https=cert_files is not None,
         fullchain_path=cert_files.fullchain if cert_files else "",
