@@ -174,3 +174,40 @@ def admin_client(client, admin):
     client.force_login(admin)
     client.user = admin
     return client
+
+
+@pytest.mark.django_db(transaction=True)
+def test_existing_presets_keep_running_and_an_imported_command_goes_to_its_user():
+    """Migration 0010: an administrator's argv preset stays offered to everyone; a `/bin/sh -c`
+    preset (what imports made) goes to the one user whose targets use it and is offered to nobody
+    else; every install target keeps its preset, and every preset stays approved."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before, after = [("certs", "0009_install_target_queued_at")], [("certs", "0010_preset_owners")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    User = old.get_model("auth", "User")
+    alice, bob = (User.objects.create(username=name) for name in ("alice", "bob"))
+    Preset, Target = old.get_model("certs", "ReloadPreset"), old.get_model("certs", "InstallTarget")
+    nginx = Preset.objects.create(name="nginx", command=["/usr/sbin/nginx", "-s", "reload"])
+    imported = Preset.objects.create(name="Imported: x", command=["/bin/sh", "-c", "x"])
+    both = Preset.objects.create(name="Imported: y", command=["/bin/sh", "-c", "y"])
+    Certificate = old.get_model("certs", "Certificate")
+    for number, (owner, preset) in enumerate([(alice, imported), (alice, both), (bob, both), (bob, nginx)]):
+        cert = Certificate.objects.create(owner=owner, domains=[f"{number}.example.com"])
+        Target.objects.create(owner=owner, certificate=cert, cert_path=f"/x/{number}", reload_preset=preset)
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())  # whatever other helpers add after it
+
+    rows = {p.name: (p.owner.username if p.owner else None, p.shared, p.approved) for p in ReloadPreset.objects.all()}
+    assert rows == {"nginx": (None, True, True), "Imported: x": ("alice", False, True),
+                    "Imported: y": (None, False, True)}
+    assert [t.reload_preset.name for t in InstallTarget.objects.order_by("cert_path")] == [
+        "Imported: x", "Imported: y", "Imported: y", "nginx"]
+    bob_user = get_user_model().objects.get(username="bob")
+    assert listed(bob_user) == ["nginx"]
