@@ -48,12 +48,12 @@ from certs.models import EC_KEY_TYPES, RSA_KEY_TYPES, ChallengeType, KeyType
 LIVE_FILES = ("cert", "privkey", "chain", "fullchain")  # certbot's storage.ALL_FOUR
 MAX_LINKS = 8
 DEFAULT_CONFIG_DIR = "/etc/letsencrypt"
-# certbot reuses an account of the old Let's Encrypt endpoint for the new one (constants.LE_REUSE_SERVERS).
 # A hook script is kept by its text (certs.importers.store makes it a reload preset); one
 # argument of a command may be at most 128 KiB on Linux, quoting included.
 MAX_HOOK_BYTES = 64 * 1024
 MAX_RELOAD_COMMAND_BYTES = 120 * 1024
 HOOK_SHELLS = {"sh", "bash", "dash", "ksh", "mksh", "zsh"}
+# certbot reuses an account of the old Let's Encrypt endpoint for the new one (constants.LE_REUSE_SERVERS).
 LE_REUSE_SERVERS = {
     "acme-v02.api.letsencrypt.org/directory": "acme-v01.api.letsencrypt.org/directory",
     "acme-staging-v02.api.letsencrypt.org/directory": "acme-staging.api.letsencrypt.org/directory",
