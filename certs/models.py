@@ -371,12 +371,23 @@ class ReloadPreset(models.Model):
     ["/usr/bin/systemctl", "reload", "nginx"]. Users pick presets; they never write commands.
 
     The command is an argv list run without a shell, so nothing in it is ever parsed as
-    shell syntax. Created by administrators (Django shell, for now); call full_clean()."""
+    shell syntax. Created by administrators (pages, API), or by an import, which carries the
+    other client's hook over as its text; call full_clean().
+
+    A user picks from their own presets and the shared ones (see visible_to). Only an
+    administrator's preset (or one without an owner: made before presets had owners) can be
+    shared. A preset a non-administrator's import made runs only once an administrator has
+    approved it: the command runs on this server as the panel's user."""
 
     name = models.CharField(max_length=100, unique=True)
     command = models.JSONField(help_text=_('The program and its arguments, e.g. ["/usr/bin/systemctl", "reload", '
                                            '"nginx"]'))
     timeout_seconds = models.PositiveIntegerField(default=60)
+    # SET_NULL: install targets of other users may still run it; no owner reads as an administrator's.
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="reload_presets")
+    shared = models.BooleanField(_("offered to every user"), default=False)
+    approved = models.BooleanField(_("approved to run"), default=True)
 
     class Meta:
         ordering = ["name", "id"]
@@ -396,6 +407,11 @@ class ReloadPreset(models.Model):
             raise ValidationError({"command": _("Name the program by its absolute path, e.g. /usr/bin/systemctl.")})
         if not 1 <= self.timeout_seconds <= 3600:
             raise ValidationError({"timeout_seconds": _("Give a timeout between 1 and 3600 seconds.")})
+        if self.shared and self.owner_id is not None and not self.owner.is_superuser:
+            raise ValidationError({"shared": _("Only an administrator's preset can be offered to every user: this "
+                                               "one belongs to %(user)s.") % {"user": self.owner.get_username()}})
+        if self.shared and not self.approved:
+            raise ValidationError({"shared": _("Approve the preset before offering it to every user.")})
 
 
 class InstallTarget(models.Model):

@@ -247,7 +247,7 @@ def _cleanup_challenges(order):
     for challenge in pending:
         try:
             if challenge.type == "http-01":
-                http01.cleanup(challenge.token)
+                http01.cleanup(challenge.token, (challenge.provider_state or {}).get("directory", ""))
             elif challenge.presented_at is not None:
                 dns01.cleanup(order.certificate, challenge)
         except (OSError, DnsProviderError) as exc:
@@ -387,7 +387,14 @@ def step_authorize(order, acme):
         identifier = _identifier(challenge)
         if challenge.type == "http-01":
             if method == ChallengeType.HTTP01:
-                http01.present(challenge.token, acme.key_authorization(challenge.token))
+                try:
+                    where = http01.present(challenge.token, acme.key_authorization(challenge.token), order.owner,
+                                           challenge.authorization.identifier)
+                except http01.NotYours as exc:
+                    raise OrderFailed(str(exc)) from None
+                # Where it was written, so clean-up removes exactly it even if the site changes meanwhile.
+                challenge.provider_state = {"directory": where}
+                challenge.save(update_fields=["provider_state"])
             acme.answer_challenge(challenge.url, challenge.type)
             challenge.answered_at = timezone.now()
             challenge.save(update_fields=["answered_at"])

@@ -559,11 +559,51 @@ def test_hooks_become_the_reload_command_in_certbots_order(certbot_dir):
     pre = certbot_dir.hook("pre", "stop", "#!/bin/sh\ntrue\n")
     _, certs = certbot_dir.read()
     cert = certs["shop"]
-    assert cert.install.reload_command.splitlines() == [
-        str(a), str(b), "systemctl reload nginx", str(post), "systemctl reload php-fpm"]
+    # Each script by its text, run by its #! shell with its name as $0: never by a path into the
+    # directory read, which for an uploaded archive is a temporary one that is gone afterwards.
+    assert cert.install.reload_command == "\n".join([
+        "/bin/sh -c '#!/bin/sh\ntrue\n' 10-a", "/bin/sh -c '#!/bin/sh\ncp x y\n' 20-b", "systemctl reload nginx",
+        "/bin/sh -c '#!/bin/sh\ntrue\n' 50-post", "systemctl reload php-fpm"])
+    assert str(certbot_dir.root) not in cert.install.reload_command and str(a) not in cert.install.reload_command
+    assert cert.install.reload_name == "certbot: deploy/10-a, deploy/20-b, renew_hook, post/50-post, post_hook"
+    assert cert.problems == [] and {str(b), str(post)}.isdisjoint(texts(cert.problems))
     notes = texts(cert.notes)
     assert any(n.startswith(f"{pre}: this pre-hook does not carry over") for n in notes)
     assert any("pre_hook = echo before does not carry over" in n for n in notes)
+
+
+def test_a_hook_runs_with_its_own_shell_and_a_script_in_another_language_is_refused(certbot_dir):
+    certbot_dir.webroot("shop", ["shop.example.test"])
+    certbot_dir.hook("deploy", "10-bash", "#!/usr/bin/env bash\n[[ -n $RENEWED_LINEAGE ]] && echo it's done\n")
+    python = certbot_dir.hook("deploy", "20-py", "#!/usr/bin/python3\nprint('hi')\n")
+    _, certs = certbot_dir.read()
+    assert texts(certs["shop"].problems) == [
+        f"{python}: this hook runs with /usr/bin/python3: the panel carries over shell scripts only "
+        "(bash, dash, ksh, mksh, sh, zsh). Rewrite it as one, or have it call the program"]
+    certbot_dir.hook("deploy", "20-py", "#!/bin/sh\ntrue\n")
+    _, certs = certbot_dir.read()
+    command = certs["shop"].install.reload_command
+    assert command.startswith("export RENEWED_LINEAGE=/etc/letsencrypt/live/shop ")
+    assert ("/usr/bin/env bash -c '#!/usr/bin/env bash\n[[ -n $RENEWED_LINEAGE ]] && echo it'\"'\"'s done\n' 10-bash"
+            in command)
+
+
+def test_a_binary_or_oversized_hook_is_refused_naming_the_file(certbot_dir):
+    certbot_dir.webroot("shop", ["shop.example.test"], "renew_hook = systemctl reload nginx")
+    program = certbot_dir.root / "renewal-hooks" / "deploy" / "10-program"
+    program.write_bytes(b"\x7fELF\x02\x01\x01\x00\x00\x00")
+    program.chmod(0o755)
+    latin1 = certbot_dir.root / "renewal-hooks" / "deploy" / "20-latin1"
+    latin1.write_bytes(b"#!/bin/sh\necho caf\xe9\n")
+    latin1.chmod(0o755)
+    huge = certbot_dir.hook("post", "30-huge", "#!/bin/sh\n" + "# padding\n" * 7000)
+    _, certs = certbot_dir.read()
+    problems = texts(certs["shop"].problems)
+    assert problems[:2] == [f"{path}: this hook is not a text script (a compiled program?): the panel keeps a "
+                            "hook's text, not a path to it. Replace it with a shell script that runs the program, "
+                            "installed on the server" for path in (program, latin1)]
+    assert problems[2] == (f"{huge}: this hook is larger than 64 KiB, the most the panel keeps of a hook: shorten it, "
+                           "or have it call a program installed on the server")
 
 
 def test_a_post_hook_alone_reloads_and_certbots_variables_are_set_when_used(certbot_dir):

@@ -166,7 +166,7 @@ def test_a_new_target_installs_at_once(api, cert, root, queued_installs, django_
 
 def test_running_a_target_writes_the_files_and_runs_the_preset(api, cert, root, tmp_path, queued_installs):
     marker = tmp_path / "reloaded"
-    preset = ReloadPreset.objects.create(name="touch", command=["/usr/bin/touch", str(marker)])
+    preset = ReloadPreset.objects.create(name="touch", command=["/usr/bin/touch", str(marker)], shared=True)
     response = create_target(api, cert, reload_preset=preset.pk, cert_mode="0640", **four_paths(root))
     assert response.status_code == 201, response.json()
 
@@ -200,7 +200,7 @@ def test_a_renewal_replaces_the_installed_files(api, cert, root, queued_installs
 
 
 def test_a_failing_preset_is_recorded_and_reported(api, alice, cert, root, queued_installs, reports):
-    preset = ReloadPreset.objects.create(name="false", command=["/bin/false"])
+    preset = ReloadPreset.objects.create(name="false", command=["/bin/false"], shared=True)
     target_id = create_target(api, cert, reload_preset=preset.pk, **four_paths(root)).json()["id"]
 
     assert dispatch.install_certificate(cert.pk) == [target_id]
@@ -215,7 +215,7 @@ def test_a_failing_preset_is_recorded_and_reported(api, alice, cert, root, queue
 
 
 def test_a_preset_that_does_not_finish_is_stopped(api, cert, root, queued_installs, reports):
-    preset = ReloadPreset.objects.create(name="slow", command=["/bin/sleep", "30"], timeout_seconds=1)
+    preset = ReloadPreset.objects.create(name="slow", command=["/bin/sleep", "30"], timeout_seconds=1, shared=True)
     create_target(api, cert, reload_preset=preset.pk, cert_path=f"{root}/site/cert.pem")
     dispatch.install_certificate(cert.pk)
     target = InstallTarget.objects.get()
@@ -225,7 +225,7 @@ def test_a_preset_that_does_not_finish_is_stopped(api, cert, root, queued_instal
 def test_a_directory_gone_since_is_a_failure_and_the_preset_does_not_run(api, cert, root, tmp_path,
                                                                           queued_installs, reports):
     marker = tmp_path / "reloaded"
-    preset = ReloadPreset.objects.create(name="touch", command=["/usr/bin/touch", str(marker)])
+    preset = ReloadPreset.objects.create(name="touch", command=["/usr/bin/touch", str(marker)], shared=True)
     create_target(api, cert, reload_preset=preset.pk, cert_path=f"{root}/site/cert.pem")
     (root / "site").rmdir()
     dispatch.install_certificate(cert.pk)
@@ -236,7 +236,8 @@ def test_a_directory_gone_since_is_a_failure_and_the_preset_does_not_run(api, ce
 
 def test_the_key_never_shows_in_errors_or_responses(api, cert, root, queued_installs, reports):
     key_path = f"{root}/site/privkey.pem"
-    leak = ReloadPreset.objects.create(name="leaky", command=["/bin/sh", "-c", f"cat {key_path} >&2; exit 3"])
+    leak = ReloadPreset.objects.create(name="leaky", command=["/bin/sh", "-c", f"cat {key_path} >&2; exit 3"],
+                                       shared=True)
     target_id = create_target(api, cert, reload_preset=leak.pk, key_path=key_path).json()["id"]
     dispatch.install_certificate(cert.pk)
 
@@ -286,7 +287,7 @@ def test_run_waits_for_an_issued_certificate(api, alice, cert, root, queued_inst
 
 
 def test_users_pick_presets_and_cannot_make_them(api, root, cert):
-    ReloadPreset.objects.create(name="nginx", command=["/usr/bin/systemctl", "reload", "nginx"])
+    ReloadPreset.objects.create(name="nginx", command=["/usr/bin/systemctl", "reload", "nginx"], shared=True)
     listed = api.get("/api/v1/reload-presets/").json()["results"]
     assert [(p["name"], p["command"]) for p in listed] == [("nginx", ["/usr/bin/systemctl", "reload", "nginx"])]
     made = api.post("/api/v1/reload-presets/", {"name": "mine", "command": ["/bin/rm", "-rf", "/"]}, format="json")
@@ -348,7 +349,7 @@ def test_issuing_without_install_targets_queues_nothing(alice, cert, django_capt
 
 
 def test_each_failure_is_reported_before_the_next_target_runs(api, alice, cert, root, queued_installs, monkeypatch):
-    failing = ReloadPreset.objects.create(name="false", command=["/bin/false"])
+    failing = ReloadPreset.objects.create(name="false", command=["/bin/false"], shared=True)
     first = create_target(api, cert, reload_preset=failing.pk, cert_path=f"{root}/site/first.pem").json()["id"]
     second = create_target(api, cert, cert_path=f"{root}/site/second.pem").json()["id"]
     second_run_when_told = []

@@ -81,8 +81,9 @@ VALUE_KWARGS = {
     "fmt": versions.ExportFormat.values,  # ui:version-download
 }
 NOBODYS_ID = 987654
-# Shared by design: administrators create them, every user picks from them.
-SHARED_MODELS = {ReloadPreset}
+# Shared by design: none since reload presets have owners (an administrator's are offered to
+# everyone only when marked shared).
+SHARED_MODELS = set()
 
 API_METHODS = ("get", "post", "put", "patch", "delete")
 UI_METHODS = ("get", "post")
@@ -153,13 +154,16 @@ def alices_objects(alice, www_root):
     version = add_version(issued)
     uploaded = upload_as(alice, ["alice-upload.example.com"])
     channel = NotificationChannel.objects.create(owner=alice, name="alice-alerts", url="json://localhost/alice")
-    target = InstallTarget.objects.create(owner=alice, certificate=issued,
+    # An import's reload command becomes a preset of the import's owner.
+    preset = ReloadPreset.objects.create(name="alice-reload", command=["/bin/sh", "-c", "true"], owner=alice)
+    target = InstallTarget.objects.create(owner=alice, certificate=issued, reload_preset=preset,
                                           fullchain_path=str(www_root / "install" / "alice" / "fullchain.pem"))
     token, _key = tokens.issue_token(alice, "alice-deploy-script")
     return {
         Site: [site], AcmeAccount: [account], DnsCredential: [credential], Certificate: [issued, uploaded],
         CertificateVersion: [version, uploaded.current_version], Order: [version.order],
         NotificationChannel: [channel], InstallTarget: [target], ApiToken: [token], User: [alice],
+        ReloadPreset: [preset],
     }
 
 

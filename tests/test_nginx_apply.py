@@ -103,12 +103,26 @@ def test_a_new_site_that_nginx_rejects_leaves_no_file_behind(nginx, tmp_path):
 @pytest.mark.django_db
 def test_the_challenge_path_is_answered_over_http_even_with_force_https(nginx, tmp_path):
     site = make_site(tmp_path, "d.example.com", force_https=True)
-    assert apply.apply_site_config(site).ok
-    (nginx.ACME_CHALLENGE_DIR / "tok_en-1").write_text("tok_en-1.thumbprint")
+    other = make_site(tmp_path, "o.example.com")
+    assert apply.apply_site_config(site).ok and apply.apply_site_config(other).ok
+    names = nginx.ACME_CHALLENGE_DIR / "names"
+    tokens = {"tok_en-1": names / "d.example.com", "tok_en-2": names / "o.example.com",
+              "tok_en-3": nginx.ACME_CHALLENGE_DIR, "tok_en-4": names / "pending.example.com"}
+    for token, folder in tokens.items():
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / token).write_text(f"{token}.thumbprint")
+    assert settled(lambda: fetch(nginx, "o.example.com", "/.well-known/acme-challenge/tok_en-2").status_code == 200)
     response = fetch(nginx, "d.example.com", "/.well-known/acme-challenge/tok_en-1")
     assert response.status_code == 200 and response.text == "tok_en-1.thumbprint"
-    # Names no site claims get the challenge too (a certificate before its site exists).
-    assert fetch(nginx, "unknown.example.com", "/.well-known/acme-challenge/tok_en-1").text == "tok_en-1.thumbprint"
+    # A site's vhost answers only the tokens presented for the name asked for: never another
+    # name's, nor those of the directory itself, which the default server answers for names on no site.
+    for token in ("tok_en-2", "tok_en-3", "tok_en-4"):
+        assert fetch(nginx, "d.example.com", f"/.well-known/acme-challenge/{token}").status_code == 404
+    assert fetch(nginx, "d.example.com", "/.well-known/acme-challenge/names").status_code == 404
+    assert fetch(nginx, "unknown.example.com", "/.well-known/acme-challenge/tok_en-3").text == "tok_en-3.thumbprint"
+    assert fetch(nginx, "unknown.example.com", "/.well-known/acme-challenge/tok_en-1").status_code == 404
+    # A site whose vhost is not live yet: the default server answers its name's folder.
+    assert fetch(nginx, "pending.example.com", "/.well-known/acme-challenge/tok_en-4").text == "tok_en-4.thumbprint"
 
 
 @pytest.mark.django_db

@@ -20,6 +20,7 @@ from certs import orders
 from certs.acme import AcmeError, AuthorizationState, ChallengeState, OrderState
 from certs.acme.client import _Network
 from certs.models import AcmeAccount, Certificate, CertificateVersion, Order
+from panel.models import Site, SiteDomain
 
 
 class FakeCA:
@@ -102,6 +103,8 @@ def order(db):
     account = AcmeAccount.objects.create(owner=user, directory_url="https://ca.test/dir", account_key="x",
                                          account_url="https://ca.test/acct/1")
     cert = Certificate.objects.create(owner=user, account=account, domains=["a.example.com"])
+    site = Site.objects.create(owner=user, domains=["a.example.com"])
+    SiteDomain.objects.create(site=site, name="a.example.com")  # HTTP-01 is answered on the user's own site
     return Order.objects.create(owner=user, certificate=cert)
 
 
@@ -195,9 +198,11 @@ def test_challenge_files_are_removed_when_the_order_ends(ca, order, settings):
     ca.authz_status = "pending"
     orders.run_step(Order.objects.get(pk=order.pk))
     orders.run_step(Order.objects.get(pk=order.pk))
-    assert (settings.ACME_CHALLENGE_DIR / "tok-1").read_text() == "tok-1.thumb"
+    # In the folder nginx serves for that name only, not the one every vhost shared.
+    token = settings.ACME_CHALLENGE_DIR / "names" / "a.example.com" / "tok-1"
+    assert token.read_text() == "tok-1.thumb" and not (settings.ACME_CHALLENGE_DIR / "tok-1").exists()
     run_to_end(order)
-    assert not (settings.ACME_CHALLENGE_DIR / "tok-1").exists()
+    assert not token.exists()
 
 
 def test_bad_nonce_is_retried_more_than_once_with_fresh_nonces():
@@ -324,3 +329,48 @@ def test_the_api_never_shows_a_failure_half_committed(ca, transactional_db, monk
 
     assert (during["order"]["status"], during["last_error"]) == ("new", "")
     assert after["order"]["status"] == "invalid" and "Cannot issue for" in after["last_error"]
+
+
+def test_an_order_gets_no_answer_served_for_another_users_site(ca, order, settings):
+    """B's order for a name on A's site (B had it once; the name moved): nothing is written
+    anywhere nginx serves it, and the order fails saying why."""
+    alice = get_user_model().objects.create(username="alice")
+    Site.objects.filter(owner=order.owner).update(owner=alice)
+    ca.authz_status = "pending"
+
+    order = run_to_end(order)
+
+    assert order.status == Order.Status.INVALID
+    assert "a.example.com is on another user's site, so its HTTP-01 challenge is not answered for you" in order.error
+    assert not list(settings.ACME_CHALLENGE_DIR.rglob("tok-1"))
+
+
+def test_the_token_goes_only_where_the_names_site_is_the_order_owners(db, settings, tmp_path):
+    from certs.challenges import http01
+    from panel.deployment.nginx import render
+
+    settings.ACME_CHALLENGE_DIR = tmp_path
+    alice, bob = (get_user_model().objects.create(username=name) for name in ("alice", "bob"))
+    admin = get_user_model().objects.create(username="root", is_superuser=True)
+    site = Site.objects.create(owner=alice, domains=["a.example.com"])
+    SiteDomain.objects.create(site=site, name="a.example.com")
+
+    assert http01.present("tok-a", "tok-a.thumb", alice, "a.example.com") == "names/a.example.com"
+    assert (tmp_path / "names" / "a.example.com" / "tok-a").read_text() == "tok-a.thumb"
+    with pytest.raises(http01.NotYours, match="is on another user's site"):
+        http01.present("tok-b", "tok-b.thumb", bob, "a.example.com")
+    with pytest.raises(http01.NotYours, match="is on none of your sites"):
+        http01.present("tok-b", "tok-b.thumb", bob, "nosite.example.com")
+    assert not list(tmp_path.rglob("tok-b"))
+    # An administrator's order: the name's folder, or the default server's directory for a name on no site.
+    assert http01.present("tok-c", "tok-c.thumb", admin, "a.example.com") == "names/a.example.com"
+    assert http01.present("tok-d", "tok-d.thumb", admin, "nosite.example.com") == ""
+    assert (tmp_path / "tok-d").exists()
+    http01.cleanup("tok-a", "names/a.example.com")
+    assert not (tmp_path / "names" / "a.example.com" / "tok-a").exists()
+    with pytest.raises(ValueError):
+        http01.cleanup("tok-a", "names/../../etc")
+    # The site's vhost serves the folder of the name asked for, never the directory itself.
+    layout = render.Layout(vhost_dir=tmp_path / "vhosts", challenge_dir=tmp_path, http_port=80, https_port=443)
+    config = render.render_site(site, layout, None)
+    assert f"alias {tmp_path}/names/$host/$1;" in config and f"alias {tmp_path}/;" not in config

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from certs.models import Certificate, InstallTarget, ReloadPreset
 from panel.deployment import dispatch, install_targets
 from panel.toolkit import access
-from panel.toolkit.drf import OwnedPrimaryKeyField, as_drf_error
+from panel.toolkit.drf import OwnedOrSharedPrimaryKeyField, OwnedPrimaryKeyField, as_drf_error
 
 
 @extend_schema_field(OpenApiTypes.STR)
@@ -41,8 +41,9 @@ class InstallTargetSerializer(serializers.ModelSerializer):
                                            trim_whitespace=False)
     key_mode = FileModeField(required=False, default=0o600)
     cert_mode = FileModeField(required=False, default=0o644)
-    reload_preset = serializers.PrimaryKeyRelatedField(queryset=ReloadPreset.objects.all(), required=False,
-                                                       allow_null=True, default=None)
+    # The user's own presets and the ones an administrator shares, nobody else's.
+    reload_preset = OwnedOrSharedPrimaryKeyField(queryset=ReloadPreset.objects.all(), required=False,
+                                                 allow_null=True, default=None)
 
     class Meta:
         model = InstallTarget

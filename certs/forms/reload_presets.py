@@ -27,5 +27,11 @@ class ReloadPresetForm(forms.ModelForm):
 
     class Meta:
         model = ReloadPreset
-        fields = ["name", "command", "timeout_seconds"]
-        labels = {"name": _("Name"), "timeout_seconds": _("Timeout (seconds)")}
+        fields = ["name", "command", "timeout_seconds", "approved", "shared"]
+        labels = {"name": _("Name"), "timeout_seconds": _("Timeout (seconds)"), "approved": _("Approved to run"),
+                  "shared": _("Offer to every user")}
+        help_texts = {
+            "approved": _("A command a user's import brought runs only once you approve it: it runs on this server "
+                          "as the panel's user."),
+            "shared": _("Every user may pick it for their install targets. Otherwise only its owner may."),
+        }

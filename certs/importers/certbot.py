@@ -48,6 +48,11 @@ from certs.models import EC_KEY_TYPES, RSA_KEY_TYPES, ChallengeType, KeyType
 LIVE_FILES = ("cert", "privkey", "chain", "fullchain")  # certbot's storage.ALL_FOUR
 MAX_LINKS = 8
 DEFAULT_CONFIG_DIR = "/etc/letsencrypt"
+# A hook script is kept by its text (certs.importers.store makes it a reload preset); one
+# argument of a command may be at most 128 KiB on Linux, quoting included.
+MAX_HOOK_BYTES = 64 * 1024
+MAX_RELOAD_COMMAND_BYTES = 120 * 1024
+HOOK_SHELLS = {"sh", "bash", "dash", "ksh", "mksh", "zsh"}
 # certbot reuses an account of the old Let's Encrypt endpoint for the new one (constants.LE_REUSE_SERVERS).
 LE_REUSE_SERVERS = {
     "acme-v02.api.letsencrypt.org/directory": "acme-v01.api.letsencrypt.org/directory",
@@ -138,6 +143,7 @@ class _ConfigDir:
         hooks = root / "renewal-hooks"
         self.pre_hooks, self.deploy_hooks, self.post_hooks = (
             _hook_scripts(hooks / kind) for kind in ("pre", "deploy", "post"))
+        self.hook_texts = {script: _hook_text(script) for script in (*self.deploy_hooks, *self.post_hooks)}
 
     # --- renewal confs
     def parse_conf(self, conf: Path):
@@ -560,22 +566,41 @@ class _ConfigDir:
     # --- install target and schedule
     def _install(self, cert: FoundCertificate, parsed, params) -> None:
         lineage_dir = os.path.dirname(str(parsed["cert"]))
-        commands = []
+        commands, parts, texts = [], [], []
         # What certbot runs after renewing this lineage (hooks.deploy_hook, then hooks.post_hook):
         # renewal-hooks/deploy/* then renew_hook, renewal-hooks/post/* then post_hook, each once.
+        # A script is carried over by its text, never by its path: an uploaded archive is unpacked
+        # into a temporary directory that is gone after the import (and that others could write to).
         for scripts, option in ((self.deploy_hooks, "renew_hook"), (self.post_hooks, "post_hook")):
-            for command in [shlex.quote(str(script)) for script in scripts] + [str(params.get(option) or "")]:
-                if command and command not in commands:
+            for script in scripts:
+                hook = self.hook_texts[script]
+                if isinstance(hook, Problem):
+                    cert.problems.append(hook)
+                    continue
+                command = _hook_command(script, hook)
+                if command not in commands:
                     commands.append(command)
+                    parts.append(f"{script.parent.name}/{script.name}")
+                    texts.append(hook)
+            command = str(params.get(option) or "")
+            if command and command not in commands:
+                commands.append(command)
+                parts.append(option)
         text = "\n".join(commands)
-        scripts_text = "".join(_read_text(p) for p in (*self.deploy_hooks, *self.post_hooks))
-        if "RENEWED_" in text or "RENEWED_" in scripts_text:
+        if "RENEWED_" in text:
             # certbot sets these for its deploy hooks; the preset's shell gets them the same way.
             text = (f"export RENEWED_LINEAGE={shlex.quote(lineage_dir)} "
                     f"RENEWED_DOMAINS={shlex.quote(' '.join(cert.domains))}\n{text}")
+        if len(text.encode()) > MAX_RELOAD_COMMAND_BYTES:
+            cert.problems.append(Problem(str(self.root / "renewal-hooks"), _(
+                "the hooks together make a reload command of %(size)d KiB, more than the %(limit)d KiB one command "
+                "may have: shorten them, or have one of them call a program installed on the server")
+                % {"size": len(text.encode()) // 1024, "limit": MAX_RELOAD_COMMAND_BYTES // 1024}))
+        # The preset's name: the text of scripts is too long to read as one.
+        name = "certbot: " + ", ".join(parts) if texts else ""
         cert.install = FoundInstall(key_path=str(parsed["privkey"]), cert_path=str(parsed["cert"]),
                                     chain_path=str(parsed["chain"]), fullchain_path=str(parsed["fullchain"]),
-                                    reload_command=text)
+                                    reload_command=text, reload_name=name)
         conf = Path(cert.source)
         for script in self.pre_hooks:
             cert.notes.append(Problem(str(script), _("this pre-hook does not carry over: CertPanel runs no command "
@@ -626,6 +651,51 @@ def _hook_scripts(directory: Path) -> list[Path]:
         return []
     return sorted(p for p in directory.iterdir()
                   if p.is_file() and os.access(p, os.X_OK) and not p.name.endswith("~"))
+
+
+def _hook_text(script: Path) -> str | Problem:
+    """A hook script's text, or the Problem that stops it from being carried over: the panel keeps
+    a hook as text it runs with the script's shell, so a program or a huge file cannot be kept."""
+    try:
+        with open(script, "rb") as file:
+            data = file.read(MAX_HOOK_BYTES + 1)
+    except OSError as exc:
+        return Problem(str(script), _("this hook cannot be read (%(error)s)") % {"error": exc.strerror or exc})
+    if len(data) > MAX_HOOK_BYTES:
+        return Problem(str(script), _("this hook is larger than %(limit)d KiB, the most the panel keeps of a hook: "
+                                      "shorten it, or have it call a program installed on the server")
+                       % {"limit": MAX_HOOK_BYTES // 1024})
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is None or "\x00" in text:
+        return Problem(str(script), _("this hook is not a text script (a compiled program?): the panel keeps a "
+                                      "hook's text, not a path to it. Replace it with a shell script that runs the "
+                                      "program, installed on the server"))
+    interpreter = _interpreter(text)
+    program = Path(interpreter[0]).name
+    if program == "env":  # #!/usr/bin/env bash
+        program = next((Path(word).name for word in interpreter[1:] if not word.startswith("-")), "")
+    if program not in HOOK_SHELLS:
+        return Problem(str(script), _("this hook runs with %(interpreter)s: the panel carries over shell scripts "
+                                      "only (%(shells)s). Rewrite it as one, or have it call the program")
+                       % {"interpreter": " ".join(interpreter), "shells": ", ".join(sorted(HOOK_SHELLS))})
+    return text
+
+
+def _interpreter(text: str) -> list[str]:
+    """What runs a script: its #! line's words (`/usr/bin/env bash` included), else /bin/sh, as
+    for certbot's shell when the kernel finds no #! line."""
+    first = text.split("\n", 1)[0]
+    words = first[2:].split() if first.startswith("#!") else []
+    return words or ["/bin/sh"]
+
+
+def _hook_command(script: Path, text: str) -> str:
+    """The shell line that runs a hook script's text as certbot ran the file: its interpreter,
+    its name as $0, and the environment the preset's shell has."""
+    return shlex.join([*_interpreter(text), "-c", text, script.name])
 
 
 def _read_credentials(path: Path, cert: FoundCertificate) -> dict | None:

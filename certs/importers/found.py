@@ -46,13 +46,15 @@ class FoundAccount:
 class FoundInstall:
     """Where the other client copied the files after each renewal, and what it ran then.
     Paths are as the other client wrote them; reload_command is the shell text it ran
-    (acme.sh's Le_ReloadCmd decoded, certbot's deploy/renew hook), "" when none."""
+    (acme.sh's Le_ReloadCmd decoded, certbot's deploy/renew hook with the text of its hook
+    scripts, never their paths), "" when none."""
 
     key_path: str = ""
     cert_path: str = ""
     chain_path: str = ""
     fullchain_path: str = ""
     reload_command: str = ""
+    reload_name: str = ""  # what the command is called, when its text is too long to read as a name
 
     def paths(self) -> dict:
         return {name: value for name, value in (("key_path", self.key_path), ("cert_path", self.cert_path),

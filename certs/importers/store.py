@@ -29,6 +29,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
 from django.db import DatabaseError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
@@ -465,7 +466,7 @@ def _dns_credential(found: FoundCertificate, run: _Run):
 
 def _install_target(found: FoundCertificate, certificate, run: _Run):
     """Where the other client copied the files, as an install target that is not run now:
-    the files are already there. Its reload command becomes an admin preset."""
+    the files are already there. Its reload command becomes a preset of the import's owner."""
     if found.install is None:
         return
     paths = found.install.paths()
@@ -478,7 +479,8 @@ def _install_target(found: FoundCertificate, certificate, run: _Run):
         cleaned = install_targets.clean_target(paths, 0o600, 0o644)
     except ValidationError as exc:
         raise _NotImported(_target_messages(found.source, paths, exc))
-    preset = _reload_preset(found.install.reload_command, run) if found.install.reload_command else None
+    preset = (_reload_preset(found.install.reload_command, found.install.reload_name, run)
+              if found.install.reload_command else None)
     target = InstallTarget.objects.create(owner=run.owner, certificate=certificate, reload_preset=preset,
                                           **{name: cleaned[name] for name in InstallTarget.PATH_FIELDS})
     run.made(INSTALL_TARGET, target, ", ".join(target.paths().values()), created=True)
@@ -496,22 +498,34 @@ def _target_messages(source, paths, exc):
     return messages
 
 
-def _reload_preset(text, run: _Run):
-    """ReloadPreset ["/bin/sh", "-c", TEXT]: exactly what the other client ran. Reused when
-    the same command exists."""
+def _reload_preset(text, name, run: _Run):
+    """ReloadPreset ["/bin/sh", "-c", TEXT] of the import's owner: exactly what the other client ran.
+    Reused when the owner has, or is offered, the same command. An administrator's runs; one a
+    user's import brought waits for an administrator's approval, as it runs on this server as
+    the panel's user, and users never get to run commands of their own."""
     command = [_SHELL, "-c", text]
-    existing = next((preset for preset in ReloadPreset.objects.all() if preset.command == command), None)
+    admin = access.is_admin(run.owner)
+    candidates = (ReloadPreset.objects.filter(Q(owner=run.owner) | Q(approved=True)) if admin
+                  else access.scoped_or_shared(ReloadPreset, run.owner))
+    existing = next((preset for preset in candidates if preset.command == command), None)
     if existing is not None:
-        run.made(RELOAD_PRESET, existing, _preset_label(existing, text), created=False)
+        run.made(RELOAD_PRESET, existing, _preset_label(existing, text), created=False,
+                 messages=() if existing.approved else [_awaiting_approval()])
         return existing
-    preset = ReloadPreset(name=_free_preset_name(text), command=command)
+    preset = ReloadPreset(name=_free_preset_name(name or text), command=command, owner=run.owner, approved=admin)
     try:
         preset.full_clean()
     except ValidationError as exc:
         raise _NotImported(_messages(_("reload command"), exc))
     preset.save()
-    run.made(RELOAD_PRESET, preset, _preset_label(preset, text), created=True)
+    run.made(RELOAD_PRESET, preset, _preset_label(preset, text), created=True,
+             messages=() if admin else [_awaiting_approval()])
     return preset
+
+
+def _awaiting_approval():
+    return _note(_("the reload command runs only once an administrator has approved it: it would run on this "
+                   "server. Until then each install copies the files and reports that the command did not run."))
 
 
 def _preset_label(preset, text):

@@ -15,14 +15,14 @@ from panel.toolkit.deletion import InUse, delete_unless_in_use
 
 @admin_required
 def reload_preset_list(request):
-    presets = ReloadPreset.objects.annotate(target_count=Count("install_targets"))
+    presets = ReloadPreset.objects.select_related("owner").annotate(target_count=Count("install_targets"))
     return render(request, "certs/reload_preset_list.html", {"nav": "reload-presets", "presets": presets})
 
 
 @admin_required
 def reload_preset_form(request, pk=None):
     """Add (no pk) or edit a preset."""
-    preset = get_object_or_404(ReloadPreset, pk=pk) if pk else ReloadPreset()
+    preset = get_object_or_404(ReloadPreset, pk=pk) if pk else ReloadPreset(owner=request.user)
     form = ReloadPresetForm(request.POST if request.method == "POST" else None, instance=preset)
     if form.is_valid():
         preset = form.save()

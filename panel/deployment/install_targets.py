@@ -194,6 +194,10 @@ def _install_files(target, version):
 
 
 def _run_preset(preset, key):
+    if not preset.approved:
+        # A command a user's import brought: it would run on this server as the panel's user.
+        raise InstallError(_("The files are installed, but the reload preset “%(name)s” does not run until an "
+                             "administrator approves it (Reload presets page).") % {"name": preset.name})
     command = preset.command
     if not isinstance(command, list) or not command or not all(isinstance(w, str) and w for w in command):
         raise InstallError(_("The reload preset “%(name)s” is not a list of words; an administrator must fix it.")

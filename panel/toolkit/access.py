@@ -12,6 +12,7 @@ from functools import wraps
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
@@ -25,6 +26,16 @@ def scoped(model, user):
     if not user.is_authenticated:
         return queryset.none()
     return queryset if is_admin(user) else queryset.filter(owner=user)
+
+
+def scoped_or_shared(model, user):
+    """What `user` may pick from (reload presets): their own, and what an administrator offers
+    to everyone (`shared`, on a row an administrator owns or nobody does). An admin sees all."""
+    queryset = scoped(model, user)
+    if not user.is_authenticated or is_admin(user):
+        return queryset
+    offered = Q(shared=True) & (Q(owner__isnull=True) | Q(owner__is_superuser=True))
+    return model.objects.filter(Q(owner=user) | offered)
 
 
 def get_owned(model, user, **lookup):

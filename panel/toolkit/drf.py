@@ -26,3 +26,15 @@ class OwnedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
 
     def get_queryset(self):
         return access.scoped(self.queryset.model, self.context["request"].user)
+
+
+class OwnedOrSharedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
+    """A foreign key to the user's own row or one an administrator shares with everyone
+    (access.scoped_or_shared); anything else reads as 'does not exist'. The row the object already
+    points at stays acceptable, so an edit never fails over a choice made before the rules."""
+
+    def get_queryset(self):
+        queryset = access.scoped_or_shared(self.queryset.model, self.context["request"].user)
+        instance = getattr(self.parent, "instance", None)
+        current = getattr(instance, f"{self.source}_id", None) if instance is not None else None
+        return queryset | self.queryset.model.objects.filter(pk=current) if current else queryset

@@ -5,8 +5,9 @@ account (Pebble registers none), lands in certbot's live/ paths and runs the dep
 import changes nothing; a broken conf line and a missing key are reported while the rest imports.
 
 The webroot's /.well-known/acme-challenge/ is the panel's challenge directory, which the panel's
-nginx serves on Pebble's HTTP-01 port for every name: certbot (webroot) and the panel
-(http-01-webroot, renewing the import) both write their tokens there.
+nginx serves on Pebble's HTTP-01 port (the site's vhost through its names' folders, linked to
+the directory itself here): certbot (webroot) and the panel (http-01-webroot, renewing the import)
+both write their tokens there.
 """
 
 import json
@@ -119,6 +120,11 @@ def test_certbots_lineages_import_serve_and_renew_with_certbots_account(setup, p
     site_root.mkdir()
     site = stack.api("POST", "/api/v1/sites/", {"domains": SHOP, "root": str(site_root)})
     assert site.status_code == 201, site.text
+    # The site's vhost answers HTTP-01 from the folder of the name asked for; the webroot renewal
+    # below writes into the challenge directory itself (the webroot), so the names' folders lead there.
+    (webroot / ".well-known" / "acme-challenge" / "names").mkdir()
+    for name in SHOP:
+        (webroot / ".well-known" / "acme-challenge" / "names" / name).symlink_to("..")
     accounts_before = pebble_accounts_created(pebble)
 
     dry = stack.manage("import_certbot", str(certbot.config_dir), "--owner", stack.username, "--dry-run",

@@ -70,6 +70,7 @@ def render_site(site, layout: Layout, cert_files: CertificateFiles | None) -> st
         https_port_suffix="" if layout.https_port == 443 else f":{layout.https_port}",
         snippets_dir=layout.snippets_dir,
         custom_dir=layout.custom_dir(site),
+        challenge_dir=layout.challenge_dir,
         applied_custom_dir=layout.applied_custom_dir(site),
         https=cert_files is not None,
         fullchain_path=cert_files.fullchain if cert_files else "",
