@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 
@@ -28,6 +30,11 @@ PRESETS = {
         CaPreset("sslcom-rsa", _("SSL.com (RSA)"), "https://acme.ssl.com/sslcom-dv-rsa", eab_required=True),
     )
 }
+# An administrator's own additions (CERTPANEL_EXTRA_CAS), named by their code.
+_taken = sorted(set(settings.EXTRA_CAS) & set(PRESETS))
+if _taken:
+    raise ImproperlyConfigured(f"CERTPANEL_EXTRA_CAS: {', '.join(_taken)} already names a built-in CA; choose another code")
+PRESETS.update({code: CaPreset(code, code, url) for code, url in settings.EXTRA_CAS.items()})
 
 
 def preset_for_url(url):

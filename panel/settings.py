@@ -149,6 +149,9 @@ EXTERNAL_CHALLENGE_DIR = env.directory("CERTPANEL_EXTERNAL_CHALLENGE_DIR", DATA_
 
 # --- ACME
 CA_BUNDLE = env.existing_file("CERTPANEL_CA_BUNDLE")  # extra trust anchors for private or test CAs
+# CAs offered to every user beside the public ones (certs/cas.py): an internal CA, a CA you have a
+# contract with. Users may register only with listed CAs; administrators with any directory URL.
+EXTRA_CAS = env.named_urls("CERTPANEL_EXTRA_CAS", schemes=("https",))
 DNS_RESOLVERS = env.ip_list("CERTPANEL_DNS_RESOLVERS")
 ACME_NETWORK_TIMEOUT = env.int("CERTPANEL_ACME_TIMEOUT", 30, minimum=1)
 # How long a step polls the CA inline before it frees the worker and reschedules.

@@ -7,6 +7,7 @@ with a traceback deep inside a task.
 
 import ipaddress
 import os
+import re
 import secrets
 import shutil
 from pathlib import Path
@@ -160,6 +161,21 @@ class Env:
         value = self._raw(name)
         items = value.split(",") if value else default
         return [Path(str(item).strip()).expanduser().resolve() for item in items if str(item).strip()]
+
+    def named_urls(self, name, schemes):
+        """Comma-separated `code=url` pairs as {code: url}; a code is lower-case letters, digits and -."""
+        found = {}
+        for item in (self._raw(name) or "").split(","):
+            if not item.strip():
+                continue
+            code, equals, url = (part.strip() for part in item.partition("="))
+            scheme = url.split("://", 1)[0] if "://" in url else ""
+            if not equals or not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,39}", code) or scheme not in schemes:
+                self.problems.append(f"{name}: {item.strip()!r} is not code=url (a code of a-z, 0-9 and -, "
+                                     f"a URL starting with {' or '.join(s + '://' for s in schemes)})")
+                continue
+            found[code] = url
+        return found
 
     def secret_from_file(self, name, path):
         """A secret from the environment, or from a 0600 file created on first use."""
