@@ -46,15 +46,12 @@ def validate_target_path(value) -> str:
     if not roots:
         raise ValidationError(_("Install targets are disabled: no install directories are configured "
                                 "(CERTPANEL_INSTALL_ROOTS)."))
-    path = validation.validate_path_under(value, roots, _("install path"))
+    path = validation.validate_path_within(value, roots, _("install path"), name_may_be_link=True)
     if path in roots or path.is_dir():
         raise ValidationError(_("The install path must name a file, not a directory."))
     if not path.parent.is_dir():
         raise ValidationError(_("The directory %(dir)s does not exist; ask an administrator to create it.")
                               % {"dir": path.parent})
-    if not validation.is_under(path.parent.resolve(), roots):
-        raise ValidationError(_("The install path leads outside the allowed directories through a "
-                                "symbolic link."))
     return str(path)
 
 

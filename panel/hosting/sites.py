@@ -1,5 +1,6 @@
 """Site services shared by the UI and the API."""
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
@@ -29,7 +30,7 @@ def clean_site_fields(domains, root, proxy_pass, exclude_pk=None, actor=None):
     elif root:
         admin = actor is not None and access.is_admin(actor)
         try:
-            root = validation.validate_document_root(root, anywhere=admin)
+            root = validation.validate_document_root(root, validation.ANYWHERE if admin else settings.ALLOWED_ROOTS)
             if not admin:
                 validation.check_root_not_shared(root, _roots_of_other_owners(actor, exclude_pk))
         except ValidationError as exc:
