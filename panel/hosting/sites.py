@@ -1,21 +1,22 @@
 """Site services shared by the UI and the API."""
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from panel.deployment import dispatch
 from panel.models import Site, SiteDomain
-from panel.security import quotas
+from panel.security import homes, quotas
 from panel.toolkit import access, task_queue, validation
 
 
-def clean_site_fields(domains, root, proxy_pass, exclude_pk=None, actor=None):
+def clean_site_fields(domains, root, proxy_pass, exclude_pk=None, actor=None, owner=None):
     """Validated (domains, root, proxy_pass); raises ValidationError keyed by field.
 
-    `actor` is who enters the values: an admin may name any directory as the document root;
-    a user (or no actor) one below settings.ALLOWED_ROOTS that no other owner's site uses."""
+    `actor` is who enters the values; `owner` whose site it is (the actor unless an admin edits
+    another's site). Neither a root nor an upstream: a static site in <owner's home>/<first domain>/.
+    An admin may name any directory as the document root; a user (or no actor) one inside their
+    home or a directory granted to them (panel.security.homes) that no other owner's site uses."""
     errors = {}
     try:
         domains = validation.normalize_domain_list(domains)
@@ -25,12 +26,15 @@ def clean_site_fields(domains, root, proxy_pass, exclude_pk=None, actor=None):
     except ValidationError as exc:
         errors["domains"] = exc.messages
     root, proxy_pass = (root or "").strip(), (proxy_pass or "").strip()
+    owner = owner or actor
+    if not root and not proxy_pass and owner is not None and "domains" not in errors:
+        root = homes.default_document_root(owner, domains[0])
     if bool(root) == bool(proxy_pass):
         errors["root"] = [_("Give either a document root or a reverse-proxy upstream (proxy_pass), not both.")]
     elif root:
         admin = actor is not None and access.is_admin(actor)
         try:
-            root = validation.validate_document_root(root, validation.ANYWHERE if admin else settings.ALLOWED_ROOTS)
+            root = validation.validate_document_root(root, homes.document_roots_of(actor) if actor else [])
             if not admin:
                 validation.check_root_not_shared(root, _roots_of_other_owners(actor, exclude_pk))
         except ValidationError as exc:
@@ -63,6 +67,7 @@ def save_site(site: Site):
     with transaction.atomic():
         if site.pk is None:
             quotas.check_room_for_site(site.owner)
+        homes.prepare_document_root(site.owner, site.root, site.domains[0])
         site.config_status = Site.ConfigStatus.PENDING
         site.save()
         SiteDomain.objects.filter(site=site).exclude(name__in=site.domains).delete()
