@@ -107,6 +107,38 @@ def test_administrators_keep_any_directory(admin_user, shared_roots):
     assert answer.status_code == 201 and answer.json()["root"] == "/opt/app/public"
 
 
+def test_a_grant_makes_a_directory_usable_for_that_user_only(admin_client, alice, bob, shared_roots):
+    shared = shared_roots / "www" / "agency"
+    response = admin_client.post(reverse("ui:user-edit", args=[alice.pk]),
+                                 {"role": "user", "is_active": "on", "granted_roots": f"{shared}\n\n{shared}\n"})
+    assert response.status_code == 302
+    assert list(RootGrant.objects.values_list("user__username", "path")) == [("alice", str(shared))]
+    assert add_site(alice, domains=["a.example.com"], root=str(shared / "a")).status_code == 201
+    assert add_site(bob, domains=["b.example.com"], root=str(shared / "b")).status_code == 400
+    # The edit page shows the home and the grant; taking it back leaves alice her home only.
+    html = admin_client.get(reverse("ui:user-edit", args=[alice.pk])).content.decode()
+    assert str(shared) in html and str(homes.home_of(alice)) in html
+    admin_client.post(reverse("ui:user-edit", args=[alice.pk]), {"role": "user", "is_active": "on",
+                                                                  "granted_roots": ""})
+    assert not RootGrant.objects.exists()
+    assert add_site(alice, domains=["c.example.com"], root=str(shared / "c")).status_code == 400
+
+
+@pytest.mark.parametrize("grant, says", [("/etc", "must be inside one of the allowed directories"),
+                                         ("relative/dir", "must be an absolute path"),
+                                         ("/var/www/../etc", "cannot contain"), ("/var/www/a;b", "not allowed")])
+def test_a_grant_must_lie_inside_the_configured_roots(admin_client, alice, shared_roots, grant, says):
+    response = admin_client.post(reverse("ui:user-edit", args=[alice.pk]),
+                                 {"role": "user", "is_active": "on", "granted_roots": grant})
+    assert response.status_code == 200 and says in response.content.decode()
+    assert not RootGrant.objects.exists()
+
+
+def test_the_grant_field_is_translated(admin_client, alice):
+    html = admin_client.get(reverse("ui:user-edit", args=[alice.pk]), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "授权目录" in html
+
+
 @pytest.mark.parametrize("username, name", [
     ("alice", "alice"), ("a.b@example.com", "a.b@example.com"), ("x+y-z_1", "x+y-z_1"),
     ("..", None), (".", None), (".hidden", None), ("_u1", None), ("-rf", None), ("名字", None), ("a" * 65, None),
@@ -114,6 +146,11 @@ def test_administrators_keep_any_directory(admin_user, shared_roots):
 def test_a_home_is_named_after_the_user_only_when_that_is_a_plain_file_name(username, name):
     assert homes.directory_name(username, 7) == (name or "_u7")
     assert "/" not in homes.directory_name(username, 7)
+
+
+def test_a_new_user_gets_a_home(admin_client, home_root):
+    admin_client.post(reverse("ui:user-add"), {"username": "carol", "password": "long-enough-pw-7", "role": "user"})
+    assert (home_root / "carol").is_dir()
 
 
 # --- paths from before homes: the upgrade grants them, check_homes lists them
