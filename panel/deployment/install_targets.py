@@ -1,9 +1,9 @@
-"""Install targets, like acme.sh --install-cert: copy a certificate's files to
-administrator-approved paths, then run an administrator-defined reload preset.
+"""Install targets, like acme.sh --install-cert: copy a certificate's files to paths its
+owner may write, then run an administrator-defined reload preset.
 
-Paths lie inside the owner's home or a directory granted to them (an administrator's also below
-settings.INSTALL_ROOTS; panel.security.homes says which), and their directory must already exist.
-Commands are never written by users: a target names a
+Paths lie inside the owner's home or a directory an administrator granted them (an
+administrator's also below settings.INSTALL_ROOTS; panel.security.homes says which), and their
+directory must already exist. Commands are never written by users: a target names a
 ReloadPreset, whose argv list runs without a shell, with a timeout and a minimal
 environment. Targets run after every issuance and renewal (panel.deployment.dispatch queues them when
 a new version is put in service); a failure is recorded on the target, and dispatch reports
