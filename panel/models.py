@@ -117,6 +117,23 @@ class UserQuota(models.Model):
     max_certificates = models.PositiveIntegerField(null=True, blank=True)
 
 
+class RootGrant(models.Model):
+    """A directory an administrator granted one user beyond their home (panel.security.homes):
+    their document roots and install paths may lie inside it. Below settings.ALLOWED_ROOTS or
+    settings.INSTALL_ROOTS when granted on the user page; the upgrade to homes also granted
+    the directories that users' existing sites and install targets already used."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="root_grants")
+    path = models.CharField(max_length=4096)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["path", "id"]
+
+    def __str__(self):
+        return self.path
+
+
 
 # --- the audit log (panel.security.audit records it)
 

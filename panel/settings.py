@@ -124,10 +124,13 @@ if not NGINX_PRIVATE and not NGINX_CONF.is_file():
 
 ACME_CHALLENGE_DIR = env.directory("CERTPANEL_CHALLENGE_DIR", DATA_DIR / "acme-challenge")
 CERT_DEPLOY_DIR = env.directory("CERTPANEL_CERT_DIR", DATA_DIR / "certs")
-# Document roots must live below one of these (comma-separated).
+# Every user has a home below this, <HOME_ROOT>/<username>/ (panel/security/homes.py): their document
+# roots (by default <home>/<domain>/) and install paths lie in it, or in a directory an administrator granted them.
+HOME_ROOT = env.directory("CERTPANEL_HOME_ROOT", DATA_DIR / "home")
+# Administrators may place document roots anywhere; they grant users directories below these (comma-separated).
 ALLOWED_ROOTS = env.path_list("CERTPANEL_ALLOWED_ROOTS", [DATA_DIR / "www", "/var/www", "/srv/www"])
-# Install targets (panel/deployment/install_targets.py) write certificate files only below these (comma-separated);
-# an administrator creates the directories below them that users may name.
+# Install targets (panel/deployment/install_targets.py) of administrators write certificate files only below these
+# (comma-separated) or in their home; users may be granted directories below them. The directories must exist.
 INSTALL_ROOTS = env.path_list("CERTPANEL_INSTALL_ROOTS", [DATA_DIR / "install"])
 # Certificates for servers the panel does not manage (certs/challenges/external.py, admins only):
 # http-01-webroot writes tokens only under these document roots ...

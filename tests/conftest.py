@@ -22,6 +22,13 @@ def english_until_asked():
     translation.activate("en")
 
 
+@pytest.fixture(autouse=True)
+def home_root(settings, tmp_path):
+    """Each test's users get their homes (panel.security.homes) in its own directory."""
+    settings.HOME_ROOT = tmp_path / "home"
+    return settings.HOME_ROOT
+
+
 @pytest.fixture
 def queued():
     with mock.patch("certs.orders.enqueue") as enqueue, mock.patch("panel.deployment.dispatch.APPLY_SITE") as apply_site:

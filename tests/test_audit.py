@@ -34,9 +34,9 @@ CHANNEL_URL = "json://user:hook-secret-77@hooks.example.net:9/hook"  # a user ma
 
 
 @pytest.fixture
-def allowed_root(settings, tmp_path):
-    settings.ALLOWED_ROOTS = [tmp_path / "www"]
-    return tmp_path / "www"
+def allowed_root(home_root, alice):
+    """Alice's home: her document roots lie inside it."""
+    return home_root / "alice"
 
 
 @pytest.fixture
@@ -194,8 +194,8 @@ def test_a_notification_channel_is_recorded_without_its_url(session_api, alice):
     assert "hook-secret-77" not in all_entry_text()
 
 
-def test_an_install_target_is_recorded(session_api, alice, settings, tmp_path):
-    settings.INSTALL_ROOTS = [tmp_path]
+def test_an_install_target_is_recorded(session_api, alice, home_root):
+    tmp_path = home_root / "alice"  # her install paths lie in her home
     certificate = make_certificate(alice, ["a.example.com"])
     with mock.patch("panel.deployment.dispatch.INSTALL_CERTIFICATE.delay"):
         session_api.post("/api/v1/install-targets/", {"certificate": certificate.pk,

@@ -291,6 +291,22 @@ def test_a_user_may_not_import_a_custom_ca_or_an_external_method(alice, roots, p
         external_report.items[0].messages)
 
 
+def test_a_users_install_paths_must_lie_in_their_home_or_a_grant(alice, roots, pki, queued, home_root):
+    (home_root / "alice").mkdir(parents=True)
+    home = Home(pki, directory_url=LETSENCRYPT)
+    home.add(["shared.example.com"], challenge="dns-01-manual",
+             install=FoundInstall(fullchain_path=str(roots["install"] / "s.pem")))
+    home.add(["own.example.com"], challenge="dns-01-manual",
+             install=FoundInstall(fullchain_path=str(home_root / "alice" / "o.pem")))
+
+    report = store.import_found(home.found(), alice)
+
+    assert _outcomes(report) == {"shared.example.com": "not imported", "own.example.com": "created"}
+    messages = "\n".join(report.items[0].messages)
+    assert f"to import it, an administrator grants {roots['install']} to alice on the user's page" in messages
+    assert list(InstallTarget.objects.values_list("fullchain_path", flat=True)) == [str(home_root / "alice" / "o.pem")]
+
+
 def test_an_expired_certificate_is_imported_and_due_at_once(admin, pki, queued):
     home = Home(pki)
     home.add(["old.example.com"], ends_in_days=-1, challenge="http-01-standalone",

@@ -16,7 +16,8 @@ from rest_framework.test import APIClient
 
 from certs import notifications, orders
 from certs.models import AcmeAccount, Certificate, CertificateVersion, InstallTarget, Order, ReloadPreset
-from panel.deployment import dispatch, install_targets, tasks
+from panel.deployment import dispatch, tasks
+from panel.models import RootGrant
 
 
 def _name(common_name):
@@ -56,10 +57,12 @@ def issued_certificate(owner, domain="a.example.com"):
 
 
 @pytest.fixture
-def root(settings, tmp_path):
+def root(settings, tmp_path, alice):
+    """An install directory an administrator granted alice (users write only in their home and grants)."""
     root = (tmp_path / "install").resolve()
     (root / "site").mkdir(parents=True)
     settings.INSTALL_ROOTS = [root]
+    RootGrant.objects.create(user=alice, path=str(root))
     return root
 
 
@@ -138,10 +141,11 @@ def test_it_wants_at_least_one_path(api, cert, root):
 
 def test_a_path_belongs_to_one_target_only(api, bob_api, bob, cert, root, queued_installs):
     assert create_target(api, cert, fullchain_path=f"{root}/site/fullchain.pem").status_code == 201
+    RootGrant.objects.create(user=bob, path=str(root))  # both may write here, but not the same file
     bobs = issued_certificate(bob, "b.example.com")
     response = create_target(bob_api, bobs, key_path=f"{root}/site/fullchain.pem")
     assert response.status_code == 400
-    assert response.json()["key_path"]
+    assert response.json()["key_path"] == ["Another install target already writes this path."]
     twice = create_target(api, cert, cert_path=f"{root}/site/c.pem", chain_path=f"{root}/site/c.pem")
     assert twice.status_code == 400
     assert InstallTarget.objects.count() == 1
@@ -190,12 +194,12 @@ def test_running_a_target_writes_the_files_and_runs_the_preset(api, cert, root, 
 
 def test_a_renewal_replaces_the_installed_files(api, cert, root, queued_installs):
     create_target(api, cert, fullchain_path=f"{root}/site/fullchain.pem")
-    install_targets.run_targets_for(cert.pk)
+    dispatch.install_certificate(cert.pk)
     first = (root / "site" / "fullchain.pem").read_text()
     renewed = issued_certificate(cert.owner, "a.example.com").current_version
     CertificateVersion.objects.filter(pk=renewed.pk).update(certificate=cert)
     Certificate.objects.filter(pk=cert.pk).update(current_version=renewed)
-    install_targets.run_targets_for(cert.pk)
+    dispatch.install_certificate(cert.pk)
     assert (root / "site" / "fullchain.pem").read_text() == renewed.chain_pem != first
 
 
@@ -360,3 +364,51 @@ def test_each_failure_is_reported_before_the_next_target_runs(api, alice, cert, 
 
     assert second_run_when_told == [None]  # told of the first before the second ran
     assert InstallTarget.objects.get(pk=second).last_status == "ok"
+
+
+# --- a home per user: a user's targets write only in their own home and the directories granted to them
+
+
+def test_a_user_writes_in_their_own_home_without_any_grant(api, alice, cert, home_root, queued_installs,
+                                                           django_capture_on_commit_callbacks):
+    path = home_root / "alice" / "fullchain.pem"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = create_target(api, cert, fullchain_path=str(path))
+    assert response.status_code == 201, response.json()
+    tasks.install_certificate(cert.pk)
+    assert path.read_text() == cert.current_version.chain_pem
+
+
+def test_a_user_cannot_write_into_another_users_home(api, bob_api, bob, cert, home_root, settings,
+                                                    queued_installs):
+    settings.INSTALL_ROOTS = [home_root]  # one install directory for everyone, as before homes
+    assert create_target(api, cert, fullchain_path=str(home_root / "alice" / "fullchain.pem")).status_code == 201
+    bobs = issued_certificate(bob, "b.example.com")
+    for path in (home_root / "alice" / "key.pem", home_root / "alice" / "fullchain.pem", home_root / "x.pem"):
+        response = create_target(bob_api, bobs, key_path=str(path))
+        assert response.status_code == 400
+        assert "must be inside one of the allowed directories" in response.json()["key_path"][0]
+        assert str(home_root / "bob") in response.json()["key_path"][0]
+    assert not (home_root / "alice" / "key.pem").exists()
+    assert InstallTarget.objects.filter(owner=bob).count() == 0
+
+
+def test_the_install_roots_are_for_administrators_and_grants(api, bob_api, bob, admin_user, cert, root,
+                                                             queued_installs):
+    # root is granted to alice only: bob may not write there, an administrator may.
+    bobs = issued_certificate(bob, "b.example.com")
+    response = create_target(bob_api, bobs, key_path=f"{root}/site/bob.pem")
+    assert response.status_code == 400 and "allowed directories" in response.json()["key_path"][0]
+    admin_api = APIClient()
+    admin_api.force_authenticate(admin_user)
+    admins = issued_certificate(admin_user, "admin.example.com")
+    assert create_target(admin_api, admins, key_path=f"{root}/site/admin.pem").status_code == 201
+
+
+def test_a_grant_taken_back_stops_the_next_install(api, alice, cert, root, queued_installs, reports):
+    create_target(api, cert, fullchain_path=f"{root}/site/fullchain.pem")
+    RootGrant.objects.filter(user=alice).delete()
+    dispatch.install_certificate(cert.pk)
+    target = InstallTarget.objects.get()
+    assert target.last_status == "failed" and "allowed directories" in target.last_error
+    assert not (root / "site" / "fullchain.pem").exists()

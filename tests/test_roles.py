@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from certs.models import AcmeAccount, Certificate, InstallTarget, NotificationChannel, ReloadPreset
 from panel.hosting import sites
-from panel.models import Site, UserQuota
+from panel.models import RootGrant, Site, UserQuota
 
 pytestmark = pytest.mark.usefixtures("queued")  # tests/conftest.py
 
@@ -20,8 +20,11 @@ ADMIN_PAGES = [("ui:user-list", []), ("ui:user-add", []), ("ui:user-edit", ["ali
 
 
 @pytest.fixture
-def www_root(settings, tmp_path):
+def www_root(settings, tmp_path, alice, bob):
+    """A shared directory an administrator granted both users (each has their home besides)."""
     settings.ALLOWED_ROOTS = [tmp_path / "www"]
+    for user in (alice, bob):
+        RootGrant.objects.create(user=user, path=str(tmp_path / "www"))
     return tmp_path / "www"
 
 

@@ -19,7 +19,7 @@ from panel.security import twofactor
 from tests.test_login_security import app_code, log_in, logged_in, text
 from tests.test_rotate_keys import decrypts_with, key_file, keys_in  # noqa: F401 - key_file is a fixture
 
-BEFORE = [("panel", "0006_outbound_allow_list"), ("otp_totp", "0003_add_timestamps"),
+BEFORE = [("panel", "0007_user_homes"), ("otp_totp", "0003_add_timestamps"),
           ("otp_static", "0003_add_timestamps")]
 AFTER = [("panel", "0008_two_factor_at_rest")]
 OLD_KEY = "3132333435363738393031323334353637383930"  # hex, as django-otp stores it

@@ -60,13 +60,29 @@ def test_a_bad_path_says_what_is_wrong(path, says):
         validation.validate_path_under(path, [Path("/srv/www")], "root")
 
 
-def test_an_admins_document_root_may_be_anywhere_but_still_clean(settings):
-    settings.ALLOWED_ROOTS = [Path("/srv/www")]
-    assert validation.validate_document_root("/opt/app", anywhere=True) == "/opt/app"
+def test_an_admins_document_root_may_be_anywhere_but_still_clean():
+    assert validation.validate_document_root("/opt/app", validation.ANYWHERE) == "/opt/app"
     with pytest.raises(ValidationError):
-        validation.validate_document_root("/opt/app", anywhere=False)
+        validation.validate_document_root("/opt/app", [Path("/srv/www")])
     with pytest.raises(ValidationError, match="“..”"):
-        validation.validate_document_root("/opt/../etc", anywhere=True)
+        validation.validate_document_root("/opt/../etc", validation.ANYWHERE)
+
+
+def test_a_link_inside_a_root_cannot_lead_out_of_it(tmp_path):
+    root, elsewhere = tmp_path / "home" / "alice", tmp_path / "home" / "bob"
+    root.mkdir(parents=True)
+    elsewhere.mkdir()
+    (root / "b").symlink_to(elsewhere)
+    with pytest.raises(ValidationError, match="symbolic link"):
+        validation.validate_path_within(str(root / "b" / "site"), [root], "document root")
+    # A root that is itself a link counts as where it leads.
+    (tmp_path / "www").symlink_to(root)
+    assert validation.validate_path_within(str(tmp_path / "www" / "site"), [tmp_path / "www"], "root")
+    # An install file may itself be a link (certbot's live/ files): only its directory is followed.
+    (root / "cert.pem").symlink_to(elsewhere / "cert1.pem")
+    with pytest.raises(ValidationError, match="symbolic link"):
+        validation.validate_path_within(str(root / "cert.pem"), [root], "install path")
+    assert validation.validate_path_within(str(root / "cert.pem"), [root], "install path", name_may_be_link=True)
 
 
 @pytest.mark.parametrize("root, shared", [("/srv/www/a", True), ("/srv/www/a/public", True), ("/srv/www", True),

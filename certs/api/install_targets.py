@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from certs.models import Certificate, InstallTarget, ReloadPreset
 from panel.deployment import dispatch, install_targets
+from panel.security import homes
 from panel.toolkit import access
 from panel.toolkit.drf import OwnedOrSharedPrimaryKeyField, OwnedPrimaryKeyField, as_drf_error
 
@@ -55,8 +56,10 @@ class InstallTargetSerializer(serializers.ModelSerializer):
         target = self.instance or InstallTarget()
         paths = {field: attrs.get(field, getattr(target, field)) for field in InstallTarget.PATH_FIELDS}
         try:
+            owner = target.owner if target.pk else self.context["request"].user
             attrs.update(install_targets.clean_target(paths, attrs.get("key_mode", target.key_mode),
-                                              attrs.get("cert_mode", target.cert_mode), exclude_pk=target.pk))
+                                                      attrs.get("cert_mode", target.cert_mode),
+                                                      homes.install_roots_of(owner), exclude_pk=target.pk))
         except DjangoValidationError as exc:
             raise as_drf_error(exc)
         return attrs

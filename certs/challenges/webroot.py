@@ -24,12 +24,9 @@ CHALLENGE_SUBDIR = (".well-known", "acme-challenge")
 
 def validate_webroot(value) -> str:
     """An existing directory below one of settings.WEBROOT_ROOTS, also once symbolic links are followed."""
-    roots = settings.WEBROOT_ROOTS
-    path = validation.validate_path_under(value, roots, _("document root"))
+    path = validation.validate_path_within(value, settings.WEBROOT_ROOTS, _("document root"))
     if not path.is_dir():
         raise ValidationError(_("The directory %(dir)s does not exist.") % {"dir": path})
-    if not validation.is_under(path.resolve(), roots):
-        raise ValidationError(_("The document root leads outside the allowed directories through a symbolic link."))
     return str(path)
 
 

@@ -42,7 +42,7 @@ from certs.models import (AcmeAccount, Certificate, CertificateVersion, Challeng
 from certs.renewal import policy as renewal_policy
 from panel.deployment import dispatch, install_targets
 from panel.models import Site
-from panel.security import quotas
+from panel.security import homes, quotas
 from panel.toolkit import access, validation
 
 CREATED, WOULD_CREATE, ALREADY, NOT_IMPORTED = "created", "would create", "already imported", "not imported"
@@ -476,9 +476,9 @@ def _install_target(found: FoundCertificate, certificate, run: _Run):
                                   "the paths the files are copied to, or remove the command") % {"path": found.source}])
         return
     try:
-        cleaned = install_targets.clean_target(paths, 0o600, 0o644)
+        cleaned = install_targets.clean_target(paths, 0o600, 0o644, homes.install_roots_of(run.owner))
     except ValidationError as exc:
-        raise _NotImported(_target_messages(found.source, paths, exc))
+        raise _NotImported(_target_messages(found.source, paths, exc, run.owner))
     preset = (_reload_preset(found.install.reload_command, found.install.reload_name, run)
               if found.install.reload_command else None)
     target = InstallTarget.objects.create(owner=run.owner, certificate=certificate, reload_preset=preset,
@@ -486,16 +486,25 @@ def _install_target(found: FoundCertificate, certificate, run: _Run):
     run.made(INSTALL_TARGET, target, ", ".join(target.paths().values()), created=True)
 
 
-def _target_messages(source, paths, exc):
+def _target_messages(source, paths, exc, owner):
     messages = []
     for name, errors in exc.message_dict.items():
         path = paths.get(name, "")
         where = f"{source}: {name.replace('_', ' ')} {path}" if path else source
         messages += [f"{where}: {error}" for error in errors]
-        hint = _widen_roots_hint(name, path)
+        hint = _widen_roots_hint(name, path) or _grant_hint(path, owner)
         if hint:
             messages.append(f"{where}: {hint}")
     return messages
+
+
+def _grant_hint(path, owner):
+    """What to change when a user's install path is below settings.INSTALL_ROOTS but outside
+    their home and grants; None otherwise."""
+    if not path.startswith("/") or validation.is_under(Path(path), homes.install_roots_of(owner)):
+        return None
+    return _("to import it, an administrator grants %(dir)s to %(user)s on the user's page") % {
+        "dir": Path(path).parent, "user": owner.get_username()}
 
 
 def _reload_preset(text, name, run: _Run):

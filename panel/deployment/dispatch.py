@@ -23,6 +23,7 @@ from certs.models import InstallTarget
 from panel.deployment import install_targets, outcome
 from panel.deployment.nginx import apply
 from panel.models import Site
+from panel.security import homes
 from panel.toolkit import task_queue
 from panel.toolkit.task_queue import NamedTask
 
@@ -132,7 +133,8 @@ def install_certificate(certificate_id, only=None) -> list:
     """Install the certificate's current version at each of its targets (or at target `only`).
     Returns the ids of the targets that failed; the owner hears of each as it fails, through
     the same channel as a failed renewal."""
-    return install_targets.run_targets_for(certificate_id, only=only, on_failure=_report_install_failure)
+    return install_targets.run_targets_for(certificate_id, homes.install_roots_of, only=only,
+                                           on_failure=_report_install_failure)
 
 
 def _report_install_failure(target, cert):

@@ -1,8 +1,9 @@
-"""Install targets, like acme.sh --install-cert: copy a certificate's files to
-administrator-approved paths, then run an administrator-defined reload preset.
+"""Install targets, like acme.sh --install-cert: copy a certificate's files to paths its
+owner may write, then run an administrator-defined reload preset.
 
-Paths lie below settings.INSTALL_ROOTS and their directory must already exist (an
-administrator creates it). Commands are never written by users: a target names a
+Paths lie inside the owner's home or a directory an administrator granted them (an
+administrator's also below settings.INSTALL_ROOTS; panel.security.homes says which), and their
+directory must already exist. Commands are never written by users: a target names a
 ReloadPreset, whose argv list runs without a shell, with a timeout and a minimal
 environment. Targets run after every issuance and renewal (panel.deployment.dispatch queues them when
 a new version is put in service); a failure is recorded on the target, and dispatch reports
@@ -39,22 +40,15 @@ class InstallError(Exception):
 # --- validation
 
 
-def validate_target_path(value) -> str:
-    """A file path below one of settings.INSTALL_ROOTS whose directory exists, and that
-    does not lead out of the roots through a symbolic link."""
-    roots = settings.INSTALL_ROOTS
-    if not roots:
-        raise ValidationError(_("Install targets are disabled: no install directories are configured "
-                                "(CERTPANEL_INSTALL_ROOTS)."))
-    path = validation.validate_path_under(value, roots, _("install path"))
+def validate_target_path(value, roots) -> str:
+    """A file path inside one of `roots` (the owner's, panel.security.homes.install_roots_of)
+    whose directory exists, and that does not lead out of the roots through a symbolic link."""
+    path = validation.validate_path_within(value, roots, _("install path"), name_may_be_link=True)
     if path in roots or path.is_dir():
         raise ValidationError(_("The install path must name a file, not a directory."))
     if not path.parent.is_dir():
         raise ValidationError(_("The directory %(dir)s does not exist; ask an administrator to create it.")
                               % {"dir": path.parent})
-    if not validation.is_under(path.parent.resolve(), roots):
-        raise ValidationError(_("The install path leads outside the allowed directories through a "
-                                "symbolic link."))
     return str(path)
 
 
@@ -66,8 +60,9 @@ def parse_mode(value) -> int:
     return int(text, 8)
 
 
-def clean_target(paths: dict, key_mode: int, cert_mode: int, exclude_pk=None) -> dict:
-    """Validated {field: path} of a target; raises ValidationError keyed by field.
+def clean_target(paths: dict, key_mode: int, cert_mode: int, roots, exclude_pk=None) -> dict:
+    """Validated {field: path} of a target, each inside one of `roots` (its owner's);
+    raises ValidationError keyed by field.
 
     A path may belong to one target only: otherwise one user's renewals would
     overwrite another's files."""
@@ -78,7 +73,7 @@ def clean_target(paths: dict, key_mode: int, cert_mode: int, exclude_pk=None) ->
             cleaned[field] = ""
             continue
         try:
-            cleaned[field] = validate_target_path(value)
+            cleaned[field] = validate_target_path(value, roots)
         except ValidationError as exc:
             errors[field] = exc.messages
     if not errors:
@@ -113,28 +108,29 @@ def clean_target(paths: dict, key_mode: int, cert_mode: int, exclude_pk=None) ->
 # --- running
 
 
-def run_targets_for(certificate_id, only=None, on_failure=None) -> list:
+def run_targets_for(certificate_id, roots_of, only=None, on_failure=None) -> list:
     """Install the certificate's current version at each of its targets (or at target
-    `only`). Returns the targets' ids that failed (each has its error recorded);
-    `on_failure(target, certificate)` hears of each failure as it happens."""
+    `only`), each path checked again to lie inside `roots_of(owner)`. Returns the targets'
+    ids that failed (each has its error recorded); `on_failure(target, certificate)` hears of
+    each failure as it happens."""
     cert = Certificate.objects.filter(pk=certificate_id).first()
     if cert is None:
         return []
-    targets = InstallTarget.objects.filter(certificate=cert).select_related("reload_preset")
+    targets = InstallTarget.objects.filter(certificate=cert).select_related("reload_preset", "owner")
     if only is not None:
         targets = targets.filter(pk=only)
     failed = []
     for target in targets:
-        if not run_target(target):
+        if not run_target(target, roots_of(target.owner)):
             failed.append(target.pk)
             if on_failure is not None:
                 on_failure(target, cert)
     return failed
 
 
-def run_target(target) -> bool:
-    """Write the target's files from its certificate's current version, atomically, then
-    run its reload preset. Records and returns whether it all worked."""
+def run_target(target, roots) -> bool:
+    """Write the target's files (inside `roots`) from its certificate's current version,
+    atomically, then run its reload preset. Records and returns whether it all worked."""
     with _target_lock(target.pk):
         # Read under the lock: a run that waited installs the newest version, never an older one.
         cert = Certificate.objects.select_related("current_version").filter(pk=target.certificate_id).first()
@@ -143,7 +139,7 @@ def run_target(target) -> bool:
         try:
             if version is None:
                 raise InstallError(_("The certificate has not been issued yet."))
-            _install_files(target, version)
+            _install_files(target, version, roots)
             if target.reload_preset_id:
                 _run_preset(target.reload_preset, key)
         except InstallError as exc:
@@ -171,7 +167,7 @@ def files_of(version) -> dict:
     }
 
 
-def _install_files(target, version):
+def _install_files(target, version, roots):
     """Stage every file beside its destination, then swap them in: a failure before the
     swap leaves the previous files untouched."""
     contents = files_of(version)
@@ -179,7 +175,8 @@ def _install_files(target, version):
     try:
         for field, path in target.paths().items():
             try:
-                destination = Path(validate_target_path(path))  # the roots, or a symlink, may have changed
+                # The roots (a grant taken back), or a symlink, may have changed.
+                destination = Path(validate_target_path(path, roots))
             except ValidationError as exc:
                 raise InstallError(f"{path}: {' '.join(exc.messages)}") from None
             text, is_key = contents[field]

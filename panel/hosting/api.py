@@ -11,7 +11,9 @@ from panel.toolkit.drf import as_drf_error
 
 class SiteSerializer(serializers.ModelSerializer):
     domains = serializers.ListField(child=serializers.CharField(trim_whitespace=False), allow_empty=False)
-    root = serializers.CharField(required=False, allow_blank=True, default="")
+    root = serializers.CharField(required=False, allow_blank=True, default="",
+                                 help_text="Document root of a static site. Left out with no proxy_pass on a new "
+                                           "site: <your home>/<first domain>/, created with a start page.")
     proxy_pass = serializers.CharField(required=False, allow_blank=True, default="")
 
     class Meta:
@@ -32,7 +34,7 @@ class SiteSerializer(serializers.ModelSerializer):
         try:
             attrs["domains"], attrs["root"], attrs["proxy_pass"] = sites.clean_site_fields(
                 domains, root, proxy_pass, exclude_pk=instance.pk if instance else None,
-                actor=self.context["request"].user,
+                actor=self.context["request"].user, owner=instance.owner if instance else None,
             )
         except DjangoValidationError as exc:
             raise as_drf_error(exc)

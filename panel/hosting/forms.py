@@ -3,11 +3,12 @@
 import re
 
 from django import forms
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from panel.hosting import sites
+from panel.security import homes
+from panel.toolkit import access
 
 # One per line, or separated by commas or spaces; full-width commas are common in Chinese text.
 _DOMAIN_SEPARATORS = re.compile(r"[\s,，、]+")
@@ -52,15 +53,26 @@ class SiteForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.site_pk = site.pk if site is not None else None
         self.user = user
-        if settings.ALLOWED_ROOTS:
-            self.fields["root"].widget.attrs["placeholder"] = f"{settings.ALLOWED_ROOTS[0]}/example.com"
+        self.owner = site.owner if site is not None else user
+        if user is not None:
+            home = homes.home_of(self.owner)
+            self.fields["root"].widget.attrs["placeholder"] = homes.default_document_root(self.owner, "example.com")
+            if access.is_admin(user):
+                help_text = _("For a static site: an absolute directory path; as an administrator you may use any "
+                              "directory. Left empty with no upstream: %(home)s/<first domain>/, created with a "
+                              "start page.")
+            else:
+                help_text = _("For a static site: a directory inside your home %(home)s or a directory an "
+                              "administrator granted you. Left empty with no upstream: %(home)s/<first domain>/, "
+                              "created with a start page.")
+            self.fields["root"].help_text = help_text % {"home": home}
 
     def clean(self):
         data = super().clean()
         try:
             data["domains"], data["root"], data["proxy_pass"] = sites.clean_site_fields(
                 split_domains(data.get("domains")), data.get("root"), data.get("proxy_pass"),
-                exclude_pk=self.site_pk, actor=self.user,
+                exclude_pk=self.site_pk, actor=self.user, owner=self.owner,
             )
         except ValidationError as exc:
             self.add_error(None, exc)  # a dict keyed by field: each message lands on its field

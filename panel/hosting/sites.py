@@ -14,15 +14,17 @@ from django.utils.translation import ngettext
 
 from panel.deployment import dispatch
 from panel.models import PanelSettings, Site, SiteDomain
-from panel.security import quotas
+from panel.security import homes, quotas
 from panel.toolkit import access, outbound, task_queue, validation
 
 
-def clean_site_fields(domains, root, proxy_pass, exclude_pk=None, actor=None):
+def clean_site_fields(domains, root, proxy_pass, exclude_pk=None, actor=None, owner=None):
     """Validated (domains, root, proxy_pass); raises ValidationError keyed by field.
 
-    `actor` is who enters the values: an admin may name any directory as the document root
-    and add any free name; a user (or no actor) a directory below settings.ALLOWED_ROOTS that no
+    `actor` is who enters the values; `owner` whose site it is (the actor unless an admin edits
+    another's site). Neither a root nor an upstream: a static site in <owner's home>/<first domain>/.
+    An admin may name any directory as the document root and add any free name; a user (or no
+    actor) a directory inside their home or one granted to them (panel.security.homes) that no
     other owner's site uses, and new names only under registrable domains no other owner uses."""
     errors = {}
     try:
@@ -40,12 +42,15 @@ def clean_site_fields(domains, root, proxy_pass, exclude_pk=None, actor=None):
     except ValidationError as exc:
         errors["domains"] = exc.messages
     root, proxy_pass = (root or "").strip(), (proxy_pass or "").strip()
+    owner = owner or actor
+    if not root and not proxy_pass and owner is not None and "domains" not in errors:
+        root = homes.default_document_root(owner, domains[0])
     if bool(root) == bool(proxy_pass):
         errors["root"] = [_("Give either a document root or a reverse-proxy upstream (proxy_pass), not both.")]
     elif root:
         admin = actor is not None and access.is_admin(actor)
         try:
-            root = validation.validate_document_root(root, anywhere=admin)
+            root = validation.validate_document_root(root, homes.document_roots_of(actor) if actor else [])
             if not admin:
                 validation.check_root_not_shared(root, _roots_of_other_owners(actor, exclude_pk))
         except ValidationError as exc:
@@ -114,6 +119,7 @@ def save_site(site: Site):
     with transaction.atomic():
         if site.pk is None:
             quotas.check_room_for_site(site.owner)
+        homes.prepare_document_root(site.owner, site.root, site.domains[0])
         site.config_status = Site.ConfigStatus.PENDING
         site.save()
         SiteDomain.objects.filter(site=site).exclude(name__in=site.domains).delete()

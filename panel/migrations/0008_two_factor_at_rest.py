@@ -61,7 +61,7 @@ def decrypt_two_factor_secrets(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('panel', '0006_outbound_allow_list'),
+        ('panel', '0007_user_homes'),
         ('otp_totp', '0003_add_timestamps'),
         ('otp_static', '0003_add_timestamps'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from panel.security import audit, tokens, users
+from panel.security import audit, homes, tokens, users
 
 # django-otp refuses any code for 1, 2, 4... seconds after a wrong one: say so.
 WRONG_CODE = _("This code is not valid. After a wrong code, wait a few seconds before trying again.")
@@ -102,3 +102,19 @@ class UserEditForm(forms.Form):
                                    help_text=_("Blank: no limit."))
     max_certificates = forms.IntegerField(label=_("Maximum certificates"), required=False, min_value=0,
                                           help_text=_("Blank: no limit. Counts issued and uploaded certificates."))
+    granted_roots = forms.CharField(
+        label=_("Granted directories"), required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "autocapitalize": "none", "spellcheck": "false"}),
+    )
+
+    def __init__(self, *args, home, **kwargs):
+        """`home`: the user's home directory, shown with the granted directories."""
+        super().__init__(*args, **kwargs)
+        self.fields["granted_roots"].help_text = _(
+            "One per line. Besides their home %(home)s, the user's document roots and install paths may lie "
+            "inside these. Each must be inside CERTPANEL_ALLOWED_ROOTS or CERTPANEL_INSTALL_ROOTS."
+        ) % {"home": home}
+
+    def clean_granted_roots(self):
+        lines = [line.strip() for line in self.cleaned_data["granted_roots"].splitlines() if line.strip()]
+        return homes.clean_grants(lines)

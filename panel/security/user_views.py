@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 
 from panel.security.forms import UserCreateForm, UserEditForm
 from panel.models import UserQuota
-from panel.security import users
+from panel.security import homes, users
 from panel.toolkit.access import admin_required
 
 USERS_PER_PAGE = 50
@@ -42,13 +42,15 @@ def user_edit(request, pk):
     quota = UserQuota.objects.filter(user=user).first()
     initial = {"role": users.role_of(user), "is_active": user.is_active,
                "max_sites": quota.max_sites if quota else None,
-               "max_certificates": quota.max_certificates if quota else None}
-    form = UserEditForm(request.POST if request.method == "POST" else None, initial=initial)
+               "max_certificates": quota.max_certificates if quota else None,
+               "granted_roots": "\n".join(map(str, homes.granted_roots(user)))}
+    form = UserEditForm(request.POST if request.method == "POST" else None, initial=initial,
+                        home=homes.home_of(user))
     if form.is_valid():
         data = form.cleaned_data
         try:
             users.update_user(request.user, user, data["role"], data["is_active"], data["max_sites"],
-                              data["max_certificates"])
+                              data["max_certificates"], granted_roots=data["granted_roots"])
         except ValidationError as exc:
             form.add_error(None, exc)
         else:

@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 
 import idna
 import tldextract
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
@@ -145,11 +144,32 @@ def is_under(path, roots):
     return any(path == root or root in path.parents for root in roots)
 
 
-def validate_document_root(value, anywhere=False):
-    """An absolute path below one of settings.ALLOWED_ROOTS; with `anywhere` (admins only),
-    any absolute path, still without “..” or config syntax."""
-    roots = [Path("/")] if anywhere else settings.ALLOWED_ROOTS
-    return str(validate_path_under(value, roots, _("document root")))
+ANYWHERE = (Path("/"),)  # the roots of an administrator's document roots
+
+
+def validate_path_within(value, roots, what, name_may_be_link=False):
+    """The one check of a path a user names (document roots, install paths, webroots, server
+    configs): validate_path_under, and then the same once symbolic links are followed as far
+    as the path exists, so a link inside an allowed directory cannot lead out of it. A root
+    that is itself a link (/var/www -> /data/www) counts as where it leads too.
+    `name_may_be_link`: only the directory is followed; the last name is a file that is
+    replaced, not written through (certbot's live/ files are links into archive/)."""
+    path = validate_path_under(value, roots, what)
+    try:
+        real_roots = [*roots, *(Path(root).resolve() for root in roots)]
+        real_path = path.parent.resolve() / path.name if name_may_be_link else path.resolve()
+    except (OSError, RuntimeError):  # a loop of links
+        real_path = None
+    if real_path is None or not is_under(real_path, real_roots):
+        raise ValidationError(_("The %(what)s leads outside the allowed directories through a symbolic link.")
+                              % {"what": what})
+    return path
+
+
+def validate_document_root(value, roots):
+    """A site's document root inside one of `roots` (ANYWHERE for administrators; a user's home
+    and granted directories, panel.security.homes), still without “..” or config syntax."""
+    return str(validate_path_within(value, roots, _("document root")))
 
 
 def check_root_not_shared(root, taken_roots):

@@ -1,0 +1,170 @@
+"""A home per user: <settings.HOME_ROOT>/<name>/, created by the panel. A user's document roots
+(by default <home>/<domain>/) and install paths lie inside it, or inside a directory an
+administrator granted them (panel.models.RootGrant); nowhere else. Administrators keep their
+freedom: a document root anywhere, install paths below settings.INSTALL_ROOTS or their home.
+
+The validators (panel.toolkit.validation.validate_path_within) take the roots computed here.
+"""
+
+import logging
+import re
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.html import escape
+from django.utils.translation import gettext as _
+
+from certs.models import InstallTarget
+from panel.models import RootGrant, Site
+from panel.toolkit import files, validation
+
+log = logging.getLogger(__name__)
+
+# A username that is a plain file name is the home's name as it is. Anything else (".", "..",
+# a leading dot, "_" or "-", a "/", spaces, non-ASCII letters, over 64 characters) gets "_u<id>",
+# which no plain name can be, since a plain name starts with a letter or digit.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
+HOME_MODE = 0o755  # nginx (another system user) reads the sites below it
+
+
+def directory_name(username, user_id) -> str:
+    if _PLAIN_NAME.fullmatch(username):
+        return username
+    return f"_u{user_id}"
+
+
+def home_of(user) -> Path:
+    return Path(settings.HOME_ROOT) / directory_name(user.get_username(), user.pk)
+
+
+def ensure_home(user) -> Path:
+    """The user's home, created if it is not there yet. Raises OSError."""
+    home = home_of(user)
+    if not home.is_dir():
+        home.mkdir(mode=HOME_MODE, parents=True, exist_ok=True)
+        home.chmod(HOME_MODE)  # whatever the process's umask
+    return home
+
+
+def granted_roots(user) -> list[Path]:
+    return [Path(path) for path in RootGrant.objects.filter(user=user).values_list("path", flat=True)]
+
+
+def own_roots(user) -> list[Path]:
+    """The user's home and the directories granted to them."""
+    return [home_of(user), *granted_roots(user)]
+
+
+def _is_administrator(user):
+    # The role, not access.is_admin: a deactivated administrator's certificates still renew, and
+    # their install targets must keep working.
+    return user.is_superuser
+
+
+def document_roots_of(user):
+    """Where `user`'s sites may keep their files: anywhere for an administrator."""
+    return validation.ANYWHERE if _is_administrator(user) else own_roots(user)
+
+
+def install_roots_of(user) -> list[Path]:
+    """Where `user`'s install targets may write; an administrator also below settings.INSTALL_ROOTS.
+    The home is created if missing: it is the one directory a new user's targets can name at once."""
+    try:
+        ensure_home(user)
+    except OSError as exc:  # validate_target_path then says the directory does not exist
+        log.warning("could not create the home of user %s: %s", user.pk, exc)
+    roots = own_roots(user)
+    if _is_administrator(user):
+        roots += settings.INSTALL_ROOTS
+    return roots
+
+
+def default_document_root(user, primary_domain) -> str:
+    """<home>/<domain>; a wildcard's directory is _wildcard.<domain> (“_” is in no host name)."""
+    name = "_wildcard." + primary_domain[2:] if primary_domain.startswith("*.") else primary_domain
+    return str(home_of(user) / name)
+
+
+def prepare_document_root(owner, root, primary_domain):
+    """Create a document root inside the owner's home that does not exist yet, with a default
+    index.html (as other hosting panels do), so the new site answers at once. Roots elsewhere
+    are the administrator's to create. Raises ValidationError keyed by "root"."""
+    path, home = Path(root), home_of(owner)
+    if not root or not validation.is_under(path, [home]) or path.exists():
+        return
+    try:
+        ensure_home(owner)
+        path.mkdir(mode=HOME_MODE, parents=True, exist_ok=True)
+        path.chmod(HOME_MODE)
+        files.write_atomic(path / "index.html", _default_page(primary_domain), mode=0o644)
+    except OSError as exc:
+        raise ValidationError({"root": [_("The directory %(dir)s could not be created (%(reason)s); ask an "
+                                          "administrator to check the home directories.")
+                                        % {"dir": path, "reason": exc.strerror or exc}]})
+
+
+def _default_page(domain):
+    # Public: it names no path and no account, only the site.
+    title = escape(domain)
+    text = escape(_("This site has been created. Replace this page with your own content."))
+    return (f'<!doctype html>\n<html>\n<head>\n<meta charset="utf-8">\n<title>{title}</title>\n</head>\n'
+            f"<body>\n<h1>{title}</h1>\n<p>{text}</p>\n</body>\n</html>\n")
+
+
+# --- grants, set by administrators on the user page
+
+
+def grantable_roots() -> list[Path]:
+    """An administrator grants directories from below these."""
+    return [*settings.ALLOWED_ROOTS, *settings.INSTALL_ROOTS]
+
+
+def clean_grants(paths) -> list[str]:
+    """Validated, distinct directories to grant; raises ValidationError naming the first bad one."""
+    cleaned = []
+    for value in paths:
+        try:
+            path = str(validation.validate_path_under(value, grantable_roots(), _("granted directory")))
+        except ValidationError as exc:
+            raise ValidationError(f"{value}: {' '.join(exc.messages)}")
+        if path not in cleaned:
+            cleaned.append(path)
+    return sorted(cleaned)
+
+
+def set_grants(user, paths):
+    """Make `paths` (clean_grants) exactly the user's granted directories."""
+    with transaction.atomic():
+        RootGrant.objects.filter(user=user).exclude(path__in=paths).delete()
+        have = set(RootGrant.objects.filter(user=user).values_list("path", flat=True))
+        RootGrant.objects.bulk_create([RootGrant(user=user, path=path) for path in paths if path not in have])
+
+
+# --- paths stored before homes existed (manage.py check_homes, migration panel 0007)
+
+
+def paths_outside_homes():
+    """[(kind, object, path, owner, granted)] for every site root and install path of a
+    non-administrator that lies outside their home: `granted` says whether a grant covers it
+    (it keeps working) or not (the next edit is refused, and an install target fails)."""
+    rows = []
+    for site in Site.objects.exclude(root="").select_related("owner").order_by("id"):
+        rows += _outside(site.owner, "site", site, [site.root])
+    for target in InstallTarget.objects.select_related("owner").order_by("id"):
+        rows += _outside(target.owner, "install target", target, list(target.paths().values()))
+    return rows
+
+
+def _outside(owner, kind, obj, paths):
+    if _is_administrator(owner):
+        return []
+    home, grants = home_of(owner), granted_roots(owner)
+    return [(kind, obj, path, owner, validation.is_under(Path(path), grants)) for path in paths
+            if not validation.is_under(Path(path), [home])]
+
+
+def grant_for(kind, path) -> str:
+    """The directory to grant so that `path` keeps working: a site's root itself, an install file's folder."""
+    return path if kind == "site" else str(Path(path).parent)

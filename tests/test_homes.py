@@ -1,0 +1,202 @@
+"""A home per user: a user's document roots and install paths lie in <HOME_ROOT>/<name>/ or in a
+directory an administrator granted them; a site by domain alone gets a directory there with a
+start page; paths stored before homes keep working through grants the upgrade made."""
+
+import importlib
+from pathlib import Path
+
+import pytest
+from django.apps import apps
+from django.core.management import call_command
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from certs.models import Certificate, InstallTarget
+from panel.hosting import sites
+from panel.models import RootGrant, Site
+from panel.security import homes
+
+pytestmark = pytest.mark.usefixtures("queued")  # tests/conftest.py
+
+
+def api_for(user):
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def add_site(user, **fields):
+    return api_for(user).post("/api/v1/sites/", fields, format="json")
+
+
+@pytest.fixture
+def shared_roots(settings, tmp_path):
+    """The roots as a server had them before homes: every user could pick any directory below these."""
+    settings.ALLOWED_ROOTS = [tmp_path / "www", Path("/var/www")]
+    settings.INSTALL_ROOTS = [tmp_path / "install"]
+    (tmp_path / "www").mkdir()
+    (tmp_path / "install").mkdir()
+    return tmp_path
+
+
+def test_a_site_by_domain_alone_gets_a_directory_with_a_start_page_in_the_home(alice_client, alice, home_root):
+    response = alice_client.post(reverse("ui:site-add"), {"domains": "shop.example.com\nwww.shop.example.com"})
+    assert response.status_code == 302
+    site = Site.objects.get()
+    assert site.root == str(home_root / "alice" / "shop.example.com")
+    page = (home_root / "alice" / "shop.example.com" / "index.html").read_text()
+    assert "<title>shop.example.com</title>" in page and "Replace this page with your own content" in page
+    assert "alice" not in page and str(home_root) not in page  # public: no account, no path
+
+
+def test_the_api_makes_the_same_default_and_a_wildcard_gets_its_own_directory(alice, home_root):
+    answer = add_site(alice, domains=["*.example.org"])
+    assert answer.status_code == 201, answer.json()
+    assert answer.json()["root"] == str(home_root / "alice" / "_wildcard.example.org")
+    assert (home_root / "alice" / "_wildcard.example.org" / "index.html").is_file()
+
+
+def test_the_start_page_speaks_the_users_language(alice_client, home_root):
+    alice_client.post(reverse("ui:site-add"), {"domains": "a.example.com"}, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert "替换" in (home_root / "alice" / "a.example.com" / "index.html").read_text()
+
+
+def test_the_form_shows_where_the_site_will_live(alice_client, home_root):
+    html = alice_client.get(reverse("ui:site-add")).content.decode()
+    assert f'placeholder="{home_root}/alice/example.com"' in html
+    assert f"inside your home {home_root}/alice" in html
+
+
+def test_an_existing_directory_keeps_its_files(alice, home_root):
+    (home_root / "alice" / "blog").mkdir(parents=True)
+    (home_root / "alice" / "blog" / "index.html").write_text("mine")
+    assert add_site(alice, domains=["blog.example.com"], root=str(home_root / "alice" / "blog")).status_code == 201
+    assert (home_root / "alice" / "blog" / "index.html").read_text() == "mine"
+
+
+def test_a_user_cannot_take_a_shared_root_or_another_users_directory(alice, bob, home_root, shared_roots):
+    assert add_site(alice, domains=["a.example.com"]).status_code == 201
+    alices = home_root / "alice" / "a.example.com"
+    for root in ("/var/www", "/var/www/html", str(shared_roots / "www"), str(shared_roots / "www" / "b"),
+                 str(alices), str(alices / "public"), str(home_root / "alice"), str(home_root),
+                 str(home_root / "bob" / ".." / "alice")):
+        answer = add_site(bob, domains=["b.example.com"], root=root)
+        assert answer.status_code == 400, root
+        assert answer.json()["root"], root
+    assert Site.objects.filter(owner=bob).count() == 0
+    assert not (shared_roots / "www" / "b").exists()
+
+
+def test_a_root_inside_the_users_own_home_is_accepted(alice, bob, home_root, shared_roots):
+    add_site(alice, domains=["a.example.com"])
+    answer = add_site(bob, domains=["b.example.com"], root=str(home_root / "bob" / "sites" / "b"))
+    assert answer.status_code == 201, answer.json()
+    assert (home_root / "bob" / "sites" / "b" / "index.html").is_file()
+
+
+def test_a_link_in_the_home_cannot_lead_into_another_home(alice, bob, home_root):
+    add_site(alice, domains=["a.example.com"])
+    (home_root / "bob").mkdir()
+    (home_root / "bob" / "a").symlink_to(home_root / "alice" / "a.example.com")
+    answer = add_site(bob, domains=["b.example.com"], root=str(home_root / "bob" / "a"))
+    assert answer.status_code == 400 and "symbolic link" in answer.json()["root"][0]
+
+
+def test_administrators_keep_any_directory(admin_user, shared_roots):
+    answer = add_site(admin_user, domains=["admin.example.com"], root="/opt/app/public")
+    assert answer.status_code == 201 and answer.json()["root"] == "/opt/app/public"
+
+
+def test_a_grant_makes_a_directory_usable_for_that_user_only(admin_client, alice, bob, shared_roots):
+    shared = shared_roots / "www" / "agency"
+    response = admin_client.post(reverse("ui:user-edit", args=[alice.pk]),
+                                 {"role": "user", "is_active": "on", "granted_roots": f"{shared}\n\n{shared}\n"})
+    assert response.status_code == 302
+    assert list(RootGrant.objects.values_list("user__username", "path")) == [("alice", str(shared))]
+    assert add_site(alice, domains=["a.example.com"], root=str(shared / "a")).status_code == 201
+    assert add_site(bob, domains=["b.example.com"], root=str(shared / "b")).status_code == 400
+    # The edit page shows the home and the grant; taking it back leaves alice her home only.
+    html = admin_client.get(reverse("ui:user-edit", args=[alice.pk])).content.decode()
+    assert str(shared) in html and str(homes.home_of(alice)) in html
+    admin_client.post(reverse("ui:user-edit", args=[alice.pk]), {"role": "user", "is_active": "on",
+                                                                  "granted_roots": ""})
+    assert not RootGrant.objects.exists()
+    assert add_site(alice, domains=["c.example.com"], root=str(shared / "c")).status_code == 400
+
+
+@pytest.mark.parametrize("grant, says", [("/etc", "must be inside one of the allowed directories"),
+                                         ("relative/dir", "must be an absolute path"),
+                                         ("/var/www/../etc", "cannot contain"), ("/var/www/a;b", "not allowed")])
+def test_a_grant_must_lie_inside_the_configured_roots(admin_client, alice, shared_roots, grant, says):
+    response = admin_client.post(reverse("ui:user-edit", args=[alice.pk]),
+                                 {"role": "user", "is_active": "on", "granted_roots": grant})
+    assert response.status_code == 200 and says in response.content.decode()
+    assert not RootGrant.objects.exists()
+
+
+def test_the_grant_field_is_translated(admin_client, alice):
+    html = admin_client.get(reverse("ui:user-edit", args=[alice.pk]), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "授权目录" in html
+
+
+@pytest.mark.parametrize("username, name", [
+    ("alice", "alice"), ("a.b@example.com", "a.b@example.com"), ("x+y-z_1", "x+y-z_1"),
+    ("..", None), (".", None), (".hidden", None), ("_u1", None), ("-rf", None), ("名字", None), ("a" * 65, None),
+])
+def test_a_home_is_named_after_the_user_only_when_that_is_a_plain_file_name(username, name):
+    assert homes.directory_name(username, 7) == (name or "_u7")
+    assert "/" not in homes.directory_name(username, 7)
+
+
+def test_a_new_user_gets_a_home(admin_client, home_root):
+    admin_client.post(reverse("ui:user-add"), {"username": "carol", "password": "long-enough-pw-7", "role": "user"})
+    assert (home_root / "carol").is_dir()
+
+
+# --- paths from before homes: the upgrade grants them, check_homes lists them
+
+
+@pytest.fixture
+def stored_before_homes(alice, admin_user, shared_roots):
+    """Rows as the panel stored them before homes: alice's site and install target in the shared roots."""
+    www, install = shared_roots / "www", shared_roots / "install"
+    (install / "alice").mkdir()
+    site = sites.save_site(Site(owner=alice, domains=["a.example.com"], root=str(www / "a")))
+    sites.save_site(Site(owner=admin_user, domains=["admin.example.com"], root="/opt/admin"))
+    cert = Certificate.objects.create(owner=alice, domains=["a.example.com"])
+    target = InstallTarget.objects.create(owner=alice, certificate=cert, key_path=str(install / "alice" / "k.pem"),
+                                          fullchain_path=str(install / "alice" / "f.pem"))
+    return site, target
+
+
+def test_the_upgrade_grants_each_users_paths_in_use(stored_before_homes, alice, alice_client, shared_roots, capsys):
+    site, _target = stored_before_homes
+    migration = importlib.import_module("panel.migrations.0007_user_homes")
+    migration.grant_paths_in_use(apps, None)
+    assert sorted(RootGrant.objects.values_list("user__username", "path")) == [
+        ("alice", str(shared_roots / "install" / "alice")), ("alice", str(shared_roots / "www" / "a"))]
+    out = capsys.readouterr().out
+    assert f"granted {shared_roots / 'www' / 'a'} to alice" in out and "admin" not in out
+    # Alice's site still saves, with its old root.
+    response = alice_client.post(reverse("ui:site-edit", args=[site.pk]), {"domains": "a.example.com",
+                                                                           "root": site.root})
+    assert response.status_code == 302
+
+
+def test_check_homes_lists_uncovered_paths_and_grants_them(stored_before_homes, shared_roots, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        call_command("check_homes")
+    assert exit_.value.code == 1
+    out = capsys.readouterr().out
+    assert f"alice: site #{stored_before_homes[0].pk}: {shared_roots / 'www' / 'a'} NOT COVERED" in out
+    assert "k.pem NOT COVERED" in out and "/opt/admin" not in out
+    call_command("check_homes", "--grant")
+    assert RootGrant.objects.count() == 2
+    call_command("check_homes")  # no exit: everything covered
+    assert "inside a granted directory" in capsys.readouterr().out
+
+
+def test_a_user_without_paths_outside_the_home_is_not_listed(alice, capsys):
+    add_site(alice, domains=["a.example.com"])
+    call_command("check_homes")
+    assert "inside their home" in capsys.readouterr().out
