@@ -80,7 +80,7 @@ def test_a_user_cannot_take_a_shared_root_or_another_users_directory(alice, bob,
     for root in ("/var/www", "/var/www/html", str(shared_roots / "www"), str(shared_roots / "www" / "b"),
                  str(alices), str(alices / "public"), str(home_root / "alice"), str(home_root),
                  str(home_root / "bob" / ".." / "alice")):
-        answer = add_site(bob, domains=["b.example.com"], root=root)
+        answer = add_site(bob, domains=["b.example.net"], root=root)
         assert answer.status_code == 400, root
         assert answer.json()["root"], root
     assert Site.objects.filter(owner=bob).count() == 0
@@ -89,7 +89,7 @@ def test_a_user_cannot_take_a_shared_root_or_another_users_directory(alice, bob,
 
 def test_a_root_inside_the_users_own_home_is_accepted(alice, bob, home_root, shared_roots):
     add_site(alice, domains=["a.example.com"])
-    answer = add_site(bob, domains=["b.example.com"], root=str(home_root / "bob" / "sites" / "b"))
+    answer = add_site(bob, domains=["b.example.net"], root=str(home_root / "bob" / "sites" / "b"))
     assert answer.status_code == 201, answer.json()
     assert (home_root / "bob" / "sites" / "b" / "index.html").is_file()
 
@@ -98,7 +98,7 @@ def test_a_link_in_the_home_cannot_lead_into_another_home(alice, bob, home_root)
     add_site(alice, domains=["a.example.com"])
     (home_root / "bob").mkdir()
     (home_root / "bob" / "a").symlink_to(home_root / "alice" / "a.example.com")
-    answer = add_site(bob, domains=["b.example.com"], root=str(home_root / "bob" / "a"))
+    answer = add_site(bob, domains=["b.example.net"], root=str(home_root / "bob" / "a"))
     assert answer.status_code == 400 and "symbolic link" in answer.json()["root"][0]
 
 
@@ -114,7 +114,7 @@ def test_a_grant_makes_a_directory_usable_for_that_user_only(admin_client, alice
     assert response.status_code == 302
     assert list(RootGrant.objects.values_list("user__username", "path")) == [("alice", str(shared))]
     assert add_site(alice, domains=["a.example.com"], root=str(shared / "a")).status_code == 201
-    assert add_site(bob, domains=["b.example.com"], root=str(shared / "b")).status_code == 400
+    assert add_site(bob, domains=["b.example.net"], root=str(shared / "b")).status_code == 400
     # The edit page shows the home and the grant; taking it back leaves alice her home only.
     html = admin_client.get(reverse("ui:user-edit", args=[alice.pk])).content.decode()
     assert str(shared) in html and str(homes.home_of(alice)) in html

@@ -10,17 +10,12 @@ from django.urls import reverse
 
 from panel.hosting import sites
 from panel.models import PanelSettings, Site, SiteDomain
+from panel.security import homes
 
 pytestmark = pytest.mark.usefixtures("queued")
 
 REFUSED = "belongs to another user: names under it can only be added by its owner"
 SHAREABLE = "An administrator can share it on the Settings page"
-
-
-@pytest.fixture
-def www_root(settings, tmp_path):
-    settings.ALLOWED_ROOTS = [tmp_path / "www"]
-    return tmp_path / "www"
 
 
 @pytest.fixture
@@ -35,25 +30,24 @@ def root_client(root):
     return client
 
 
-def add_site(owner, *names, root_dir):
-    return sites.save_site(Site(owner=owner, domains=list(names), root=str(root_dir / names[0])))
+def add_site(owner, *names):
+    return sites.save_site(Site(owner=owner, domains=list(names), root=homes.default_document_root(owner, names[0])))
 
 
-def api_add(client, www_root, *names):
-    return client.post("/api/v1/sites/", {"domains": list(names), "root": str(www_root / names[0])},
-                       content_type="application/json")
+def api_add(client, *names):
+    # By domain alone: the document root is made in the user's home.
+    return client.post("/api/v1/sites/", {"domains": list(names)}, content_type="application/json")
 
 
-def page_add(client, www_root, *names):
-    return client.post(reverse("ui:site-add"), {"domains": "\n".join(names), "root": str(www_root / names[0]),
-                                                "http2": "on"})
+def page_add(client, *names):
+    return client.post(reverse("ui:site-add"), {"domains": "\n".join(names), "http2": "on"})
 
 
-def test_a_user_cannot_add_a_name_under_another_users_domain(alice, bob_client, www_root):
-    add_site(alice, "example.com", root_dir=www_root)
+def test_a_user_cannot_add_a_name_under_another_users_domain(alice, bob_client):
+    add_site(alice, "example.com")
 
-    api = api_add(bob_client, www_root, "www.example.com")
-    page = page_add(bob_client, www_root, "shop.example.com", "bob-shop.net")
+    api = api_add(bob_client, "www.example.com")
+    page = page_add(bob_client, "shop.example.com", "bob-shop.net")
 
     assert api.status_code == 400
     assert f"example.com {REFUSED}. {SHAREABLE}." in str(api.json()["domains"])
@@ -61,18 +55,18 @@ def test_a_user_cannot_add_a_name_under_another_users_domain(alice, bob_client, 
     assert not Site.objects.exclude(owner=alice).exists()
 
 
-def test_the_first_name_claims_the_tree_for_its_owner(alice_client, bob_client, www_root):
-    assert api_add(bob_client, www_root, "www.customer.com").status_code == 201
+def test_the_first_name_claims_the_tree_for_its_owner(alice_client, bob_client):
+    assert api_add(bob_client, "www.customer.com").status_code == 201
 
     # the customer comes later: bob holds the whole tree, apex included
-    response = api_add(alice_client, www_root, "customer.com")
+    response = api_add(alice_client, "customer.com")
     assert response.status_code == 400 and f"customer.com {REFUSED}" in str(response.json())
 
 
-def test_the_owner_adds_more_names_under_their_own_domain(alice, alice_client, www_root):
-    site = add_site(alice, "example.com", root_dir=www_root)
+def test_the_owner_adds_more_names_under_their_own_domain(alice, alice_client):
+    site = add_site(alice, "example.com")
 
-    assert api_add(alice_client, www_root, "shop.example.com").status_code == 201
+    assert api_add(alice_client, "shop.example.com").status_code == 201
     edited = alice_client.patch(f"/api/v1/sites/{site.pk}/", {"domains": ["example.com", "*.example.com"]},
                                 content_type="application/json")
     assert edited.status_code == 200
@@ -80,16 +74,16 @@ def test_the_owner_adds_more_names_under_their_own_domain(alice, alice_client, w
                                                                      "shop.example.com"}
 
 
-def test_an_administrator_can_share_a_domain(alice, bob_client, root_client, www_root):
-    add_site(alice, "hosting.example", "example.com", root_dir=www_root)
+def test_an_administrator_can_share_a_domain(alice, bob_client, root_client):
+    add_site(alice, "hosting.example", "example.com")
 
     saved = root_client.post(reverse("ui:settings"), {"shared_names": "Example.com\nexample.com"})
     assert saved.status_code == 302
     assert PanelSettings.load().shared_names == "example.com"
     assert "example.com" in root_client.get(reverse("ui:settings")).content.decode()
 
-    assert api_add(bob_client, www_root, "bob.example.com").status_code == 201
-    assert api_add(bob_client, www_root, "bob.hosting.example").status_code == 400  # not shared
+    assert api_add(bob_client, "bob.example.com").status_code == 201
+    assert api_add(bob_client, "bob.hosting.example").status_code == 400  # not shared
 
 
 def test_only_a_registrable_domain_can_be_shared(root_client):
@@ -100,10 +94,10 @@ def test_only_a_registrable_domain_can_be_shared(root_client):
     assert PanelSettings.load().shared_names == ""
 
 
-def test_an_administrator_is_not_restricted(alice, root_client, www_root):
-    add_site(alice, "example.com", root_dir=www_root)
+def test_an_administrator_is_not_restricted(alice, root_client):
+    add_site(alice, "example.com")
 
-    assert api_add(root_client, www_root, "www.example.com").status_code == 201
+    assert api_add(root_client, "www.example.com").status_code == 201
 
 
 @pytest.mark.parametrize(("alices", "bobs", "refused"), [
@@ -114,19 +108,19 @@ def test_an_administrator_is_not_restricted(alice, root_client, www_root):
     ("a.example.test", "b.example.test", True),            # unknown suffix: the last two labels
     ("xn--mnchen-3ya.de", "www.xn--mnchen-3ya.de", True),  # IDN, as stored: punycode
 ])
-def test_public_and_private_suffixes_follow_the_public_suffix_list(alice, bob_client, www_root, alices, bobs,
+def test_public_and_private_suffixes_follow_the_public_suffix_list(alice, bob_client, alices, bobs,
                                                                   refused):
-    add_site(alice, alices, root_dir=www_root)
+    add_site(alice, alices)
 
-    response = api_add(bob_client, www_root, bobs)
+    response = api_add(bob_client, bobs)
 
     assert response.status_code == (400 if refused else 201), response.content
 
 
-def test_names_already_on_the_site_do_not_count_as_added(alice, bob, bob_client, root_client, www_root):
+def test_names_already_on_the_site_do_not_count_as_added(alice, bob, bob_client, root_client):
     # an administrator gave bob a name under alice's domain; bob can still edit his site
-    site = add_site(alice, "example.com", root_dir=www_root)
-    bobs = add_site(bob, "bob.example.com", root_dir=www_root)
+    site = add_site(alice, "example.com")
+    bobs = add_site(bob, "bob.example.com")
 
     response = bob_client.patch(f"/api/v1/sites/{bobs.pk}/", {"http2": False}, content_type="application/json")
     added = bob_client.patch(f"/api/v1/sites/{bobs.pk}/", {"domains": ["bob.example.com", "w.example.com"]},
