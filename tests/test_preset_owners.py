@@ -16,6 +16,8 @@ from certs.importers import store
 from certs.importers.found import FoundInstall
 from certs.models import Certificate, InstallTarget, ReloadPreset
 from panel.deployment import install_targets
+from panel.models import RootGrant
+from panel.security import homes
 from tests import test_import_certbot
 from tests.test_import_certbot import ConfigDir
 from tests.test_import_store import LETSENCRYPT, Home, Pki
@@ -33,11 +35,18 @@ def admin(db):
 
 
 @pytest.fixture
-def root(settings, tmp_path):
+def root(settings, tmp_path, alice, bob):
+    """An install directory granted to alice and bob (users write only in their home and grants)."""
     root = (tmp_path / "install").resolve()
     (root / "site").mkdir(parents=True)
     settings.INSTALL_ROOTS = [root]
+    for user in (alice, bob):
+        RootGrant.objects.create(user=user, path=str(root))
     return root
+
+
+def run_target(target):
+    return install_targets.run_target(target, homes.install_roots_of(target.owner))
 
 
 def api_for(user):
@@ -126,7 +135,7 @@ def test_a_users_imported_command_runs_only_once_an_administrator_approves_it(al
                for item in report.items if item.kind == store.RELOAD_PRESET for message in item.messages)
     target = InstallTarget.objects.get(owner=alice)
 
-    assert install_targets.run_target(target) is False
+    assert run_target(target) is False
     target.refresh_from_db()
     assert not marker.exists() and (root / "site" / "alice-imported.pem").exists()  # the files are installed
     assert "does not run until an administrator approves it" in target.last_error
@@ -134,7 +143,7 @@ def test_a_users_imported_command_runs_only_once_an_administrator_approves_it(al
 
     admin_client.post(reverse("ui:reload-preset-edit", args=[preset.pk]), {
         "name": preset.name, "command": f"/bin/sh\n-c\ntouch {marker}", "timeout_seconds": 60, "approved": "on"})
-    assert install_targets.run_target(InstallTarget.objects.get(pk=target.pk)) is True
+    assert run_target(InstallTarget.objects.get(pk=target.pk)) is True
     assert marker.exists()
 
 
@@ -165,7 +174,7 @@ def test_an_uploaded_certbot_deploy_hook_is_kept_by_its_text_and_runs_after_the_
     assert preset.name == "Imported: certbot: deploy/reload.sh"
     assert "certpanel-import-" not in " ".join(preset.command)
     assert f'echo "$RENEWED_DOMAINS" > {marker}' in preset.command[2]
-    assert install_targets.run_target(InstallTarget.objects.get()) is True
+    assert run_target(InstallTarget.objects.get()) is True
     assert marker.read_text() == "shop.example.test\n"
 
 
