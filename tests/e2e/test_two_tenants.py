@@ -5,13 +5,13 @@ a name up and the second adds it, the first's renewal fails saying which name, a
 certificate for it is served."""
 
 import json
-import time
 
 import pytest
 import requests
 
 from tests.e2e.conftest import _register
 from tests.e2e.test_issuance import served, wait_for_status
+from tests.e2e.test_renewal import wait
 from tests.support import PanelStack
 
 pytestmark = pytest.mark.pebble(env={"PEBBLE_AUTHZREUSE": "0"})
@@ -81,7 +81,8 @@ def test_two_customers_share_a_server_and_cannot_touch_each_other(stack):
     bobs_site = bob.add_site(BOB)
     assert bobs_site.status_code == 201, bobs_site.text
     assert bobs_site.json()["root"].endswith("/home/bob/bob.test")
-    assert "alice.test" in stack.http_get("alice.test").text  # the start page the panel made
+    # The start page the panel made, once the worker has applied the site's nginx config.
+    wait(lambda: "alice.test" in stack.http_get("alice.test").text, what="alice's start page served")
 
     alices_cert = alice.certificate_for(alices_site.json()["id"], ALICE)
     bobs_cert = bob.certificate_for(bobs_site.json()["id"], BOB)
