@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from panel.models import SiteDomain
 from panel.toolkit import access
@@ -46,9 +47,10 @@ def where_for(owner, name: str) -> str:
     if site_owner is None and access.is_admin(owner):
         return ""
     if site_owner is None:
-        raise NotYours(f"{name} is on none of your sites, so the panel's nginx does not answer its HTTP-01 "
-                       "challenge for you: add it to one of your sites, or validate it with DNS-01")
-    raise NotYours(f"{name} is on another user's site, so its HTTP-01 challenge is not answered for you")
+        raise NotYours(_("%(name)s is on none of your sites, so the panel's nginx does not answer its HTTP-01 "
+                         "challenge for you: add it to one of your sites, or validate it with DNS-01") % {"name": name})
+    raise NotYours(_("%(name)s is on another user's site, so its HTTP-01 challenge is not answered for you")
+                   % {"name": name})
 
 
 def _path(token: str, where: str) -> Path:
