@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 
 from certs.dns import registry
 from certs.dns.base import DnsProviderError
+from panel.toolkit import access, validation
 
 
 def provider_label(code):
@@ -37,11 +38,29 @@ def clean_values(provider_code, values, *, owner):
     refusal = registry.admin_only_refusal(provider_class, cleaned, owner)
     if refusal:
         raise ValidationError({"provider" if provider_class.admin_only else "credentials": [refusal]})
+    _check_urls(provider_class, cleaned, owner)
     try:
         provider_class(cleaned)  # construction checks required fields and formats, offline
     except DnsProviderError as exc:
         raise ValidationError({"credentials": [str(exc)]})
     return cleaned
+
+
+def _check_urls(provider_class, values, owner):
+    """Early word on an API or server URL into the server's own network (PowerDNS, Huawei's
+    endpoints, lexicon's *_server options): refused again, and for good, when connected to."""
+    if access.is_admin(owner):
+        return
+    labels = {f.name: f.label for f in provider_class.fields}
+    errors = []
+    for name, value in values.items():
+        if value.lower().startswith(("http://", "https://")):
+            try:
+                validation.validate_outbound_url(value, allow_internal=False)
+            except ValidationError as exc:
+                errors += [f"{labels[name]}: {message}" for message in exc.messages]
+    if errors:
+        raise ValidationError({"credentials": errors})
 
 
 def save_credential(credential, provider, name, credentials, propagation_timeout=None):

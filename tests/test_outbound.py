@@ -148,6 +148,17 @@ def test_huawei_endpoints_are_checked_too(alice, listener):
     assert not ok and ALLOW_HINT in message and listener.accepted == 0
 
 
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8081", "http://127.1:8081", "https://169.254.169.254/"])
+def test_a_user_is_told_when_saving_that_an_internal_api_url_will_not_be_reached(alice, admin_user, url):
+    values = {"auth_token": "k", "pdns_server": url, "zone": "example.test"}
+    with pytest.raises(ValidationError) as refused:
+        dns_credentials.clean_values("powerdns", values, owner=alice)
+    assert "private, loopback or link-local address" in refused.value.message_dict["credentials"][0]
+    assert dns_credentials.clean_values("powerdns", values, owner=admin_user)["pdns_server"] == url
+    allow("127.0.0.1 169.254.169.254")
+    assert dns_credentials.clean_values("powerdns", values, owner=alice)["pdns_server"] == url
+
+
 def test_an_rfc2136_server_on_loopback_gets_no_packet(alice):
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind(("127.0.0.1", 0))
