@@ -19,6 +19,7 @@ from certs import dns_credentials, notifications
 from certs.challenges import dns01
 from certs.models import DnsCredential, NotificationChannel
 from panel.deployment.nginx import apply
+from panel.deployment.nginx.render import render_site
 from panel.hosting import sites
 from panel.models import PanelSettings, Site
 from panel.toolkit import outbound
@@ -314,6 +315,36 @@ def test_an_upstream_is_checked_again_when_nginx_config_is_written(alice, settin
     site.refresh_from_db()
     assert site.config_status == Site.ConfigStatus.FAILED and ALLOW_HINT in site.config_error
     assert not (tmp_path / "sites" / site.config_name).exists()
+
+
+def test_nginx_gets_the_checked_address_of_a_users_upstream_never_the_name(alice, admin_user, monkeypatch):
+    # nginx resolves a name again at every reload: a record pointed inward after the check would win.
+    answers = {"app.customer.example": "93.184.216.34"}
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: real(answers.get(host, host), *a, **k))
+    site = Site(owner=alice, domains=["a.example.com"], proxy_pass="http://app.customer.example:8080/api")
+    upstream, refused = apply.vetted_upstream(site)
+    assert (upstream, refused) == ("http://93.184.216.34:8080/api", None)
+    config = render_site(site, apply.layout(), None, upstream)
+    assert "proxy_pass http://93.184.216.34:8080/api;" in config and "app.customer.example" not in config
+    answers["app.customer.example"] = "127.0.0.1"
+    upstream, refused = apply.vetted_upstream(site)
+    assert upstream == "" and "127.0.0.1" in str(refused) and ALLOW_HINT in str(refused)
+    admins = Site(owner=admin_user, domains=["b.example.com"], proxy_pass="http://app.customer.example:8080/api")
+    assert apply.vetted_upstream(admins) == ("http://app.customer.example:8080/api", None)
+
+
+def test_a_live_vhost_whose_upstream_is_refused_now_is_taken_down(alice, settings, tmp_path, monkeypatch):
+    settings.NGINX_VHOST_DIR = tmp_path / "sites"
+    reloads = []
+    monkeypatch.setattr(apply, "request_reload", lambda: reloads.append(1))
+    site = Site.objects.create(owner=alice, domains=["a.example.com"], proxy_pass="http://127.0.0.1:3000")
+    live = tmp_path / "sites" / site.config_name
+    live.parent.mkdir(parents=True)
+    live.write_text("server { location / { proxy_pass http://127.0.0.1:3000; } }\n")  # written before the policy
+    outcome = apply.apply_site_config(site)
+    assert not outcome.ok and "loopback" in outcome.error
+    assert not live.exists() and reloads == [1]
 
 
 # --- the Settings page

@@ -27,7 +27,7 @@ import socket
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
@@ -49,6 +49,10 @@ NAT64 = ipaddress.ip_network("64:ff9b::/96")
 class OutboundRefused(ConnectionRefusedError):
     """A connection to an address the policy forbids. An OSError, so that libraries handle it
     as the failed connection it is; `guarded()` re-raises it to its caller as itself."""
+
+
+class Unresolved(OutboundRefused):
+    """A host name with no address (now): nothing to check, so nothing to connect to."""
 
 
 class OutboundTimeout(TimeoutError):
@@ -243,6 +247,20 @@ def check_url(url, allow=None):
     """check_host for the host and port of an http(s) URL (a site's upstream)."""
     parts = urlsplit(url)
     check_host(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80), allow)
+
+
+def pinned_url(url, allow=None):
+    """`url` with its host name replaced by the address check_host vetted, for a connection
+    someone else makes later (nginx resolves an upstream's name again at every reload: a DNS
+    record changed to 127.0.0.1 after the check would otherwise be obeyed)."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    addresses = check_host(parts.hostname or "", port, allow)
+    if not addresses:
+        raise Unresolved(_("“%(host)s” does not resolve to any address.") % {"host": parts.hostname})
+    ip = addresses[0]
+    netloc = f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 # --- the guard around sockets

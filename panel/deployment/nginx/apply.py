@@ -167,15 +167,16 @@ def _short_error(output: str) -> str:
     return "\n".join(lines) or output
 
 
-def upstream_refusal(site) -> str:
-    """Why the outbound policy refuses the upstream of a user's site, or "" (panel.toolkit.outbound)."""
+def vetted_upstream(site) -> tuple[str, outbound.OutboundRefused | None]:
+    """(the upstream nginx is given, or why the outbound policy refuses it). A user's upstream
+    host is resolved and checked here and nginx gets the checked address, never the name: nginx
+    resolves names again at every reload, long after any check (panel.toolkit.outbound)."""
     if not site.proxy_pass or access.is_admin(site.owner):
-        return ""
+        return site.proxy_pass, None
     try:
-        outbound.check_url(site.proxy_pass)
+        return outbound.pinned_url(site.proxy_pass), None
     except outbound.OutboundRefused as exc:
-        return str(exc)
-    return ""
+        return "", exc
 
 
 def apply_site_config(site) -> SiteApplied:
@@ -193,11 +194,15 @@ def apply_site_config(site) -> SiteApplied:
         if site is None:
             return SiteApplied(ok=False)
         version = site.serving_version()
-        refused = upstream_refusal(site)
+        upstream, refused = vetted_upstream(site)
         if refused:
-            # Names resolve anew for every config nginx loads: a user's upstream is checked each time.
-            Site.objects.filter(pk=site.pk).update(config_status="failed", config_error=refused)
-            return SiteApplied(ok=False, error=refused, version=version, site=site)
+            Site.objects.filter(pk=site.pk).update(config_status="failed", config_error=str(refused))
+            # Checked at every apply: an upstream that points inward now (a changed record, a site
+            # older than the policy) stops being served. One that does not resolve at the moment
+            # keeps the previous config, as any config nginx rejects does.
+            if not isinstance(refused, outbound.Unresolved) and _take_down(current, site):
+                request_reload()
+            return SiteApplied(ok=False, error=str(refused), version=version, site=site)
         ensure_shared_files(current)
         try:
             files = write_certificate_files(version) if version else None
@@ -208,7 +213,7 @@ def apply_site_config(site) -> SiteApplied:
         path = current.vhost_dir / site.config_name
         applied_custom = current.applied_custom_dir(site)
         staged = path.with_name(path.name + ".new")
-        write_atomic(staged, render_site(site, current, files))
+        write_atomic(staged, render_site(site, current, files, upstream))
         staged_custom = _stage_custom_additions(current.custom_dir(site), applied_custom)
         backups = [_swap_in(path, staged), _swap_in(applied_custom, staged_custom)]
         ok, output = test_config()
@@ -283,13 +288,20 @@ def _error_for_site(output: str, site) -> str:
 
 def remove_site_config(site_pk: int):
     current = layout()
-    gone = Site(pk=site_pk)  # the row is deleted: only its id names its files
-    vhost, applied_custom = current.vhost_dir / gone.config_name, current.applied_custom_dir(gone)
     with config_lock():
-        for suffix in ("", ".new", ".old"):
-            vhost.with_name(vhost.name + suffix).unlink(missing_ok=True)
-            _remove(applied_custom.with_name(applied_custom.name + suffix))
+        _take_down(current, Site(pk=site_pk))  # the row is deleted: only its id names its files
     request_reload()
+
+
+def _take_down(current: Layout, site) -> bool:
+    """Remove the site's vhost and its copy of the custom additions (under the config lock);
+    returns whether a live vhost was there."""
+    vhost, applied_custom = current.vhost_dir / site.config_name, current.applied_custom_dir(site)
+    was_live = vhost.exists()
+    for suffix in ("", ".new", ".old"):
+        vhost.with_name(vhost.name + suffix).unlink(missing_ok=True)
+        _remove(applied_custom.with_name(applied_custom.name + suffix))
+    return was_live
 
 
 RELOAD_PENDING = "nginx-reload-pending"

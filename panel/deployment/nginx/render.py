@@ -60,10 +60,13 @@ class CertificateFiles:
     key: Path
 
 
-def render_site(site, layout: Layout, cert_files: CertificateFiles | None) -> str:
+def render_site(site, layout: Layout, cert_files: CertificateFiles | None, upstream=None) -> str:
+    """`upstream`: what nginx proxies to, when not the site's proxy_pass as typed (a user's, pinned
+    to its vetted address by apply.vetted_upstream)."""
     return _render(
         "vhost.conf",
         site=site,
+        upstream=upstream or site.proxy_pass,
         server_names=" ".join(site.domains),
         listen_http=layout.listen(layout.http_port),
         listen_https=layout.listen(layout.https_port),
