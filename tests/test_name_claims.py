@@ -100,6 +100,17 @@ def test_an_administrator_is_not_restricted(alice, root_client):
     assert api_add(root_client, "www.example.com").status_code == 201
 
 
+@pytest.mark.parametrize("wide", ["*.co.uk", "*.github.io", "*.com.cn", "co.uk"])
+def test_a_user_cannot_add_a_name_that_takes_in_every_owners_names(alice, bob_client, root_client, wide):
+    # A wildcard on a public suffix would get every customer.co.uk host not matched exactly.
+    add_site(alice, "customer.co.uk")
+    refused = api_add(bob_client, wide)
+    assert refused.status_code == 400
+    assert "would take in the names of every owner under it" in refused.json()["domains"][0]
+    assert not SiteDomain.objects.filter(name=wide).exists()
+    assert api_add(root_client, wide).status_code == 201  # an administrator knows what they serve
+
+
 @pytest.mark.parametrize(("alices", "bobs", "refused"), [
     ("shop.example.co.uk", "www.example.co.uk", True),    # co.uk is a public suffix: example.co.uk is the tree
     ("example.co.uk", "other.co.uk", False),

@@ -32,7 +32,12 @@ def clean_site_fields(domains, root, proxy_pass, exclude_pk=None, actor=None, ow
         taken = _domains_in_use(domains, exclude_pk)
         if taken:
             raise ValidationError(_("Already used by another site: %(names)s") % {"names": ", ".join(taken)})
-        claimed = [] if actor is not None and access.is_admin(actor) else _claimed_by_others(domains, actor, exclude_pk)
+        admin = actor is not None and access.is_admin(actor)
+        too_wide = [] if admin else [name for name in domains if validation.above_registrable_domains(name)]
+        if too_wide:
+            raise ValidationError(_("%(names)s would take in the names of every owner under it: only an administrator "
+                                    "may add such a name.") % {"names": ", ".join(too_wide)})
+        claimed = [] if admin else _claimed_by_others(domains, actor, exclude_pk)
         if claimed:
             raise ValidationError(ngettext(
                 "%(names)s belongs to another user: names under it can only be added by its owner. An "

@@ -110,6 +110,14 @@ def registrable_domain(name):
     return ".".join(base.split(".")[-2:])
 
 
+def above_registrable_domains(name):
+    """Is `name`, or what its wildcard covers, above every registrable domain: a public suffix
+    (co.uk, github.io) or a single label (test)? Such a name reaches every owner's names."""
+    base = name[2:] if name.startswith("*.") else name
+    parts = _public_suffixes()(base)
+    return "." not in base or (bool(parts.suffix) and not parts.domain)
+
+
 def name_covers(certificate_name, name):
     """Does a certificate for `certificate_name` (maybe a wildcard) cover `name`?"""
     if certificate_name == name:
