@@ -189,7 +189,8 @@ def admin_client(client, admin):
 def test_existing_presets_keep_running_and_an_imported_command_goes_to_its_user():
     """Migration 0010: an administrator's argv preset stays offered to everyone; a `/bin/sh -c`
     preset (what imports made) goes to the one user whose targets use it and is offered to nobody
-    else; every install target keeps its preset, and every preset stays approved."""
+    else; every install target keeps its preset, and every preset stays approved but one that ran a
+    hook out of a deleted upload directory."""
     from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
 
@@ -203,8 +204,11 @@ def test_existing_presets_keep_running_and_an_imported_command_goes_to_its_user(
     nginx = Preset.objects.create(name="nginx", command=["/usr/sbin/nginx", "-s", "reload"])
     imported = Preset.objects.create(name="Imported: x", command=["/bin/sh", "-c", "x"])
     both = Preset.objects.create(name="Imported: y", command=["/bin/sh", "-c", "y"])
+    from_upload = Preset.objects.create(name="Imported: certbot: deploy/x.sh",
+                                        command=["/bin/sh", "-c", "/tmp/certpanel-import-ab12/le/renewal-hooks/deploy/x.sh"])
     Certificate = old.get_model("certs", "Certificate")
-    for number, (owner, preset) in enumerate([(alice, imported), (alice, both), (bob, both), (bob, nginx)]):
+    for number, (owner, preset) in enumerate([(alice, imported), (alice, both), (bob, both), (bob, nginx),
+                                              (bob, from_upload)]):
         cert = Certificate.objects.create(owner=owner, domains=[f"{number}.example.com"])
         Target.objects.create(owner=owner, certificate=cert, cert_path=f"/x/{number}", reload_preset=preset)
 
@@ -215,8 +219,10 @@ def test_existing_presets_keep_running_and_an_imported_command_goes_to_its_user(
 
     rows = {p.name: (p.owner.username if p.owner else None, p.shared, p.approved) for p in ReloadPreset.objects.all()}
     assert rows == {"nginx": (None, True, True), "Imported: x": ("alice", False, True),
-                    "Imported: y": (None, False, True)}
+                    "Imported: y": (None, False, True),
+                    # its script's directory is gone: whoever made it again would choose what runs
+                    "Imported: certbot: deploy/x.sh": ("bob", False, False)}
     assert [t.reload_preset.name for t in InstallTarget.objects.order_by("cert_path")] == [
-        "Imported: x", "Imported: y", "Imported: y", "nginx"]
+        "Imported: x", "Imported: y", "Imported: y", "nginx", "Imported: certbot: deploy/x.sh"]
     bob_user = get_user_model().objects.get(username="bob")
-    assert listed(bob_user) == ["nginx"]
+    assert listed(bob_user) == ["Imported: certbot: deploy/x.sh", "nginx"]  # his own, and the shared one

@@ -10,7 +10,12 @@ def give_owners(apps, schema_editor):
     uses one keeps running it. An argv preset an administrator wrote stays offered to everyone (no
     owner: an administrator's). A `/bin/sh -c TEXT` preset is what an import made of another
     client's hook: it goes to the one user whose install targets use it (the import's owner),
-    and is no longer offered to anyone else."""
+    and is no longer offered to anyone else.
+
+    Except one that runs a hook out of an uploaded archive's temporary directory (what the page's
+    certbot import stored before hooks were kept by their text): that directory is gone, and
+    whoever creates it again would choose what runs. It waits for an administrator's approval,
+    and the upgrade says so."""
     ReloadPreset = apps.get_model("certs", "ReloadPreset")
     for preset in ReloadPreset.objects.all():
         command = preset.command if isinstance(preset.command, list) else []
@@ -20,7 +25,15 @@ def give_owners(apps, schema_editor):
             owners = set(preset.install_targets.values_list("owner_id", flat=True))
             preset.owner_id = owners.pop() if len(owners) == 1 else None
             preset.shared = False
-        preset.save(update_fields=["owner", "shared"])
+            if any(_UPLOAD_TEMP_DIR in word for word in command[2:]):
+                preset.approved = False
+                print(f"\n  Reload preset {preset.name!r} ran a hook from a deleted upload directory: it no longer runs "
+                      "until an administrator approves it (Reload presets); import the archive again to keep the hook "
+                      "by its text.", end="")
+        preset.save(update_fields=["owner", "shared", "approved"])
+
+
+_UPLOAD_TEMP_DIR = "certpanel-import-"  # certs.importers.archive's prefix
 
 
 class Migration(migrations.Migration):
