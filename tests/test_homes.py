@@ -124,6 +124,17 @@ def test_a_grant_makes_a_directory_usable_for_that_user_only(admin_client, alice
     assert add_site(alice, domains=["c.example.com"], root=str(shared / "c")).status_code == 400
 
 
+@pytest.mark.parametrize("where", ["www", "www/home", "www/home/bob"])
+def test_no_grant_takes_in_the_users_homes(admin_client, alice, shared_roots, settings, where):
+    # As docker-compose has it: the homes inside an allowed root. Granting that root, the homes'
+    # directory or another user's home would hand alice every other user's files.
+    settings.HOME_ROOT = shared_roots / "www" / "home"
+    response = admin_client.post(reverse("ui:user-edit", args=[alice.pk]),
+                                 {"role": "user", "is_active": "on", "granted_roots": str(shared_roots / where)})
+    assert response.status_code == 200 and "it holds or lies inside the users" in response.content.decode()
+    assert not RootGrant.objects.exists()
+
+
 @pytest.mark.parametrize("grant, says", [("/etc", "must be inside one of the allowed directories"),
                                          ("relative/dir", "must be an absolute path"),
                                          ("/var/www/../etc", "cannot contain"), ("/var/www/a;b", "not allowed")])

@@ -7,7 +7,7 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-from panel.security.homes import directory_name
+from panel.security.homes import directory_name, overlaps_homes
 
 INSTALL_PATH_FIELDS = ("key_path", "cert_path", "chain_path", "fullchain_path")
 
@@ -36,6 +36,10 @@ def grant_paths_in_use(apps, schema_editor):
         for directory in sorted(directories, key=len):  # a parent first: its children need no grant of their own
             path = Path(directory)
             if any(path == root or root in path.parents for root in [home, *granted]):
+                continue
+            if overlaps_homes(path):  # it would take in every user's home: left to an administrator
+                sys.stdout.write(f"\n  NOT granted {path} to {owner.username} (used by {directories[directory]}): "
+                                 f"it holds or lies in the users' homes; `manage.py check_homes` lists it")
                 continue
             granted.append(path)
             RootGrant.objects.create(user=owner, path=str(path))

@@ -129,9 +129,20 @@ def clean_grants(paths) -> list[str]:
             path = str(validation.validate_path_under(value, grantable_roots(), _("granted directory")))
         except ValidationError as exc:
             raise ValidationError(f"{value}: {' '.join(exc.messages)}")
+        if overlaps_homes(Path(path)):
+            raise ValidationError(_("%(path)s: it holds or lies inside the users' homes (%(homes)s), other users' "
+                                    "files included: grant a directory beside them.")
+                                  % {"path": value, "homes": settings.HOME_ROOT})
         if path not in cleaned:
             cleaned.append(path)
     return sorted(cleaned)
+
+
+def overlaps_homes(path: Path) -> bool:
+    """Is `path` the homes' directory, inside it, or above it: no grant may be (every user's
+    home is there)."""
+    homes = Path(settings.HOME_ROOT).resolve()
+    return path == homes or homes in path.parents or path in homes.parents
 
 
 def set_grants(user, paths):

@@ -27,7 +27,7 @@ class Command(BaseCommand):
             granted = granted or validation.is_under(Path(path), homes.granted_roots(owner))  # granted just now
             if granted:
                 self.stdout.write(f"{line} (outside the home, inside a granted directory)")
-            elif grant:
+            elif grant and not homes.overlaps_homes(Path(homes.grant_for(kind, path))):
                 directory = homes.grant_for(kind, path)
                 homes.set_grants(owner, sorted({*map(str, homes.granted_roots(owner)), directory}))
                 self.stdout.write(f"{line} (granted {directory})")
