@@ -17,6 +17,7 @@ from django.urls import reverse
 
 from certs import dns_credentials, notifications
 from certs.challenges import dns01
+from certs.dns import propagation
 from certs.models import DnsCredential, NotificationChannel
 from panel.deployment.nginx import apply
 from panel.deployment.nginx.render import render_site
@@ -345,6 +346,25 @@ def test_a_live_vhost_whose_upstream_is_refused_now_is_taken_down(alice, setting
     outcome = apply.apply_site_config(site)
     assert not outcome.ok and "loopback" in outcome.error
     assert not live.exists() and reloads == [1]
+
+
+def test_a_users_zone_with_internal_name_servers_gets_no_query(db, settings, monkeypatch):  # db: the allow-list
+    # The zone's owner publishes its NS records: they may name 10.x or 127.0.0.1.
+    settings.DNS_RESOLVERS = []
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.1", 0))
+    server.settimeout(0.5)
+    monkeypatch.setattr(propagation, "authoritative_servers", lambda name: [server.getsockname()])
+    monkeypatch.setattr(propagation, "TIMEOUT", 0.5)
+    try:
+        missing = propagation.missing_records([("_acme-challenge.a.example.com", "v")], internal_allowed=False)
+        assert [m.server for m in missing] == ["(only internal name servers, not asked: 127.0.0.1)"]
+        with pytest.raises(TimeoutError):
+            server.recvfrom(512)  # nothing came
+        propagation.missing_records([("_acme-challenge.a.example.com", "v")], internal_allowed=True)
+        assert server.recvfrom(512)[0]  # an administrator's order asks it, as before
+    finally:
+        server.close()
 
 
 # --- the Settings page

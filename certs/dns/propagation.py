@@ -17,6 +17,8 @@ import dns.rdatatype
 import dns.resolver
 from django.conf import settings
 
+from panel.toolkit import outbound
+
 TIMEOUT = 3
 
 
@@ -76,8 +78,10 @@ def _txt_values(server, name):
     return values
 
 
-def missing_records(records):
-    """Of (name, value) pairs, those some authoritative server does not serve yet."""
+def missing_records(records, internal_allowed=True):
+    """Of (name, value) pairs, those some authoritative server does not serve yet. Without
+    `internal_allowed` (a user's order), a zone's name servers at internal addresses are not
+    asked (panel.toolkit.outbound): the zone's owner chooses them, not the panel."""
     missing = []
     by_name = {}
     for name, value in records:
@@ -88,6 +92,13 @@ def missing_records(records):
         except dns.exception.DNSException as exc:
             missing += [Missing(f"(no authoritative server found: {exc})", name, v) for v in sorted(values)]
             continue
+        if not internal_allowed and not settings.DNS_RESOLVERS:
+            internal = [s for s in servers if outbound.forbidden_reason(s[0]) and not outbound.listed(s[0], s[1])]
+            servers = [s for s in servers if s not in internal]
+            if internal and not servers:
+                where = "(only internal name servers, not asked: " + ", ".join(s[0] for s in internal) + ")"
+                missing += [Missing(where, name, v) for v in sorted(values)]
+                continue
         for server in servers:
             where = f"{server[0]}:{server[1]}"
             try:
