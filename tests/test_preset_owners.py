@@ -20,18 +20,8 @@ from panel.models import RootGrant
 from panel.security import homes
 from tests import test_import_certbot
 from tests.test_import_certbot import ConfigDir
-from tests.test_import_store import LETSENCRYPT, Home, Pki
+from tests.test_import_store import LETSENCRYPT, Home, admin, pki  # noqa: F401 (fixtures)
 from tests.test_install_targets import issued_certificate
-
-
-@pytest.fixture(scope="module")
-def pki():
-    return Pki()
-
-
-@pytest.fixture
-def admin(db):
-    return get_user_model().objects.create_superuser("root", password="pw-root-123")
 
 
 @pytest.fixture
