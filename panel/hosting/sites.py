@@ -27,12 +27,12 @@ def clean_site_fields(domains, root, proxy_pass, exclude_pk=None, actor=None, ow
     actor) a directory inside their home or one granted to them (panel.security.homes) that no
     other owner's site uses, and new names only under registrable domains no other owner uses."""
     errors = {}
+    admin = actor is not None and access.is_admin(actor)
     try:
         domains = validation.normalize_domain_list(domains)
         taken = _domains_in_use(domains, exclude_pk)
         if taken:
             raise ValidationError(_("Already used by another site: %(names)s") % {"names": ", ".join(taken)})
-        admin = actor is not None and access.is_admin(actor)
         too_wide = [] if admin else [name for name in domains if validation.above_registrable_domains(name)]
         if too_wide:
             raise ValidationError(_("%(names)s would take in the names of every owner under it: only an administrator "
@@ -53,7 +53,6 @@ def clean_site_fields(domains, root, proxy_pass, exclude_pk=None, actor=None, ow
     if bool(root) == bool(proxy_pass):
         errors["root"] = [_("Give either a document root or a reverse-proxy upstream (proxy_pass), not both.")]
     elif root:
-        admin = actor is not None and access.is_admin(actor)
         try:
             root = validation.validate_document_root(root, homes.document_roots_of(actor) if actor else [])
             if not admin:
@@ -63,7 +62,7 @@ def clean_site_fields(domains, root, proxy_pass, exclude_pk=None, actor=None, ow
     else:
         try:
             proxy_pass = validation.validate_upstream(proxy_pass)
-            if actor is None or not access.is_admin(actor):
+            if not admin:
                 outbound.check_url(proxy_pass)  # nginx connects, not the panel: checked now and at each apply
         except ValidationError as exc:
             errors["proxy_pass"] = exc.messages
