@@ -6,8 +6,10 @@ from pathlib import Path
 import certifi
 from django.conf import settings
 
+from certs import cas
 from certs.acme import AcmeClient, generate_account_key
 from certs.models import AcmeAccount
+from panel.models import PanelSettings
 from panel.toolkit.files import write_atomic
 
 
@@ -39,6 +41,19 @@ def register_account(owner, directory_url, email="", eab_kid="", eab_hmac_key=""
         owner=owner, directory_url=directory_url, email=email, eab_kid=eab_kid, eab_hmac_key=eab_hmac_key,
         account_key=key_pem, account_url=account_url,
     )
+
+
+def default_ca():
+    """The CA an administrator chose on the Settings page for one-click registration, or None
+    when it is no longer a preset one can register at without keys from the CA."""
+    preset = cas.PRESETS.get(PanelSettings.load().default_ca)
+    return None if preset is None or preset.eab_required else preset
+
+
+def account_at(owner, preset):
+    """The owner's own usable account at the preset's CA, or None."""
+    return (AcmeAccount.objects.filter(owner=owner, directory_url=preset.directory_url,
+                                       status=AcmeAccount.Status.VALID).order_by("id").first())
 
 
 _clients = {}

@@ -13,14 +13,20 @@ class CaPreset:
     label: str
     directory_url: str
     eab_required: bool = False
+    # Where the CA publishes the terms its accounts agree to (certs.acme registers with
+    # termsOfServiceAgreed): shown beside the SSL tab's one-click registration.
+    terms_url: str = ""
 
+
+LETS_ENCRYPT_TERMS = "https://letsencrypt.org/repository/"  # lists the current subscriber agreement
 
 PRESETS = {
     p.code: p
     for p in (
-        CaPreset("letsencrypt", _("Let's Encrypt"), "https://acme-v02.api.letsencrypt.org/directory"),
+        CaPreset("letsencrypt", _("Let's Encrypt"), "https://acme-v02.api.letsencrypt.org/directory",
+                 terms_url=LETS_ENCRYPT_TERMS),
         CaPreset("letsencrypt-staging", _("Let's Encrypt (staging)"),
-                 "https://acme-staging-v02.api.letsencrypt.org/directory"),
+                 "https://acme-staging-v02.api.letsencrypt.org/directory", terms_url=LETS_ENCRYPT_TERMS),
         CaPreset("zerossl", _("ZeroSSL"), "https://acme.zerossl.com/v2/DV90", eab_required=True),
         CaPreset("google", _("Google Trust Services"), "https://dv.acme-v02.api.pki.goog/directory",
                  eab_required=True),
@@ -39,3 +45,8 @@ PRESETS.update({code: CaPreset(code, code, url) for code, url in settings.EXTRA_
 
 def preset_for_url(url):
     return next((p for p in PRESETS.values() if p.directory_url == url), None)
+
+
+def one_click_choices():
+    """The CAs a user can be registered at without anything from them: no EAB keys needed."""
+    return [(code, preset.label) for code, preset in PRESETS.items() if not preset.eab_required]

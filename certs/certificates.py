@@ -4,12 +4,12 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from certs import orders, ownership
+from certs import accounts, orders, ownership
 from certs.challenges import external
 from certs.challenges import webroot as webroot_mode
 from certs.models import Certificate, ChallengeType
 from panel.security import quotas
-from panel.toolkit import access, validation
+from panel.toolkit import access, task_queue, validation
 
 
 def clean_request(owner, domains, challenge, site=None, dns_credential=None, challenge_alias="", webroot="",
@@ -87,3 +87,15 @@ def request_certificate(owner, account, domains, key_type, challenge=ChallengeTy
                                                  server_config=server_config)
         orders.start_order(certificate)
     return certificate
+
+
+def request_with_account_at(owner, preset, email, domains, key_type, challenge, site) -> Certificate:
+    """The SSL tab's one click: the owner's account at the preset's CA, registered now if they
+    have none, then request_certificate. The request is checked before (clean_request) and the
+    quota and the queue here, so a refusal registers nothing; a CA that refuses the registration
+    leaves nothing behind (certs.accounts.register_account raises certs.acme.AcmeError)."""
+    quotas.check_room_for_certificate(owner)
+    task_queue.require_reachable()
+    account = accounts.account_at(owner, preset) or accounts.register_account(owner, preset.directory_url,
+                                                                              email=email)
+    return request_certificate(owner, account, domains, key_type, challenge, site)

@@ -56,9 +56,10 @@ def with_dns_records(order):
     return order
 
 
-def site_page_context(request, site, issue_form, open_tab="overview"):
-    """Everything the site page shows. The issue form is the caller's: a fresh one, or one the
-    issue view re-renders with its errors, then with the SSL tab open so the errors are in sight."""
+def site_page_context(request, site, issue_form, open_tab="overview", one_click_form=None):
+    """Everything the site page shows. The issue form and the one-click form (certs.forms) are the
+    caller's: fresh ones, or one a view re-renders with its errors, then with the SSL tab open so
+    the errors are in sight."""
     certificate = access.scoped(Certificate, request.user).filter(site=site).with_current_version().first()
     order = certificate.latest_order() if certificate else None
     return {
@@ -68,6 +69,8 @@ def site_page_context(request, site, issue_form, open_tab="overview"):
         "certificate": with_status_details(certificate) if certificate else None,
         "order": with_dns_records(order) if order else None,
         "issue_form": issue_form,
+        "one_click_form": one_click_form,
+        "return_to": site_certificate_tab(site.pk),  # the `next` of the tab's "add … first" detours
         "has_accounts": access.scoped(AcmeAccount, request.user).filter(status=AcmeAccount.Status.VALID).exists(),
     }
 

@@ -7,6 +7,8 @@ from certs.views import (acme_accounts, certificates, dns_credentials, imports, 
 
 urlpatterns = [
     path("sites/<int:site_pk>/certificates/", certificates.issue_certificate, name="certificate-issue"),
+    path("sites/<int:site_pk>/certificates/one-click/", certificates.issue_in_one_click,
+         name="certificate-one-click"),
     path("certificates/", certificates.certificate_list, name="certificate-list"),
     path("certificates/issue-external/", certificates.certificate_issue_external, name="certificate-issue-external"),
     path("certificates/upload/", certificates.certificate_upload, name="certificate-upload"),

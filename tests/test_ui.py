@@ -296,7 +296,7 @@ def test_site_page_offers_the_issue_form_prefilled(alice_client, alice, www_root
 
 def test_site_page_without_accounts_links_to_adding_one(alice_client, site):
     html = page_text(alice_client.get(reverse("ui:site-detail", args=[site.pk])))
-    assert f'href="{reverse("ui:account-add")}"' in html and 'name="key_type"' not in html
+    assert f'href="{reverse("ui:account-add")}?next=' in html and 'name="key_type"' not in html
 
 
 def test_issuing_creates_the_certificate_and_starts_its_order(alice_client, alice, site, account, queued,

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
-from certs import cas, certificates, upload
+from certs import accounts, cas, certificates, upload
 from certs.dns_credentials import provider_label
 from certs.models import EXTERNAL_CHALLENGES, SITE_CHALLENGES, AcmeAccount, ChallengeType, DnsCredential, KeyType
 from panel.models import Site
@@ -108,6 +108,36 @@ class IssueCertificateForm(forms.Form):
             ))
         except ValidationError as exc:
             self.add_error(None, exc)  # keyed by field: each message lands on its field
+        return data
+
+
+class OneClickForm(forms.Form):
+    """The SSL tab's one click for someone without an account at the administrator's default CA:
+    the account is registered on the way, then the site's names are requested over HTTP-01
+    (wildcards left out: they need DNS-01, which the issue form offers once the account exists)."""
+
+    email = forms.EmailField(
+        label=_("E-mail (optional)"), required=False,
+        help_text=_("The CA may write here about expiring certificates or problems with the account."),
+    )
+
+    def __init__(self, user, site, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user, self.site = user, site
+        self.ca = accounts.default_ca()
+        # Shown only to someone who has no account there yet: with one, the issue form is the way.
+        self.offered = self.ca is not None and accounts.account_at(user, self.ca) is None
+        self.fields["email"].initial = user.email
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        names = [name for name in self.site.domains if not name.startswith("*.")]
+        try:
+            data.update(certificates.clean_request(self.user, names, ChallengeType.HTTP01, self.site))
+        except ValidationError as exc:
+            self.add_error(None, exc.messages)  # the form has no names field to put them on
         return data
 
 

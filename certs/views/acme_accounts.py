@@ -12,6 +12,7 @@ from certs.acme import AcmeError
 from certs.forms.acme_accounts import AcmeAccountForm
 from certs.models import AcmeAccount
 from panel.toolkit import access
+from panel.toolkit.navigation import local_path
 
 # An admin sees every user's accounts: a hosting provider's can run into thousands.
 ACCOUNTS_PER_PAGE = 50
@@ -33,6 +34,8 @@ def account_list(request):
 
 @login_required
 def account_add(request):
+    """Register an account; then back to `next`, the page that sent the user here, if on this panel."""
+    back_to = local_path(request.POST.get("next") or request.GET.get("next"))
     form = AcmeAccountForm(request.user, request.POST if request.method == "POST" else None)
     if form.is_valid():
         data = form.cleaned_data
@@ -43,5 +46,6 @@ def account_add(request):
             form.add_error(None, _("Registration at the CA failed: %(error)s") % {"error": exc})
         else:
             messages.success(request, _("ACME account registered."))
-            return redirect("ui:account-list")
-    return render(request, "certs/account_form.html", {"nav": "accounts", "form": form})
+            return redirect(back_to or "ui:account-list")
+    return render(request, "certs/account_form.html",
+                  {"nav": "accounts", "form": form, "next": back_to})

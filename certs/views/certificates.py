@@ -16,9 +16,11 @@ from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_POST
 
 from certs import certificates, orders, upload
-from certs.forms.certificates import ExternalCertificateForm, IssueCertificateForm, UploadCertificateForm
+from certs.acme import AcmeError
+from certs.forms.certificates import (ExternalCertificateForm, IssueCertificateForm, OneClickForm,
+                                      UploadCertificateForm)
 from certs.health import Health, health_filter
-from certs.models import Certificate
+from certs.models import Certificate, ChallengeType, KeyType
 from certs.presentation import (back_to_site_or, certificate_page_context, owned_certificate, site_certificate_tab,
                                 site_page_context, with_days_left)
 from panel.models import Site
@@ -29,23 +31,57 @@ from panel.toolkit.sorting import ListSorting, SortableColumn
 CERTIFICATES_PER_PAGE = 50
 
 
+def _ssl_tab_again(request, site, issue_form=None, one_click_form=None):
+    """The site page with the SSL tab open, showing the form that was sent with its errors."""
+    issue_form = issue_form or IssueCertificateForm(request.user, site)
+    one_click_form = one_click_form or OneClickForm(request.user, site)
+    return render(request, "panel/site_detail.html", site_page_context(
+        request, site, issue_form, open_tab="certificate", one_click_form=one_click_form))
+
+
 @login_required
 @require_POST
 def issue_certificate(request, site_pk):
     site = access.get_owned(Site, request.user, pk=site_pk)
     form = IssueCertificateForm(request.user, site, request.POST)
     if not form.is_valid():
-        return render(request, "panel/site_detail.html",
-                      site_page_context(request, site, form, open_tab="certificate"))
+        return _ssl_tab_again(request, site, issue_form=form)
     data = form.cleaned_data
     try:
         certificates.request_certificate(request.user, data["account"], data["domains"], data["key_type"],
                                          data["challenge"], site, data["dns_credential"], data["challenge_alias"])
     except ValidationError as exc:  # the certificate quota is used up
         form.add_error(None, exc)
-        return render(request, "panel/site_detail.html",
-                      site_page_context(request, site, form, open_tab="certificate"))
+        return _ssl_tab_again(request, site, issue_form=form)
     messages.success(request, _("Certificate requested; the order's progress is shown below."))
+    return redirect(site_certificate_tab(site.pk))
+
+
+@login_required
+@require_POST
+def issue_in_one_click(request, site_pk):
+    """The SSL tab's one click: an account at the administrator's default CA (registered now if
+    the user has none there), then a certificate for the site's names."""
+    site = access.get_owned(Site, request.user, pk=site_pk)
+    form = OneClickForm(request.user, site, request.POST)
+    if form.ca is None:
+        messages.error(request, _("No certificate authority is set for one-click certificates: add an ACME "
+                                  "account, or ask an administrator to choose one on the Settings page."))
+        return redirect(site_certificate_tab(site.pk))
+    if not form.is_valid():
+        return _ssl_tab_again(request, site, one_click_form=form)
+    data = form.cleaned_data
+    try:
+        certificates.request_with_account_at(request.user, form.ca, data["email"], data["domains"],
+                                             KeyType.EC256, ChallengeType.HTTP01, site)
+    except AcmeError as exc:
+        form.add_error(None, _("Registration at the CA failed: %(error)s") % {"error": exc})
+        return _ssl_tab_again(request, site, one_click_form=form)
+    except ValidationError as exc:  # the certificate quota is used up
+        form.add_error(None, exc.messages)
+        return _ssl_tab_again(request, site, one_click_form=form)
+    messages.success(request, _("Registered at %(ca)s; certificate requested, the order's progress is shown "
+                                "below.") % {"ca": form.ca.label})
     return redirect(site_certificate_tab(site.pk))
 
 

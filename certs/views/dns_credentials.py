@@ -16,6 +16,7 @@ from certs.forms.dns_credentials import DnsCredentialForm, DnsProviderChoiceForm
 from certs.models import DnsCredential
 from panel.toolkit import access
 from panel.toolkit.deletion import InUse, delete_unless_in_use
+from panel.toolkit.navigation import local_path
 
 # An admin sees every user's credentials: a hosting provider's can run into thousands.
 DNS_CREDENTIALS_PER_PAGE = 50
@@ -42,11 +43,13 @@ def dns_credential_list(request):
 @login_required
 def dns_credential_add(request):
     """Step one (GET, no provider): choose the provider. Step two (?provider=code, then POST):
-    that provider's fields."""
-    code = (request.POST if request.method == "POST" else request.GET).get("provider", "")
+    that provider's fields. Then back to `next`, the page that sent the user here, if on this panel."""
+    sent = request.POST if request.method == "POST" else request.GET
+    code, back_to = sent.get("provider", ""), local_path(sent.get("next"))
     chooser = DnsProviderChoiceForm({"provider": code} if code else None, user=request.user)
     if not chooser.is_valid():
-        return render(request, "certs/dns_credential_provider.html", {"nav": "dns", "form": chooser})
+        return render(request, "certs/dns_credential_provider.html",
+                      {"nav": "dns", "form": chooser, "next": back_to})
     provider = _catalog_entry(chooser.cleaned_data["provider"])
     form = DnsCredentialForm(provider, request.POST if request.method == "POST" else None, user=request.user)
     if form.is_valid():
@@ -56,8 +59,11 @@ def dns_credential_add(request):
             data["propagation_timeout"],
         )
         messages.success(request, _("DNS credentials “%(name)s” saved.") % {"name": credential.name})
+        if back_to:
+            return redirect(back_to)
         return redirect("ui:dns-credential-detail", pk=credential.pk)
-    return render(request, "certs/dns_credential_form.html", {"nav": "dns", "form": form, "provider": provider})
+    return render(request, "certs/dns_credential_form.html",
+                  {"nav": "dns", "form": form, "provider": provider, "next": back_to})
 
 
 @login_required

@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_POST
 
-from certs.forms.certificates import IssueCertificateForm
+from certs.forms.certificates import IssueCertificateForm, OneClickForm
 from certs.models import Certificate
 from certs.presentation import site_certificate_tab, site_page_context, with_days_left
 from panel.deployment.nginx import apply
@@ -79,8 +79,8 @@ def site_add(request):
 @login_required
 def site_detail(request, pk):
     site = access.get_owned(Site, request.user, pk=pk)
-    return render(request, "panel/site_detail.html",
-                  site_page_context(request, site, IssueCertificateForm(request.user, site)))
+    return render(request, "panel/site_detail.html", site_page_context(
+        request, site, IssueCertificateForm(request.user, site), one_click_form=OneClickForm(request.user, site)))
 
 
 @login_required

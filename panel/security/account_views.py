@@ -12,6 +12,7 @@ from django.urls import reverse_lazy
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from certs import cas
 from panel.hosting import sites
 from panel.models import PanelSettings
 from panel.security import twofactor
@@ -99,8 +100,15 @@ class PasswordChangeView(SuccessMessageMixin, auth_views.PasswordChangeView):
 class PanelSettingsForm(forms.ModelForm):
     class Meta:
         model = PanelSettings
-        fields = ["require_two_factor", "outbound_allow_list"]
+        fields = ["require_two_factor", "outbound_allow_list", "default_ca"]
         widgets = {"outbound_allow_list": forms.Textarea(attrs={"rows": 4, "spellcheck": "false"})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Chosen from this installation's presets (CERTPANEL_EXTRA_CAS among them): the model keeps a code.
+        stored = self.fields["default_ca"]
+        self.fields["default_ca"] = forms.ChoiceField(label=stored.label, help_text=stored.help_text,
+                                                      choices=cas.one_click_choices)
 
     def clean_outbound_allow_list(self):
         return outbound.allow_list_text(self.cleaned_data["outbound_allow_list"])

@@ -1,8 +1,10 @@
 """The left navigation, as data: the frame (templates/base.html) draws what this lists.
 
-A view marks its entry as the current page with `nav` in its context (e.g. "sites")."""
+A view marks its entry as the current page with `nav` in its context (e.g. "sites"). A detour
+(add an account, then back) carries where it came from in `next`: local_path checks it."""
 
 from django.urls import NoReverseMatch, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 
 from panel.toolkit import access
@@ -44,3 +46,16 @@ def navigation(request):
     if access.is_admin(user):
         entries += _existing(STAFF_ENTRIES)
     return {"navigation": entries}
+
+
+def local_path(value):
+    """`value` when it is a path on this panel (a detour's `next`: where to go back to), else "".
+    Never another host: "//evil.example" and "https://…" are refused, as is anything Django's
+    own check of redirect targets refuses, and control characters (browsers drop tabs, so
+    "/<tab>/evil.example" would become "//evil.example")."""
+    value = value or ""
+    if not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return ""
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
+        return ""
+    return value if url_has_allowed_host_and_scheme(value, allowed_hosts=set()) else ""
