@@ -65,14 +65,18 @@ class NamesLost(OrderFailed):
 # --- starting and claiming
 
 
-def start_order(certificate: Certificate, is_renewal=False) -> Order:
+def start_order(certificate: Certificate, is_renewal=False, asked_by_user=None) -> Order:
     """A new order for `certificate`, queued. Raises IntegrityError if one is already active,
     NotOrderable for an uploaded certificate, NamesNotOwned when someone asks for an order with
-    names no longer on the owner's sites. A renewal is checked by its first step (run_step)."""
+    names no longer on the owner's sites. A renewal the sweep starts (asked_by_user defaults to
+    `not is_renewal`) is checked by its first step (run_step); "Renew now" is a renewal someone
+    asks for, checked now."""
     if certificate.is_uploaded:
         raise NotOrderable(_("This certificate was uploaded: the panel cannot renew it. Upload its successor, "
                              "or issue a certificate through ACME."))
-    if not is_renewal:  # someone is waiting on this request; sweeps run on a worker, beside the queue
+    if asked_by_user is None:
+        asked_by_user = not is_renewal
+    if asked_by_user:  # someone is waiting on this request; sweeps run on a worker, beside the queue
         refusal = _names_no_longer_owned(certificate)
         if refusal:
             raise NamesNotOwned(refusal)
@@ -361,19 +365,25 @@ def _store_authorization(order, authz):
         status=authz.status, expires_at=authz.expires,
     )
     if authz.status == "valid":
-        order.log(gettext_noop("%(name)s: already authorized at this CA"), name=authz.identifier)
+        order.log(gettext_noop("%(name)s: already authorized at this CA"), name=_authorized_name(authz))
         return
     wanted = ChallengeType(order.certificate.challenge).acme_type
     challenge = next((c for c in authz.challenges if c.type == wanted), None)
     if challenge is None:
         offered = ", ".join(c.type for c in authz.challenges) or "none"
-        raise OrderFailed(f"{authz.identifier}: the CA does not offer {wanted} (offers: {offered})")
+        raise OrderFailed(f"{_authorized_name(authz)}: the CA does not offer {wanted} (offers: {offered})")
     Challenge.objects.create(authorization=row, type=challenge.type, url=challenge.url, token=challenge.token,
                              status=challenge.status)
 
 
+def _authorized_name(authorization):
+    """The name an authorization (a row, or the CA's) is for, as the certificate lists it: ACME
+    gives a wildcard's identifier without its "*." and flags it instead (RFC 8555 7.1.4)."""
+    return ("*." if authorization.wildcard else "") + authorization.identifier
+
+
 def _identifier(challenge):
-    return ("*." if challenge.authorization.wildcard else "") + challenge.authorization.identifier
+    return _authorized_name(challenge.authorization)
 
 
 def step_authorize(order, acme):
@@ -473,7 +483,7 @@ def _validate_standalone(order, acme):
                 state, _retry = _poll_inline(order, lambda: acme.fetch_authorization(row.url),
                                              lambda result: result[0].status != "pending", deadline)
                 if state.status == "pending":
-                    raise OrderFailed(f"{row.identifier}: the CA did not validate within "
+                    raise OrderFailed(f"{_authorized_name(row)}: the CA did not validate within "
                                       f"{settings.STANDALONE_VALIDATION_SECONDS:g} s while port {port} was listening")
     except standalone.PortUnavailable as exc:
         raise OrderFailed(str(exc))
@@ -528,12 +538,12 @@ def step_validate(order, acme):
         row.save(update_fields=["status"])
         if state.status == "invalid":
             Challenge.objects.filter(authorization=row).update(status="invalid", error=state.error)
-            raise OrderFailed(f"{row.identifier}: {state.error or 'the CA could not validate this name'}")
+            raise OrderFailed(f"{_authorized_name(row)}: {state.error or 'the CA could not validate this name'}")
         if state.status == "valid":
             Challenge.objects.filter(authorization=row).update(status="valid")
-            order.log(gettext_noop("%(name)s: validated"), name=row.identifier)
+            order.log(gettext_noop("%(name)s: validated"), name=_authorized_name(row))
         elif state.status != "pending":
-            raise OrderFailed(f"{row.identifier}: authorization is {state.status}")
+            raise OrderFailed(f"{_authorized_name(row)}: authorization is {state.status}")
     if order.authorizations.exclude(status="valid").exists():
         return _reschedule_delay(order, retry_after)
     _cleanup_challenges(order)

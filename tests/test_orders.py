@@ -1,6 +1,7 @@
 """The order state machine against a fake CA at one seam (certs.accounts.client_for)."""
 
 import datetime
+import re
 import threading
 import time
 import uuid
@@ -14,6 +15,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from django.contrib.auth import get_user_model
 from django.db import OperationalError, connection
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from certs import orders
@@ -374,3 +376,73 @@ def test_the_token_goes_only_where_the_names_site_is_the_order_owners(db, settin
     layout = render.Layout(vhost_dir=tmp_path / "vhosts", challenge_dir=tmp_path, http_port=80, https_port=443)
     config = render.render_site(site, layout, None)
     assert f"alias {tmp_path}/names/$host/$1;" in config and f"alias {tmp_path}/;" not in config
+
+
+class WildcardCA(FakeCA):
+    """A CA's answer for wild.example.test + *.wild.example.test: two authorizations with the same
+    identifier, the wildcard's flagged `wildcard` (RFC 8555 7.1.4), each with a dns-01 challenge."""
+
+    URLS = ["https://ca.test/authz/apex", "https://ca.test/authz/wildcard"]
+
+    def fetch_order(self, url):
+        return OrderState(url=url, status=self.order_status, finalize_url="https://ca.test/finalize/1",
+                          certificate_url="https://ca.test/cert/1", authorization_urls=self.URLS)
+
+    def fetch_authorization(self, url):
+        wildcard = url.endswith("wildcard")
+        return AuthorizationState(url=url, identifier="wild.example.test", wildcard=wildcard,
+                                  status=self.authz_status, expires=None,
+                                  challenges=[ChallengeState("dns-01", url.replace("authz", "ch"),
+                                                             f"tok-{int(wildcard)}", "pending")]), None
+
+    def dns01_value(self, token):
+        return f"value-of-{token}"
+
+
+def test_the_log_names_the_wildcard_of_a_wildcards_authorization(ca, monkeypatch, db):
+    wild = WildcardCA()
+    wild.authz_status = "pending"
+    monkeypatch.setattr(orders.accounts, "client_for", lambda account: wild)
+    user = get_user_model().objects.create(username="w")
+    account = AcmeAccount.objects.create(owner=user, directory_url="https://ca.test/dir", account_key="x",
+                                         account_url="https://ca.test/acct/1")
+    cert = Certificate.objects.create(owner=user, account=account, challenge="dns-01-manual",
+                                      domains=["wild.example.test", "*.wild.example.test"])
+    order = Order.objects.create(owner=user, certificate=cert)
+    for _ in range(2):  # ordered, then the TXT records to add by hand
+        orders.run_step(Order.objects.get(pk=order.pk))
+    assert Order.objects.get(pk=order.pk).status == Order.Status.AWAITING_USER
+    Order.objects.filter(pk=order.pk).update(user_continued=True)
+    order = run_to_end(order)
+    assert order.status == Order.Status.VALID
+    lines = [entry.text for entry in order.log_entries.all()]
+    assert "wild.example.test: validated" in lines and "*.wild.example.test: validated" in lines
+
+
+def test_renew_now_is_a_renewal_and_try_again_is_not(ca, order):
+    """The page's "Renew now" and the API's renew start a renewal (the dashboard says so); before
+    any version, the same button ("Try again") is an issuance again."""
+    from django.test import Client
+
+    from tests.test_ui import finish
+
+    client, api = Client(), APIClient()
+    client.force_login(order.owner)
+    api.force_authenticate(order.owner)
+    certificate = order.certificate
+    Order.objects.filter(pk=order.pk).update(status=Order.Status.INVALID)
+    client.post(reverse("ui:certificate-renew", args=[certificate.pk]))
+    retry = certificate.latest_order()
+    assert retry.pk != order.pk and not retry.is_renewal
+
+    finish(retry)
+    client.post(reverse("ui:certificate-renew", args=[certificate.pk]))
+    renewal = certificate.latest_order()
+    assert renewal.is_renewal and "Renewal requested" in renewal.log_entries.first().text
+    dashboard = client.get(reverse("ui:dashboard")).content.decode()
+    activity = re.search(r'<ul class="plain activity">.*?</ul>', dashboard, re.S).group(0)
+    assert activity.count("Renewal") == 1 and activity.count("Issuance") == 2
+
+    Order.objects.filter(pk=renewal.pk).update(status=Order.Status.VALID)
+    assert api.post(f"/api/v1/certificates/{certificate.pk}/renew/").status_code == 202
+    assert certificate.latest_order().is_renewal

@@ -169,7 +169,8 @@ class CertificateViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.
     def renew(self, request, pk=None):
         cert = self.get_object()
         try:
-            orders.start_order(cert)
+            # As the page's "Renew now": a renewal once there is a version to renew.
+            orders.start_order(cert, is_renewal=cert.current_version_id is not None, asked_by_user=True)
         except IntegrityError:
             return Response({"detail": _("An order for this certificate is already running.")},
                             status=status.HTTP_409_CONFLICT)

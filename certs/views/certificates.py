@@ -85,10 +85,10 @@ def issue_in_one_click(request, site_pk):
     return redirect(site_certificate_tab(site.pk))
 
 
-def _start_order(request, certificate, started_message):
+def _start_order(request, certificate, started_message, is_renewal=False):
     """Start an order and say so, or say that one is already running."""
     try:
-        orders.start_order(certificate)
+        orders.start_order(certificate, is_renewal=is_renewal, asked_by_user=True)
     except IntegrityError:
         messages.warning(request, _("An order for this certificate is already running."))
     except (orders.NotOrderable, orders.NamesNotOwned) as exc:
@@ -101,7 +101,9 @@ def _start_order(request, certificate, started_message):
 @require_POST
 def renew_certificate(request, pk):
     certificate = access.get_owned(Certificate, request.user, pk=pk)
-    _start_order(request, certificate, _("Renewal started."))
+    # A renewal once there is a version to renew; before that, the button says "Try again".
+    _start_order(request, certificate, _("Renewal started."),
+                 is_renewal=certificate.current_version_id is not None)
     return back_to_site_or(request, certificate, "ui:certificate-list")
 
 
