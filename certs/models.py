@@ -165,6 +165,9 @@ class Certificate(models.Model):
     # one, else when a third of the lifetime is left; after a failure, the next attempt.
     next_renewal_at = models.DateTimeField(null=True, blank=True, db_index=True)
     last_error = models.TextField(blank=True)
+    # The same failure as a message id and params (certs.problems), shown in the reader's language;
+    # NULL when last_error is empty or was stored before.
+    last_failure = models.JSONField(null=True, blank=True)
     renewal_failures = models.PositiveIntegerField(default=0)
     # ARI (RFC 9773): the CA's suggested window, and when to ask again.
     ari_window_start = models.DateTimeField(null=True, blank=True)
@@ -242,6 +245,7 @@ class Order(models.Model):
     finalize_url = models.URLField(max_length=1024, blank=True)
     certificate_url = models.URLField(max_length=1024, blank=True)
     error = models.TextField(blank=True, help_text=_("The CA's problem document, or what went wrong"))
+    failure = models.JSONField(null=True, blank=True)  # `error` as a message id and params (certs.problems)
     # Only a task carrying the current wakeup may run the next step; see certs.tasks.
     wakeup = models.UUIDField(default=uuid.uuid4)
     claimed_until = models.DateTimeField(null=True, blank=True)
@@ -438,6 +442,7 @@ class InstallTarget(models.Model):
     last_status = models.CharField(max_length=8, choices=Status.choices, default=Status.NEVER)
     # What went wrong, in words: an OS error or the tail of the preset's output, never a key.
     last_error = models.TextField(blank=True)
+    last_failure = models.JSONField(null=True, blank=True)  # as a message id and params (certs.problems)
     last_run_at = models.DateTimeField(null=True, blank=True)
     # When an install was last queued: queued after the last run and long ago means the task was
     # lost with its broker, and panel.deployment.dispatch.resume_stalled_installs queues it again.
