@@ -126,7 +126,7 @@ class Failure:
     def as_json(self) -> dict:
         return {"message": self.message, "params": self.params}
 
-    def __html__(self):
+    def html(self):
         """The text, and the raw words in a fold-out (the page keeps them, never as the message)."""
         if not self.raw:
             return format_html("{}", self.text)
