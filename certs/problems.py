@@ -111,9 +111,15 @@ class Failure:
         return self.params.get("raw") or ""
 
     @property
+    def code(self) -> str:
+        """For scripts: why the CA was not reached ("resolve", "connect", "timeout", "tls",
+        "http"), or the CA's problem code ("unauthorized"); "" for the panel's own failures."""
+        return self.params.get("code") or ""
+
+    @property
     def text(self) -> str:
         """Cause and next step, for a flash message or a form error."""
-        return " ".join(part for part in (self.lead, self.hint) if part)
+        return join(self.lead, self.hint)
 
     def english(self) -> str:
         """All of it in English, raw text included: for logs, mail and scripts."""
@@ -126,12 +132,12 @@ class Failure:
     def as_json(self) -> dict:
         return {"message": self.message, "params": self.params}
 
-    def html(self):
-        """The text, and the raw words in a fold-out (the page keeps them, never as the message)."""
+    def html(self, intro=""):
+        """`intro` and the text, and the raw words in a fold-out (kept, never as the message)."""
         if not self.raw:
-            return format_html("{}", self.text)
+            return format_html("{}", join(intro, self.text))
         return format_html('{}<details class="failure__raw"><summary>{}</summary><pre class="output">{}'
-                           "</pre></details>", self.text, gettext("Details"), self.raw)
+                           "</pre></details>", join(intro, self.text), gettext("Details"), self.raw)
 
 
 class Stored(Failure):
@@ -153,6 +159,14 @@ def stored(failure, text) -> Failure | None:
     return Stored(text) if text else None
 
 
+def join(*sentences):
+    """Sentences as one text: a space after an English one, none after a Chinese one."""
+    text = ""
+    for sentence in filter(None, sentences):
+        text += ("" if not text or text[-1] in "。：；！？）" else " ") + sentence
+    return text
+
+
 def _fill(text, params):
     try:
         return text % params
@@ -166,7 +180,8 @@ def host_of(url) -> str:
 
 def from_acme(exc: AcmeError, directory_url, name="", method="", record="") -> Failure:
     """An AcmeError: the CA not reached, or its problem document with a hint by type."""
-    params = {"raw": str(exc), "host": host_of(directory_url), "name": name, "method": method, "record": record}
+    params = {"raw": str(exc), "host": host_of(directory_url), "name": name, "method": method, "record": record,
+              "code": exc.cause or exc.problem_type or ""}
     if exc.cause in UNREACHED:
         return Failure(UNREACHED[exc.cause], {**params, "status": exc.http_status or ""})
     return Failure(gettext_noop("The CA refused the request."), {**params, "problem": exc.problem_type or ""})
