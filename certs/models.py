@@ -295,11 +295,27 @@ class OrderLogEntry(models.Model):
 
     @property
     def text(self):
-        """The line in the active language."""
+        """The line in the active language. A param may itself be a failure stored as
+        {"message", "params"} (certs.problems): its message is put in the same language."""
         if self.params is None:
             return self.message
-        translated = gettext(self.message)
-        return translated % self.params if self.params else translated
+        return _filled(self.message, {name: _filled(value["message"], value.get("params") or {})
+                                      if isinstance(value, dict) and "message" in value else value
+                                      for name, value in self.params.items()})
+
+    @property
+    def raw(self):
+        """The raw text (an exception, the CA's words) of a failure in the params, for a fold-out."""
+        failures = [value for value in (self.params or {}).values() if isinstance(value, dict)]
+        return next(((f.get("params") or {}).get("raw") for f in failures if (f.get("params") or {}).get("raw")), "")
+
+
+def _filled(message, params):
+    translated = gettext(message)
+    try:
+        return translated % params if params else translated
+    except (KeyError, TypeError, ValueError):  # a translation that lost a placeholder
+        return translated
 
 
 class Authorization(models.Model):

@@ -226,13 +226,16 @@ def _transient_delay(order, exc):
     delay = min(2 ** order.step_attempts, 300)
     if exc.retry_after:
         delay = max(delay, exc.retry_after)
+    # The CA not reached is said in the reader's words (its raw text in a fold-out); the CA's own
+    # problem (busy, rate limit) in its words.
+    error = problems.from_acme(exc, order.certificate.account.directory_url).as_json() if exc.cause else str(exc)
     order.log(gettext_noop("Temporary problem, retrying in %(seconds)d s: %(error)s"), level="warning",
-              seconds=round(delay), error=str(exc))
+              seconds=round(delay), error=error)
     return delay
 
 
 def _record_failure(order, failure, retry_after=None, stop_renewing=False):
-    order.log(failure.message, level="error", **failure.params)  # the CA's own words stay in the order's error
+    order.log(gettext_noop("Failed: %(error)s"), level="error", error=failure.as_json())
     message = failure.english()
     cert = order.certificate
     cert.last_error, cert.last_failure = message, failure.as_json()

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import translation
 from rest_framework.test import APIClient
 
-from certs import problems
+from certs import orders, problems
 from certs.acme import AcmeClient, AcmeError, generate_account_key
 from certs.models import AcmeAccount, Order
 from tests.test_orders import FakeCA, ca, order, run_to_end  # noqa: F401 (ca, order: fixtures)
@@ -159,8 +159,21 @@ def test_a_failed_order_is_shown_in_the_readers_language(ca, order, monkeypatch,
         assert "Invalid response" not in shown and "Invalid response" in html
     assert "a.example.com: the CA could not validate this name." in outside_fold_outs(english)
     assert "did not read the expected answer" in english
-    with translation.override("zh-hans"):  # the log line too
-        assert "a.example.com：CA 未能验证此域名。" in [entry.text for entry in order.log_entries.all()]
+    with translation.override("zh-hans"):  # the log line too, the CA's words in its fold-out
+        assert "失败：a.example.com：CA 未能验证此域名。" in [entry.text for entry in order.log_entries.all()]
+    assert "失败：a.example.com：CA 未能验证此域名。" in re.sub(r"<[^>]+>", "", outside_fold_outs(chinese))
+    assert order.log_entries.last().raw == RefusingCA.RAW
+
+
+def test_an_unreachable_ca_is_said_in_the_readers_words_in_the_order_log(ca, order):
+    ca.fail_next = AcmeError("cannot reach the CA: HTTPSConnectionPool(host='ca.test', port=443): Max retries",
+                             problem_type="connection", transient=True, cause="connect")
+    orders.run_step(order)
+    entry = order.log_entries.last()
+    with translation.override("zh-hans"):
+        assert entry.text.endswith("秒后重试：无法连接到 CA：请检查服务器能否访问 ca.test（防火墙、出站代理），"
+                                   "或改用其他 CA（如 ZeroSSL）或代理。")
+    assert "HTTPSConnectionPool" in entry.raw
 
 
 def test_a_failure_stored_before_message_ids_shows_its_text(ca, order, client):
