@@ -165,6 +165,9 @@ class Certificate(models.Model):
     # one, else when a third of the lifetime is left; after a failure, the next attempt.
     next_renewal_at = models.DateTimeField(null=True, blank=True, db_index=True)
     last_error = models.TextField(blank=True)
+    # The same failure as a message id and params (certs.problems), shown in the reader's language;
+    # NULL when last_error is empty or was stored before.
+    last_failure = models.JSONField(null=True, blank=True)
     renewal_failures = models.PositiveIntegerField(default=0)
     # ARI (RFC 9773): the CA's suggested window, and when to ask again.
     ari_window_start = models.DateTimeField(null=True, blank=True)
@@ -242,6 +245,7 @@ class Order(models.Model):
     finalize_url = models.URLField(max_length=1024, blank=True)
     certificate_url = models.URLField(max_length=1024, blank=True)
     error = models.TextField(blank=True, help_text=_("The CA's problem document, or what went wrong"))
+    failure = models.JSONField(null=True, blank=True)  # `error` as a message id and params (certs.problems)
     # Only a task carrying the current wakeup may run the next step; see certs.tasks.
     wakeup = models.UUIDField(default=uuid.uuid4)
     claimed_until = models.DateTimeField(null=True, blank=True)
@@ -291,11 +295,27 @@ class OrderLogEntry(models.Model):
 
     @property
     def text(self):
-        """The line in the active language."""
+        """The line in the active language. A param may itself be a failure stored as
+        {"message", "params"} (certs.problems): its message is put in the same language."""
         if self.params is None:
             return self.message
-        translated = gettext(self.message)
-        return translated % self.params if self.params else translated
+        return _filled(self.message, {name: _filled(value["message"], value.get("params") or {})
+                                      if isinstance(value, dict) and "message" in value else value
+                                      for name, value in self.params.items()})
+
+    @property
+    def raw(self):
+        """The raw text (an exception, the CA's words) of a failure in the params, for a fold-out."""
+        failures = [value for value in (self.params or {}).values() if isinstance(value, dict)]
+        return next(((f.get("params") or {}).get("raw") for f in failures if (f.get("params") or {}).get("raw")), "")
+
+
+def _filled(message, params):
+    translated = gettext(message)
+    try:
+        return translated % params if params else translated
+    except (KeyError, TypeError, ValueError):  # a translation that lost a placeholder
+        return translated
 
 
 class Authorization(models.Model):
@@ -438,6 +458,7 @@ class InstallTarget(models.Model):
     last_status = models.CharField(max_length=8, choices=Status.choices, default=Status.NEVER)
     # What went wrong, in words: an OS error or the tail of the preset's output, never a key.
     last_error = models.TextField(blank=True)
+    last_failure = models.JSONField(null=True, blank=True)  # as a message id and params (certs.problems)
     last_run_at = models.DateTimeField(null=True, blank=True)
     # When an install was last queued: queued after the last run and long ago means the task was
     # lost with its broker, and panel.deployment.dispatch.resume_stalled_installs queues it again.

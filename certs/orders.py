@@ -28,12 +28,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from certs import accounts, ownership
+from certs import accounts, ownership, problems
 from certs.acme import AcmeError, generate_private_key, make_csr
 from certs.challenges import dns01, external, http01, standalone
 from certs.dns import propagation
 from certs.dns.base import DnsProviderError
 from certs.models import Authorization, Certificate, CertificateVersion, Challenge, ChallengeType, Order
+from certs.problems import Failure
 from certs.renewal import policy as renewal_policy
 from panel.deployment import dispatch
 from panel.security import audit
@@ -47,7 +48,11 @@ INLINE_INTERVALS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 
 
 class OrderFailed(Exception):
-    """A permanent failure: the order becomes invalid with this message."""
+    """A permanent failure: the order becomes invalid with this `failure` (certs.problems)."""
+
+    def __init__(self, message, **params):
+        self.failure = Failure(message, params)
+        super().__init__(self.failure.english())
 
 
 class NotOrderable(Exception):
@@ -79,7 +84,7 @@ def start_order(certificate: Certificate, is_renewal=False, asked_by_user=None) 
     if asked_by_user:  # someone is waiting on this request; sweeps run on a worker, beside the queue
         refusal = _names_no_longer_owned(certificate)
         if refusal:
-            raise NamesNotOwned(refusal)
+            raise NamesNotOwned(refusal.text)
         task_queue.require_reachable()
     with transaction.atomic():
         order = Order.objects.create(owner_id=certificate.owner_id, certificate=certificate, is_renewal=is_renewal)
@@ -93,13 +98,14 @@ def start_order(certificate: Certificate, is_renewal=False, asked_by_user=None) 
     return order
 
 
-def _names_no_longer_owned(certificate):
-    """The message saying which names are no longer on the owner's sites, or ""."""
+def _names_no_longer_owned(certificate) -> Failure | None:
+    """The failure saying which names are no longer on the owner's sites, or None."""
     lost = ownership.names_not_on_sites(certificate.owner, certificate.domains, certificate.challenge)
     if not lost:
-        return ""
-    return _("No longer on the owner's sites: %(names)s. Add them to one of the owner's sites again and renew, or "
-             "request a certificate without them.") % {"names": ", ".join(lost)}
+        return None
+    return Failure(gettext_noop("No longer on the owner's sites: %(names)s. Add them to one of the owner's sites "
+                                "again and renew, or request a certificate without them."),
+                   {"names": ", ".join(lost)})
 
 
 ADVANCE_ORDER = NamedTask("certs.tasks.advance_order")
@@ -143,7 +149,7 @@ def run_step(order: Order):
         if order.is_renewal and order.status == Order.Status.NEW and not order.acme_url:
             refusal = _names_no_longer_owned(order.certificate)
             if refusal:
-                raise NamesLost(refusal)
+                raise NamesLost(refusal.message, **refusal.params)
         step = STEPS[order.status]
         delay = step(order, accounts.client_for(order.certificate.account))
         order.step_attempts = 0
@@ -158,17 +164,20 @@ def run_step(order: Order):
             order.step_attempts, delay = order.step_attempts + 1, 0  # the step again, account registered anew
         else:
             delay = _transient_delay(order, exc) if exc.transient else None
-            failure = None if delay is not None else str(exc)
+            directory = order.certificate.account.directory_url
+            failure = None if delay is not None else problems.from_acme(exc, directory)
             retry_after = exc.retry_after
     except OrderFailed as exc:
-        delay, failure, names_lost = None, str(exc), isinstance(exc, NamesLost)
+        delay, failure, names_lost = None, exc.failure, isinstance(exc, NamesLost)
     except Exception as exc:  # noqa: BLE001 - e.g. a locked database; retried, then reported
         log.exception("order %s: step %s crashed", order.pk, order.status)
-        failure = f"internal error: {type(exc).__name__}: {exc}"
-        delay = _transient_delay(order, AcmeError(failure, transient=True))
-        failure = None if delay is not None else failure
+        internal = f"internal error: {type(exc).__name__}: {exc}"
+        delay = _transient_delay(order, AcmeError(internal, transient=True))
+        failure = None if delay is not None else Failure(
+            gettext_noop("The panel hit an internal error; its log on the server says more."), {"raw": internal})
     if failure:
-        order.status, order.error, order.finished_at = Order.Status.INVALID, failure, timezone.now()
+        order.status, order.finished_at = Order.Status.INVALID, timezone.now()
+        order.error, order.failure = failure.english(), failure.as_json()
     claimed_until, order.claimed_until = order.claimed_until, None
     if delay is not None and not order.finished:
         order.wakeup = uuid.uuid4()
@@ -221,18 +230,22 @@ def _transient_delay(order, exc):
     delay = min(2 ** order.step_attempts, 300)
     if exc.retry_after:
         delay = max(delay, exc.retry_after)
+    # The CA not reached is said in the reader's words (its raw text in a fold-out); the CA's own
+    # problem (busy, rate limit) in its words.
+    error = problems.from_acme(exc, order.certificate.account.directory_url).as_json() if exc.cause else str(exc)
     order.log(gettext_noop("Temporary problem, retrying in %(seconds)d s: %(error)s"), level="warning",
-              seconds=round(delay), error=str(exc))
+              seconds=round(delay), error=error)
     return delay
 
 
-def _record_failure(order, message, retry_after=None, stop_renewing=False):
-    order.log(gettext_noop("Failed: %(error)s"), level="error", error=message)
+def _record_failure(order, failure, retry_after=None, stop_renewing=False):
+    order.log(gettext_noop("Failed: %(error)s"), level="error", error=failure.as_json())
+    message = failure.english()
     cert = order.certificate
-    cert.last_error = message
+    cert.last_error, cert.last_failure = message, failure.as_json()
     if cert.current_version_id is None:
         cert.status = Certificate.Status.FAILED
-    fields = ["last_error", "status", "renewal_failures", "next_renewal_at"]
+    fields = ["last_error", "last_failure", "status", "renewal_failures", "next_renewal_at"]
     if stop_renewing:
         renewal_policy.stopped(cert, message)
         order.log(gettext_noop("No further renewal attempts until the certificate is renewed by hand"))
@@ -330,9 +343,10 @@ def _reschedule_delay(order, retry_after):
 def step_new(order, acme):
     cert = order.certificate
     if cert.challenge_alias and not order.acme_url:
-        problems = dns01.alias_problems(cert.domains, cert.challenge_alias)
-        if problems:
-            raise OrderFailed("challenge alias not set up: " + "; ".join(problems))
+        not_set_up = dns01.alias_problems(cert.domains, cert.challenge_alias)
+        if not_set_up:
+            raise OrderFailed(gettext_noop("The challenge alias is not set up: %(problems)s"),
+                              problems="; ".join(not_set_up))
     if not order.private_key:
         order.private_key = generate_private_key(cert.key_type)
         order.csr_pem = make_csr(order.private_key, cert.domains).decode()
@@ -347,7 +361,8 @@ def step_new(order, acme):
     else:
         state = acme.fetch_order(order.acme_url)
     if state.status == "invalid":
-        raise OrderFailed(state.error or "the CA marked the order invalid")
+        raise OrderFailed(gettext_noop("The CA marked the order invalid."), problem=state.error_type,
+                          raw=state.error)
     known = set(order.authorizations.values_list("url", flat=True))
     for url in state.authorization_urls:
         if url in known:
@@ -371,7 +386,9 @@ def _store_authorization(order, authz):
     challenge = next((c for c in authz.challenges if c.type == wanted), None)
     if challenge is None:
         offered = ", ".join(c.type for c in authz.challenges) or "none"
-        raise OrderFailed(f"{_authorized_name(authz)}: the CA does not offer {wanted} (offers: {offered})")
+        raise OrderFailed(gettext_noop("%(name)s: the CA does not offer %(wanted)s (it offers: %(offered)s); "
+                                       "choose another validation method."),
+                          name=_authorized_name(authz), wanted=wanted, offered=offered)
     Challenge.objects.create(authorization=row, type=challenge.type, url=challenge.url, token=challenge.token,
                              status=challenge.status)
 
@@ -402,7 +419,7 @@ def step_authorize(order, acme):
                     where = http01.present(challenge.token, acme.key_authorization(challenge.token), order.owner,
                                            challenge.authorization.identifier)
                 except http01.NotYours as exc:
-                    raise OrderFailed(str(exc)) from None
+                    raise OrderFailed(exc.message, **exc.params) from None
                 # Where it was written, so clean-up removes exactly it even if the site changes meanwhile.
                 challenge.provider_state = {"directory": where}
                 challenge.save(update_fields=["provider_state"])
@@ -419,7 +436,9 @@ def step_authorize(order, acme):
             try:
                 challenge.provider_state = dns01.present(cert, challenge)
             except DnsProviderError as exc:
-                raise OrderFailed(f"{identifier}: the DNS provider could not publish the TXT record: {exc}")
+                raise OrderFailed(gettext_noop("%(name)s: the DNS provider could not publish the TXT record: "
+                                               "check the DNS credentials (key, permissions, zone)."),
+                                  name=identifier, raw=str(exc))
             challenge.presented_at = timezone.now()
             challenge.save(update_fields=["provider_state", "presented_at"])
             order.log(gettext_noop("%(name)s: published TXT %(record)s"), name=identifier, record=challenge.record_name)
@@ -452,7 +471,7 @@ def _present_external(order, acme, unanswered):
     try:
         state = external.present(order.certificate, presentations)
     except external.PresentationError as exc:
-        raise OrderFailed(str(exc))
+        raise OrderFailed(gettext_noop("The challenge could not be put in place on the server."), raw=str(exc))
     Challenge.objects.filter(pk__in=[c.pk for c in todo]).update(provider_state=state, presented_at=timezone.now())
     order.log(gettext_noop("Challenge presented (%(method)s) for %(names)s"), method=order.certificate.challenge,
               names=", ".join(p.name for p in presentations))
@@ -483,10 +502,14 @@ def _validate_standalone(order, acme):
                 state, _retry = _poll_inline(order, lambda: acme.fetch_authorization(row.url),
                                              lambda result: result[0].status != "pending", deadline)
                 if state.status == "pending":
-                    raise OrderFailed(f"{_authorized_name(row)}: the CA did not validate within "
-                                      f"{settings.STANDALONE_VALIDATION_SECONDS:g} s while port {port} was listening")
+                    raise OrderFailed(gettext_noop("%(name)s: the CA did not validate within %(seconds)s s while "
+                                                   "port %(port)s was listening: check that the CA can reach port "
+                                                   "%(port)s of this server (firewall, NAT)."),
+                                      name=_authorized_name(row), port=port,
+                                      seconds=f"{settings.STANDALONE_VALIDATION_SECONDS:g}")
     except standalone.PortUnavailable as exc:
-        raise OrderFailed(str(exc))
+        raise OrderFailed(gettext_noop("Port %(port)s could not be listened on for the CA's validation."),
+                          port=port, raw=str(exc))
     order.status = Order.Status.VALIDATING  # reads and records each authorization's verdict
     return 0
 
@@ -500,7 +523,9 @@ def step_propagate(order, acme):
         if missing:
             if timezone.now() >= order.propagation_deadline:
                 shown = "; ".join(str(m) for m in missing[:4]) + (" …" if len(missing) > 4 else "")
-                raise OrderFailed(f"gave up waiting for DNS: {shown}")
+                raise OrderFailed(gettext_noop("Gave up waiting for the TXT records in DNS: %(records)s. Check "
+                                               "them at the zone's authoritative servers, then request the "
+                                               "certificate again."), records=shown)
             age = (timezone.now() - order.updated_at).total_seconds()
             return min(max(2.0, age), 15.0)
     for challenge in waiting:
@@ -527,7 +552,13 @@ def continue_order(order):
     return bool(updated)
 
 
+def _record_of(authorization):
+    records = Challenge.objects.filter(authorization=authorization).values_list("record_name", flat=True)
+    return records.first() or ""
+
+
 def step_validate(order, acme):
+    method = ChallengeType(order.certificate.challenge).acme_type
     pending = list(order.authorizations.exclude(status="valid"))
     retry_after = None
     deadline = _inline_deadline()  # one budget for the whole step, however many names
@@ -538,12 +569,15 @@ def step_validate(order, acme):
         row.save(update_fields=["status"])
         if state.status == "invalid":
             Challenge.objects.filter(authorization=row).update(status="invalid", error=state.error)
-            raise OrderFailed(f"{_authorized_name(row)}: {state.error or 'the CA could not validate this name'}")
+            failed = problems.not_validated(_authorized_name(row), state.error_type, state.error, method,
+                                            record=_record_of(row))
+            raise OrderFailed(failed.message, **failed.params)
         if state.status == "valid":
             Challenge.objects.filter(authorization=row).update(status="valid")
             order.log(gettext_noop("%(name)s: validated"), name=_authorized_name(row))
         elif state.status != "pending":
-            raise OrderFailed(f"{_authorized_name(row)}: authorization is {state.status}")
+            raise OrderFailed(gettext_noop("%(name)s: the authorization is %(status)s at the CA; request the "
+                                           "certificate again."), name=_authorized_name(row), status=state.status)
     if order.authorizations.exclude(status="valid").exists():
         return _reschedule_delay(order, retry_after)
     _cleanup_challenges(order)
@@ -562,9 +596,11 @@ def step_finalize(order, acme):
     if state.status == "processing":
         return _reschedule_delay(order, state.retry_after)
     if state.status == "invalid":
-        raise OrderFailed(state.error or "the CA marked the order invalid")
+        raise OrderFailed(gettext_noop("The CA marked the order invalid."), problem=state.error_type,
+                          raw=state.error)
     if state.status != "valid":
-        raise OrderFailed(f"unexpected order status at finalization: {state.status}")
+        raise OrderFailed(gettext_noop("The order is %(status)s at the CA when it should be issued; request the "
+                                       "certificate again."), status=state.status)
     order.certificate_url = state.certificate_url
     chain_pem = acme.download_certificate(state.certificate_url)
     _store_version(order, chain_pem)
@@ -575,7 +611,7 @@ def _store_version(order, chain_pem):
     cert = order.certificate
     pems = [p for p in chain_pem.split("-----END CERTIFICATE-----") if "BEGIN CERTIFICATE" in p]
     if not pems:
-        raise OrderFailed("the CA returned no certificate")
+        raise OrderFailed(gettext_noop("The CA returned no certificate."))
     leaf = x509.load_pem_x509_certificate((pems[0].strip() + "\n-----END CERTIFICATE-----\n").encode())
     _check_leaf(leaf, order)
     with transaction.atomic():
@@ -590,9 +626,10 @@ def _store_version(order, chain_pem):
         )
         cert.current_version = version
         cert.status = Certificate.Status.VALID
-        cert.last_error = ""
+        cert.last_error, cert.last_failure = "", None
         renewal_policy.issued(cert, version, is_renewal=order.is_renewal)
-        cert.save(update_fields=["current_version", "status", "last_error", "next_renewal_at", "renewal_failures"])
+        cert.save(update_fields=["current_version", "status", "last_error", "last_failure", "next_renewal_at",
+                                 "renewal_failures"])
         order.status = Order.Status.VALID
         order.finished_at = timezone.now()
         order.log(gettext_noop("Certificate issued: serial %(serial)s, valid until %(until)s UTC"),
@@ -607,14 +644,15 @@ def _check_leaf(leaf, order):
     ours = serialization.load_pem_private_key(order.private_key.encode(), password=None).public_key()
     spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     if leaf.public_key().public_bytes(*spki) != ours.public_bytes(*spki):
-        raise OrderFailed("the CA returned a certificate for a different key")
+        raise OrderFailed(gettext_noop("The CA returned a certificate for a different key."))
     try:
         names = set(leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
             x509.DNSName))
     except x509.ExtensionNotFound:
         names = set()
     if names != set(order.certificate.domains):
-        raise OrderFailed(f"the CA returned a certificate for {sorted(names)}, not the requested names")
+        raise OrderFailed(gettext_noop("The CA returned a certificate for %(got)s, not for the requested names."),
+                          got=", ".join(sorted(names)))
 
 
 STEPS = {

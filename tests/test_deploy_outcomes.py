@@ -5,8 +5,9 @@ the owner hears of a failure once, and files that cannot be written are retried.
 from contextlib import contextmanager
 
 import pytest
+from django.utils import translation
 
-from certs import notifications
+from certs import notifications, problems
 from certs.models import Certificate, OrderLogEntry
 from panel.deployment import dispatch, tasks
 from panel.deployment.nginx import apply
@@ -39,7 +40,11 @@ def test_files_nginx_cannot_get_are_shown_retried_and_cleared_once_written(nginx
         with pytest.raises(apply.CertificateFilesNotWritten):
             tasks.apply_site.run(site.pk)
     certificate.refresh_from_db()
-    assert certificate.last_error == "Not yet served by nginx: cannot write the certificate files: No space left on device"
+    assert certificate.last_error.startswith("Not yet served by nginx: ")
+    assert certificate.last_error.endswith("\ncannot write the certificate files: No space left on device")
+    with translation.override("zh-hans"):  # the reader's language, the disk's own words apart
+        shown = problems.stored(certificate.last_failure, certificate.last_error)
+        assert "nginx 尚未使用此证书" in shown.text and shown.raw.endswith("No space left on device")
     assert Site.objects.get(pk=site.pk).config_status == "failed"
     assert log_of(certificate).count("nginx cannot serve this certificate yet, retrying: %(error)s") == 1
     assert told == [("config_rejected", "nginx cannot serve the new certificate of files.example.com")] * 2
@@ -47,7 +52,8 @@ def test_files_nginx_cannot_get_are_shown_retried_and_cleared_once_written(nginx
     monkeypatch.setattr(apply, "write_certificate_files", written)
     assert dispatch.deploy_site(site.pk) is True
     certificate.refresh_from_db()
-    assert certificate.last_error == "" and Site.objects.get(pk=site.pk).config_status == "applied"
+    assert certificate.last_error == "" and certificate.last_failure is None
+    assert Site.objects.get(pk=site.pk).config_status == "applied"
     assert "Certificate installed in nginx" in log_of(certificate)
 
 

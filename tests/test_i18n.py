@@ -345,3 +345,26 @@ def test_log_lines_stored_before_translation_show_their_text(zh_client, site, ac
     OrderLogEntry.objects.create(order=order, message="a.example.com: answered http-01 (100% sure)", params=None)
     lines = log_lines(zh_client.get(reverse("ui:site-detail", args=[site.pk])))
     assert lines == ["a.example.com: answered http-01 (100% sure)"]
+
+
+# --- password validation
+
+
+def error_texts(response):
+    html = response.content.decode()
+    return [re.sub(r"<[^>]+>", "", item).strip() for item in re.findall(r'<ul class="errorlist[^"]*"[^>]*>(.*?)</ul>',
+                                                                        html, re.S)]
+
+
+def test_password_messages_on_add_user_and_change_password_are_all_chinese(admin_client, alice_client):
+    # "1234" is too short, too common and all digits: Django has a message for each.
+    added = admin_client.post(reverse("ui:user-add"), {"username": "carol", "password": "1234", "role": "user"},
+                              headers={"accept-language": "zh-hans"})
+    changed = alice_client.post(reverse("ui:password-change"),
+                                {"old_password": "pw-alice-123", "new_password1": "1234", "new_password2": "1234"},
+                                headers={"accept-language": "zh-hans"})
+    for page, response in (("添加用户", added), ("修改密码", changed)):
+        errors = error_texts(response)
+        assert any("至少需要 8 个字符" in error for error in errors), (page, errors)
+        assert any("太常见" in error for error in errors), (page, errors)
+        assert not english_words(errors), (page, errors)

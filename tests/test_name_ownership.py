@@ -127,7 +127,7 @@ def test_a_renewal_of_names_still_on_the_owners_sites_goes_to_the_ca(
 
     order = sweep_and_run_first_step(cert, django_capture_on_commit_callbacks)
 
-    assert ca == [cert.account_id] and order.error == "stopped at the CA by the test"
+    assert ca == [cert.account_id] and order.error.endswith("stopped at the CA by the test")
     assert cert.next_renewal_at is not None  # an ordinary failure: tried again later
 
 
@@ -139,7 +139,7 @@ def test_admins_and_dns_01_renew_names_of_no_site_as_before(
 
     order = sweep_and_run_first_step(cert, django_capture_on_commit_callbacks)
 
-    assert ca == [cert.account_id] and order.error == "stopped at the CA by the test"
+    assert ca == [cert.account_id] and order.error.endswith("stopped at the CA by the test")
     assert cert.next_renewal_at is not None and cert.status == Certificate.Status.VALID
 
 

@@ -17,6 +17,7 @@ import josepy as jose
 import requests
 from acme import challenges, client, errors, messages
 from cryptography.hazmat.primitives import serialization
+from urllib3.exceptions import NameResolutionError
 
 from certs.acme.ari import NewOrder, RenewalWindow, ari_cert_id, parse_renewal_info
 
@@ -36,14 +37,19 @@ class AcmeError(Exception):
 
     `problem_type` is the ACME problem code (e.g. "unauthorized") when the CA sent
     one; `transient` says whether retrying later can help; `retry_after` is the
-    CA's Retry-After in seconds when it gave one.
+    CA's Retry-After in seconds when it gave one. `cause` says why no answer came when
+    the CA was not reached ("resolve", "connect", "timeout", "tls") or answered HTTP
+    `http_status` without a problem document ("http"); None when the CA answered.
     """
 
-    def __init__(self, message, problem_type=None, transient=False, retry_after=None):
+    def __init__(self, message, problem_type=None, transient=False, retry_after=None, cause=None,
+                 http_status=None):
         super().__init__(message)
         self.problem_type = problem_type
         self.transient = transient
         self.retry_after = retry_after
+        self.cause = cause
+        self.http_status = http_status
 
 
 @dataclass
@@ -53,6 +59,7 @@ class ChallengeState:
     token: str
     status: str
     error: str = ""
+    error_type: str = ""
 
 
 @dataclass
@@ -64,6 +71,7 @@ class AuthorizationState:
     expires: datetime.datetime | None
     challenges: list[ChallengeState] = field(default_factory=list)
     error: str = ""
+    error_type: str = ""  # the problem code of the first failed challenge, e.g. "unauthorized"
 
 
 @dataclass
@@ -75,6 +83,7 @@ class OrderState:
     authorization_urls: list[str]
     error: str = ""
     retry_after: float | None = None
+    error_type: str = ""  # the problem code of `error`
     replaces: str = ""  # the ARI id this order replaces, when the CA accepted one (RFC 9773)
 
 
@@ -131,6 +140,23 @@ def _retry_after_seconds(response) -> float | None:
     return max(0.0, (when - datetime.datetime.now()).total_seconds())
 
 
+def problem_code(problem) -> str:
+    """The short code of a problem document ("unauthorized"), or its full type outside ACME's."""
+    return "" if problem is None else str(problem.code or problem.typ or "")
+
+
+def _unreached(exc: requests.exceptions.RequestException) -> str:
+    """Why a request got no answer: "tls", "timeout", "resolve" or "connect"."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "tls"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "timeout"
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    if isinstance(reason, NameResolutionError) or "Name or service not known" in str(exc):
+        return "resolve"
+    return "connect"
+
+
 def _translate(exc: Exception) -> AcmeError:
     if isinstance(exc, AcmeError):
         return exc
@@ -145,10 +171,11 @@ def _translate(exc: Exception) -> AcmeError:
         return AcmeError(
             f"TLS error talking to the CA ({exc}); for a private or test CA set CERTPANEL_CA_BUNDLE",
             problem_type="connection",
-            transient=True,
+            transient=True, cause="tls",
         )
     if isinstance(exc, requests.exceptions.RequestException):
-        return AcmeError(f"cannot reach the CA: {exc}", problem_type="connection", transient=True)
+        return AcmeError(f"cannot reach the CA: {exc}", problem_type="connection", transient=True,
+                         cause=_unreached(exc))
     if isinstance(exc, errors.ClientError):
         response = exc.args[0] if exc.args else None
         if isinstance(response, requests.Response):
@@ -158,6 +185,7 @@ def _translate(exc: Exception) -> AcmeError:
                 problem_type="serverInternal" if busy else None,
                 transient=busy,
                 retry_after=_retry_after_seconds(response),
+                cause="http", http_status=response.status_code,
             )
         return AcmeError(f"unexpected answer from the CA: {exc}")
     if isinstance(exc, errors.Error):
@@ -311,13 +339,14 @@ class AcmeClient:
                 challenges=[
                     ChallengeState(
                         type=c.chall.typ, url=c.uri, token=_token(c), status=c.status.name,
-                        error=describe_problem(c.error),
+                        error=describe_problem(c.error), error_type=problem_code(c.error),
                     )
                     for c in body.challenges
                 ],
             )
-            failed = [c.error for c in state.challenges if c.error]
-            state.error = "; ".join(failed)
+            failed = [c for c in state.challenges if c.error]
+            state.error = "; ".join(c.error for c in failed)
+            state.error_type = failed[0].error_type if failed else ""
             return state, _retry_after_seconds(response)
 
         return self._call(run)
@@ -395,6 +424,7 @@ def _order_state(response, url) -> OrderState:
         certificate_url=body.certificate or "",
         authorization_urls=list(body.authorizations or ()),
         error=describe_problem(body.error),
+        error_type=problem_code(body.error),
         retry_after=_retry_after_seconds(response),
         replaces=str(response.json().get("replaces") or ""),
     )

@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext as _
 from rest_framework import mixins, serializers, viewsets
 
-from certs import accounts, cas
+from certs import accounts, cas, problems
 from certs.acme import AcmeError
 from certs.models import AcmeAccount
 from panel.toolkit import access, validation
@@ -50,8 +50,12 @@ class AcmeAccountSerializer(serializers.ModelSerializer):
         try:
             return accounts.register_account(self.context["request"].user, **validated_data)
         except AcmeError as exc:
-            raise serializers.ValidationError({"directory_url": [_("The CA refused the registration: %(error)s")
-                                                                 % {"error": exc}]})
+            # The words for a person, and for a script the cause's code and the CA's own text.
+            failure = problems.from_acme(exc, validated_data["directory_url"])
+            raise serializers.ValidationError({
+                "directory_url": [problems.join(_("The account was not registered."), failure.text)],
+                "ca_error": {"code": failure.code, "raw": failure.raw},
+            })
 
 
 class AcmeAccountViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,

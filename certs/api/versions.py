@@ -20,7 +20,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from certs import versions
+from certs import problems, versions
 from certs.acme import AcmeError
 from certs.models import Certificate, CertificateVersion
 from panel.security import audit
@@ -133,7 +133,9 @@ class CertificateVersionRevoke(APIView):
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         except AcmeError as exc:
             code = status.HTTP_502_BAD_GATEWAY if exc.transient else status.HTTP_400_BAD_REQUEST
-            return Response({"detail": _("The CA did not revoke it: %(error)s") % {"error": exc}}, status=code)
+            failure = problems.from_acme(exc, version.certificate.account.directory_url)
+            return Response({"detail": problems.join(_("The CA did not revoke it."), failure.text),
+                             "ca_error": {"code": failure.code, "raw": failure.raw}}, status=code)
         audit.record(request, audit.Action.REVOKE, version, reason=version.revocation_reason)
         return Response(CertificateVersionSerializer(version).data)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from panel.models import SiteDomain
 from panel.toolkit import access
@@ -27,7 +28,11 @@ _WHERE = re.compile(r"^(names/[a-z0-9_-]+(\.[a-z0-9_-]+)*)?$")
 
 class NotYours(Exception):
     """The name's site belongs to someone else, or (for a user) the name is on no site: the
-    message says which and what to do."""
+    message says which and what to do. `message` and `params` keep it for a reader's language."""
+
+    def __init__(self, message, **params):
+        super().__init__(_(message) % params)
+        self.message, self.params = message, params
 
 
 def safe_token(token: str) -> str:
@@ -47,10 +52,11 @@ def where_for(owner, name: str) -> str:
     if site_owner is None and access.is_admin(owner):
         return ""
     if site_owner is None:
-        raise NotYours(_("%(name)s is on none of your sites, so the panel's nginx does not answer its HTTP-01 "
-                         "challenge for you: add it to one of your sites, or validate it with DNS-01") % {"name": name})
-    raise NotYours(_("%(name)s is on another user's site, so its HTTP-01 challenge is not answered for you")
-                   % {"name": name})
+        raise NotYours(gettext_noop("%(name)s is on none of your sites, so the panel's nginx does not answer its "
+                                    "HTTP-01 challenge for you: add it to one of your sites, or validate it with "
+                                    "DNS-01"), name=name)
+    raise NotYours(gettext_noop("%(name)s is on another user's site, so its HTTP-01 challenge is not answered for "
+                                "you"), name=name)
 
 
 def _path(token: str, where: str) -> Path:

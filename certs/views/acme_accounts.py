@@ -7,7 +7,7 @@ from django.db.models import Count
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
-from certs import accounts, cas
+from certs import accounts, cas, problems
 from certs.acme import AcmeError
 from certs.forms.acme_accounts import AcmeAccountForm
 from certs.models import AcmeAccount
@@ -43,7 +43,8 @@ def account_add(request):
             accounts.register_account(request.user, data["directory_url"], email=data["email"],
                                       eab_kid=data["eab_kid"], eab_hmac_key=data["eab_hmac_key"])
         except AcmeError as exc:
-            form.add_error(None, _("Registration at the CA failed: %(error)s") % {"error": exc})
+            failure = problems.from_acme(exc, data["directory_url"])
+            form.add_error(None, failure.html(_("The account was not registered.")))
         else:
             messages.success(request, _("ACME account registered."))
             return redirect(back_to or "ui:account-list")

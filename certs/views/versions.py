@@ -7,7 +7,7 @@ from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
-from certs import versions
+from certs import problems, versions
 from certs.acme import AcmeError
 from certs.forms.versions import RevokeForm
 from certs.presentation import certificate_page_context, described_versions, owned_certificate
@@ -65,7 +65,8 @@ def version_revoke(request, pk):
             messages.warning(request, str(exc))
             return redirect("ui:certificate-detail", pk=certificate.pk)
         except AcmeError as exc:
-            form.add_error(None, _("The CA did not revoke it: %(error)s") % {"error": exc})
+            failure = problems.from_acme(exc, certificate.account.directory_url)
+            form.add_error(None, failure.html(_("The CA did not revoke it.")))
         else:
             audit.record(request, audit.Action.REVOKE, version, reason=version.revocation_reason)
             if version.is_current:

@@ -5,14 +5,19 @@ order that issued it, until a later apply installs it."""
 from django.utils.translation import gettext_noop
 
 from certs.models import Certificate
+from certs.problems import Failure
 
-NOT_DEPLOYED = "Not yet served by nginx: "
+NOT_DEPLOYED = "Not yet served by nginx: "  # how the certificate's error starts, in English
 
 
 def record_failure(version, error):
     """Show `error` (why the version's files could not be written) once per failure."""
-    message = NOT_DEPLOYED + error
-    if Certificate.objects.filter(pk=version.certificate_id).exclude(last_error=message).update(last_error=message):
+    failure = Failure(gettext_noop("Not yet served by nginx: the certificate's files could not be written; the "
+                                   "panel keeps trying. Check the disk space and the permissions of the data "
+                                   "directory."), {"raw": error})
+    message = failure.english()
+    if Certificate.objects.filter(pk=version.certificate_id).exclude(last_error=message).update(
+            last_error=message, last_failure=failure.as_json()):
         if version.order is not None:
             version.order.log(gettext_noop("nginx cannot serve this certificate yet, retrying: %(error)s"),
                               level="error", error=error)
@@ -20,6 +25,7 @@ def record_failure(version, error):
 
 def record_success(version):
     """The version is installed: clear a deployment error shown before."""
-    if Certificate.objects.filter(pk=version.certificate_id, last_error__startswith=NOT_DEPLOYED).update(last_error=""):
+    if Certificate.objects.filter(pk=version.certificate_id, last_error__startswith=NOT_DEPLOYED).update(
+            last_error="", last_failure=None):
         if version.order is not None:
             version.order.log(gettext_noop("Certificate installed in nginx"))
