@@ -249,3 +249,48 @@ def test_the_nginx_tab_shows_the_last_apply_result_and_loads_the_preview(alice_c
     assert "Last applied 2030-01-02 03:04 UTC." in nginx_tab
     assert "nginx: [emerg] unknown directive &quot;bogus&quot;" in nginx_tab
     assert f'hx-get="{reverse("ui:site-config-preview", args=[site.pk])}"' in nginx_tab
+
+
+# --- the site list: row actions, the way to a certificate, the config filter, phone layout
+
+
+def site_row(html, site):
+    """The <tr> of the site list that links to `site`'s page."""
+    rows = re.findall(r"<tr>.*?</tr>", html, re.DOTALL)
+    return next(row for row in rows if f'href="{reverse("ui:site-detail", args=[site.pk])}"' in row)
+
+
+def test_each_site_row_offers_ssl_settings_and_delete(alice_client, site):
+    row = site_row(page_text(alice_client.get(reverse("ui:site-list"))), site)
+    detail = reverse("ui:site-detail", args=[site.pk])
+    assert re.search(rf'<a class="button button--small" href="{detail}#certificate">SSL</a>', row)
+    assert f'href="{reverse("ui:site-edit", args=[site.pk])}">Settings</a>' in row
+    assert f'href="{reverse("ui:site-delete", args=[site.pk])}">Delete</a>' in row
+
+
+def test_a_site_without_a_certificate_links_none_to_its_ssl_tab(alice_client, site, www_root, alice, issued):
+    bare = sites.save_site(Site(owner=alice, domains=["bare.example.com"], root=str(www_root / "bare")))
+    html = page_text(alice_client.get(reverse("ui:site-list")))
+    none_link = re.compile(r'<a href="[^"]*#certificate"[^>]*>None</a>')
+    assert none_link.search(site_row(html, bare))
+    assert f'{reverse("ui:site-detail", args=[bare.pk])}#certificate' in none_link.search(site_row(html, bare))[0]
+    assert not none_link.search(site_row(html, site))  # issued: its badge, not "None"
+
+
+def test_the_config_filter_lists_only_sites_nginx_rejected(alice_client, site, www_root, alice):
+    broken = sites.save_site(Site(owner=alice, domains=["broken.example.com"], root=str(www_root / "b")))
+    Site.objects.filter(pk=broken.pk).update(config_status=Site.ConfigStatus.FAILED, config_error="[emerg] x")
+    html = page_text(alice_client.get(reverse("ui:site-list"), {"config": "failed"}))
+    assert "broken.example.com" in html and "a.example.com" not in html
+    assert "Showing only: <strong>Rejected by nginx</strong>" in html
+    assert '<input type="hidden" name="config" value="failed">' in html  # a search keeps the filter
+    everything = page_text(alice_client.get(reverse("ui:site-list"), {"config": "nonsense"}))
+    assert "broken.example.com" in everything and "a.example.com" in everything
+
+
+def test_on_a_phone_site_rows_stack_with_labels_and_the_certificate_first(alice_client, site):
+    html = page_text(alice_client.get(reverse("ui:site-list")))
+    assert '<table class="table table--stack">' in html
+    row = site_row(html, site)
+    assert re.search(r'<td class="stack-first" data-label="Certificate">', row)
+    assert re.search(r'<td data-label="Type">Static</td>', row)

@@ -41,6 +41,9 @@ SITE_COLUMNS = (
 @login_required
 def site_list(request):
     query = request.GET.get("q", "").strip()
+    # ?config=failed: the dashboard's link to the sites whose config nginx rejected.
+    config_filter = request.GET.get("config", "")
+    config_filter = Site.ConfigStatus(config_filter) if config_filter in Site.ConfigStatus.values else None
     sorting = ListSorting(SITE_COLUMNS, request.GET.get("sort"), default="domain")
     newest_first = access.scoped(Certificate, request.user).for_list().order_by("-id")
     site_rows = access.scoped(Site, request.user).alias(certificate_expires=Subquery(
@@ -50,14 +53,16 @@ def site_list(request):
         # A subquery, not a join: a site with several matching names is still one row, without DISTINCT.
         matching = SiteDomain.objects.filter(name__contains=validation.search_term(query)).values("site_id")
         site_rows = site_rows.filter(pk__in=matching)
+    if config_filter:
+        site_rows = site_rows.filter(config_status=config_filter)
     site_rows = sorting.order(site_rows).prefetch_related(
         Prefetch("certificates", queryset=newest_first, to_attr="newest")
     )
     page = Paginator(site_rows, SITES_PER_PAGE).get_page(request.GET.get("page"))
     for site in page:
         site.certificate = with_days_left(site.newest[0]) if site.newest else None
-    return render(request, "panel/site_list.html",
-                  {"nav": "sites", "page": page, "q": query, "sorting": sorting, "columns": sorting.headers})
+    return render(request, "panel/site_list.html", {"nav": "sites", "page": page, "q": query, "sorting": sorting,
+                                                    "columns": sorting.headers, "config_filter": config_filter})
 
 
 @login_required
