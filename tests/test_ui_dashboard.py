@@ -16,7 +16,8 @@ from django.utils import timezone
 import panel.ui_urls
 import panel.urls
 from certs.models import AcmeAccount, Certificate, CertificateVersion, Order
-from panel.hosting import dashboard_views
+from panel.hosting import dashboard_views, sites
+from panel.models import Site
 
 # The URLs as they will be once an admin page exists (see test_staff_see_admin_pages_once_they_exist).
 urlpatterns = panel.urls.urlpatterns[:-1] + [
@@ -134,7 +135,7 @@ def test_counts_are_right_for_a_mix_and_leave_out_other_users_certificates(alice
     make_certificate(bobs, "bob-failing.example.com", days_left=5, renewal_failures=1, last_error="bob's error")
 
     html = page_text(alice_client.get(reverse("ui:dashboard")))
-    assert shown_counts(html) == {"sites": 0, "valid": 1, "expiring": 1, "failing": 3}
+    assert shown_counts(html) == {"sites": 0, "valid": 1, "expiring": 1, "failing": 3, "rejected_sites": 0}
     assert "bob" not in html
     # The chart counts alice's issued certificates by days to expiry.
     for label, count in (("Expired", 1), ("7–13 days", 1), ("14–29 days", 1), ("30–59 days", 0), ("60–89 days", 1)):
@@ -220,3 +221,19 @@ def test_the_dashboard_runs_the_same_queries_for_5_and_500_certificates(alice_cl
     many, many_counts = queries()
     assert many == few
     assert sum(many_counts.values()) > 10 * sum(few_counts.values())  # the counts did grow
+
+
+def test_sites_whose_config_nginx_rejected_have_a_count_that_lists_them(alice_client, alice, bob, settings,
+                                                                          tmp_path, queued):
+    settings.ALLOWED_ROOTS = [tmp_path / "www"]
+    made = {}
+    for owner, name in ((alice, "ok.example.com"), (alice, "broken.example.com"), (bob, "bob.example.com")):
+        made[name] = sites.save_site(Site(owner=owner, domains=[name], root=str(tmp_path / "www" / name)))
+    Site.objects.filter(pk__in=[made["broken.example.com"].pk, made["bob.example.com"].pk]).update(
+        config_status=Site.ConfigStatus.FAILED, config_error="[emerg] unknown directive")
+    html = page_text(alice_client.get(reverse("ui:dashboard")))
+    assert shown_counts(html)["rejected_sites"] == 1  # bob's is not alice's business
+    link = f'{reverse("ui:site-list")}?config=failed'
+    assert f'href="{link}"' in html
+    listed = page_text(alice_client.get(link))
+    assert set(re.findall(r"\b[\w-]+\.example\.com\b", listed)) == {"broken.example.com"}
