@@ -4,8 +4,10 @@ orders, the certificate list filters the counts link to, and a fixed number of q
 import datetime
 import itertools
 import re
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
@@ -237,3 +239,28 @@ def test_sites_whose_config_nginx_rejected_have_a_count_that_lists_them(alice_cl
     assert f'href="{link}"' in html
     listed = page_text(alice_client.get(link))
     assert set(re.findall(r"\b[\w-]+\.example\.com\b", listed)) == {"broken.example.com"}
+
+
+# --- keyboard: a skip link first, forms that take the keyboard
+
+
+FOCUSABLE = re.compile(r'<(?:a\s[^>]*href|button|select|textarea|summary|input(?![^>]*type="hidden"))[^>]*>')
+
+
+def test_a_skip_link_to_the_page_is_the_first_thing_tab_reaches(alice_client, client):
+    for html in (page_text(alice_client.get(reverse("ui:site-list"))), page_text(client.get(reverse("login")))):
+        body = html.split("<body", 1)[1]
+        first = FOCUSABLE.search(body).group(0)
+        assert first == '<a class="skip-link" href="#content">'
+        assert re.search(r'<main [^>]*id="content"', body)
+    zh = alice_client.get(reverse("ui:dashboard"), headers={"accept-language": "zh-hans"}).content.decode()
+    assert '<a class="skip-link" href="#content">跳到正文</a>' in zh
+
+
+def test_forms_ask_for_the_keyboard_through_a_script_file_the_policy_allows(alice_client, client):
+    for html in (page_text(alice_client.get(reverse("ui:site-add"))), page_text(client.get(reverse("login")))):
+        assert re.search(r"<form data-focus-first [^>]*method=\"post\"", html)
+        script = re.search(r'<script src="([^"]*focus[^"]*\.js)" defer></script>', html).group(1)
+        assert "<script>" not in html  # nothing inline: the Content-Security-Policy allows only files
+    assert "script-src 'self'" in client.get(reverse("login"))["Content-Security-Policy"]
+    assert "focus()" in (Path(settings.BASE_DIR) / "static" / script.removeprefix(settings.STATIC_URL)).read_text()
