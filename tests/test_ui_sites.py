@@ -294,3 +294,39 @@ def test_on_a_phone_site_rows_stack_with_labels_and_the_certificate_first(alice_
     row = site_row(html, site)
     assert re.search(r'<td class="stack-first" data-label="Certificate">', row)
     assert re.search(r'<td data-label="Type">Static</td>', row)
+
+
+# --- the deploy status follows nginx without a reload
+
+
+def test_a_pending_site_page_polls_its_status_until_it_is_final(alice_client, site):
+    status_url = reverse("ui:site-config-status", args=[site.pk])
+    assert site.config_status == Site.ConfigStatus.PENDING
+    html = page_text(alice_client.get(reverse("ui:site-detail", args=[site.pk])))
+    assert re.search(rf'<div id="config-status-poll" hidden hx-get="{status_url}" hx-trigger="every 2s"', html)
+
+    still = page_text(alice_client.get(status_url))  # the worker has not got to it yet: ask again
+    assert f'hx-get="{status_url}"' in still and 'data-config-status="pending"' in still
+
+    Site.objects.filter(pk=site.pk).update(config_status=Site.ConfigStatus.FAILED, config_error="[emerg] bogus")
+    final = page_text(alice_client.get(status_url))
+    assert "hx-get" not in final  # polling stops
+    for badge in ("config-status-head", "config-status-overview"):
+        assert re.search(rf'<span class="badge badge--failed" id="{badge}" data-config-status="failed" '
+                         r'hx-swap-oob="true">Rejected by nginx</span>', final)
+    assert re.search(r'<section class="card" id="last-apply" hx-swap-oob="true">.*\[emerg\] bogus', final, re.S)
+
+    Site.objects.filter(pk=site.pk).update(config_status=Site.ConfigStatus.APPLIED)
+    page = page_text(alice_client.get(reverse("ui:site-detail", args=[site.pk])))
+    assert "hx-get=\"" + status_url not in page  # nothing to follow on an applied site
+
+
+def test_the_deploy_status_is_only_for_the_sites_owner(bob_client, site):
+    assert bob_client.get(reverse("ui:site-config-status", args=[site.pk])).status_code == 404
+
+
+def test_force_https_without_a_certificate_does_not_claim_http_redirects(alice_client, site):
+    response = alice_client.post(reverse("ui:site-force-https", args=[site.pk]), {"force_https": "on"}, follow=True)
+    html = page_text(response)
+    assert "HTTP now redirects to HTTPS" not in html
+    assert "HTTP will redirect to HTTPS once the site serves a certificate" in html

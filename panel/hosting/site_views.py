@@ -1,5 +1,6 @@
 """Site pages: the list, adding, editing and deleting a site, its page (with the certificate
-tab certs.presentation fills), the HTTPS switch and the nginx config preview.
+tab certs.presentation fills), the HTTPS switch, the deploy status the page polls and the nginx
+config preview.
 Thin: access -> form -> one panel.hosting.sites call -> redirect or page."""
 
 from django.contrib import messages
@@ -127,11 +128,22 @@ def site_force_https(request, pk):
     site = access.get_owned(Site, request.user, pk=pk)
     site.force_https = request.POST.get("force_https") == "on"
     sites.save_site(site)
-    if site.force_https:
+    if site.force_https and site.serving_version() is None:
+        # nginx redirects only once it serves a certificate (deployment/nginx/render.py): until then HTTP answers.
+        messages.success(request, _("Force HTTPS is on: HTTP will redirect to HTTPS once the site serves a "
+                                    "certificate. Until then it answers over HTTP."))
+    elif site.force_https:
         messages.success(request, _("HTTP now redirects to HTTPS; nginx is being configured."))
     else:
         messages.success(request, _("HTTP no longer redirects to HTTPS; nginx is being configured."))
     return redirect(site_certificate_tab(site.pk))
+
+
+@login_required
+def site_config_status(request, pk):
+    """The site page's deploy status, polled while nginx is being configured (panel/_config_status.html)."""
+    site = access.get_owned(Site, request.user, pk=pk)
+    return render(request, "panel/_config_status.html", {"site": site, "oob": True})
 
 
 @login_required
