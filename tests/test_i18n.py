@@ -345,3 +345,21 @@ def test_log_lines_stored_before_translation_show_their_text(zh_client, site, ac
     OrderLogEntry.objects.create(order=order, message="a.example.com: answered http-01 (100% sure)", params=None)
     lines = log_lines(zh_client.get(reverse("ui:site-detail", args=[site.pk])))
     assert lines == ["a.example.com: answered http-01 (100% sure)"]
+
+
+# --- wording
+
+
+def test_the_ca_list_uses_full_width_brackets_throughout_in_chinese(zh_client):
+    html = zh_client.get(reverse("ui:account-add")).content.decode()
+    select = re.search(r'<select name="ca".*?</select>', html, re.S).group(0)
+    options = re.findall(r"<option [^>]*>([^<]*)</option>", select)
+    assert "ZeroSSL（需要 EAB）" in options and "Google Trust Services（测试环境）（需要 EAB）" in options
+    assert not [option for option in options if "(" in option or ")" in option]
+
+
+def test_the_settings_name_login_security_not_an_action_in_progress(zh_client, alice):
+    alice.is_superuser = alice.is_staff = True
+    alice.save()
+    html = zh_client.get(reverse("ui:settings")).content.decode()
+    assert "<h2>登录安全</h2>" in html and "正在登录" not in html
