@@ -17,6 +17,7 @@ urlpatterns = [
     path("sites/<int:pk>/edit/", site_views.site_edit, name="site-edit"),
     path("sites/<int:pk>/delete/", site_views.site_delete, name="site-delete"),
     path("sites/<int:pk>/force-https/", site_views.site_force_https, name="site-force-https"),
+    path("sites/<int:pk>/config-status/", site_views.site_config_status, name="site-config-status"),
     path("sites/<int:pk>/nginx-config/", site_views.site_config_preview, name="site-config-preview"),
     path("security/", account_views.security, name="security"),
     path("security/two-factor/enable/", account_views.two_factor_enable, name="two-factor-enable"),

@@ -368,3 +368,21 @@ def test_password_messages_on_add_user_and_change_password_are_all_chinese(admin
         assert any("至少需要 8 个字符" in error for error in errors), (page, errors)
         assert any("太常见" in error for error in errors), (page, errors)
         assert not english_words(errors), (page, errors)
+
+
+# --- wording
+
+
+def test_the_ca_list_uses_full_width_brackets_throughout_in_chinese(zh_client):
+    html = zh_client.get(reverse("ui:account-add")).content.decode()
+    select = re.search(r'<select name="ca".*?</select>', html, re.S).group(0)
+    options = re.findall(r"<option [^>]*>([^<]*)</option>", select)
+    assert "ZeroSSL（需要 EAB）" in options and "Google Trust Services（测试环境）（需要 EAB）" in options
+    assert not [option for option in options if "(" in option or ")" in option]
+
+
+def test_the_settings_name_login_security_not_an_action_in_progress(zh_client, alice):
+    alice.is_superuser = alice.is_staff = True
+    alice.save()
+    html = zh_client.get(reverse("ui:settings")).content.decode()
+    assert "<h2>登录安全</h2>" in html and "正在登录" not in html

@@ -48,6 +48,7 @@ ID_MODELS = {
     ("ui:site-delete", "pk"): Site,
     ("ui:site-force-https", "pk"): Site,
     ("ui:site-config-preview", "pk"): Site,
+    ("ui:site-config-status", "pk"): Site,
     ("ui:certificate-issue", "site_pk"): Site,
     ("ui:certificate-renew", "pk"): Certificate,
     ("ui:certificate-detail", "pk"): Certificate,

@@ -249,3 +249,84 @@ def test_the_nginx_tab_shows_the_last_apply_result_and_loads_the_preview(alice_c
     assert "Last applied 2030-01-02 03:04 UTC." in nginx_tab
     assert "nginx: [emerg] unknown directive &quot;bogus&quot;" in nginx_tab
     assert f'hx-get="{reverse("ui:site-config-preview", args=[site.pk])}"' in nginx_tab
+
+
+# --- the site list: row actions, the way to a certificate, the config filter, phone layout
+
+
+def site_row(html, site):
+    """The <tr> of the site list that links to `site`'s page."""
+    rows = re.findall(r"<tr>.*?</tr>", html, re.DOTALL)
+    return next(row for row in rows if f'href="{reverse("ui:site-detail", args=[site.pk])}"' in row)
+
+
+def test_each_site_row_offers_ssl_settings_and_delete(alice_client, site):
+    row = site_row(page_text(alice_client.get(reverse("ui:site-list"))), site)
+    detail = reverse("ui:site-detail", args=[site.pk])
+    assert re.search(rf'<a class="button button--small" href="{detail}#certificate">SSL</a>', row)
+    assert f'href="{reverse("ui:site-edit", args=[site.pk])}">Settings</a>' in row
+    assert f'href="{reverse("ui:site-delete", args=[site.pk])}">Delete</a>' in row
+
+
+def test_a_site_without_a_certificate_links_none_to_its_ssl_tab(alice_client, site, www_root, alice, issued):
+    bare = sites.save_site(Site(owner=alice, domains=["bare.example.com"], root=str(www_root / "bare")))
+    html = page_text(alice_client.get(reverse("ui:site-list")))
+    none_link = re.compile(r'<a href="[^"]*#certificate"[^>]*>None</a>')
+    assert none_link.search(site_row(html, bare))
+    assert f'{reverse("ui:site-detail", args=[bare.pk])}#certificate' in none_link.search(site_row(html, bare))[0]
+    assert not none_link.search(site_row(html, site))  # issued: its badge, not "None"
+
+
+def test_the_config_filter_lists_only_sites_nginx_rejected(alice_client, site, www_root, alice):
+    broken = sites.save_site(Site(owner=alice, domains=["broken.example.com"], root=str(www_root / "b")))
+    Site.objects.filter(pk=broken.pk).update(config_status=Site.ConfigStatus.FAILED, config_error="[emerg] x")
+    html = page_text(alice_client.get(reverse("ui:site-list"), {"config": "failed"}))
+    assert "broken.example.com" in html and "a.example.com" not in html
+    assert "Showing only: <strong>Rejected by nginx</strong>" in html
+    assert '<input type="hidden" name="config" value="failed">' in html  # a search keeps the filter
+    everything = page_text(alice_client.get(reverse("ui:site-list"), {"config": "nonsense"}))
+    assert "broken.example.com" in everything and "a.example.com" in everything
+
+
+def test_on_a_phone_site_rows_stack_with_labels_and_the_certificate_first(alice_client, site):
+    html = page_text(alice_client.get(reverse("ui:site-list")))
+    assert '<table class="table table--stack">' in html
+    row = site_row(html, site)
+    assert re.search(r'<td class="stack-first" data-label="Certificate">', row)
+    assert re.search(r'<td data-label="Type">Static</td>', row)
+
+
+# --- the deploy status follows nginx without a reload
+
+
+def test_a_pending_site_page_polls_its_status_until_it_is_final(alice_client, site):
+    status_url = reverse("ui:site-config-status", args=[site.pk])
+    assert site.config_status == Site.ConfigStatus.PENDING
+    html = page_text(alice_client.get(reverse("ui:site-detail", args=[site.pk])))
+    assert re.search(rf'<div id="config-status-poll" hidden hx-get="{status_url}" hx-trigger="every 2s"', html)
+
+    still = page_text(alice_client.get(status_url))  # the worker has not got to it yet: ask again
+    assert f'hx-get="{status_url}"' in still and 'data-config-status="pending"' in still
+
+    Site.objects.filter(pk=site.pk).update(config_status=Site.ConfigStatus.FAILED, config_error="[emerg] bogus")
+    final = page_text(alice_client.get(status_url))
+    assert "hx-get" not in final  # polling stops
+    for badge in ("config-status-head", "config-status-overview"):
+        assert re.search(rf'<span class="badge badge--failed" id="{badge}" data-config-status="failed" '
+                         r'hx-swap-oob="true">Rejected by nginx</span>', final)
+    assert re.search(r'<section class="card" id="last-apply" hx-swap-oob="true">.*\[emerg\] bogus', final, re.S)
+
+    Site.objects.filter(pk=site.pk).update(config_status=Site.ConfigStatus.APPLIED)
+    page = page_text(alice_client.get(reverse("ui:site-detail", args=[site.pk])))
+    assert "hx-get=\"" + status_url not in page  # nothing to follow on an applied site
+
+
+def test_the_deploy_status_is_only_for_the_sites_owner(bob_client, site):
+    assert bob_client.get(reverse("ui:site-config-status", args=[site.pk])).status_code == 404
+
+
+def test_force_https_without_a_certificate_does_not_claim_http_redirects(alice_client, site):
+    response = alice_client.post(reverse("ui:site-force-https", args=[site.pk]), {"force_https": "on"}, follow=True)
+    html = page_text(response)
+    assert "HTTP now redirects to HTTPS" not in html
+    assert "HTTP will redirect to HTTPS once the site serves a certificate" in html

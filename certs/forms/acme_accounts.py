@@ -13,7 +13,8 @@ CUSTOM_CA = "custom"
 def _ca_choices():
     choices = []
     for code, preset in cas.PRESETS.items():
-        label = format_lazy("{} ({})", preset.label, _("needs EAB")) if preset.eab_required else preset.label
+        # One translatable pattern, so Chinese gets its own full-width brackets like the labels' own.
+        label = format_lazy(_("{ca} (needs EAB)"), ca=preset.label) if preset.eab_required else preset.label
         choices.append((code, label))
     return choices + [(CUSTOM_CA, _("Other CA: enter its directory URL"))]
 

@@ -143,7 +143,11 @@ class OneClickForm(forms.Form):
 
 class ExternalCertificateForm(forms.Form):
     """Admins: a certificate for a server the panel does not manage (acme.sh --webroot,
-    --standalone, --nginx, --apache); install targets deliver it there."""
+    --standalone, --nginx, --apache, or DNS-01); install targets deliver it there."""
+
+    # Each path field belongs to some methods: what another method's field still holds is dropped.
+    PATH_FIELDS = {"webroot": (ChallengeType.HTTP01_WEBROOT,),
+                   "server_config": (ChallengeType.HTTP01_NGINX, ChallengeType.HTTP01_APACHE)}
 
     account = AccountChoiceField(label=_("ACME account"), queryset=AcmeAccount.objects.none(), empty_label=None)
     domains = forms.CharField(
@@ -153,17 +157,27 @@ class ExternalCertificateForm(forms.Form):
         help_text=_("Separated by spaces or commas."),
     )
     key_type = forms.ChoiceField(label=_("Key type"), choices=KeyType.choices, initial=KeyType.EC256)
-    challenge = forms.ChoiceField(label=_("Validation method"), choices=[(c.value, c.label) for c in EXTERNAL_CHALLENGES],
-                                  initial=ChallengeType.HTTP01_WEBROOT, widget=forms.RadioSelect)
+    challenge = forms.ChoiceField(
+        label=_("Validation method"), widget=forms.RadioSelect, initial=ChallengeType.HTTP01_WEBROOT,
+        choices=[(c.value, c.label)
+                 for c in (*EXTERNAL_CHALLENGES, ChallengeType.DNS01, ChallengeType.DNS01_MANUAL)],
+    )
+    # Help texts name the methods by the labels the radio buttons show.
     webroot = forms.CharField(
         label=_("Document root"), required=False, max_length=4096,
         widget=forms.TextInput(attrs={"spellcheck": "false", "placeholder": "/var/www/example"}),
-        help_text=_("For http-01-webroot: the directory the server serves the names from over plain HTTP."),
+        help_text=format_lazy(_("For “{method}”: the directory the server serves the names from over plain HTTP."),
+                              method=ChallengeType.HTTP01_WEBROOT.label),
     )
     server_config = forms.CharField(
         label=_("Server config file"), required=False, max_length=4096,
         widget=forms.TextInput(attrs={"spellcheck": "false", "placeholder": "/etc/nginx/sites-enabled/example"}),
-        help_text=_("For http-01-nginx and http-01-apache: the file with the server block of these names."),
+        help_text=format_lazy(_("For “{nginx}” or “{apache}”: the file with the server block of these names."),
+                              nginx=ChallengeType.HTTP01_NGINX.label, apache=ChallengeType.HTTP01_APACHE.label),
+    )
+    dns_credential = DnsCredentialChoiceField(
+        label=_("DNS credentials"), queryset=DnsCredential.objects.none(), required=False, empty_label="–",
+        help_text=format_lazy(_("For “{method}”."), method=ChallengeType.DNS01.label),
     )
 
     def __init__(self, user, *args, **kwargs):
@@ -172,14 +186,25 @@ class ExternalCertificateForm(forms.Form):
         self.fields["account"].queryset = (
             access.scoped(AcmeAccount, user).filter(status=AcmeAccount.Status.VALID).defer("account_key", "eab_hmac_key")
         )
+        self.fields["dns_credential"].queryset = access.scoped(DnsCredential, user).defer("credentials")
 
     def clean(self):
         data = super().clean()
+        if "challenge" in data:
+            challenge = ChallengeType(data["challenge"])
+            for field, methods in self.PATH_FIELDS.items():
+                if challenge not in methods:
+                    data[field] = ""
+                    self.errors.pop(field, None)
+            if challenge != ChallengeType.DNS01:
+                data["dns_credential"] = None
+                self.errors.pop("dns_credential", None)
         if self.errors:
             return data
         try:
             data.update(certificates.clean_request(
                 self.user, data["domains"].replace(",", " ").split(), data["challenge"],
+                dns_credential=data["dns_credential"],
                 webroot=data["webroot"].strip(), server_config=data["server_config"].strip(),
             ))
         except ValidationError as exc:

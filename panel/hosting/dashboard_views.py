@@ -5,7 +5,7 @@ page does); the certificate side knows nothing of it."""
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.db.models import F
+from django.db.models import Count, F, Q
 from django.shortcuts import render
 
 from certs.expiry import UPCOMING_EXPIRY_BUCKETS, expiry_bucket_counts, expiry_chart
@@ -21,8 +21,9 @@ DASHBOARD_ORDERS = 10
 
 @login_required
 def dashboard(request):
-    """Counts, the expiry chart, what is failing (most urgent first) and recent orders: a
-    fixed number of queries however many sites and certificates there are."""
+    """Counts (sites whose config nginx rejected among them), the expiry chart, what is failing
+    (most urgent first) and recent orders: a fixed number of queries however many sites and
+    certificates there are."""
     now = clock.now()  # the renewal sweep's clock, as on the renewals page
     certificate_rows = access.scoped(Certificate, request.user)
     counts = certificate_rows.order_by().aggregate(**health_counts(now),
@@ -35,9 +36,12 @@ def dashboard(request):
         access.scoped(Order, request.user).select_related("certificate")
         .defer("private_key", "csr_pem").order_by("-id")[:DASHBOARD_ORDERS]
     )
+    site_counts = access.scoped(Site, request.user).order_by().aggregate(
+        all=Count("pk"), rejected=Count("pk", filter=Q(config_status=Site.ConfigStatus.FAILED)))
     return render(request, "panel/dashboard.html", {
         "nav": "dashboard",
-        "site_count": access.scoped(Site, request.user).count(),
+        "site_count": site_counts["all"],
+        "rejected_site_count": site_counts["rejected"],
         "counts": counts,
         "expiring_days": settings.EXPIRY_ALERT_DAYS,
         "chart": expiry_chart(counts, UPCOMING_EXPIRY_BUCKETS),

@@ -1,5 +1,6 @@
 """Site pages: the list, adding, editing and deleting a site, its page (with the certificate
-tab certs.presentation fills), the HTTPS switch and the nginx config preview.
+tab certs.presentation fills), the HTTPS switch, the deploy status the page polls and the nginx
+config preview.
 Thin: access -> form -> one panel.hosting.sites call -> redirect or page."""
 
 from django.contrib import messages
@@ -41,6 +42,9 @@ SITE_COLUMNS = (
 @login_required
 def site_list(request):
     query = request.GET.get("q", "").strip()
+    # ?config=failed: the dashboard's link to the sites whose config nginx rejected.
+    config_filter = request.GET.get("config", "")
+    config_filter = Site.ConfigStatus(config_filter) if config_filter in Site.ConfigStatus.values else None
     sorting = ListSorting(SITE_COLUMNS, request.GET.get("sort"), default="domain")
     newest_first = access.scoped(Certificate, request.user).for_list().order_by("-id")
     site_rows = access.scoped(Site, request.user).alias(certificate_expires=Subquery(
@@ -50,14 +54,16 @@ def site_list(request):
         # A subquery, not a join: a site with several matching names is still one row, without DISTINCT.
         matching = SiteDomain.objects.filter(name__contains=validation.search_term(query)).values("site_id")
         site_rows = site_rows.filter(pk__in=matching)
+    if config_filter:
+        site_rows = site_rows.filter(config_status=config_filter)
     site_rows = sorting.order(site_rows).prefetch_related(
         Prefetch("certificates", queryset=newest_first, to_attr="newest")
     )
     page = Paginator(site_rows, SITES_PER_PAGE).get_page(request.GET.get("page"))
     for site in page:
         site.certificate = with_days_left(site.newest[0]) if site.newest else None
-    return render(request, "panel/site_list.html",
-                  {"nav": "sites", "page": page, "q": query, "sorting": sorting, "columns": sorting.headers})
+    return render(request, "panel/site_list.html", {"nav": "sites", "page": page, "q": query, "sorting": sorting,
+                                                    "columns": sorting.headers, "config_filter": config_filter})
 
 
 @login_required
@@ -122,11 +128,22 @@ def site_force_https(request, pk):
     site = access.get_owned(Site, request.user, pk=pk)
     site.force_https = request.POST.get("force_https") == "on"
     sites.save_site(site)
-    if site.force_https:
+    if site.force_https and site.serving_version() is None:
+        # nginx redirects only once it serves a certificate (deployment/nginx/render.py): until then HTTP answers.
+        messages.success(request, _("Force HTTPS is on: HTTP will redirect to HTTPS once the site serves a "
+                                    "certificate. Until then it answers over HTTP."))
+    elif site.force_https:
         messages.success(request, _("HTTP now redirects to HTTPS; nginx is being configured."))
     else:
         messages.success(request, _("HTTP no longer redirects to HTTPS; nginx is being configured."))
     return redirect(site_certificate_tab(site.pk))
+
+
+@login_required
+def site_config_status(request, pk):
+    """The site page's deploy status, polled while nginx is being configured (panel/_config_status.html)."""
+    site = access.get_owned(Site, request.user, pk=pk)
+    return render(request, "panel/_config_status.html", {"site": site, "oob": True})
 
 
 @login_required
