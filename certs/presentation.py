@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from certs import versions
+from certs.challenges import dns01
 from certs.models import AcmeAccount, Certificate, Challenge, Order
 from panel.models import Site
 from panel.toolkit import access
@@ -50,7 +51,8 @@ def with_dns_records(order):
         values = by_name.setdefault(challenge.record_name, [])
         if challenge.record_value not in values:
             values.append(challenge.record_value)
-    order.dns_records = [{"name": name, "values": values} for name, values in by_name.items()]
+    order.dns_records = [{"name": name, "host": dns01.host_record(name), "values": values}
+                         for name, values in by_name.items()]
     expiries = [c.authorization.expires_at for c in challenges if c.authorization.expires_at]
     order.authorization_expires = min(expiries) if expiries else None
     return order

@@ -3,6 +3,7 @@ directory an administrator granted them; a site by domain alone gets a directory
 start page; paths stored before homes keep working through grants the upgrade made."""
 
 import importlib
+import re
 from pathlib import Path
 
 import pytest
@@ -63,8 +64,20 @@ def test_the_start_page_speaks_the_users_language(alice_client, home_root):
 
 def test_the_form_shows_where_the_site_will_live(alice_client, home_root):
     html = alice_client.get(reverse("ui:site-add")).content.decode()
-    assert f'placeholder="{home_root}/alice/example.com"' in html
+    # static/js/site_form.js completes the placeholder from data-root-home as the domains are typed.
+    assert re.search(rf'data-root-home="{home_root}/alice"[^>]*placeholder="{home_root}/alice/"', html)
+    assert re.search(r'<textarea name="domains"[^>]*data-proposes-root', html)
+    assert '<script src="/static/js/site_form.js" defer></script>' in html
     assert f"inside your home {home_root}/alice" in html
+
+
+@pytest.mark.parametrize("typed, directory", [("Shop.example.com, www.shop.example.com", "shop.example.com"),
+                                               ("*.example.org", "_wildcard.example.org"),
+                                               ("中文.example.test", "xn--fiq228c.example.test")])
+def test_a_refused_form_proposes_the_root_of_the_typed_domain(alice_client, home_root, typed, directory):
+    response = alice_client.post(reverse("ui:site-add"), {"domains": typed, "proxy_pass": "ftp://nowhere"})
+    html = response.content.decode()
+    assert response.status_code == 200 and f'placeholder="{home_root}/alice/{directory}"' in html
 
 
 def test_an_existing_directory_keeps_its_files(alice, home_root):
@@ -102,9 +115,80 @@ def test_a_link_in_the_home_cannot_lead_into_another_home(alice, bob, home_root)
     assert answer.status_code == 400 and "symbolic link" in answer.json()["root"][0]
 
 
-def test_administrators_keep_any_directory(admin_user, shared_roots):
-    answer = add_site(admin_user, domains=["admin.example.com"], root="/opt/app/public")
-    assert answer.status_code == 201 and answer.json()["root"] == "/opt/app/public"
+def test_a_root_that_does_not_exist_outside_the_home_is_refused_not_served_as_404(admin_user, shared_roots):
+    answer = add_site(admin_user, domains=["admin.example.com"], root=str(shared_roots / "opt" / "app"),
+                      confirm_system_root=True)
+    assert answer.status_code == 400
+    assert "does not exist" in answer.json()["root"][0] and "Create the directory on the server" in answer.json()["root"][0]
+    assert not (shared_roots / "opt").exists()
+
+
+def test_an_administrators_root_in_the_web_directories_is_created_with_a_start_page(admin_user, shared_roots):
+    answer = add_site(admin_user, domains=["admin.example.com"], root=str(shared_roots / "www" / "admin"))
+    assert answer.status_code == 201, answer.json()
+    assert "admin.example.com" in (shared_roots / "www" / "admin" / "index.html").read_text()
+
+
+def test_an_administrator_serves_a_system_directory_only_when_confirmed(admin_user, shared_roots):
+    (shared_roots / "opt" / "app").mkdir(parents=True)
+    root = str(shared_roots / "opt" / "app")
+    answer = add_site(admin_user, domains=["admin.example.com"], root=root)
+    assert answer.status_code == 400 and "confirm_system_root" in answer.json()["root"][0]
+    answer = add_site(admin_user, domains=["admin.example.com"], root=root, confirm_system_root=True)
+    assert answer.status_code == 201 and answer.json()["root"] == root
+    assert not (shared_roots / "opt" / "app" / "index.html").exists()  # the administrator's files, untouched
+    # Saved once, the root needs no second confirmation on the next edit.
+    edit = api_for(admin_user).patch(f"/api/v1/sites/{answer.json()['id']}/", {"hsts": True}, format="json")
+    assert edit.status_code == 200, edit.json()
+
+
+def test_the_form_asks_an_administrator_to_confirm_a_system_directory(admin_client, shared_roots):
+    (shared_roots / "opt").mkdir()
+    fields = {"domains": "admin.example.com", "root": str(shared_roots / "opt")}
+    assert 'name="confirm_system_root"' not in admin_client.get(reverse("ui:site-add")).content.decode()
+    response = admin_client.post(reverse("ui:site-add"), fields, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    html = response.content.decode()
+    assert response.status_code == 200 and 'name="confirm_system_root"' in html
+    assert "确认" in html and not Site.objects.exists()
+    response = admin_client.post(reverse("ui:site-add"), {**fields, "confirm_system_root": "on"})
+    assert response.status_code == 302 and Site.objects.get().root == fields["root"]
+
+
+def test_a_user_has_no_confirmation_to_give(alice_client):
+    html = alice_client.get(reverse("ui:site-add")).content.decode()
+    response = alice_client.post(reverse("ui:site-add"), {"domains": "a.example.com", "root": "/opt",
+                                                          "confirm_system_root": "on"})
+    assert 'name="confirm_system_root"' not in html + response.content.decode()
+    assert response.status_code == 200 and not Site.objects.exists()
+
+
+@pytest.mark.parametrize("root", ["/etc", "/etc/nginx", "/proc", "/sys/kernel", "/root", "/boot", "/dev", "/run",
+                                  "/", "DATA_DIR", "DATA_DIR/certs", "DATA_DIR/nginx"])
+def test_system_directories_and_the_panels_data_are_refused_even_for_administrators(admin_user, settings, root):
+    root = root.replace("DATA_DIR", str(settings.DATA_DIR))
+    answer = add_site(admin_user, domains=["admin.example.com"], root=root, confirm_system_root=True)
+    assert answer.status_code == 400 and "nginx would serve the system's or the panel's own files" in \
+        answer.json()["root"][0], root
+    assert not Site.objects.exists()
+
+
+def test_a_link_to_etc_is_refused_for_everyone(admin_user, alice, home_root, shared_roots):
+    (home_root / "alice").mkdir(parents=True)
+    (home_root / "alice" / "site").symlink_to("/etc")
+    (shared_roots / "www" / "config").symlink_to("/etc")
+    answer = add_site(admin_user, domains=["admin.example.com"], root=str(shared_roots / "www" / "config"),
+                      confirm_system_root=True)
+    assert answer.status_code == 400 and "leads to /etc through a symbolic link" in answer.json()["root"][0]
+    answer = add_site(alice, domains=["a.example.com"], root=str(home_root / "alice" / "site"))
+    assert answer.status_code == 400 and "symbolic link" in answer.json()["root"][0]
+    assert not Site.objects.exists()
+
+
+def test_the_homes_below_the_panels_data_stay_usable(alice, settings):
+    settings.HOME_ROOT = settings.DATA_DIR / "home"  # the default layout
+    answer = add_site(alice, domains=["a.example.com"])
+    assert answer.status_code == 201, answer.json()
+    assert (settings.DATA_DIR / "home" / "alice" / "a.example.com" / "index.html").is_file()
 
 
 def test_a_grant_makes_a_directory_usable_for_that_user_only(admin_client, alice, bob, shared_roots):

@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from certs import orders
+from certs.challenges import dns01
 from certs.dns.rfc2136 import Rfc2136Provider
 from certs.models import AcmeAccount, Authorization, Certificate, Challenge, DnsCredential, Order
 from panel.hosting import sites
@@ -320,6 +321,27 @@ def test_the_fragment_of_an_order_awaiting_the_user_lists_every_value_under_one_
     page = page_text(alice_client.get(reverse("ui:site-detail", args=[site.pk])))
     assert APEX_VALUE in page and WILDCARD_VALUE in page
     assert re.search(r'<script src="/static/js/copy.js" defer></script>', page)
+
+
+def test_the_records_show_the_host_record_relative_to_the_zone(alice_client, site, account):
+    # Aliyun's and DNSPod's consoles ask for 主机记录, the name without the zone.
+    order = waiting_order(site, account)
+    html = page_text(alice_client.get(reverse("ui:order-status", args=[order.pk]),
+                                      HTTP_ACCEPT_LANGUAGE="zh-hans"))
+    header = re.findall(r"<th[^>]*>(.*?)</th>", html)
+    assert header[:2] == ["名称", "主机记录"]
+    row = re.findall(r"<tr>.*?</tr>", html.split("<tbody>", 1)[1], re.DOTALL)[0]
+    assert re.search(r'value="_acme-challenge.a"\s+aria-label="主机记录"', row)
+    assert 'data-copy="_acme-challenge.a"' in row
+
+
+@pytest.mark.parametrize("name, host", [
+    ("_acme-challenge.wild.example.test", "_acme-challenge.wild"),
+    ("_acme-challenge.example.test", "_acme-challenge"),
+    ("_acme-challenge.shop.example.co.uk", "_acme-challenge.shop"),
+])
+def test_the_host_record_is_relative_to_the_registrable_domain(name, host):
+    assert dns01.host_record(name) == host
 
 
 def test_the_fragment_of_a_propagating_order_waits_for_dns(alice_client, site, account, credential):

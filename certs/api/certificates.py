@@ -11,6 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from certs import certificates, orders, upload
+from certs.challenges import dns01
 from certs.models import AcmeAccount, Certificate, Challenge, ChallengeType, DnsCredential, KeyType, Order
 from panel.models import Site
 from panel.toolkit import access
@@ -22,12 +23,17 @@ class DnsRecordSerializer(serializers.ModelSerializer):
     """A TXT record the order needs published (by the provider, or by hand in manual mode)."""
 
     name = serializers.CharField(source="record_name")
+    host = serializers.SerializerMethodField(help_text="The name relative to its zone (the registrable "
+                                                       "domain), as some DNS consoles ask for it.")
     value = serializers.CharField(source="record_value")
     expires_at = serializers.DateTimeField(source="authorization.expires_at")
 
     class Meta:
         model = Challenge
-        fields = ["name", "value", "expires_at"]
+        fields = ["name", "host", "value", "expires_at"]
+
+    def get_host(self, challenge) -> str:
+        return dns01.host_record(challenge.record_name)
 
 
 class OrderSummarySerializer(serializers.ModelSerializer):

@@ -6,6 +6,7 @@ credentials for the alias zone.
 """
 
 from certs.dns import propagation, registry
+from panel.toolkit import validation
 
 
 def base_name(identifier: str) -> str:
@@ -14,6 +15,14 @@ def base_name(identifier: str) -> str:
 
 def record_name(identifier: str, alias: str = "") -> str:
     return f"_acme-challenge.{alias or base_name(identifier)}"
+
+
+def host_record(name: str) -> str:
+    """`name` relative to its zone, as Aliyun's and DNSPod's consoles ask for it (主机记录):
+    `_acme-challenge.wild` for _acme-challenge.wild.example.test. The zone is taken to be the
+    registrable domain: asking DNS for it would be a query per page refresh."""
+    zone = validation.registrable_domain(name)
+    return name.removesuffix("." + zone) if name != zone else "@"
 
 
 def alias_problems(domains, alias):

@@ -15,10 +15,14 @@ class SiteSerializer(serializers.ModelSerializer):
                                  help_text="Document root of a static site. Left out with no proxy_pass on a new "
                                            "site: <your home>/<first domain>/, created with a start page.")
     proxy_pass = serializers.CharField(required=False, allow_blank=True, default="")
+    confirm_system_root = serializers.BooleanField(
+        write_only=True, required=False, default=False,
+        help_text="Administrators: serve a root outside the users' homes and the web directories (/opt, /usr…). "
+                  "System directories (/etc, /proc…) and the panel's data are refused whatever this says.")
 
     class Meta:
         model = Site
-        fields = ["id", "domains", "root", "proxy_pass", "force_https", "hsts", "http2",
+        fields = ["id", "domains", "root", "proxy_pass", "confirm_system_root", "force_https", "hsts", "http2",
                   "config_status", "config_error", "config_applied_at", "created_at"]
         read_only_fields = ["config_status", "config_error", "config_applied_at", "created_at"]
 
@@ -35,6 +39,7 @@ class SiteSerializer(serializers.ModelSerializer):
             attrs["domains"], attrs["root"], attrs["proxy_pass"] = sites.clean_site_fields(
                 domains, root, proxy_pass, exclude_pk=instance.pk if instance else None,
                 actor=self.context["request"].user, owner=instance.owner if instance else None,
+                confirm_system_root=attrs.pop("confirm_system_root", False),
             )
         except DjangoValidationError as exc:
             raise as_drf_error(exc)

@@ -18,14 +18,17 @@ from panel.security import homes, quotas
 from panel.toolkit import access, outbound, task_queue, validation
 
 
-def clean_site_fields(domains, root, proxy_pass, exclude_pk=None, actor=None, owner=None):
+def clean_site_fields(domains, root, proxy_pass, exclude_pk=None, actor=None, owner=None,
+                      confirm_system_root=False):
     """Validated (domains, root, proxy_pass); raises ValidationError keyed by field.
 
     `actor` is who enters the values; `owner` whose site it is (the actor unless an admin edits
     another's site). Neither a root nor an upstream: a static site in <owner's home>/<first domain>/.
     An admin may name any directory as the document root and add any free name; a user (or no
     actor) a directory inside their home or one granted to them (panel.security.homes) that no
-    other owner's site uses, and new names only under registrable domains no other owner uses."""
+    other owner's site uses, and new names only under registrable domains no other owner uses.
+    Every root obeys panel.security.homes.check_document_root: an administrator's outside the
+    web directories only with `confirm_system_root` (or as the site already had it)."""
     errors = {}
     admin = actor is not None and access.is_admin(actor)
     try:
@@ -57,8 +60,10 @@ def clean_site_fields(domains, root, proxy_pass, exclude_pk=None, actor=None, ow
             root = validation.validate_document_root(root, homes.document_roots_of(actor) if actor else [])
             if not admin:
                 validation.check_root_not_shared(root, _roots_of_other_owners(actor, exclude_pk))
+            kept = exclude_pk is not None and Site.objects.filter(pk=exclude_pk, root=root).exists()
+            homes.check_document_root(root, owner, confirmed=confirm_system_root or kept)
         except ValidationError as exc:
-            errors["root"] = exc.messages
+            errors["root"] = exc.error_list  # with its code: the form offers the confirmation on its own
     else:
         try:
             proxy_pass = validation.validate_upstream(proxy_pass)

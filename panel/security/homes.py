@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.html import escape
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from certs.models import InstallTarget
 from panel.models import RootGrant, Site
@@ -87,12 +88,58 @@ def default_document_root(user, primary_domain) -> str:
     return str(home_of(user) / name)
 
 
+CONFIRM_SYSTEM_ROOT_LABEL = gettext_lazy("Serve this directory although it is outside the homes and web directories")
+
+
+def _secret_directories():
+    """The panel's own directories that hold keys: never served, nor anything around them."""
+    return [settings.CERT_DEPLOY_DIR, settings.NGINX_PREFIX, *settings.INSTALL_ROOTS]
+
+
+def web_directories(owner) -> list[Path]:
+    """Where sites are meant to live: the homes, the configured web roots, the owner's grants.
+    An administrator's root elsewhere (/usr, /opt, /var/lib) needs a confirmation."""
+    return [Path(settings.HOME_ROOT), *map(Path, settings.ALLOWED_ROOTS), *granted_roots(owner)]
+
+
+def creatable_roots(owner) -> list[Path]:
+    """Where a document root that does not exist yet is created for `owner`'s site (with a
+    start page): their home and grants; an administrator's also below settings.ALLOWED_ROOTS."""
+    roots = own_roots(owner)
+    return roots + list(map(Path, settings.ALLOWED_ROOTS)) if _is_administrator(owner) else roots
+
+
+def check_document_root(root, owner, confirmed):
+    """The rules every document root obeys, from the form, the API or anywhere else, once it
+    passed validation.validate_document_root: never a system directory or the panel's data
+    (also through a link); an existing directory or one the panel will create; outside the
+    web directories only when `confirmed` (an administrator's tick). ValidationError if not."""
+    validation.check_root_serves_no_secrets(root, validation.SYSTEM_DIRECTORIES + tuple(_secret_directories()))
+    # The homes (and web roots) may lie below the panel's data directory, the rest of it may not.
+    validation.check_root_serves_no_secrets(root, [settings.DATA_DIR],
+                                            exempt=[settings.HOME_ROOT, *settings.ALLOWED_ROOTS])
+    path = Path(root)
+    if path.exists() and not path.is_dir():
+        raise ValidationError(_("%(dir)s is a file, not a directory: give the directory that holds the site's files.")
+                              % {"dir": root})
+    if not path.exists() and not validation.is_under(path, creatable_roots(owner)):
+        raise ValidationError(_("%(dir)s does not exist, and the panel creates a document root only inside "
+                                "%(where)s. Create the directory on the server first, or choose one there.")
+                              % {"dir": root, "where": ", ".join(map(str, creatable_roots(owner)))})
+    if not confirmed and not validation.is_under(path, web_directories(owner)):
+        raise ValidationError(
+            _("%(dir)s lies outside the users' homes and the web directories (%(roots)s): nginx will serve every "
+              "file in it to anyone. If that is what you want, confirm it (“%(confirm)s”; confirm_system_root in "
+              "the API).") % {"dir": root, "roots": ", ".join(map(str, web_directories(owner))),
+                              "confirm": CONFIRM_SYSTEM_ROOT_LABEL}, code="confirm_system_root")
+
+
 def prepare_document_root(owner, root, primary_domain):
-    """Create a document root inside the owner's home that does not exist yet, with a default
-    index.html (as other hosting panels do), so the new site answers at once. Roots elsewhere
-    are the administrator's to create. Raises ValidationError keyed by "root"."""
-    path, home = Path(root), home_of(owner)
-    if not root or not validation.is_under(path, [home]) or path.exists():
+    """Create a document root that does not exist yet inside creatable_roots(owner), with a
+    default index.html (as other hosting panels do), so the new site answers at once.
+    Raises ValidationError keyed by "root"."""
+    path = Path(root)
+    if not root or path.exists() or not validation.is_under(path, creatable_roots(owner)):
         return
     try:
         ensure_home(owner)

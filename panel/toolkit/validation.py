@@ -180,6 +180,34 @@ def validate_document_root(value, roots):
     return str(validate_path_within(value, roots, _("document root")))
 
 
+# Never a document root, for anyone: nginx would serve the system's files (/etc/passwd, /proc).
+SYSTEM_DIRECTORIES = tuple(Path(p) for p in ("/etc", "/proc", "/sys", "/root", "/boot", "/dev", "/run"))
+
+
+def check_root_serves_no_secrets(root, forbidden, exempt=()):
+    """Refuse a document root that is, holds or lies inside one of `forbidden` (SYSTEM_DIRECTORIES,
+    the panel's data and keys), as written and once symbolic links are followed. A root inside
+    `exempt` (the homes kept below the panel's data) does not count as inside."""
+    written = Path(root)
+    try:
+        real = written.resolve()
+    except (OSError, RuntimeError):  # a loop of links: validate_path_within refuses it
+        real = written
+    exempt = [*map(Path, exempt), *(Path(p).resolve() for p in exempt)]
+    for path in dict.fromkeys((written, real)):
+        for directory in dict.fromkeys(d for p in forbidden for d in (Path(p), Path(p).resolve())):
+            holds = path == directory or path in directory.parents
+            if holds or (directory in path.parents and not is_under(path, exempt)):
+                if path == written:
+                    message = _("%(root)s is, holds or lies inside %(dir)s: nginx would serve the system's or the "
+                                "panel's own files (passwords, keys) to anyone. Choose a directory of the site's own.")
+                else:
+                    message = _("%(root)s leads to %(real)s through a symbolic link, and that is, holds or lies "
+                                "inside %(dir)s: nginx would serve the system's or the panel's own files (passwords, "
+                                "keys) to anyone. Choose a directory of the site's own.")
+                raise ValidationError(message % {"root": root, "real": real, "dir": directory})
+
+
 def check_root_not_shared(root, taken_roots):
     """A user's document root may not be, contain or lie inside another owner's site root:
     nginx would serve that customer's files under this user's names. `taken_roots`: the
