@@ -63,6 +63,40 @@ def _check_urls(provider_class, values, owner):
         raise ValidationError({"credentials": errors})
 
 
+def clean_changes(credential, changes):
+    """The values to store when `credential` is edited, checked as at creation against the rules
+    of its owner (whoever edits). `changes` holds the fields to change: a secret field given
+    empty keeps the stored secret (it is never shown, so it cannot be typed again), any other
+    field given empty is cleared, and a field left out keeps its stored value."""
+    try:
+        provider_class = registry.provider_class(credential.provider)
+    except DnsProviderError as exc:
+        raise ValidationError({"provider": [str(exc)]})
+    declared = {f.name: f for f in provider_class.fields}
+    # Values of fields the provider no longer declares go: the owner cannot see them to remove them.
+    values = {name: value for name, value in credential.values().items() if name in declared}
+    for name, value in changes.items():
+        if name in declared and declared[name].sensitive and not str(value or "").strip():
+            continue
+        values[name] = value
+    return clean_values(credential.provider, values, owner=credential.owner)
+
+
+def update_credential(credential, name, credentials, propagation_timeout=None):
+    """Store an edit (values from clean_changes); the provider stays. Certificates using these
+    credentials read them at each order step, so their next order uses the new values. Only
+    changed columns are saved: the audit log names them (never their values)."""
+    before = {"name": credential.name, "credentials": credential.values(),
+              "propagation_timeout": credential.propagation_timeout}
+    after = {"name": name, "credentials": credentials, "propagation_timeout": propagation_timeout}
+    changed = [field for field in after if after[field] != before[field]]
+    credential.name, credential.propagation_timeout = name, propagation_timeout
+    credential.credentials = json.dumps(credentials)
+    if changed:
+        credential.save(update_fields=changed)
+    return credential
+
+
 def save_credential(credential, provider, name, credentials, propagation_timeout=None):
     credential.provider, credential.name = provider, name
     credential.credentials = json.dumps(credentials)

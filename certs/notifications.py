@@ -32,6 +32,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from certs.models import Certificate, NotificationChannel, NotificationEvent
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 
 DJANGO_MAIL_SCHEME = "django-mail://"
 SEND_TIMEOUT_SECONDS = 30  # the whole apprise call; plugins also time out their own requests
+TEST_TIMEOUT_SECONDS = 15  # a test is waited for on a page: it gives up sooner
 REDACTED = "[redacted]"
 _MIN_SECRET_LENGTH = 4  # shorter URL parts (ports, "p", "v1") are not worth mangling messages for
 
@@ -87,32 +89,65 @@ def deliver(channel_id, subject, body):
     return send(channel, subject, body)
 
 
-def send_test(channel):
-    return send(channel, _("CertPanel test notification"),
-                _("This is a test message from CertPanel for the channel “%(name)s”. "
-                  "Alerts will reach you here.") % {"name": channel.name})
+def send_test(channel, timeout=None):
+    """Send a test message; someone waits on the page, so for at most `timeout` seconds
+    (TEST_TIMEOUT_SECONDS): the sending runs in a thread of its own, given that long, whose
+    every connection times out as soon. A thread still waiting is left to those timeouts,
+    and the answer says the service did not reply in time."""
+    timeout = TEST_TIMEOUT_SECONDS if timeout is None else timeout
+    subject = _("CertPanel test notification")
+    body = _("This is a test message from CertPanel for the channel “%(name)s”. "
+             "Alerts will reach you here.") % {"name": channel.name}
+    # Read here: the sending thread touches no database (it would hold a connection of its own).
+    url, owner, allow = channel.url, channel.owner, outbound.allow_list()
+    language = translation.get_language()
+    outcome = []
+
+    def attempt():
+        with translation.override(language):
+            outcome.append(_attempt(channel.pk, url, owner, subject, body, timeout, allow))
+
+    sender = threading.Thread(target=attempt, name=f"test-notification-{channel.pk}", daemon=True)
+    sender.start()
+    sender.join(timeout)
+    if outcome:
+        ok, message = outcome[0]
+    else:
+        log.warning("notification channel %s: no answer within %ss", channel.pk, timeout)
+        ok, message = False, _("No answer within %(seconds)s seconds: the service did not reply in time. Check the "
+                               "URL, and that this server can reach the service.") % {"seconds": f"{timeout:g}"}
+    _record(channel, ok, message)
+    return ok, message
 
 
 def send(channel, subject, body) -> tuple[bool, str]:
     """Send now; record the outcome on the channel. Returns (ok, a message for the user)."""
+    ok, message = _attempt(channel.pk, channel.url, channel.owner, subject, body, SEND_TIMEOUT_SECONDS)
+    _record(channel, ok, message)
+    return ok, message
+
+
+def _attempt(channel_id, url, owner, subject, body, timeout, allow=None) -> tuple[bool, str]:
+    """(ok, message) of one sending to `url` under `owner`'s outbound policy, giving up on
+    each connection after `timeout` seconds."""
     try:
-        if channel.url.startswith(DJANGO_MAIL_SCHEME):
-            ok, message = _send_django_mail(channel.url, subject, body)
-        else:
-            ok, message = _send_apprise(channel.url, subject, body, channel.owner)
+        if url.startswith(DJANGO_MAIL_SCHEME):
+            return _send_django_mail(url, subject, body, timeout)
+        return _send_apprise(url, subject, body, owner, timeout, allow)
     except Exception as exc:  # noqa: BLE001 - reported on the channel, never raised
-        ok, message = False, _("internal error: %(error)s") % {"error": type(exc).__name__}
-        log.error("notification channel %s: sending crashed: %s", channel.pk,
-                  redact(str(exc), secret_parts(channel.url)))
+        log.error("notification channel %s: sending crashed: %s", channel_id, redact(str(exc), secret_parts(url)))
+        return False, _("internal error: %(error)s") % {"error": type(exc).__name__}
+
+
+def _record(channel, ok, message):
     if ok:
         NotificationChannel.objects.filter(pk=channel.pk).update(last_sent_at=timezone.now(), last_error="")
     else:
         NotificationChannel.objects.filter(pk=channel.pk).update(last_error=message)
         log.warning("notification channel %s: not sent: %s", channel.pk, message)
-    return ok, message
 
 
-def _send_apprise(url, subject, body, owner):
+def _send_apprise(url, subject, body, owner, timeout, allow=None):
     with _redacting(url):
         service = apprise.Apprise.instantiate(url)
         if service is None:
@@ -122,8 +157,8 @@ def _send_apprise(url, subject, body, owner):
         # Every connection apprise makes (redirects, smtp= hosts of mailto://, its worker threads
         # copy the context) follows the owner's outbound policy; apprise reports failures itself.
         try:
-            with outbound.guarded_for(owner) as policy:
-                result = sender.notify(body=body, title=subject, timeout=SEND_TIMEOUT_SECONDS)
+            with outbound.guarded_for(owner, timeout=timeout, allow=allow) as policy:
+                result = sender.notify(body=body, title=subject, timeout=timeout)
         except (outbound.OutboundRefused, outbound.OutboundTimeout) as exc:
             return False, str(exc)
         if policy.refused is not None:
@@ -135,10 +170,14 @@ def _send_apprise(url, subject, body, owner):
     return False, "; ".join(dict.fromkeys(details)) or _("apprise could not send the message")
 
 
-def _send_django_mail(url, subject, body):
+def _send_django_mail(url, subject, body, timeout):
     recipients = mail_recipients(url)
     try:
-        mail.send_mail(subject, body, None, recipients)
+        # The panel's own mail server, not a user's choice: only the policy's timeouts apply.
+        with outbound.guarded(restrict=False, timeout=timeout):
+            mail.send_mail(subject, body, None, recipients)
+    except outbound.OutboundTimeout as exc:
+        return False, str(exc)
     except (smtplib.SMTPException, OSError) as exc:
         return False, _("The mail server did not take the message: %(error)s") % {"error": exc}
     return True, _("Sent.")

@@ -20,6 +20,7 @@ urlpatterns = [
     path("dns-credentials/", dns_credentials.dns_credential_list, name="dns-credential-list"),
     path("dns-credentials/add/", dns_credentials.dns_credential_add, name="dns-credential-add"),
     path("dns-credentials/<int:pk>/", dns_credentials.dns_credential_detail, name="dns-credential-detail"),
+    path("dns-credentials/<int:pk>/edit/", dns_credentials.dns_credential_edit, name="dns-credential-edit"),
     path("dns-credentials/<int:pk>/test/", dns_credentials.dns_credential_test, name="dns-credential-test"),
     path("dns-credentials/<int:pk>/delete/", dns_credentials.dns_credential_delete, name="dns-credential-delete"),
     path("certificates/<int:pk>/", certificates.certificate_detail, name="certificate-detail"),

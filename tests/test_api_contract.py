@@ -49,6 +49,7 @@ def test_certificate_fields(schema):
 def test_dns_paths_and_fields(schema):
     paths = schema["paths"]
     assert {"get", "post"} <= set(paths["/api/v1/dns-credentials/"])
+    assert {"get", "put", "patch", "delete"} <= set(paths["/api/v1/dns-credentials/{id}/"])
     assert "get" in paths["/api/v1/dns-providers/"]
     assert "post" in paths["/api/v1/certificates/{id}/continue/"]
     assert {"dns_credential", "challenge_alias"} <= set(properties(schema, "Certificate"))

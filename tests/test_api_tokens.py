@@ -145,13 +145,27 @@ def test_bob_cannot_see_or_revoke_alices_tokens(alice_token, bob):
 def test_the_page_shows_a_new_key_once(alice_client, alice):
     response = alice_client.post(reverse("ui:token-list"), {"name": "backup", "scope": "read-write",
                                                             "expires_in_days": ""})
-    html = response.content.decode()
+    # Post/redirect/get: reloading the page that shows the key cannot make a second token.
+    assert response.status_code == 302 and response["Location"] == reverse("ui:token-list")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT session_data FROM django_session")
+        sessions = repr(cursor.fetchall())
+    shown = alice_client.get(response["Location"])
+    html = shown.content.decode()
     key = re.search(r'id="new-token-key" value="([^"]+)"', html).group(1)
-    assert "shown only this once" in html and "no-store" in response["Cache-Control"]
+    assert "shown only this once" in html and "no-store" in shown["Cache-Control"]
+    assert key not in sessions  # waiting for that page, it was encrypted
     assert api(key).get("/api/v1/sites/").status_code == 200
     later = alice_client.get(reverse("ui:token-list")).content.decode()
-    assert key not in later
+    assert key not in later and 'id="new-token-key"' not in later
     assert "backup" in later and tokens.own_tokens(alice).get().prefix in later
+    assert ApiToken.objects.count() == 1
+
+
+def test_a_bad_form_is_shown_again_without_a_token(alice_client):
+    response = alice_client.post(reverse("ui:token-list"), {"name": "", "scope": "read-write"})
+    assert response.status_code == 200 and 'class="errorlist"' in response.content.decode()
+    assert not ApiToken.objects.exists()
 
 
 def test_the_page_revokes_after_asking(alice_client, alice_token):

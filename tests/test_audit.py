@@ -209,7 +209,7 @@ def test_an_install_target_is_recorded(session_api, alice, home_root):
 
 
 def test_tokens_made_and_revoked_in_the_ui_are_recorded_without_the_key(alice_client, alice):
-    response = alice_client.post(reverse("ui:token-list"), {"name": "backup", "scope": "read"})
+    response = alice_client.post(reverse("ui:token-list"), {"name": "backup", "scope": "read"}, follow=True)
     key = response.context["new_key"]
     token = tokens.own_tokens(alice).get()
     alice_client.post(reverse("ui:token-revoke", args=[token.pk]))

@@ -57,6 +57,7 @@ ID_MODELS = {
     ("ui:order-status", "pk"): Order,
     ("ui:order-continue", "pk"): Order,
     ("ui:dns-credential-detail", "pk"): DnsCredential,
+    ("ui:dns-credential-edit", "pk"): DnsCredential,
     ("ui:dns-credential-test", "pk"): DnsCredential,
     ("ui:dns-credential-delete", "pk"): DnsCredential,
     ("ui:version-download", "pk"): CertificateVersion,

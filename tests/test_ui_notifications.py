@@ -2,10 +2,14 @@
 (it holds tokens) is never shown back, and another user's channel answers 404."""
 
 import re
+import socket
+import time
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
 
+from certs import notifications
 from certs.models import NotificationChannel, NotificationEvent
 from panel.models import PanelSettings
 from tests.support.webhook_receiver import TOKEN
@@ -14,6 +18,12 @@ from tests.support.webhook_receiver import TOKEN
 @pytest.fixture
 def channel(alice, receiver):
     return NotificationChannel.objects.create(owner=alice, name="Ops webhook", url=receiver.url("alice"))
+
+
+@pytest.fixture
+def zh_client(alice_client):
+    alice_client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+    return alice_client
 
 
 def page_text(response):
@@ -75,6 +85,42 @@ def test_a_failed_test_shows_why_without_the_url(alice_client, channel, receiver
     assert "“Ops webhook” did not work:" in html and "alert--error" in html
     channel.refresh_from_db()
     assert channel.last_error and channel.last_error in html  # the list shows the last result too
+    assert_no_secret(html, channel.url)
+
+
+@pytest.fixture
+def silent_port():
+    """A port that takes connections and the request, and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    yield listener.getsockname()[1]
+    listener.close()
+
+
+def test_send_test_shows_that_it_is_working(alice_client, channel):
+    html = page_text(alice_client.get(reverse("ui:notification-list")))
+    assert re.search(rf'<form method="post" action="{reverse("ui:notification-test", args=[channel.pk])}" '
+                     r'data-busy="Sending…">', html)
+    assert re.search(r'<script src="/static/js/busy\.js[^"]*" defer></script>', html)
+    busy = (settings.BASE_DIR / "static" / "js" / "busy.js").read_text()
+    assert "disabled = true" in busy and 'getAttribute("data-busy")' in busy
+
+
+def test_a_test_without_an_answer_gives_up_in_time_and_says_so(zh_client, alice, silent_port, monkeypatch):
+    PanelSettings.objects.create(pk=1, outbound_allow_list="127.0.0.1")
+    channel = NotificationChannel.objects.create(owner=alice, name="Slow hook",
+                                                 url=f"json://127.0.0.1:{silent_port}/hook/{TOKEN}")
+    monkeypatch.setattr(notifications, "TEST_TIMEOUT_SECONDS", 1)
+
+    started = time.monotonic()
+    response = zh_client.post(reverse("ui:notification-test", args=[channel.pk]), follow=True)
+
+    assert time.monotonic() - started < 5  # the worker is not held until the service answers
+    html = page_text(response)
+    assert "“Slow hook”测试未通过：1 秒内没有应答：该服务未及时回复。" in html and "alert--error" in html
+    channel.refresh_from_db()
+    assert channel.last_error.startswith("1 秒内没有应答") and channel.last_sent_at is None
     assert_no_secret(html, channel.url)
 
 

@@ -1,5 +1,6 @@
 """REST API for DNS credentials: /api/v1/dns-credentials/. Values are write-only;
-certs.dns_credentials checks and stores them."""
+certs.dns_credentials checks and stores them. An update keeps the provider; in its
+`credentials`, a secret field left out or empty keeps the stored secret."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext as _
@@ -18,8 +19,11 @@ from panel.toolkit.drf import as_drf_error
 
 class DnsCredentialSerializer(serializers.ModelSerializer):
     provider = serializers.ChoiceField(choices=[])
-    credentials = serializers.DictField(child=serializers.CharField(allow_blank=True), write_only=True,
-                                        help_text="The provider's declared fields (GET /api/v1/dns-providers/)")
+    credentials = serializers.DictField(
+        child=serializers.CharField(allow_blank=True), write_only=True,
+        help_text="The provider's declared fields (GET /api/v1/dns-providers/). On update (PUT, PATCH): the "
+                  "fields to change; a field left out keeps its stored value, a secret field given empty "
+                  "keeps its stored secret, any other field given empty is cleared.")
 
     class Meta:
         model = DnsCredential
@@ -31,9 +35,16 @@ class DnsCredentialSerializer(serializers.ModelSerializer):
         self.fields["provider"].choices = list(registry.all_providers())
 
     def validate(self, attrs):
+        credential = self.instance
+        if credential is not None and attrs.get("provider", credential.provider) != credential.provider:
+            raise serializers.ValidationError({"provider": [_("The provider cannot be changed: add new credentials "
+                                                              "for another one.")]})
         try:
-            attrs["credentials"] = dns_credentials.clean_values(attrs["provider"], attrs["credentials"],
-                                                                owner=self.context["request"].user)
+            if credential is None:
+                attrs["credentials"] = dns_credentials.clean_values(attrs["provider"], attrs["credentials"],
+                                                                    owner=self.context["request"].user)
+            else:
+                attrs["credentials"] = dns_credentials.clean_changes(credential, attrs.get("credentials", {}))
         except DjangoValidationError as exc:
             raise as_drf_error(exc)
         return attrs
@@ -41,9 +52,14 @@ class DnsCredentialSerializer(serializers.ModelSerializer):
     def create(self, validated_data):
         return dns_credentials.save_credential(DnsCredential(owner=self.context["request"].user), **validated_data)
 
+    def update(self, instance, validated_data):
+        return dns_credentials.update_credential(
+            instance, validated_data.get("name", instance.name), validated_data["credentials"],
+            validated_data.get("propagation_timeout", instance.propagation_timeout))
+
 
 class DnsCredentialViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                           mixins.DestroyModelMixin, viewsets.GenericViewSet):
+                           mixins.UpdateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
     serializer_class = DnsCredentialSerializer
 
     def get_queryset(self):

@@ -38,7 +38,9 @@ class DnsCredentialForm(forms.Form):
     """Step two: a name, the provider's own fields and an optional propagation timeout.
 
     Sensitive fields are password inputs that never render a value back, so a form shown
-    again after an error asks for them again. certs.dns_credentials has the last word."""
+    again after an error asks for them again. Editing (`credential`), the other fields show
+    their stored values and a secret field left empty keeps its stored secret.
+    certs.dns_credentials has the last word."""
 
     FIELD_PREFIX = "cred_"
 
@@ -51,11 +53,18 @@ class DnsCredentialForm(forms.Form):
                     "Blank: the provider's default."),
     )
 
-    def __init__(self, provider, *args, user, **kwargs):
-        """provider: a registry.catalog() entry; user: who will own the credentials."""
-        super().__init__(*args, initial={"provider": provider["code"]}, **kwargs)
+    def __init__(self, provider, *args, user, credential=None, **kwargs):
+        """provider: a registry.catalog() entry; user: who will own the credentials;
+        credential: the DnsCredential being edited, if any."""
+        initial = {"provider": provider["code"]}
+        stored = {}
+        if credential is not None:
+            stored = credential.values()
+            initial.update(name=credential.name, propagation_timeout=credential.propagation_timeout)
+        super().__init__(*args, initial=initial, **kwargs)
         self.provider = provider
         self.user = user
+        self.credential = credential
         for spec in provider["fields"]:
             if spec["sensitive"]:
                 widget = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
@@ -63,9 +72,19 @@ class DnsCredentialForm(forms.Form):
                 widget = forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "none", "spellcheck": "false"})
             if spec["default"]:
                 widget.attrs["placeholder"] = spec["default"]
-            field = forms.CharField(label=spec["label"], required=spec["required"], help_text=spec["help"],
-                                    max_length=4096, widget=widget,
-                                    initial=None if spec["sensitive"] else spec["default"] or None)
+            kept = spec["sensitive"] and spec["name"] in stored
+            help_text = spec["help"]
+            if kept:
+                widget.attrs["placeholder"] = _("Unchanged")
+                help_text = " ".join(filter(None, [
+                    str(_("Set: leave empty to keep the stored value, or type a new one to replace it.")),
+                    str(help_text)]))
+            if credential is None:
+                value = None if spec["sensitive"] else spec["default"] or None
+            else:
+                value = None if spec["sensitive"] else stored.get(spec["name"], "")
+            field = forms.CharField(label=spec["label"], required=spec["required"] and not kept,
+                                    help_text=help_text, max_length=4096, widget=widget, initial=value)
             field.sensitive = spec["sensitive"]
             self.fields[self.FIELD_PREFIX + spec["name"]] = field
 
@@ -78,7 +97,10 @@ class DnsCredentialForm(forms.Form):
             return data
         values = {spec["name"]: data.get(self.FIELD_PREFIX + spec["name"]) or "" for spec in self.provider["fields"]}
         try:
-            data["credentials"] = dns_credentials.clean_values(self.provider["code"], values, owner=self.user)
+            if self.credential is None:
+                data["credentials"] = dns_credentials.clean_values(self.provider["code"], values, owner=self.user)
+            else:
+                data["credentials"] = dns_credentials.clean_changes(self.credential, values)
         except ValidationError as exc:
             for messages in exc.message_dict.values():
                 for message in messages:

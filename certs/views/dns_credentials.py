@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -64,6 +65,24 @@ def dns_credential_add(request):
         return redirect("ui:dns-credential-detail", pk=credential.pk)
     return render(request, "certs/dns_credential_form.html",
                   {"nav": "dns", "form": form, "provider": provider, "next": back_to})
+
+
+@login_required
+def dns_credential_edit(request, pk):
+    """The provider stays; a secret field left empty keeps its stored secret."""
+    credential = access.get_owned(DnsCredential, request.user, pk=pk)
+    provider = _catalog_entry(credential.provider)
+    if provider is None:
+        raise Http404("provider no longer registered")
+    form = DnsCredentialForm(provider, request.POST if request.method == "POST" else None, user=request.user,
+                             credential=credential)
+    if form.is_valid():
+        data = form.cleaned_data
+        dns_credentials.update_credential(credential, data["name"], data["credentials"], data["propagation_timeout"])
+        messages.success(request, _("DNS credentials “%(name)s” saved.") % {"name": credential.name})
+        return redirect("ui:dns-credential-detail", pk=credential.pk)
+    return render(request, "certs/dns_credential_form.html",
+                  {"nav": "dns", "form": form, "provider": provider, "credential": credential})
 
 
 @login_required

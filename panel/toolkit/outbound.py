@@ -383,9 +383,10 @@ def guarded(restrict=True, allow=None, timeout=None):
         _current.reset(token)
 
 
-def guarded_for(owner, timeout=None):
-    """The guard for an object owned by `owner`: administrators are trusted with the server."""
-    return guarded(restrict=not access.is_admin(owner), timeout=timeout)
+def guarded_for(owner, timeout=None, allow=None):
+    """The guard for an object owned by `owner`: administrators are trusted with the server.
+    `allow`: the allow-list read beforehand, for a thread that must not read the database."""
+    return guarded(restrict=not access.is_admin(owner), allow=allow, timeout=timeout)
 
 
 def _timed_out(exc):
