@@ -34,8 +34,9 @@ def test_no_page_is_wider_than_a_phone(request, chromium, panel_stack):
     try:
         page = session.page
         page.set_viewport_size(PHONE_VIEWPORT)
-        log_in(session, panel_stack)  # in English; the language cookie below then picks each language
-        pages = {link.get_attribute("href") for link in main_navigation(page).get_by_role("link").all()}
+        log_in(session, panel_stack)  # in English; the language cookie below picks each language
+        links = main_navigation(page).get_by_role("link").all()
+        pages = {link.get_attribute("href") for link in links}
         assert reverse("ui:audit-log") in pages, pages  # the administrator's entries are there too
         pages |= {reverse("ui:site-add"), reverse("ui:security"), reverse("ui:token-list"),
                   reverse("ui:certificate-detail", args=[certificate["id"]])}
@@ -44,7 +45,8 @@ def test_no_page_is_wider_than_a_phone(request, chromium, panel_stack):
 
         too_wide = {}
         for language in ("zh-hans", "en"):
-            session.context.add_cookies([{"name": "django_language", "value": language, "url": panel_stack.web_url}])
+            session.context.add_cookies([{"name": "django_language", "value": language,
+                                          "url": panel_stack.web_url}])
             for path in sorted(pages) + site_tabs:
                 page.goto(path)
                 page.wait_for_load_state("networkidle")  # parts htmx loads after the page
@@ -52,7 +54,8 @@ def test_no_page_is_wider_than_a_phone(request, chromium, panel_stack):
                 assert window == PHONE_VIEWPORT["width"]
                 if width > window:
                     too_wide[f"{language} {path}"] = width
-                session.screenshot(f"{language}-{path.strip('/').replace('/', '-').replace('#', '-') or 'home'}")
+                shot = path.strip("/").replace("/", "-").replace("#", "-") or "home"
+                session.screenshot(f"{language}-{shot}")
         assert not too_wide, f"pages wider than {PHONE_VIEWPORT['width']} px: {too_wide}"
     finally:
         session.close()
