@@ -22,11 +22,13 @@ def test_a_missing_page_is_chinese_for_a_chinese_reader_and_inside_the_frame(ali
     assert '<form class="lang-switch"' in html
 
 
-def test_someone_elses_object_is_the_same_translated_404(bob_client, alice, settings, tmp_path, queued):
+def test_someone_elses_object_is_the_same_translated_404(bob_client, alice, settings, tmp_path,
+                                                         queued):
     settings.ALLOWED_ROOTS = [tmp_path]
     site = sites.save_site(Site(owner=alice, domains=["a.example.com"], root=str(tmp_path / "a")))
-    html = bob_client.get(reverse("ui:site-detail", args=[site.pk]), headers={"accept-language": "zh-hans"})
-    assert html.status_code == 404 and "<h1>页面不存在</h1>" in html.content.decode()
+    response = bob_client.get(reverse("ui:site-detail", args=[site.pk]),
+                              headers={"accept-language": "zh-hans"})
+    assert response.status_code == 404 and "<h1>页面不存在</h1>" in response.content.decode()
 
 
 def test_a_page_for_administrators_is_a_translated_403_for_a_user(alice_client):

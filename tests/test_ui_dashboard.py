@@ -137,7 +137,8 @@ def test_counts_are_right_for_a_mix_and_leave_out_other_users_certificates(alice
     make_certificate(bobs, "bob-failing.example.com", days_left=5, renewal_failures=1, last_error="bob's error")
 
     html = page_text(alice_client.get(reverse("ui:dashboard")))
-    assert shown_counts(html) == {"sites": 0, "valid": 1, "expiring": 1, "failing": 3, "rejected_sites": 0}
+    assert shown_counts(html) == {"sites": 0, "valid": 1, "expiring": 1, "failing": 3,
+                                  "rejected_sites": 0}
     assert "bob" not in html
     # The chart counts alice's issued certificates by days to expiry.
     for label, count in (("Expired", 1), ("7–13 days", 1), ("14–29 days", 1), ("30–59 days", 0), ("60–89 days", 1)):
@@ -225,12 +226,14 @@ def test_the_dashboard_runs_the_same_queries_for_5_and_500_certificates(alice_cl
     assert sum(many_counts.values()) > 10 * sum(few_counts.values())  # the counts did grow
 
 
-def test_sites_whose_config_nginx_rejected_have_a_count_that_lists_them(alice_client, alice, bob, settings,
-                                                                          tmp_path, queued):
+def test_sites_nginx_rejected_have_a_count_that_lists_them(alice_client, alice, bob, settings,
+                                                           tmp_path, queued):
     settings.ALLOWED_ROOTS = [tmp_path / "www"]
     made = {}
-    for owner, name in ((alice, "ok.example.com"), (alice, "broken.example.com"), (bob, "bob.example.com")):
-        made[name] = sites.save_site(Site(owner=owner, domains=[name], root=str(tmp_path / "www" / name)))
+    owners = {"ok.example.com": alice, "broken.example.com": alice, "bob.example.com": bob}
+    for name, owner in owners.items():
+        root = str(tmp_path / "www" / name)
+        made[name] = sites.save_site(Site(owner=owner, domains=[name], root=root))
     Site.objects.filter(pk__in=[made["broken.example.com"].pk, made["bob.example.com"].pk]).update(
         config_status=Site.ConfigStatus.FAILED, config_error="[emerg] unknown directive")
     html = page_text(alice_client.get(reverse("ui:dashboard")))
@@ -244,23 +247,28 @@ def test_sites_whose_config_nginx_rejected_have_a_count_that_lists_them(alice_cl
 # --- keyboard: a skip link first, forms that take the keyboard
 
 
-FOCUSABLE = re.compile(r'<(?:a\s[^>]*href|button|select|textarea|summary|input(?![^>]*type="hidden"))[^>]*>')
+FOCUSABLE = re.compile(r'<(?:a\s[^>]*href|button|select|textarea|summary'
+                       r'|input(?![^>]*type="hidden"))[^>]*>')
 
 
 def test_a_skip_link_to_the_page_is_the_first_thing_tab_reaches(alice_client, client):
-    for html in (page_text(alice_client.get(reverse("ui:site-list"))), page_text(client.get(reverse("login")))):
+    pages = (alice_client.get(reverse("ui:site-list")), client.get(reverse("login")))
+    for html in map(page_text, pages):
         body = html.split("<body", 1)[1]
         first = FOCUSABLE.search(body).group(0)
         assert first == '<a class="skip-link" href="#content">'
         assert re.search(r'<main [^>]*id="content"', body)
-    zh = alice_client.get(reverse("ui:dashboard"), headers={"accept-language": "zh-hans"}).content.decode()
+    zh = page_text(alice_client.get(reverse("ui:dashboard"),
+                                    headers={"accept-language": "zh-hans"}))
     assert '<a class="skip-link" href="#content">跳到正文</a>' in zh
 
 
 def test_forms_ask_for_the_keyboard_through_a_script_file_the_policy_allows(alice_client, client):
-    for html in (page_text(alice_client.get(reverse("ui:site-add"))), page_text(client.get(reverse("login")))):
+    pages = (alice_client.get(reverse("ui:site-add")), client.get(reverse("login")))
+    for html in map(page_text, pages):
         assert re.search(r"<form data-focus-first [^>]*method=\"post\"", html)
         script = re.search(r'<script src="([^"]*focus[^"]*\.js)" defer></script>', html).group(1)
-        assert "<script>" not in html  # nothing inline: the Content-Security-Policy allows only files
+        assert "<script>" not in html  # nothing inline: the CSP allows only files
     assert "script-src 'self'" in client.get(reverse("login"))["Content-Security-Policy"]
-    assert "focus()" in (Path(settings.BASE_DIR) / "static" / script.removeprefix(settings.STATIC_URL)).read_text()
+    source = Path(settings.BASE_DIR) / "static" / script.removeprefix(settings.STATIC_URL)
+    assert "focus()" in source.read_text()

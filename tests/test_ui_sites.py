@@ -268,18 +268,22 @@ def test_each_site_row_offers_ssl_settings_and_delete(alice_client, site):
     assert f'href="{reverse("ui:site-delete", args=[site.pk])}">Delete</a>' in row
 
 
-def test_a_site_without_a_certificate_links_none_to_its_ssl_tab(alice_client, site, www_root, alice, issued):
-    bare = sites.save_site(Site(owner=alice, domains=["bare.example.com"], root=str(www_root / "bare")))
+def test_a_site_without_a_certificate_links_none_to_its_ssl_tab(alice_client, site, www_root, alice,
+                                                                issued):
+    bare = sites.save_site(Site(owner=alice, domains=["bare.example.com"],
+                                root=str(www_root / "bare")))
     html = page_text(alice_client.get(reverse("ui:site-list")))
     none_link = re.compile(r'<a href="[^"]*#certificate"[^>]*>None</a>')
-    assert none_link.search(site_row(html, bare))
-    assert f'{reverse("ui:site-detail", args=[bare.pk])}#certificate' in none_link.search(site_row(html, bare))[0]
+    link = none_link.search(site_row(html, bare))
+    assert link and f'{reverse("ui:site-detail", args=[bare.pk])}#certificate' in link[0]
     assert not none_link.search(site_row(html, site))  # issued: its badge, not "None"
 
 
 def test_the_config_filter_lists_only_sites_nginx_rejected(alice_client, site, www_root, alice):
-    broken = sites.save_site(Site(owner=alice, domains=["broken.example.com"], root=str(www_root / "b")))
-    Site.objects.filter(pk=broken.pk).update(config_status=Site.ConfigStatus.FAILED, config_error="[emerg] x")
+    broken = sites.save_site(Site(owner=alice, domains=["broken.example.com"],
+                                  root=str(www_root / "b")))
+    Site.objects.filter(pk=broken.pk).update(config_status=Site.ConfigStatus.FAILED,
+                                             config_error="[emerg] x")
     html = page_text(alice_client.get(reverse("ui:site-list"), {"config": "failed"}))
     assert "broken.example.com" in html and "a.example.com" not in html
     assert "Showing only: <strong>Rejected by nginx</strong>" in html
@@ -303,18 +307,22 @@ def test_a_pending_site_page_polls_its_status_until_it_is_final(alice_client, si
     status_url = reverse("ui:site-config-status", args=[site.pk])
     assert site.config_status == Site.ConfigStatus.PENDING
     html = page_text(alice_client.get(reverse("ui:site-detail", args=[site.pk])))
-    assert re.search(rf'<div id="config-status-poll" hidden hx-get="{status_url}" hx-trigger="every 2s"', html)
+    assert re.search(rf'<div id="config-status-poll" hidden hx-get="{status_url}" '
+                     r'hx-trigger="every 2s"', html)
 
     still = page_text(alice_client.get(status_url))  # the worker has not got to it yet: ask again
     assert f'hx-get="{status_url}"' in still and 'data-config-status="pending"' in still
 
-    Site.objects.filter(pk=site.pk).update(config_status=Site.ConfigStatus.FAILED, config_error="[emerg] bogus")
+    Site.objects.filter(pk=site.pk).update(config_status=Site.ConfigStatus.FAILED,
+                                           config_error="[emerg] bogus")
     final = page_text(alice_client.get(status_url))
     assert "hx-get" not in final  # polling stops
     for badge in ("config-status-head", "config-status-overview"):
-        assert re.search(rf'<span class="badge badge--failed" id="{badge}" data-config-status="failed" '
-                         r'hx-swap-oob="true">Rejected by nginx</span>', final)
-    assert re.search(r'<section class="card" id="last-apply" hx-swap-oob="true">.*\[emerg\] bogus', final, re.S)
+        assert re.search(rf'<span class="badge badge--failed" id="{badge}" '
+                         r'data-config-status="failed" hx-swap-oob="true">Rejected by nginx</span>',
+                         final)
+    assert re.search(r'<section class="card" id="last-apply" hx-swap-oob="true">.*\[emerg\] bogus',
+                     final, re.S)
 
     Site.objects.filter(pk=site.pk).update(config_status=Site.ConfigStatus.APPLIED)
     page = page_text(alice_client.get(reverse("ui:site-detail", args=[site.pk])))
@@ -326,7 +334,7 @@ def test_the_deploy_status_is_only_for_the_sites_owner(bob_client, site):
 
 
 def test_force_https_without_a_certificate_does_not_claim_http_redirects(alice_client, site):
-    response = alice_client.post(reverse("ui:site-force-https", args=[site.pk]), {"force_https": "on"}, follow=True)
-    html = page_text(response)
+    html = page_text(alice_client.post(reverse("ui:site-force-https", args=[site.pk]),
+                                       {"force_https": "on"}, follow=True))
     assert "HTTP now redirects to HTTPS" not in html
     assert "HTTP will redirect to HTTPS once the site serves a certificate" in html

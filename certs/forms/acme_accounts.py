@@ -13,8 +13,10 @@ CUSTOM_CA = "custom"
 def _ca_choices():
     choices = []
     for code, preset in cas.PRESETS.items():
-        # One translatable pattern, so Chinese gets its own full-width brackets like the labels' own.
-        label = format_lazy(_("{ca} (needs EAB)"), ca=preset.label) if preset.eab_required else preset.label
+        label = preset.label
+        if preset.eab_required:
+            # One translatable pattern: Chinese gets full-width brackets, as its labels have.
+            label = format_lazy(_("{ca} (needs EAB)"), ca=preset.label)
         choices.append((code, label))
     return choices + [(CUSTOM_CA, _("Other CA: enter its directory URL"))]
 

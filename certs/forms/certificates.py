@@ -158,7 +158,8 @@ class ExternalCertificateForm(forms.Form):
     )
     key_type = forms.ChoiceField(label=_("Key type"), choices=KeyType.choices, initial=KeyType.EC256)
     challenge = forms.ChoiceField(
-        label=_("Validation method"), widget=forms.RadioSelect, initial=ChallengeType.HTTP01_WEBROOT,
+        label=_("Validation method"), widget=forms.RadioSelect,
+        initial=ChallengeType.HTTP01_WEBROOT,
         choices=[(c.value, c.label)
                  for c in (*EXTERNAL_CHALLENGES, ChallengeType.DNS01, ChallengeType.DNS01_MANUAL)],
     )
@@ -166,17 +167,20 @@ class ExternalCertificateForm(forms.Form):
     webroot = forms.CharField(
         label=_("Document root"), required=False, max_length=4096,
         widget=forms.TextInput(attrs={"spellcheck": "false", "placeholder": "/var/www/example"}),
-        help_text=format_lazy(_("For “{method}”: the directory the server serves the names from over plain HTTP."),
-                              method=ChallengeType.HTTP01_WEBROOT.label),
+        help_text=format_lazy(
+            _("For “{method}”: the directory the server serves the names from over plain HTTP."),
+            method=ChallengeType.HTTP01_WEBROOT.label),
     )
     server_config = forms.CharField(
         label=_("Server config file"), required=False, max_length=4096,
         widget=forms.TextInput(attrs={"spellcheck": "false", "placeholder": "/etc/nginx/sites-enabled/example"}),
-        help_text=format_lazy(_("For “{nginx}” or “{apache}”: the file with the server block of these names."),
-                              nginx=ChallengeType.HTTP01_NGINX.label, apache=ChallengeType.HTTP01_APACHE.label),
+        help_text=format_lazy(
+            _("For “{nginx}” or “{apache}”: the file with the server block of these names."),
+            nginx=ChallengeType.HTTP01_NGINX.label, apache=ChallengeType.HTTP01_APACHE.label),
     )
     dns_credential = DnsCredentialChoiceField(
-        label=_("DNS credentials"), queryset=DnsCredential.objects.none(), required=False, empty_label="–",
+        label=_("DNS credentials"), queryset=DnsCredential.objects.none(), required=False,
+        empty_label="–",
         help_text=format_lazy(_("For “{method}”."), method=ChallengeType.DNS01.label),
     )
 
@@ -186,7 +190,8 @@ class ExternalCertificateForm(forms.Form):
         self.fields["account"].queryset = (
             access.scoped(AcmeAccount, user).filter(status=AcmeAccount.Status.VALID).defer("account_key", "eab_hmac_key")
         )
-        self.fields["dns_credential"].queryset = access.scoped(DnsCredential, user).defer("credentials")
+        credentials = access.scoped(DnsCredential, user).defer("credentials")
+        self.fields["dns_credential"].queryset = credentials
 
     def clean(self):
         data = super().clean()

@@ -160,7 +160,8 @@ def certificate_issue_external(request):
         try:
             certificate = certificates.request_certificate(
                 request.user, data["account"], data["domains"], data["key_type"], data["challenge"],
-                dns_credential=data["dns_credential"], webroot=data["webroot"], server_config=data["server_config"])
+                dns_credential=data["dns_credential"], webroot=data["webroot"],
+                server_config=data["server_config"])
         except ValidationError as exc:  # the certificate quota is used up
             form.add_error(None, exc)
         else:

@@ -43,8 +43,8 @@ SITE_COLUMNS = (
 def site_list(request):
     query = request.GET.get("q", "").strip()
     # ?config=failed: the dashboard's link to the sites whose config nginx rejected.
-    config_filter = request.GET.get("config", "")
-    config_filter = Site.ConfigStatus(config_filter) if config_filter in Site.ConfigStatus.values else None
+    config = request.GET.get("config", "")
+    config_filter = Site.ConfigStatus(config) if config in Site.ConfigStatus.values else None
     sorting = ListSorting(SITE_COLUMNS, request.GET.get("sort"), default="domain")
     newest_first = access.scoped(Certificate, request.user).for_list().order_by("-id")
     site_rows = access.scoped(Site, request.user).alias(certificate_expires=Subquery(
@@ -62,8 +62,10 @@ def site_list(request):
     page = Paginator(site_rows, SITES_PER_PAGE).get_page(request.GET.get("page"))
     for site in page:
         site.certificate = with_days_left(site.newest[0]) if site.newest else None
-    return render(request, "panel/site_list.html", {"nav": "sites", "page": page, "q": query, "sorting": sorting,
-                                                    "columns": sorting.headers, "config_filter": config_filter})
+    return render(request, "panel/site_list.html", {
+        "nav": "sites", "page": page, "q": query, "sorting": sorting, "columns": sorting.headers,
+        "config_filter": config_filter,
+    })
 
 
 @login_required
@@ -129,9 +131,9 @@ def site_force_https(request, pk):
     site.force_https = request.POST.get("force_https") == "on"
     sites.save_site(site)
     if site.force_https and site.serving_version() is None:
-        # nginx redirects only once it serves a certificate (deployment/nginx/render.py): until then HTTP answers.
-        messages.success(request, _("Force HTTPS is on: HTTP will redirect to HTTPS once the site serves a "
-                                    "certificate. Until then it answers over HTTP."))
+        # nginx redirects only once it serves a certificate (deployment/nginx/render.py).
+        messages.success(request, _("Force HTTPS is on: HTTP will redirect to HTTPS once the site "
+                                    "serves a certificate. Until then it answers over HTTP."))
     elif site.force_https:
         messages.success(request, _("HTTP now redirects to HTTPS; nginx is being configured."))
     else:
@@ -141,7 +143,8 @@ def site_force_https(request, pk):
 
 @login_required
 def site_config_status(request, pk):
-    """The site page's deploy status, polled while nginx is being configured (panel/_config_status.html)."""
+    """The site page's deploy status, polled while nginx is being configured
+    (panel/_config_status.html)."""
     site = access.get_owned(Site, request.user, pk=pk)
     return render(request, "panel/_config_status.html", {"site": site, "oob": True})
 

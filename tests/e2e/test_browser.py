@@ -95,7 +95,8 @@ def dashboard_counts(page):
 def test_an_uploaded_certificate_is_attached_to_its_site_served_and_counted(browser_session, panel_stack, tmp_path):
     session, page = browser_session, browser_session.page
     log_in(session, panel_stack)
-    assert dashboard_counts(page) == {"sites": 0, "valid": 0, "expiring": 0, "failing": 0}
+    assert dashboard_counts(page) == {"sites": 0, "valid": 0, "expiring": 0, "failing": 0,
+                                      "rejected_sites": 0}
     session.screenshot("dashboard-empty")
 
     domain = "upload.example.test"
@@ -126,7 +127,8 @@ def test_an_uploaded_certificate_is_attached_to_its_site_served_and_counted(brow
     served(panel_stack, domain, serial)
 
     # make_listener_certificates' leaf lives 7 days: it counts as expiring within 14 days.
-    assert dashboard_counts(page) == {"sites": 1, "valid": 0, "expiring": 1, "failing": 0}
+    assert dashboard_counts(page) == {"sites": 1, "valid": 0, "expiring": 1, "failing": 0,
+                                      "rejected_sites": 0}
     session.screenshot("dashboard")
 
 
