@@ -15,6 +15,9 @@ from rest_framework.test import APIClient
 from certs import orders, problems
 from certs.acme import AcmeClient, AcmeError, generate_account_key
 from certs.models import AcmeAccount, Order
+from panel.deployment.nginx import apply
+from panel.models import Site
+from tests.test_nginx_apply import nginx  # noqa: F401 (a fixture)
 from tests.test_orders import FakeCA, ca, order, run_to_end  # noqa: F401 (ca, order: fixtures)
 
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
@@ -182,3 +185,26 @@ def test_a_failure_stored_before_message_ids_shows_its_text(ca, order, client):
     html = client.get(reverse("ui:certificate-detail", args=[order.certificate_id]),
                       headers={"accept-language": "zh-hans"}).content.decode()
     assert "a.example.com: old words" in html
+
+
+@pytest.mark.django_db
+def test_a_config_nginx_rejects_reads_in_the_readers_language_with_nginxs_words_folded(nginx, tmp_path, client):
+    admin = get_user_model().objects.create(username="root", is_superuser=True)
+    site = Site.objects.create(owner=admin, domains=["c.example.com"], proxy_pass="http://nowhere.invalid:1")
+    assert apply.apply_site_config(site).ok is False  # nginx cannot resolve the upstream: `nginx -t` fails
+    client.force_login(admin)
+    html = client.get(reverse("ui:site-detail", args=[site.pk]), headers={"accept-language": "zh-hans"})
+    html = html.content.decode()
+    assert "nginx 拒绝了此网站的配置，仍在使用之前的配置。" in outside_fold_outs(html)
+    assert "[emerg]" in html and "[emerg]" not in outside_fold_outs(html)
+
+
+@pytest.mark.django_db
+def test_an_upstream_the_outbound_policy_refuses_is_not_blamed_on_nginx(nginx, tmp_path, client):
+    user = get_user_model().objects.create(username="o")
+    site = Site.objects.create(owner=user, domains=["d.example.com"], proxy_pass="http://127.0.0.1:9")
+    assert apply.apply_site_config(site).ok is False
+    client.force_login(user)
+    html = client.get(reverse("ui:site-detail", args=[site.pk]), headers={"accept-language": "zh-hans"})
+    shown = outside_fold_outs(html.content.decode())
+    assert "服务器的出站策略拒绝了此网站的上游地址" in shown and "nginx 拒绝了此网站的配置" not in shown
