@@ -50,13 +50,16 @@ class CertificateFilesNotWritten(Exception):
 
 
 # Why an apply failed, each followed on the page by nginx's or the system's own words.
-NGINX_REJECTED = gettext_noop("nginx rejected this site's configuration; the previous one is still in use.")
-BROKEN_ELSEWHERE = gettext_noop("nginx's configuration is broken elsewhere, so no site can be changed until an "
-                                "administrator fixes it; the previous config of this site stays in place.")
-UPSTREAM_REFUSED = gettext_noop("The site's upstream is refused by the server's outbound policy; nginx keeps "
-                                "the site's previous config.")
-FILES_NOT_WRITTEN = gettext_noop("The certificate's files could not be written; nginx keeps the site's previous "
-                                 "config. Check the disk space and the permissions of the data directory.")
+NGINX_REJECTED = gettext_noop("nginx rejected this site's configuration; the previous one is still "
+                              "in use.")
+BROKEN_ELSEWHERE = gettext_noop("nginx's configuration is broken elsewhere, so no site can be "
+                                "changed until an administrator fixes it; the previous config of "
+                                "this site stays in place.")
+UPSTREAM_REFUSED = gettext_noop("The site's upstream is refused by the server's outbound policy; "
+                                "nginx keeps the site's previous config.")
+FILES_NOT_WRITTEN = gettext_noop("The certificate's files could not be written; nginx keeps the "
+                                 "site's previous config. Check the disk space and the permissions "
+                                 "of the data directory.")
 
 
 @dataclass(frozen=True)
@@ -207,8 +210,9 @@ def apply_site_config(site) -> SiteApplied:
         version = site.serving_version()
         upstream, refused = vetted_upstream(site)
         if refused:
-            Site.objects.filter(pk=site.pk).update(config_status="failed", config_error=str(refused),
-                                                   config_failure=_failure(UPSTREAM_REFUSED, str(refused)))
+            Site.objects.filter(pk=site.pk).update(
+                config_status="failed", config_error=str(refused),
+                config_failure=_failure(UPSTREAM_REFUSED, str(refused)))
             # Checked at every apply: an upstream that points inward now (a changed record, a site
             # older than the policy) stops being served. One that does not resolve at the moment
             # keeps the previous config, as any config nginx rejects does.
@@ -220,8 +224,9 @@ def apply_site_config(site) -> SiteApplied:
             files = write_certificate_files(version) if version else None
         except CertificateFilesNotWritten as exc:
             log.warning("site %s: %s; the previous config stays", site.pk, exc)
-            Site.objects.filter(pk=site.pk).update(config_status="failed", config_error=str(exc),
-                                                   config_failure=_failure(FILES_NOT_WRITTEN, str(exc)))
+            Site.objects.filter(pk=site.pk).update(
+                config_status="failed", config_error=str(exc),
+                config_failure=_failure(FILES_NOT_WRITTEN, str(exc)))
             raise CertificateFilesNotWritten(str(exc), site=site, version=version) from exc
         path = current.vhost_dir / site.config_name
         applied_custom = current.applied_custom_dir(site)
