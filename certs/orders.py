@@ -226,10 +226,10 @@ def _transient_delay(order, exc):
     delay = min(2 ** order.step_attempts, 300)
     if exc.retry_after:
         delay = max(delay, exc.retry_after)
-    # The CA not reached is said in the reader's words (its raw text in a fold-out); the CA's own
-    # problem (busy, rate limit) in its words.
+    # In the reader's words (the raw text in a fold-out); a step that crashed, as it crashed.
     directory = order.certificate.account.directory_url
-    error = problems.from_acme(exc, directory).as_json() if exc.cause else str(exc)
+    known = exc.cause or exc.problem_type
+    error = problems.retrying(exc, directory).as_json() if known else str(exc)
     order.log(gettext_noop("Temporary problem, retrying in %(seconds)d s: %(error)s"), level="warning",
               seconds=round(delay), error=error)
     return delay

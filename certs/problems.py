@@ -207,6 +207,16 @@ def from_acme(exc: AcmeError, directory_url, name="", method="", record="") -> F
                    {**params, "problem": exc.problem_type or ""})
 
 
+def retrying(exc: AcmeError, directory_url) -> Failure:
+    """A problem an order retries: the CA not reached, or what the CA's problem type means (a
+    rate limit, an internal error) rather than "refused"."""
+    failure = from_acme(exc, directory_url)
+    meaning = HINTS.get((exc.problem_type or "", ""))
+    if exc.cause in UNREACHED or not meaning:
+        return failure
+    return Failure(meaning, {**failure.params, "problem": ""})
+
+
 def not_validated(name, problem, raw, method, record="") -> Failure:
     """The CA tried a name's challenge and it failed."""
     return Failure(gettext_noop("%(name)s: the CA could not validate this name."),

@@ -186,6 +186,17 @@ def test_an_unreachable_ca_is_said_in_the_readers_words_in_the_order_log(ca, ord
     assert "HTTPSConnectionPool" in entry.raw
 
 
+def test_a_rate_limit_being_waited_out_says_so_in_the_readers_words(ca, order):
+    ca.fail_next = AcmeError("rateLimited: too many new orders recently", problem_type="rateLimited",
+                             transient=True, retry_after=60)
+    orders.run_step(order)
+    entry = order.log_entries.last()
+    with translation.override("zh-hans"):
+        assert entry.text.endswith("秒后重试：已达到 CA 的频率限制：请等到 CA 给出的时间后再试；"
+                                   "测试请使用测试环境 CA。")
+    assert entry.raw == "rateLimited: too many new orders recently"
+
+
 def test_a_failure_stored_before_message_ids_shows_its_text(ca, order, client):
     Order.objects.filter(pk=order.pk).update(status=Order.Status.INVALID,
                                              error="a.example.com: old words")
