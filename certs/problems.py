@@ -5,10 +5,10 @@ A failure is stored as a message id (an English msgid marked with gettext_noop) 
 like an order log line, and put into words when it is read: `as_json()` goes in a row's JSON
 field (Order.failure, Certificate.last_failure, InstallTarget.last_failure, Site.config_failure)
 beside its English text (`english()`, for scripts, mail and search); pages show it with the
-template filter `failure` (certs/templatetags/failures.py). Params with a meaning here: `raw` (the text
-as it came), `problem` (an ACME problem code, e.g. "unauthorized"), `method` ("http-01" /
-"dns-01": a validation hint depends on it), `name`, `record`, `host`. Rows stored before
-this (JSON NULL) show their text as it is.
+template filter `failure` (certs/templatetags/failures.py). Params with a meaning here: `raw`
+(the text as it came), `problem` (an ACME problem code, e.g. "unauthorized"), `method`
+("http-01" / "dns-01": a validation hint depends on it), `name`, `record`, `host`. Rows stored
+before this (JSON NULL) show their text as it is.
 """
 
 from dataclasses import dataclass, field

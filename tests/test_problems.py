@@ -187,8 +187,8 @@ def test_an_unreachable_ca_is_said_in_the_readers_words_in_the_order_log(ca, ord
 
 
 def test_a_rate_limit_being_waited_out_says_so_in_the_readers_words(ca, order):
-    ca.fail_next = AcmeError("rateLimited: too many new orders recently", problem_type="rateLimited",
-                             transient=True, retry_after=60)
+    ca.fail_next = AcmeError("rateLimited: too many new orders recently",
+                             problem_type="rateLimited", transient=True, retry_after=60)
     orders.run_step(order)
     entry = order.log_entries.last()
     with translation.override("zh-hans"):
