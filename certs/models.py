@@ -245,7 +245,8 @@ class Order(models.Model):
     finalize_url = models.URLField(max_length=1024, blank=True)
     certificate_url = models.URLField(max_length=1024, blank=True)
     error = models.TextField(blank=True, help_text=_("The CA's problem document, or what went wrong"))
-    failure = models.JSONField(null=True, blank=True)  # `error` as a message id and params (certs.problems)
+    # `error` as a message id and params (certs.problems), read in the reader's language.
+    failure = models.JSONField(null=True, blank=True)
     # Only a task carrying the current wakeup may run the next step; see certs.tasks.
     wakeup = models.UUIDField(default=uuid.uuid4)
     claimed_until = models.DateTimeField(null=True, blank=True)
@@ -305,9 +306,10 @@ class OrderLogEntry(models.Model):
 
     @property
     def raw(self):
-        """The raw text (an exception, the CA's words) of a failure in the params, for a fold-out."""
-        failures = [value for value in (self.params or {}).values() if isinstance(value, dict)]
-        return next(((f.get("params") or {}).get("raw") for f in failures if (f.get("params") or {}).get("raw")), "")
+        """The raw text (an exception, the CA's words) of a failure in the params: a fold-out."""
+        nested = [value.get("params") or {} for value in (self.params or {}).values()
+                  if isinstance(value, dict)]
+        return next((params["raw"] for params in nested if params.get("raw")), "")
 
 
 def _filled(message, params):
@@ -458,7 +460,7 @@ class InstallTarget(models.Model):
     last_status = models.CharField(max_length=8, choices=Status.choices, default=Status.NEVER)
     # What went wrong, in words: an OS error or the tail of the preset's output, never a key.
     last_error = models.TextField(blank=True)
-    last_failure = models.JSONField(null=True, blank=True)  # as a message id and params (certs.problems)
+    last_failure = models.JSONField(null=True, blank=True)  # the same as a message id and params
     last_run_at = models.DateTimeField(null=True, blank=True)
     # When an install was last queued: queued after the last run and long ago means the task was
     # lost with its broker, and panel.deployment.dispatch.resume_stalled_installs queues it again.

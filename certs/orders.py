@@ -103,9 +103,9 @@ def _names_no_longer_owned(certificate) -> Failure | None:
     lost = ownership.names_not_on_sites(certificate.owner, certificate.domains, certificate.challenge)
     if not lost:
         return None
-    return Failure(gettext_noop("No longer on the owner's sites: %(names)s. Add them to one of the owner's sites "
-                                "again and renew, or request a certificate without them."),
-                   {"names": ", ".join(lost)})
+    message = gettext_noop("No longer on the owner's sites: %(names)s. Add them to one of the "
+                           "owner's sites again and renew, or request a certificate without them.")
+    return Failure(message, {"names": ", ".join(lost)})
 
 
 ADVANCE_ORDER = NamedTask("certs.tasks.advance_order")
@@ -173,8 +173,8 @@ def run_step(order: Order):
         log.exception("order %s: step %s crashed", order.pk, order.status)
         internal = f"internal error: {type(exc).__name__}: {exc}"
         delay = _transient_delay(order, AcmeError(internal, transient=True))
-        failure = None if delay is not None else Failure(
-            gettext_noop("The panel hit an internal error; its log on the server says more."), {"raw": internal})
+        crashed = gettext_noop("The panel hit an internal error; its log on the server says more.")
+        failure = None if delay is not None else Failure(crashed, {"raw": internal})
     if failure:
         order.status, order.finished_at = Order.Status.INVALID, timezone.now()
         order.error, order.failure = failure.english(), failure.as_json()
@@ -230,9 +230,10 @@ def _transient_delay(order, exc):
     delay = min(2 ** order.step_attempts, 300)
     if exc.retry_after:
         delay = max(delay, exc.retry_after)
-    # The CA not reached is said in the reader's words (its raw text in a fold-out); the CA's own
-    # problem (busy, rate limit) in its words.
-    error = problems.from_acme(exc, order.certificate.account.directory_url).as_json() if exc.cause else str(exc)
+    # In the reader's words (the raw text in a fold-out); a step that crashed, as it crashed.
+    directory = order.certificate.account.directory_url
+    known = exc.cause or exc.problem_type
+    error = problems.retrying(exc, directory).as_json() if known else str(exc)
     order.log(gettext_noop("Temporary problem, retrying in %(seconds)d s: %(error)s"), level="warning",
               seconds=round(delay), error=error)
     return delay
@@ -361,8 +362,8 @@ def step_new(order, acme):
     else:
         state = acme.fetch_order(order.acme_url)
     if state.status == "invalid":
-        raise OrderFailed(gettext_noop("The CA marked the order invalid."), problem=state.error_type,
-                          raw=state.error)
+        raise OrderFailed(gettext_noop("The CA marked the order invalid."),
+                          problem=state.error_type, raw=state.error)
     known = set(order.authorizations.values_list("url", flat=True))
     for url in state.authorization_urls:
         if url in known:
@@ -386,9 +387,9 @@ def _store_authorization(order, authz):
     challenge = next((c for c in authz.challenges if c.type == wanted), None)
     if challenge is None:
         offered = ", ".join(c.type for c in authz.challenges) or "none"
-        raise OrderFailed(gettext_noop("%(name)s: the CA does not offer %(wanted)s (it offers: %(offered)s); "
-                                       "choose another validation method."),
-                          name=_authorized_name(authz), wanted=wanted, offered=offered)
+        message = gettext_noop("%(name)s: the CA does not offer %(wanted)s (it offers: "
+                               "%(offered)s); choose another validation method.")
+        raise OrderFailed(message, name=_authorized_name(authz), wanted=wanted, offered=offered)
     Challenge.objects.create(authorization=row, type=challenge.type, url=challenge.url, token=challenge.token,
                              status=challenge.status)
 
@@ -436,9 +437,10 @@ def step_authorize(order, acme):
             try:
                 challenge.provider_state = dns01.present(cert, challenge)
             except DnsProviderError as exc:
-                raise OrderFailed(gettext_noop("%(name)s: the DNS provider could not publish the TXT record: "
-                                               "check the DNS credentials (key, permissions, zone)."),
-                                  name=identifier, raw=str(exc))
+                message = gettext_noop("%(name)s: the DNS provider could not publish the TXT "
+                                       "record: check the DNS credentials (key, permissions, "
+                                       "zone).")
+                raise OrderFailed(message, name=identifier, raw=str(exc))
             challenge.presented_at = timezone.now()
             challenge.save(update_fields=["provider_state", "presented_at"])
             order.log(gettext_noop("%(name)s: published TXT %(record)s"), name=identifier, record=challenge.record_name)
@@ -471,7 +473,8 @@ def _present_external(order, acme, unanswered):
     try:
         state = external.present(order.certificate, presentations)
     except external.PresentationError as exc:
-        raise OrderFailed(gettext_noop("The challenge could not be put in place on the server."), raw=str(exc))
+        raise OrderFailed(gettext_noop("The challenge could not be put in place on the server."),
+                          raw=str(exc))
     Challenge.objects.filter(pk__in=[c.pk for c in todo]).update(provider_state=state, presented_at=timezone.now())
     order.log(gettext_noop("Challenge presented (%(method)s) for %(names)s"), method=order.certificate.challenge,
               names=", ".join(p.name for p in presentations))
@@ -502,14 +505,15 @@ def _validate_standalone(order, acme):
                 state, _retry = _poll_inline(order, lambda: acme.fetch_authorization(row.url),
                                              lambda result: result[0].status != "pending", deadline)
                 if state.status == "pending":
-                    raise OrderFailed(gettext_noop("%(name)s: the CA did not validate within %(seconds)s s while "
-                                                   "port %(port)s was listening: check that the CA can reach port "
-                                                   "%(port)s of this server (firewall, NAT)."),
-                                      name=_authorized_name(row), port=port,
+                    message = gettext_noop(
+                        "%(name)s: the CA did not validate within %(seconds)s s while port "
+                        "%(port)s was listening: check that the CA can reach port %(port)s of "
+                        "this server (firewall, NAT).")
+                    raise OrderFailed(message, name=_authorized_name(row), port=port,
                                       seconds=f"{settings.STANDALONE_VALIDATION_SECONDS:g}")
     except standalone.PortUnavailable as exc:
-        raise OrderFailed(gettext_noop("Port %(port)s could not be listened on for the CA's validation."),
-                          port=port, raw=str(exc))
+        raise OrderFailed(gettext_noop("Port %(port)s could not be listened on for the CA's "
+                                       "validation."), port=port, raw=str(exc))
     order.status = Order.Status.VALIDATING  # reads and records each authorization's verdict
     return 0
 
@@ -523,9 +527,10 @@ def step_propagate(order, acme):
         if missing:
             if timezone.now() >= order.propagation_deadline:
                 shown = "; ".join(str(m) for m in missing[:4]) + (" …" if len(missing) > 4 else "")
-                raise OrderFailed(gettext_noop("Gave up waiting for the TXT records in DNS: %(records)s. Check "
-                                               "them at the zone's authoritative servers, then request the "
-                                               "certificate again."), records=shown)
+                message = gettext_noop("Gave up waiting for the TXT records in DNS: %(records)s. "
+                                       "Check them at the zone's authoritative servers, then "
+                                       "request the certificate again.")
+                raise OrderFailed(message, records=shown)
             age = (timezone.now() - order.updated_at).total_seconds()
             return min(max(2.0, age), 15.0)
     for challenge in waiting:
@@ -553,8 +558,8 @@ def continue_order(order):
 
 
 def _record_of(authorization):
-    records = Challenge.objects.filter(authorization=authorization).values_list("record_name", flat=True)
-    return records.first() or ""
+    challenges = Challenge.objects.filter(authorization=authorization)
+    return challenges.values_list("record_name", flat=True).first() or ""
 
 
 def step_validate(order, acme):
@@ -576,8 +581,9 @@ def step_validate(order, acme):
             Challenge.objects.filter(authorization=row).update(status="valid")
             order.log(gettext_noop("%(name)s: validated"), name=_authorized_name(row))
         elif state.status != "pending":
-            raise OrderFailed(gettext_noop("%(name)s: the authorization is %(status)s at the CA; request the "
-                                           "certificate again."), name=_authorized_name(row), status=state.status)
+            message = gettext_noop("%(name)s: the authorization is %(status)s at the CA; request "
+                                   "the certificate again.")
+            raise OrderFailed(message, name=_authorized_name(row), status=state.status)
     if order.authorizations.exclude(status="valid").exists():
         return _reschedule_delay(order, retry_after)
     _cleanup_challenges(order)
@@ -596,11 +602,12 @@ def step_finalize(order, acme):
     if state.status == "processing":
         return _reschedule_delay(order, state.retry_after)
     if state.status == "invalid":
-        raise OrderFailed(gettext_noop("The CA marked the order invalid."), problem=state.error_type,
-                          raw=state.error)
+        raise OrderFailed(gettext_noop("The CA marked the order invalid."),
+                          problem=state.error_type, raw=state.error)
     if state.status != "valid":
-        raise OrderFailed(gettext_noop("The order is %(status)s at the CA when it should be issued; request the "
-                                       "certificate again."), status=state.status)
+        message = gettext_noop("The order is %(status)s at the CA when it should be issued; "
+                               "request the certificate again.")
+        raise OrderFailed(message, status=state.status)
     order.certificate_url = state.certificate_url
     chain_pem = acme.download_certificate(state.certificate_url)
     _store_version(order, chain_pem)
@@ -628,8 +635,8 @@ def _store_version(order, chain_pem):
         cert.status = Certificate.Status.VALID
         cert.last_error, cert.last_failure = "", None
         renewal_policy.issued(cert, version, is_renewal=order.is_renewal)
-        cert.save(update_fields=["current_version", "status", "last_error", "last_failure", "next_renewal_at",
-                                 "renewal_failures"])
+        cert.save(update_fields=["current_version", "status", "last_error", "last_failure",
+                                 "next_renewal_at", "renewal_failures"])
         order.status = Order.Status.VALID
         order.finished_at = timezone.now()
         order.log(gettext_noop("Certificate issued: serial %(serial)s, valid until %(until)s UTC"),
@@ -651,8 +658,8 @@ def _check_leaf(leaf, order):
     except x509.ExtensionNotFound:
         names = set()
     if names != set(order.certificate.domains):
-        raise OrderFailed(gettext_noop("The CA returned a certificate for %(got)s, not for the requested names."),
-                          got=", ".join(sorted(names)))
+        raise OrderFailed(gettext_noop("The CA returned a certificate for %(got)s, not for the "
+                                       "requested names."), got=", ".join(sorted(names)))
 
 
 STEPS = {

@@ -30,6 +30,9 @@ class Site(models.Model):
 
     config_status = models.CharField(max_length=16, choices=ConfigStatus.choices, default=ConfigStatus.PENDING)
     config_error = models.TextField(blank=True)
+    # The same as a message id and params (certs.problems), read in the reader's language;
+    # NULL for a site applied since, or failed before it was kept.
+    config_failure = models.JSONField(null=True, blank=True)
     config_applied_at = models.DateTimeField(null=True, blank=True)
     # When the pending apply was queued: a broker that lost the task (Redis restarted without
     # persistence) leaves the site pending, and panel.deployment.dispatch.resume_stalled_applies queues it again.

@@ -41,7 +41,8 @@ def test_files_nginx_cannot_get_are_shown_retried_and_cleared_once_written(nginx
             tasks.apply_site.run(site.pk)
     certificate.refresh_from_db()
     assert certificate.last_error.startswith("Not yet served by nginx: ")
-    assert certificate.last_error.endswith("\ncannot write the certificate files: No space left on device")
+    assert certificate.last_error.endswith(
+        "\ncannot write the certificate files: No space left on device")
     with translation.override("zh-hans"):  # the reader's language, the disk's own words apart
         shown = problems.stored(certificate.last_failure, certificate.last_error)
         assert "nginx 尚未使用此证书" in shown.text and shown.raw.endswith("No space left on device")

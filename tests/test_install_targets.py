@@ -218,6 +218,19 @@ def test_a_failing_preset_is_recorded_and_reported(api, alice, cert, root, queue
     assert "a.example.com" in subject and target.last_error in body
 
 
+def test_a_failure_reads_in_the_readers_language_then_the_programs_words(api, cert, root,
+                                                                       queued_installs, reports):
+    preset = ReloadPreset.objects.create(name="noisy", shared=True,
+                                         command=["/bin/sh", "-c", "echo broken >&2; exit 2"])
+    target_id = create_target(api, cert, reload_preset=preset.pk, **four_paths(root)).json()["id"]
+    dispatch.install_certificate(cert.pk)
+    url = f"/api/v1/install-targets/{target_id}/"
+    chinese = api.get(url, headers={"accept-language": "zh-hans"}).json()
+    english = api.get(url, headers={"accept-language": "en"}).json()
+    assert chinese["last_error"] == "重载预设“noisy”以状态 2 退出。\nbroken"
+    assert english["last_error"] == "The reload preset “noisy” exited with status 2.\nbroken"
+
+
 def test_a_preset_that_does_not_finish_is_stopped(api, cert, root, queued_installs, reports):
     preset = ReloadPreset.objects.create(name="slow", command=["/bin/sleep", "30"], timeout_seconds=1, shared=True)
     create_target(api, cert, reload_preset=preset.pk, cert_path=f"{root}/site/cert.pem")

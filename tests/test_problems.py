@@ -15,6 +15,9 @@ from rest_framework.test import APIClient
 from certs import orders, problems
 from certs.acme import AcmeClient, AcmeError, generate_account_key
 from certs.models import AcmeAccount, Order
+from panel.deployment.nginx import apply
+from panel.models import Site
+from tests.test_nginx_apply import nginx  # noqa: F401 (a fixture)
 from tests.test_orders import FakeCA, ca, order, run_to_end  # noqa: F401 (ca, order: fixtures)
 
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
@@ -51,14 +54,17 @@ def test_each_problem_type_has_a_hint_in_english_and_chinese(problem):
 
 
 def test_validation_hints_follow_the_challenge_method():
-    dns = problems.not_validated("*.wild.example.com", "unauthorized", "unauthorized: No TXT records found",
-                                 "dns-01", record="_acme-challenge.wild.example.com")
-    http = problems.not_validated("a.example.com", "connection", "connection: Timeout during connect", "http-01")
+    dns = problems.not_validated("*.wild.example.com", "unauthorized",
+                                 "unauthorized: No TXT records found", "dns-01",
+                                 record="_acme-challenge.wild.example.com")
+    http = problems.not_validated("a.example.com", "connection",
+                                  "connection: Timeout during connect", "http-01")
     with translation.override("zh-hans"):
         assert dns.lead == "*.wild.example.com：CA 未能验证此域名。"
         assert "未找到 TXT 记录" in dns.hint and "_acme-challenge.wild.example.com" in dns.hint
         assert "主机记录" in dns.hint
-        assert "http://a.example.com/.well-known/acme-challenge/" in http.hint and "80 端口" in http.hint
+        assert "http://a.example.com/.well-known/acme-challenge/" in http.hint
+        assert "80 端口" in http.hint
     with translation.override("en"):
         assert "TXT record was not found at the authoritative servers" in dns.hint
         assert "check port 80, the firewall and the DNS A/AAAA record" in http.hint
@@ -119,7 +125,8 @@ def test_the_api_gives_the_cause_as_a_code_and_the_message_translated(admin_user
                         headers={"accept-language": "zh-hans"})
     body = response.json()
     assert response.status_code == 400
-    assert body["ca_error"]["code"] == "connect" and "HTTPSConnectionPool" in body["ca_error"]["raw"]
+    assert body["ca_error"]["code"] == "connect"
+    assert "HTTPSConnectionPool" in body["ca_error"]["raw"]
     assert body["directory_url"][0].startswith("账户未注册。无法连接到 CA")
     assert "HTTPSConnectionPool" not in body["directory_url"][0]
 
@@ -127,7 +134,8 @@ def test_the_api_gives_the_cause_as_a_code_and_the_message_translated(admin_user
 class RefusingCA(FakeCA):
     """The CA reads the HTTP-01 token and finds the wrong answer."""
 
-    RAW = "unauthorized: Invalid response from http://a.example.com/.well-known/acme-challenge/tok-1: 404"
+    RAW = ("unauthorized: Invalid response from "
+           "http://a.example.com/.well-known/acme-challenge/tok-1: 404")
 
     def answer_challenge(self, url, challenge_type):
         self.authz_status = "invalid"
@@ -149,9 +157,10 @@ def test_a_failed_order_is_shown_in_the_readers_language(ca, order, monkeypatch,
     client.force_login(get_user_model().objects.get(username="u"))
     page = reverse("ui:certificate-detail", args=[order.certificate_id])
 
-    chinese = client.get(page, headers={"accept-language": "zh-hans"}).content.decode()
-    english = client.get(page, headers={"accept-language": "en"}).content.decode()
-    dashboard = client.get(reverse("ui:dashboard"), headers={"accept-language": "zh-hans"}).content.decode()
+    dashboard = reverse("ui:dashboard")
+    chinese, english, dashboard = (
+        client.get(url, headers={"accept-language": language}).content.decode()
+        for url, language in ((page, "zh-hans"), (page, "en"), (dashboard, "zh-hans")))
 
     for html in (chinese, dashboard):
         shown = outside_fold_outs(html)
@@ -166,8 +175,9 @@ def test_a_failed_order_is_shown_in_the_readers_language(ca, order, monkeypatch,
 
 
 def test_an_unreachable_ca_is_said_in_the_readers_words_in_the_order_log(ca, order):
-    ca.fail_next = AcmeError("cannot reach the CA: HTTPSConnectionPool(host='ca.test', port=443): Max retries",
-                             problem_type="connection", transient=True, cause="connect")
+    ca.fail_next = AcmeError(
+        "cannot reach the CA: HTTPSConnectionPool(host='ca.test', port=443): Max retries",
+        problem_type="connection", transient=True, cause="connect")
     orders.run_step(order)
     entry = order.log_entries.last()
     with translation.override("zh-hans"):
@@ -176,9 +186,50 @@ def test_an_unreachable_ca_is_said_in_the_readers_words_in_the_order_log(ca, ord
     assert "HTTPSConnectionPool" in entry.raw
 
 
+def test_a_rate_limit_being_waited_out_says_so_in_the_readers_words(ca, order):
+    ca.fail_next = AcmeError("rateLimited: too many new orders recently",
+                             problem_type="rateLimited", transient=True, retry_after=60)
+    orders.run_step(order)
+    entry = order.log_entries.last()
+    with translation.override("zh-hans"):
+        assert entry.text.endswith("秒后重试：已达到 CA 的频率限制：请等到 CA 给出的时间后再试；"
+                                   "测试请使用测试环境 CA。")
+    assert entry.raw == "rateLimited: too many new orders recently"
+
+
 def test_a_failure_stored_before_message_ids_shows_its_text(ca, order, client):
-    Order.objects.filter(pk=order.pk).update(status=Order.Status.INVALID, error="a.example.com: old words")
+    Order.objects.filter(pk=order.pk).update(status=Order.Status.INVALID,
+                                             error="a.example.com: old words")
     client.force_login(get_user_model().objects.get(username="u"))
     html = client.get(reverse("ui:certificate-detail", args=[order.certificate_id]),
                       headers={"accept-language": "zh-hans"}).content.decode()
     assert "a.example.com: old words" in html
+
+
+def site_page_in_chinese(client, site):
+    response = client.get(reverse("ui:site-detail", args=[site.pk]),
+                          headers={"accept-language": "zh-hans"})
+    return response.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_config_nginx_rejects_reads_in_the_readers_language_nginxs_words_folded(nginx, client):
+    admin = get_user_model().objects.create(username="root", is_superuser=True)
+    site = Site.objects.create(owner=admin, domains=["c.example.com"],
+                               proxy_pass="http://nowhere.invalid:1")
+    assert apply.apply_site_config(site).ok is False  # nginx cannot resolve it: `nginx -t` fails
+    client.force_login(admin)
+    html = site_page_in_chinese(client, site)
+    assert "nginx 拒绝了此网站的配置，仍在使用之前的配置。" in outside_fold_outs(html)
+    assert "[emerg]" in html and "[emerg]" not in outside_fold_outs(html)
+
+
+@pytest.mark.django_db
+def test_an_upstream_the_outbound_policy_refuses_is_not_blamed_on_nginx(nginx, client):
+    user = get_user_model().objects.create(username="o")
+    site = Site.objects.create(owner=user, domains=["d.example.com"],
+                               proxy_pass="http://127.0.0.1:9")
+    assert apply.apply_site_config(site).ok is False
+    client.force_login(user)
+    shown = outside_fold_outs(site_page_in_chinese(client, site))
+    assert "服务器的出站策略拒绝了此网站的上游地址" in shown and "nginx 拒绝了此网站的配置" not in shown

@@ -377,7 +377,8 @@ def test_account_registration_shows_the_ca_error_and_never_the_hmac_key(alice_cl
     html = page_text(response)
     assert response.status_code == 200
     assert "The account was not registered. The CA refused the request." in html
-    assert "urn:ietf:params:acme:error:unauthorized: the EAB key id is unknown</pre></details>" in html
+    assert ("urn:ietf:params:acme:error:unauthorized: the EAB key id is unknown</pre></details>"
+            in html)  # the CA's words, in the fold-out
     assert "c2VjcmV0LWhtYWMta2V5LXZhbHVl" not in html
     assert 'value="kid-1"' in html
     assert AcmeAccount.objects.count() == 0

@@ -322,9 +322,11 @@ def test_a_ca_refusal_is_shown_in_its_words_and_nothing_is_recorded(alice_client
     assert "The key is not authorized for this certificate" in response.content.decode()
     api = alice_client.post(reverse("certificate-version-revoke", args=[version.pk]), {"reason": "superseded"},
                             content_type="application/json")
-    assert api.status_code == 400 and api.json()["detail"].startswith("The CA did not revoke it. The CA refused")
-    assert api.json()["ca_error"] == {"code": "unauthorized",
-                                      "raw": "unauthorized: The key is not authorized for this certificate"}
+    assert api.status_code == 400
+    assert api.json()["detail"].startswith("The CA did not revoke it. The CA refused")
+    assert api.json()["ca_error"] == {
+        "code": "unauthorized",
+        "raw": "unauthorized: The key is not authorized for this certificate"}
     ca.error = AcmeError("cannot reach the CA: connection refused", problem_type="connection", transient=True)
     api = alice_client.post(reverse("certificate-version-revoke", args=[version.pk]), {"reason": "superseded"},
                             content_type="application/json")

@@ -52,8 +52,9 @@ class AcmeAccountSerializer(serializers.ModelSerializer):
         except AcmeError as exc:
             # The words for a person, and for a script the cause's code and the CA's own text.
             failure = problems.from_acme(exc, validated_data["directory_url"])
+            told = problems.join(_("The account was not registered."), failure.text)
             raise serializers.ValidationError({
-                "directory_url": [problems.join(_("The account was not registered."), failure.text)],
+                "directory_url": [told],
                 "ca_error": {"code": failure.code, "raw": failure.raw},
             })
 

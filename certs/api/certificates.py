@@ -47,7 +47,8 @@ class OrderSummarySerializer(serializers.ModelSerializer):
     def get_log(self, order) -> list[str]:
         # English whatever the request's language: scripts match these lines.
         with translation.override("en"):
-            return [f"{e.at:%H:%M:%S} {e.text}" + (f" ({e.raw})" if e.raw else "") for e in order.log_entries.all()]
+            return [f"{e.at:%H:%M:%S} {e.text}" + (f" ({e.raw})" if e.raw else "")
+                    for e in order.log_entries.all()]
 
     def get_dns_records(self, order) -> DnsRecordSerializer(many=True):
         records = Challenge.objects.filter(authorization__order=order, type="dns-01").exclude(record_value="")

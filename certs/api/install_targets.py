@@ -9,6 +9,7 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from certs import problems
 from certs.models import Certificate, InstallTarget, ReloadPreset
 from panel.deployment import dispatch, install_targets
 from panel.security import homes
@@ -45,12 +46,18 @@ class InstallTargetSerializer(serializers.ModelSerializer):
     # The user's own presets and the ones an administrator shares, nobody else's.
     reload_preset = OwnedOrSharedPrimaryKeyField(queryset=ReloadPreset.objects.all(), required=False,
                                                  allow_null=True, default=None)
+    last_error = serializers.SerializerMethodField()
 
     class Meta:
         model = InstallTarget
         fields = ["id", "certificate", "key_path", "cert_path", "chain_path", "fullchain_path", "key_mode",
                   "cert_mode", "reload_preset", "last_status", "last_error", "last_run_at", "created_at"]
         read_only_fields = ["last_status", "last_error", "last_run_at", "created_at"]
+
+    def get_last_error(self, target) -> str:
+        """In the request's language, the system's own words after a line break."""
+        shown = problems.stored(target.last_failure, target.last_error)
+        return "\n".join(filter(None, [shown.text, shown.raw])) if shown else ""
 
     def validate(self, attrs):
         target = self.instance or InstallTarget()

@@ -52,11 +52,11 @@ def where_for(owner, name: str) -> str:
     if site_owner is None and access.is_admin(owner):
         return ""
     if site_owner is None:
-        raise NotYours(gettext_noop("%(name)s is on none of your sites, so the panel's nginx does not answer its "
-                                    "HTTP-01 challenge for you: add it to one of your sites, or validate it with "
-                                    "DNS-01"), name=name)
-    raise NotYours(gettext_noop("%(name)s is on another user's site, so its HTTP-01 challenge is not answered for "
-                                "you"), name=name)
+        raise NotYours(gettext_noop("%(name)s is on none of your sites, so the panel's nginx "
+                                    "does not answer its HTTP-01 challenge for you: add it to one "
+                                    "of your sites, or validate it with DNS-01"), name=name)
+    raise NotYours(gettext_noop("%(name)s is on another user's site, so its HTTP-01 challenge is "
+                                "not answered for you"), name=name)
 
 
 def _path(token: str, where: str) -> Path:

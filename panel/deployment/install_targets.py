@@ -21,7 +21,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils import timezone
+from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from certs.models import Certificate, InstallTarget
 from panel.toolkit import files, validation
@@ -33,8 +35,31 @@ ERROR_TAIL = 2000  # characters of a preset's output kept as the target's error
 PRESET_ENVIRONMENT = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 
 
+# Why an install failed, as the owner reads it (each followed by the system's own words, if any).
+NOT_ALLOWED = gettext_noop("%(path)s cannot be written: it is no longer allowed, or its directory "
+                           "is gone.")
+NOT_WRITTEN = gettext_noop("The files could not be written: check that the directory exists and "
+                           "the panel may write there.")
+NOT_APPROVED = gettext_noop("The files are installed, but the reload preset “%(name)s” does not "
+                            "run until an administrator approves it (Reload presets page).")
+NOT_A_COMMAND = gettext_noop("The reload preset “%(name)s” is not a list of words; an "
+                             "administrator must fix it.")
+NOT_STARTED = gettext_noop("The reload preset “%(name)s” could not be started: check that "
+                           "%(program)s is installed.")
+TOO_SLOW = gettext_noop("The reload preset “%(name)s” did not finish within %(seconds)ss and was "
+                        "stopped.")
+EXITED = gettext_noop("The reload preset “%(name)s” exited with status %(status)s.")
+
+
 class InstallError(Exception):
-    """A target could not be installed; the message is safe to store and show."""
+    """A target could not be installed. `message` (an English msgid) and `params` say why in
+    the reader's language (certs.problems), `raw` is the system's own words; str() is all of it
+    in English. Safe to store and show."""
+
+    def __init__(self, message, raw="", **params):
+        self.failure = {"message": message, "params": {**params, "raw": raw} if raw else params}
+        with translation.override("en"):
+            super().__init__("\n".join(filter(None, [_(message) % params, raw])))
 
 
 # --- validation
@@ -138,19 +163,20 @@ def run_target(target, roots) -> bool:
         key = version.private_key if version else ""
         try:
             if version is None:
-                raise InstallError(_("The certificate has not been issued yet."))
+                raise InstallError(gettext_noop("The certificate has not been issued yet."))
             _install_files(target, version, roots)
             if target.reload_preset_id:
                 _run_preset(target.reload_preset, key)
         except InstallError as exc:
-            error = _redact(str(exc), key)
+            error, failure = _redact(str(exc), key), exc.failure
         else:
-            error = ""
+            error, failure = "", None
     target.last_status = InstallTarget.Status.FAILED if error else InstallTarget.Status.OK
-    target.last_error, target.last_run_at = error, timezone.now()
+    target.last_error, target.last_failure, target.last_run_at = error, failure, timezone.now()
     # An update, not save(): the owner may have edited the target's paths meanwhile.
-    InstallTarget.objects.filter(pk=target.pk).update(last_status=target.last_status, last_error=error,
-                                                      last_run_at=target.last_run_at)
+    InstallTarget.objects.filter(pk=target.pk).update(
+        last_status=target.last_status, last_error=error, last_failure=failure,
+        last_run_at=target.last_run_at)
     if error:
         log.warning("install target %s of certificate %s failed: %s", target.pk, target.certificate_id, error)
     return not error
@@ -178,13 +204,14 @@ def _install_files(target, version, roots):
                 # The roots (a grant taken back), or a symlink, may have changed.
                 destination = Path(validate_target_path(path, roots))
             except ValidationError as exc:
-                raise InstallError(f"{path}: {' '.join(exc.messages)}") from None
+                raise InstallError(NOT_ALLOWED, " ".join(exc.messages), path=path) from None
             text, is_key = contents[field]
             mode = target.key_mode if is_key else target.cert_mode
             staged.append((files.stage(destination, text, mode), destination))
         files.put_in_place(staged)
     except OSError as exc:
-        raise InstallError(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")) from None
+        raise InstallError(NOT_WRITTEN,
+                           f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")) from None
     finally:
         for tmp, _destination in staged:
             tmp.unlink(missing_ok=True)
@@ -193,36 +220,35 @@ def _install_files(target, version, roots):
 def _run_preset(preset, key):
     if not preset.approved:
         # A command a user's import brought: it would run on this server as the panel's user.
-        raise InstallError(_("The files are installed, but the reload preset “%(name)s” does not run until an "
-                             "administrator approves it (Reload presets page).") % {"name": preset.name})
+        raise InstallError(NOT_APPROVED, name=preset.name)
     command = preset.command
     if not isinstance(command, list) or not command or not all(isinstance(w, str) and w for w in command):
-        raise InstallError(_("The reload preset “%(name)s” is not a list of words; an administrator must fix it.")
-                           % {"name": preset.name})
+        raise InstallError(NOT_A_COMMAND, name=preset.name)
     try:
         # Its own session, so a timeout kills whatever it started too.
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    env=PRESET_ENVIRONMENT, start_new_session=True)
     except OSError as exc:
-        raise InstallError(f"reload preset “{preset.name}”: cannot run {command[0]}: {exc.strerror}") from None
+        raise InstallError(NOT_STARTED, exc.strerror or "", name=preset.name,
+                           program=command[0]) from None
     with process:
         try:
             stdout, stderr = process.communicate(timeout=preset.timeout_seconds)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             stdout, stderr = process.communicate()
-            raise InstallError(f"reload preset “{preset.name}” did not finish within {preset.timeout_seconds}s"
-                               + _output_tail(stderr or stdout, key))
+            raise InstallError(TOO_SLOW, _output_tail(stderr or stdout, key), name=preset.name,
+                               seconds=preset.timeout_seconds)
     if process.returncode != 0:
-        raise InstallError(f"reload preset “{preset.name}” exited with status {process.returncode}"
-                           + _output_tail(stderr or stdout, key))
+        raise InstallError(EXITED, _output_tail(stderr or stdout, key), name=preset.name,
+                           status=process.returncode)
 
 
 def _output_tail(output: bytes, key: str) -> str:
     text = _redact(output.decode(errors="replace"), key).strip()
     if len(text) > ERROR_TAIL:
         text = "…" + text[-ERROR_TAIL:]
-    return f":\n{text}" if text else ""
+    return text
 
 
 _PRIVATE_KEY_BLOCK = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|\Z)", re.S)

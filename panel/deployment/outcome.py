@@ -12,9 +12,10 @@ NOT_DEPLOYED = "Not yet served by nginx: "  # how the certificate's error starts
 
 def record_failure(version, error):
     """Show `error` (why the version's files could not be written) once per failure."""
-    failure = Failure(gettext_noop("Not yet served by nginx: the certificate's files could not be written; the "
-                                   "panel keeps trying. Check the disk space and the permissions of the data "
-                                   "directory."), {"raw": error})
+    message = gettext_noop("Not yet served by nginx: the certificate's files could not be "
+                           "written; the panel keeps trying. Check the disk space and the "
+                           "permissions of the data directory.")
+    failure = Failure(message, {"raw": error})
     message = failure.english()
     if Certificate.objects.filter(pk=version.certificate_id).exclude(last_error=message).update(
             last_error=message, last_failure=failure.as_json()):
@@ -25,7 +26,8 @@ def record_failure(version, error):
 
 def record_success(version):
     """The version is installed: clear a deployment error shown before."""
-    if Certificate.objects.filter(pk=version.certificate_id, last_error__startswith=NOT_DEPLOYED).update(
-            last_error="", last_failure=None):
+    shown = Certificate.objects.filter(pk=version.certificate_id,
+                                       last_error__startswith=NOT_DEPLOYED)
+    if shown.update(last_error="", last_failure=None):
         if version.order is not None:
             version.order.log(gettext_noop("Certificate installed in nginx"))

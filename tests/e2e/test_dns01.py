@@ -165,7 +165,7 @@ def test_a_propagation_timeout_fails_late_and_does_not_block_the_worker(dns_stac
     body = wait_order(stack, waiting, ("valid", "invalid"))
     assert time.monotonic() - started >= 5  # not before the configured 6 s
     assert body["order"]["status"] == "invalid"
-    assert "gave up waiting for DNS" in body["last_error"]
+    assert "Gave up waiting for the TXT records in DNS" in body["last_error"]
     assert checker in body["last_error"] and "_acme-challenge.never.example.test" in body["last_error"]
     assert txt(bind, "_acme-challenge.never.example.test") == []
 

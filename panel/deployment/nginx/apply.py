@@ -22,6 +22,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from panel.deployment.nginx.render import CertificateFiles, Layout, render_private_main, render_site, render_snippets
 from panel.models import Site
@@ -46,6 +47,19 @@ class CertificateFilesNotWritten(Exception):
     def __init__(self, message, site=None, version=None):
         super().__init__(message)
         self.site, self.version = site, version
+
+
+# Why an apply failed, each followed on the page by nginx's or the system's own words.
+NGINX_REJECTED = gettext_noop("nginx rejected this site's configuration; the previous one is still "
+                              "in use.")
+BROKEN_ELSEWHERE = gettext_noop("nginx's configuration is broken elsewhere, so no site can be "
+                                "changed until an administrator fixes it; the previous config of "
+                                "this site stays in place.")
+UPSTREAM_REFUSED = gettext_noop("The site's upstream is refused by the server's outbound policy; "
+                                "nginx keeps the site's previous config.")
+FILES_NOT_WRITTEN = gettext_noop("The certificate's files could not be written; nginx keeps the "
+                                 "site's previous config. Check the disk space and the permissions "
+                                 "of the data directory.")
 
 
 @dataclass(frozen=True)
@@ -196,7 +210,9 @@ def apply_site_config(site) -> SiteApplied:
         version = site.serving_version()
         upstream, refused = vetted_upstream(site)
         if refused:
-            Site.objects.filter(pk=site.pk).update(config_status="failed", config_error=str(refused))
+            Site.objects.filter(pk=site.pk).update(
+                config_status="failed", config_error=str(refused),
+                config_failure=_failure(UPSTREAM_REFUSED, str(refused)))
             # Checked at every apply: an upstream that points inward now (a changed record, a site
             # older than the policy) stops being served. One that does not resolve at the moment
             # keeps the previous config, as any config nginx rejects does.
@@ -208,7 +224,9 @@ def apply_site_config(site) -> SiteApplied:
             files = write_certificate_files(version) if version else None
         except CertificateFilesNotWritten as exc:
             log.warning("site %s: %s; the previous config stays", site.pk, exc)
-            Site.objects.filter(pk=site.pk).update(config_status="failed", config_error=str(exc))
+            Site.objects.filter(pk=site.pk).update(
+                config_status="failed", config_error=str(exc),
+                config_failure=_failure(FILES_NOT_WRITTEN, str(exc)))
             raise CertificateFilesNotWritten(str(exc), site=site, version=version) from exc
         path = current.vhost_dir / site.config_name
         applied_custom = current.applied_custom_dir(site)
@@ -226,10 +244,10 @@ def apply_site_config(site) -> SiteApplied:
             log.warning("nginx rejected the config of site %s; previous config restored:\n%s", site.pk, output)
             # Point the owner at the file they edit, not at the panel's copy of it.
             output = output.replace(f"{applied_custom}/", f"{current.custom_dir(site)}/")
-    error = "" if ok else _error_for_site(output, site)
+    error, failure = ("", None) if ok else _error_for_site(output, site)
     Site.objects.filter(pk=site.pk).update(
         config_status="applied" if ok else "failed",
-        config_error=error,
+        config_error=error, config_failure=failure,
         config_applied_at=timezone.now() if ok else site.config_applied_at,
     )
     if ok:
@@ -276,14 +294,18 @@ def _remove(path: Path | None):
         path.unlink(missing_ok=True)
 
 
-def _error_for_site(output: str, site) -> str:
-    """nginx's complaint if it is about this site's own file. Another file's error would
-    tell this site's owner about someone else's config, and is not theirs to fix."""
+def _error_for_site(output: str, site) -> tuple[str, dict]:
+    """nginx's complaint if it is about this site's own file, and the failure to show. Another
+    file's error would tell this site's owner about someone else's config, not theirs to fix."""
     error = _short_error(output)
     if f"/{site.config_name}:" in error or f"/custom/site-{site.pk}/" in error:
-        return error
-    return ("nginx's configuration is broken elsewhere, so no site can be changed until an "
-            "administrator fixes it; the previous config of this site stays in place.")
+        return error, _failure(NGINX_REJECTED, error)
+    return BROKEN_ELSEWHERE, _failure(BROKEN_ELSEWHERE)
+
+
+def _failure(message, raw=""):
+    """A failed apply as the site page shows it in the reader's language (certs.problems)."""
+    return {"message": message, "params": {"raw": raw} if raw else {}}
 
 
 def remove_site_config(site_pk: int):
