@@ -49,9 +49,11 @@ def issue_certificate(request, site_pk):
     data = form.cleaned_data
     try:
         certificates.request_certificate(request.user, data["account"], data["domains"], data["key_type"],
-                                         data["challenge"], site, data["dns_credential"], data["challenge_alias"])
-    except ValidationError as exc:  # the certificate quota is used up
-        form.add_error(None, exc)
+                                         data["challenge"], site, data["dns_credential"], data["challenge_alias"],
+                                         names_for_site=form.names_for_site)
+    except ValidationError as exc:  # the certificate quota is used up, or the name was just taken
+        site.refresh_from_db()
+        form.add_error(None, exc.messages)
         return _ssl_tab_again(request, site, issue_form=form)
     messages.success(request, _("Certificate requested; the order's progress is shown below."))
     return redirect(site_certificate_tab(site.pk))
