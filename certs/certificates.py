@@ -95,13 +95,15 @@ def request_certificate(owner, account, domains, key_type, challenge=ChallengeTy
     return certificate
 
 
-def request_with_account_at(owner, preset, email, domains, key_type, challenge, site) -> Certificate:
+def request_with_account_at(owner, preset, email, domains, key_type, challenge,
+                            site) -> Certificate:
     """The SSL tab's one click: the owner's account at the preset's CA, registered now if they
     have none, then request_certificate. The request is checked before (clean_request) and the
     quota and the queue here, so a refusal registers nothing; a CA that refuses the registration
     leaves nothing behind (certs.accounts.register_account raises certs.acme.AcmeError)."""
     quotas.check_room_for_certificate(owner)
     task_queue.require_reachable()
-    account = accounts.account_at(owner, preset) or accounts.register_account(owner, preset.directory_url,
-                                                                              email=email)
+    account = accounts.account_at(owner, preset)
+    if account is None:
+        account = accounts.register_account(owner, preset.directory_url, email=email)
     return request_certificate(owner, account, domains, key_type, challenge, site)

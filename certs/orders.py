@@ -76,7 +76,7 @@ def start_order(certificate: Certificate, is_renewal=False, asked_by_user=None) 
                              "or issue a certificate through ACME."))
     if asked_by_user is None:
         asked_by_user = not is_renewal
-    if asked_by_user:  # someone is waiting on this request; sweeps run on a worker, beside the queue
+    if asked_by_user:  # someone waits on this request; sweeps run on a worker, beside the queue
         refusal = _names_no_longer_owned(certificate)
         if refusal:
             raise NamesNotOwned(refusal)
@@ -365,13 +365,15 @@ def _store_authorization(order, authz):
         status=authz.status, expires_at=authz.expires,
     )
     if authz.status == "valid":
-        order.log(gettext_noop("%(name)s: already authorized at this CA"), name=_authorized_name(authz))
+        order.log(gettext_noop("%(name)s: already authorized at this CA"),
+                  name=_authorized_name(authz))
         return
     wanted = ChallengeType(order.certificate.challenge).acme_type
     challenge = next((c for c in authz.challenges if c.type == wanted), None)
     if challenge is None:
         offered = ", ".join(c.type for c in authz.challenges) or "none"
-        raise OrderFailed(f"{_authorized_name(authz)}: the CA does not offer {wanted} (offers: {offered})")
+        raise OrderFailed(f"{_authorized_name(authz)}: the CA does not offer {wanted} "
+                          f"(offers: {offered})")
     Challenge.objects.create(authorization=row, type=challenge.type, url=challenge.url, token=challenge.token,
                              status=challenge.status)
 
@@ -538,7 +540,8 @@ def step_validate(order, acme):
         row.save(update_fields=["status"])
         if state.status == "invalid":
             Challenge.objects.filter(authorization=row).update(status="invalid", error=state.error)
-            raise OrderFailed(f"{_authorized_name(row)}: {state.error or 'the CA could not validate this name'}")
+            error = state.error or "the CA could not validate this name"
+            raise OrderFailed(f"{_authorized_name(row)}: {error}")
         if state.status == "valid":
             Challenge.objects.filter(authorization=row).update(status="valid")
             order.log(gettext_noop("%(name)s: validated"), name=_authorized_name(row))

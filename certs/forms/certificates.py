@@ -83,8 +83,8 @@ class IssueCertificateForm(forms.Form):
         self.names_for_site = []  # what clean() found the tick adds to the site
         if self.wildcard:
             self.fields["include_wildcard"].label = format_lazy(_("Also {name}"), name=self.wildcard)
-            self.fields["include_wildcard"].help_text = _("Wildcard names need DNS-01: ticked, the name "
-                                                          "is added to the site.")
+            self.fields["include_wildcard"].help_text = _(
+                "Wildcard names need DNS-01: ticked, the name is added to the site.")
         else:
             del self.fields["include_wildcard"]
 
@@ -115,8 +115,8 @@ class IssueCertificateForm(forms.Form):
         if data.get("include_wildcard") and self.wildcard:
             if ChallengeType(challenge).acme_type != "dns-01":
                 self.add_error("include_wildcard", _(
-                    "Wildcard names can only be validated with DNS-01: choose one of the DNS-01 methods "
-                    "to include %(name)s.") % {"name": self.wildcard})
+                    "Wildcard names can only be validated with DNS-01: choose one of the DNS-01 "
+                    "methods to include %(name)s.") % {"name": self.wildcard})
                 return data
             names.insert(1 if names and names[0] == self.wildcard[2:] else len(names), self.wildcard)
             try:  # the tick adds the name to the site: checked as the site's own edit checks names
@@ -153,7 +153,8 @@ class OneClickForm(forms.Form):
 
     email = forms.EmailField(
         label=_("E-mail (optional)"), required=False,
-        help_text=_("The CA may write here about expiring certificates or problems with the account."),
+        help_text=_("The CA may write here about expiring certificates or problems with the "
+                    "account."),
     )
 
     def __init__(self, user, site, *args, **kwargs):
@@ -170,7 +171,8 @@ class OneClickForm(forms.Form):
             return data
         names = [name for name in self.site.domains if not name.startswith("*.")]
         try:
-            data.update(certificates.clean_request(self.user, names, ChallengeType.HTTP01, self.site))
+            data.update(certificates.clean_request(self.user, names, ChallengeType.HTTP01,
+                                                   self.site))
         except ValidationError as exc:
             self.add_error(None, exc.messages)  # the form has no names field to put them on
         return data

@@ -151,7 +151,8 @@ ASCII_DATA = re.compile(r"[\w-]*[./@:=_\d][\w./@:=-]*", re.ASCII)
 
 
 def english_words(text, user_data):
-    for value in sorted([*user_data, *PROPER_NAMES], key=len, reverse=True):  # www.a.test before a.test
+    # www.a.test before a.test
+    for value in sorted([*user_data, *PROPER_NAMES], key=len, reverse=True):
         text = text.replace(value, " ")
     text = ASCII_DATA.sub(" ", text)
     return [word for word in ENGLISH_WORD.findall(text) if word not in NAMES_KEPT_IN_EVERY_LANGUAGE]
