@@ -25,12 +25,13 @@ def site(alice):
 
 @pytest.fixture
 def account(alice):
-    return AcmeAccount.objects.create(owner=alice, directory_url="https://ca.test/directory", account_key="unused",
-                                      account_url="https://ca.test/acct/1")
+    return AcmeAccount.objects.create(owner=alice, directory_url="https://ca.test/directory",
+                                      account_key="unused", account_url="https://ca.test/acct/1")
 
 
 def issue(client, site, **data):
-    return client.post(reverse("ui:certificate-issue", args=[site.pk]), {"key_type": "ec256", **data})
+    return client.post(reverse("ui:certificate-issue", args=[site.pk]),
+                       {"key_type": "ec256", **data})
 
 
 def page_text(response):
@@ -43,18 +44,20 @@ def field_error(html, field):
 
 
 def ticked(html, name):
-    return re.search(rf'<input type="checkbox" name="domains" value="{re.escape(name)}"[^>]*checked', html)
+    box = rf'<input type="checkbox" name="domains" value="{re.escape(name)}"[^>]*checked'
+    return re.search(box, html)
 
 
-def test_the_tick_adds_the_wildcard_to_the_site_and_issues_with_dns01(alice_client, site, account, queued,
-                                                                     django_capture_on_commit_callbacks):
+def test_the_tick_adds_the_wildcard_to_the_site_and_issues_with_dns01(
+        alice_client, site, account, queued, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         response = issue(alice_client, site, account=account.pk, challenge="dns-01-manual",
                          domains=["wild.example.test"], include_wildcard="on")
     assert response["Location"] == reverse("ui:site-detail", args=[site.pk]) + "#certificate"
     site.refresh_from_db()
     assert site.domains == ["wild.example.test", "*.wild.example.test"]
-    assert set(SiteDomain.objects.filter(site=site).values_list("name", flat=True)) == set(site.domains)
+    indexed = SiteDomain.objects.filter(site=site).values_list("name", flat=True)
+    assert set(indexed) == set(site.domains)
     queued.apply_site.delay.assert_called()  # nginx now serves the wildcard too
     certificate = Certificate.objects.get()
     assert certificate.domains == ["wild.example.test", "*.wild.example.test"]
@@ -66,8 +69,8 @@ def test_the_tick_adds_the_wildcard_to_the_site_and_issues_with_dns01(alice_clie
 def test_http01_says_the_wildcard_needs_dns01_and_changes_nothing(alice_client, site, account):
     html = page_text(alice_client.get(reverse("ui:site-detail", args=[site.pk])))
     assert "Also *.wild.example.test" in html and "Wildcard names need DNS-01" in html
-    response = issue(alice_client, site, account=account.pk, challenge="http-01", domains=["wild.example.test"],
-                     include_wildcard="on")
+    response = issue(alice_client, site, account=account.pk, challenge="http-01",
+                     domains=["wild.example.test"], include_wildcard="on")
     assert "choose one of the DNS-01 methods to include *.wild.example.test" in field_error(
         page_text(response), "include_wildcard")
     site.refresh_from_db()
@@ -93,7 +96,8 @@ def test_a_refused_certificate_leaves_the_site_as_it_was(alice_client, alice, si
     site.refresh_from_db()
     assert site.domains == ["wild.example.test"]
     assert not SiteDomain.objects.filter(name="*.wild.example.test").exists()
-    assert "*.wild.example.test</li>" not in page_text(response)  # the overview lists the site's names
+    # The overview lists the site's names.
+    assert "*.wild.example.test</li>" not in page_text(response)
 
 
 def test_a_dns01_site_starts_with_its_wildcards_ticked(alice_client, alice, site, account):
@@ -101,10 +105,12 @@ def test_a_dns01_site_starts_with_its_wildcards_ticked(alice_client, alice, site
     assert re.search(r'<input type="radio" name="challenge" value="http-01"[^>]*checked', html)
     sites.add_names(site, ["*.wild.example.test"], alice)
     html = page_text(alice_client.get(reverse("ui:site-detail", args=[site.pk])))
-    assert ticked(html, "wild.example.test") and not ticked(html, "*.wild.example.test")  # HTTP-01 site
+    # An HTTP-01 site so far.
+    assert ticked(html, "wild.example.test") and not ticked(html, "*.wild.example.test")
 
     Certificate.objects.create(owner=alice, site=site, account=account, challenge="dns-01-manual",
                                domains=["wild.example.test", "*.wild.example.test"])
     html = page_text(alice_client.get(reverse("ui:site-detail", args=[site.pk])))
     assert ticked(html, "wild.example.test") and ticked(html, "*.wild.example.test")
-    assert re.search(r'<input type="radio" name="challenge" value="dns-01-manual"[^>]*checked', html)
+    assert re.search(r'<input type="radio" name="challenge" value="dns-01-manual"[^>]*checked',
+                     html)
