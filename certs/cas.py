@@ -23,10 +23,11 @@ LETS_ENCRYPT_TERMS = "https://letsencrypt.org/repository/"  # lists the current 
 PRESETS = {
     p.code: p
     for p in (
-        CaPreset("letsencrypt", _("Let's Encrypt"), "https://acme-v02.api.letsencrypt.org/directory",
-                 terms_url=LETS_ENCRYPT_TERMS),
+        CaPreset("letsencrypt", _("Let's Encrypt"),
+                 "https://acme-v02.api.letsencrypt.org/directory", terms_url=LETS_ENCRYPT_TERMS),
         CaPreset("letsencrypt-staging", _("Let's Encrypt (staging)"),
-                 "https://acme-staging-v02.api.letsencrypt.org/directory", terms_url=LETS_ENCRYPT_TERMS),
+                 "https://acme-staging-v02.api.letsencrypt.org/directory",
+                 terms_url=LETS_ENCRYPT_TERMS),
         CaPreset("zerossl", _("ZeroSSL"), "https://acme.zerossl.com/v2/DV90", eab_required=True),
         CaPreset("google", _("Google Trust Services"), "https://dv.acme-v02.api.pki.goog/directory",
                  eab_required=True),

@@ -8,6 +8,7 @@ from certs import accounts, orders, ownership
 from certs.challenges import external
 from certs.challenges import webroot as webroot_mode
 from certs.models import Certificate, ChallengeType
+from panel.hosting import sites
 from panel.security import quotas
 from panel.toolkit import access, task_queue, validation
 
@@ -76,10 +77,15 @@ def _clean_server_paths(challenge, webroot, server_config):
 
 
 def request_certificate(owner, account, domains, key_type, challenge=ChallengeType.HTTP01, site=None,
-                        dns_credential=None, challenge_alias="", webroot="", server_config="") -> Certificate:
+                        dns_credential=None, challenge_alias="", webroot="", server_config="",
+                        names_for_site=()) -> Certificate:
     """Store the certificate and queue its first order, together or not at all; raises
-    ValidationError when the owner's certificate quota is used up."""
+    ValidationError when the owner's certificate quota is used up. `names_for_site` (the SSL
+    tab's wildcard tick) are added to the site first, in the same transaction, as the site's
+    own edit would add them (panel.hosting.sites)."""
     with transaction.atomic():
+        if names_for_site:
+            sites.add_names(site, names_for_site, actor=owner)
         quotas.check_room_for_certificate(owner)
         certificate = Certificate.objects.create(owner=owner, account=account, domains=domains, key_type=key_type,
                                                  challenge=challenge, site=site, dns_credential=dns_credential,
@@ -89,13 +95,15 @@ def request_certificate(owner, account, domains, key_type, challenge=ChallengeTy
     return certificate
 
 
-def request_with_account_at(owner, preset, email, domains, key_type, challenge, site) -> Certificate:
+def request_with_account_at(owner, preset, email, domains, key_type, challenge,
+                            site) -> Certificate:
     """The SSL tab's one click: the owner's account at the preset's CA, registered now if they
     have none, then request_certificate. The request is checked before (clean_request) and the
     quota and the queue here, so a refusal registers nothing; a CA that refuses the registration
     leaves nothing behind (certs.accounts.register_account raises certs.acme.AcmeError)."""
     quotas.check_room_for_certificate(owner)
     task_queue.require_reachable()
-    account = accounts.account_at(owner, preset) or accounts.register_account(owner, preset.directory_url,
-                                                                              email=email)
+    account = accounts.account_at(owner, preset)
+    if account is None:
+        account = accounts.register_account(owner, preset.directory_url, email=email)
     return request_certificate(owner, account, domains, key_type, challenge, site)

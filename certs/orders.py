@@ -81,7 +81,7 @@ def start_order(certificate: Certificate, is_renewal=False, asked_by_user=None) 
                              "or issue a certificate through ACME."))
     if asked_by_user is None:
         asked_by_user = not is_renewal
-    if asked_by_user:  # someone is waiting on this request; sweeps run on a worker, beside the queue
+    if asked_by_user:  # someone waits on this request; sweeps run on a worker, beside the queue
         refusal = _names_no_longer_owned(certificate)
         if refusal:
             raise NamesNotOwned(refusal.text)
@@ -381,7 +381,8 @@ def _store_authorization(order, authz):
         status=authz.status, expires_at=authz.expires,
     )
     if authz.status == "valid":
-        order.log(gettext_noop("%(name)s: already authorized at this CA"), name=_authorized_name(authz))
+        order.log(gettext_noop("%(name)s: already authorized at this CA"),
+                  name=_authorized_name(authz))
         return
     wanted = ChallengeType(order.certificate.challenge).acme_type
     challenge = next((c for c in authz.challenges if c.type == wanted), None)

@@ -103,9 +103,10 @@ class PanelSettings(models.Model):
     # A code of certs.cas.PRESETS: the SSL tab registers users there in one click (certs.accounts).
     default_ca = models.CharField(
         _("default certificate authority"), max_length=64, default="letsencrypt",
-        help_text=_("Users without an account there get a certificate in one click on a site's SSL tab: the "
-                    "panel registers the account for them. CAs that need External Account Binding are not "
-                    "offered: their accounts need keys from the CA's own site."),
+        help_text=_("Users without an account there get a certificate in one click on a site's "
+                    "SSL tab: the panel registers the account for them. CAs that need External "
+                    "Account Binding are not offered: their accounts need keys from the CA's own "
+                    "site."),
     )
 
     class Meta:

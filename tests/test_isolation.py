@@ -50,6 +50,7 @@ ID_MODELS = {
     ("ui:site-config-preview", "pk"): Site,
     ("ui:site-config-status", "pk"): Site,
     ("ui:certificate-issue", "site_pk"): Site,
+    ("ui:certificate-one-click", "site_pk"): Site,
     ("ui:certificate-renew", "pk"): Certificate,
     ("ui:certificate-detail", "pk"): Certificate,
     ("ui:certificate-history", "pk"): Certificate,

@@ -385,15 +385,17 @@ class WildcardCA(FakeCA):
     URLS = ["https://ca.test/authz/apex", "https://ca.test/authz/wildcard"]
 
     def fetch_order(self, url):
-        return OrderState(url=url, status=self.order_status, finalize_url="https://ca.test/finalize/1",
+        return OrderState(url=url, status=self.order_status,
+                          finalize_url="https://ca.test/finalize/1",
                           certificate_url="https://ca.test/cert/1", authorization_urls=self.URLS)
 
     def fetch_authorization(self, url):
         wildcard = url.endswith("wildcard")
-        return AuthorizationState(url=url, identifier="wild.example.test", wildcard=wildcard,
-                                  status=self.authz_status, expires=None,
-                                  challenges=[ChallengeState("dns-01", url.replace("authz", "ch"),
-                                                             f"tok-{int(wildcard)}", "pending")]), None
+        challenge = ChallengeState("dns-01", url.replace("authz", "ch"), f"tok-{int(wildcard)}",
+                                   "pending")
+        state = AuthorizationState(url=url, identifier="wild.example.test", wildcard=wildcard,
+                                   status=self.authz_status, expires=None, challenges=[challenge])
+        return state, None
 
     def dns01_value(self, token):
         return f"value-of-{token}"
@@ -404,8 +406,8 @@ def test_the_log_names_the_wildcard_of_a_wildcards_authorization(ca, monkeypatch
     wild.authz_status = "pending"
     monkeypatch.setattr(orders.accounts, "client_for", lambda account: wild)
     user = get_user_model().objects.create(username="w")
-    account = AcmeAccount.objects.create(owner=user, directory_url="https://ca.test/dir", account_key="x",
-                                         account_url="https://ca.test/acct/1")
+    account = AcmeAccount.objects.create(owner=user, directory_url="https://ca.test/dir",
+                                         account_key="x", account_url="https://ca.test/acct/1")
     cert = Certificate.objects.create(owner=user, account=account, challenge="dns-01-manual",
                                       domains=["wild.example.test", "*.wild.example.test"])
     order = Order.objects.create(owner=user, certificate=cert)

@@ -177,7 +177,8 @@ class CertificateViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.
         cert = self.get_object()
         try:
             # As the page's "Renew now": a renewal once there is a version to renew.
-            orders.start_order(cert, is_renewal=cert.current_version_id is not None, asked_by_user=True)
+            renewal = cert.current_version_id is not None
+            orders.start_order(cert, is_renewal=renewal, asked_by_user=True)
         except IntegrityError:
             return Response({"detail": _("An order for this certificate is already running.")},
                             status=status.HTTP_409_CONFLICT)

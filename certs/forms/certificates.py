@@ -1,6 +1,8 @@
 """Forms for a certificate: requested for a site, requested for a server the panel does not
 manage (admins), or uploaded with its key. certs.certificates and certs.upload have the last word."""
 
+import copy
+
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.text import format_lazy
@@ -8,7 +10,9 @@ from django.utils.translation import gettext_lazy as _
 
 from certs import accounts, cas, certificates, upload
 from certs.dns_credentials import provider_label
-from certs.models import EXTERNAL_CHALLENGES, SITE_CHALLENGES, AcmeAccount, ChallengeType, DnsCredential, KeyType
+from certs.models import (EXTERNAL_CHALLENGES, SITE_CHALLENGES, AcmeAccount, Certificate,
+                          ChallengeType, DnsCredential, KeyType)
+from panel.hosting import sites
 from panel.models import Site
 from panel.toolkit import access
 
@@ -64,14 +68,30 @@ class IssueCertificateForm(forms.Form):
         if len(own) == 1:
             self.fields["dns_credential"].initial = own[0]
         self.fields["domains"].choices = [(name, name) for name in site.domains]
-        # HTTP-01 cannot prove a wildcard, so those names start unticked.
-        self.fields["domains"].initial = [name for name in site.domains if not name.startswith("*.")]
+        # The site's method is its latest certificate's: a DNS-01 one proves its wildcards too, so
+        # they start ticked; HTTP-01 cannot prove a wildcard, so then they start unticked.
+        method = self._site_method()
+        dns_method = method is not None and ChallengeType(method.challenge).acme_type == "dns-01"
+        if dns_method:
+            self.fields["challenge"].initial = method.challenge
+            credential = method.dns_credential_id
+            if credential and credentials.filter(pk=credential).exists():
+                self.fields["dns_credential"].initial = credential
+        self.fields["domains"].initial = [name for name in site.domains
+                                          if dns_method or not name.startswith("*.")]
         self.wildcard = self._extra_wildcard()
+        self.names_for_site = []  # what clean() found the tick adds to the site
         if self.wildcard:
             self.fields["include_wildcard"].label = format_lazy(_("Also {name}"), name=self.wildcard)
-            self.fields["include_wildcard"].help_text = _("Wildcard names need DNS-01.")
+            self.fields["include_wildcard"].help_text = _(
+                "Wildcard names need DNS-01: ticked, the name is added to the site.")
         else:
             del self.fields["include_wildcard"]
+
+    def _site_method(self):
+        """The site's latest certificate issued through ACME (its method, credentials), or None."""
+        return (access.scoped(Certificate, self.user).renewable().filter(site=self.site)
+                .only("challenge", "dns_credential_id").order_by("-id").first())
 
     def _extra_wildcard(self):
         """*.<primary domain>, unless the site lists it already (then it is one of the names)."""
@@ -91,8 +111,22 @@ class IssueCertificateForm(forms.Form):
             return data
         chosen = set(data.get("domains") or [])
         names = [name for name in self.site.domains if name in chosen]  # the site's order: primary first
+        site = self.site
         if data.get("include_wildcard") and self.wildcard:
+            if ChallengeType(challenge).acme_type != "dns-01":
+                self.add_error("include_wildcard", _(
+                    "Wildcard names can only be validated with DNS-01: choose one of the DNS-01 "
+                    "methods to include %(name)s.") % {"name": self.wildcard})
+                return data
             names.insert(1 if names and names[0] == self.wildcard[2:] else len(names), self.wildcard)
+            try:  # the tick adds the name to the site: checked as the site's own edit checks names
+                sites.names_added(self.site, [self.wildcard], self.user)
+            except ValidationError as exc:
+                self.add_error("include_wildcard", exc.messages)
+                return data
+            self.names_for_site = [self.wildcard]
+            site = copy.copy(self.site)  # the site as it will be, for the check of names below
+            site.domains = self.site.domains + [self.wildcard]
         # The credential and alias fields are only shown for DNS-01 through a provider; for the
         # other methods whatever they still hold is not part of the request.
         via_provider = challenge == ChallengeType.DNS01
@@ -104,7 +138,8 @@ class IssueCertificateForm(forms.Form):
             return data
         try:
             data.update(certificates.clean_request(
-                self.user, names, challenge, self.site, data.get("dns_credential"), data.get("challenge_alias", "")
+                self.user, names, challenge, site, data.get("dns_credential"),
+                data.get("challenge_alias", ""),
             ))
         except ValidationError as exc:
             self.add_error(None, exc)  # keyed by field: each message lands on its field
@@ -118,7 +153,8 @@ class OneClickForm(forms.Form):
 
     email = forms.EmailField(
         label=_("E-mail (optional)"), required=False,
-        help_text=_("The CA may write here about expiring certificates or problems with the account."),
+        help_text=_("The CA may write here about expiring certificates or problems with the "
+                    "account."),
     )
 
     def __init__(self, user, site, *args, **kwargs):
@@ -135,7 +171,8 @@ class OneClickForm(forms.Form):
             return data
         names = [name for name in self.site.domains if not name.startswith("*.")]
         try:
-            data.update(certificates.clean_request(self.user, names, ChallengeType.HTTP01, self.site))
+            data.update(certificates.clean_request(self.user, names, ChallengeType.HTTP01,
+                                                   self.site))
         except ValidationError as exc:
             self.add_error(None, exc.messages)  # the form has no names field to put them on
         return data

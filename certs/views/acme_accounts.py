@@ -34,7 +34,8 @@ def account_list(request):
 
 @login_required
 def account_add(request):
-    """Register an account; then back to `next`, the page that sent the user here, if on this panel."""
+    """Register an account; then back to `next`, the page that sent the user here, if it is
+    on this panel."""
     back_to = local_path(request.POST.get("next") or request.GET.get("next"))
     form = AcmeAccountForm(request.user, request.POST if request.method == "POST" else None)
     if form.is_valid():

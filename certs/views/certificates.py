@@ -48,10 +48,12 @@ def issue_certificate(request, site_pk):
         return _ssl_tab_again(request, site, issue_form=form)
     data = form.cleaned_data
     try:
-        certificates.request_certificate(request.user, data["account"], data["domains"], data["key_type"],
-                                         data["challenge"], site, data["dns_credential"], data["challenge_alias"])
-    except ValidationError as exc:  # the certificate quota is used up
-        form.add_error(None, exc)
+        certificates.request_certificate(
+            request.user, data["account"], data["domains"], data["key_type"], data["challenge"], site,
+            data["dns_credential"], data["challenge_alias"], names_for_site=form.names_for_site)
+    except ValidationError as exc:  # the certificate quota is used up, or the name was just taken
+        site.refresh_from_db()
+        form.add_error(None, exc.messages)
         return _ssl_tab_again(request, site, issue_form=form)
     messages.success(request, _("Certificate requested; the order's progress is shown below."))
     return redirect(site_certificate_tab(site.pk))
@@ -65,8 +67,9 @@ def issue_in_one_click(request, site_pk):
     site = access.get_owned(Site, request.user, pk=site_pk)
     form = OneClickForm(request.user, site, request.POST)
     if form.ca is None:
-        messages.error(request, _("No certificate authority is set for one-click certificates: add an ACME "
-                                  "account, or ask an administrator to choose one on the Settings page."))
+        messages.error(request, _("No certificate authority is set for one-click certificates: add "
+                                  "an ACME account, or ask an administrator to choose one on the "
+                                  "Settings page."))
         return redirect(site_certificate_tab(site.pk))
     if not form.is_valid():
         return _ssl_tab_again(request, site, one_click_form=form)
@@ -80,8 +83,8 @@ def issue_in_one_click(request, site_pk):
     except ValidationError as exc:  # the certificate quota is used up
         form.add_error(None, exc.messages)
         return _ssl_tab_again(request, site, one_click_form=form)
-    messages.success(request, _("Registered at %(ca)s; certificate requested, the order's progress is shown "
-                                "below.") % {"ca": form.ca.label})
+    messages.success(request, _("Registered at %(ca)s; certificate requested, the order's progress "
+                                "is shown below.") % {"ca": form.ca.label})
     return redirect(site_certificate_tab(site.pk))
 
 

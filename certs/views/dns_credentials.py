@@ -44,7 +44,8 @@ def dns_credential_list(request):
 @login_required
 def dns_credential_add(request):
     """Step one (GET, no provider): choose the provider. Step two (?provider=code, then POST):
-    that provider's fields. Then back to `next`, the page that sent the user here, if on this panel."""
+    that provider's fields. Then back to `next`, the page that sent the user here, if it is on
+    this panel."""
     sent = request.POST if request.method == "POST" else request.GET
     code, back_to = sent.get("provider", ""), local_path(sent.get("next"))
     chooser = DnsProviderChoiceForm({"provider": code} if code else None, user=request.user)

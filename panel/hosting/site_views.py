@@ -88,7 +88,8 @@ def site_add(request):
 def site_detail(request, pk):
     site = access.get_owned(Site, request.user, pk=pk)
     return render(request, "panel/site_detail.html", site_page_context(
-        request, site, IssueCertificateForm(request.user, site), one_click_form=OneClickForm(request.user, site)))
+        request, site, IssueCertificateForm(request.user, site),
+        one_click_form=OneClickForm(request.user, site)))
 
 
 @login_required

@@ -32,21 +32,7 @@ def clean_site_fields(domains, root, proxy_pass, exclude_pk=None, actor=None, ow
     errors = {}
     admin = actor is not None and access.is_admin(actor)
     try:
-        domains = validation.normalize_domain_list(domains)
-        taken = _domains_in_use(domains, exclude_pk)
-        if taken:
-            raise ValidationError(_("Already used by another site: %(names)s") % {"names": ", ".join(taken)})
-        too_wide = [] if admin else [name for name in domains if validation.above_registrable_domains(name)]
-        if too_wide:
-            raise ValidationError(_("%(names)s would take in the names of every owner under it: only an administrator "
-                                    "may add such a name.") % {"names": ", ".join(too_wide)})
-        claimed = [] if admin else _claimed_by_others(domains, actor, exclude_pk)
-        if claimed:
-            raise ValidationError(ngettext(
-                "%(names)s belongs to another user: names under it can only be added by its owner. An "
-                "administrator can share it on the Settings page.",
-                "%(names)s belong to other users: names under them can only be added by their owners. An "
-                "administrator can share them on the Settings page.", len(claimed)) % {"names": ", ".join(claimed)})
+        domains = _clean_domains(domains, actor, admin, exclude_pk)
     except ValidationError as exc:
         errors["domains"] = exc.messages
     root, proxy_pass = (root or "").strip(), (proxy_pass or "").strip()
@@ -76,6 +62,27 @@ def clean_site_fields(domains, root, proxy_pass, exclude_pk=None, actor=None, ow
     if errors:
         raise ValidationError(errors)
     return domains, root, proxy_pass
+
+
+def _clean_domains(domains, actor, admin, exclude_pk):
+    """The names, normalised, if `actor` may have them on the site `exclude_pk` (None: a new
+    site); ValidationError with the first reason otherwise."""
+    domains = validation.normalize_domain_list(domains)
+    taken = _domains_in_use(domains, exclude_pk)
+    if taken:
+        raise ValidationError(_("Already used by another site: %(names)s") % {"names": ", ".join(taken)})
+    too_wide = [] if admin else [name for name in domains if validation.above_registrable_domains(name)]
+    if too_wide:
+        raise ValidationError(_("%(names)s would take in the names of every owner under it: only an administrator "
+                                "may add such a name.") % {"names": ", ".join(too_wide)})
+    claimed = [] if admin else _claimed_by_others(domains, actor, exclude_pk)
+    if claimed:
+        raise ValidationError(ngettext(
+            "%(names)s belongs to another user: names under it can only be added by its owner. An "
+            "administrator can share it on the Settings page.",
+            "%(names)s belong to other users: names under them can only be added by their owners. An "
+            "administrator can share them on the Settings page.", len(claimed)) % {"names": ", ".join(claimed)})
+    return domains
 
 
 def _roots_of_other_owners(actor, exclude_pk):
@@ -142,6 +149,19 @@ def save_site(site: Site):
             raise ValidationError({"domains": [_("One of these names was just taken by another site.")]})
         dispatch.queue_site_apply(site.pk)
     return site
+
+
+def names_added(site: Site, names, actor):
+    """The site's names with `names` added, checked as an edit of the site by `actor` checks
+    names (in use, claimed by another owner, too wide); ValidationError otherwise."""
+    wanted = site.domains + [name for name in names if name not in site.domains]
+    return _clean_domains(wanted, actor, actor is not None and access.is_admin(actor), site.pk)
+
+
+def add_names(site: Site, names, actor):
+    """Add names to the site (the SSL tab's "also *.<domain>" tick) and queue its config."""
+    site.domains = names_added(site, names, actor)
+    return save_site(site)
 
 
 def delete_site(site: Site):

@@ -105,10 +105,16 @@ class PanelSettingsForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # Chosen from this installation's presets (CERTPANEL_EXTRA_CAS among them): the model keeps a code.
+        # Chosen from this installation's presets (CERTPANEL_EXTRA_CAS among them): the model
+        # keeps a code.
         stored = self.fields["default_ca"]
-        self.fields["default_ca"] = forms.ChoiceField(label=stored.label, help_text=stored.help_text,
-                                                      choices=cas.one_click_choices)
+        self.fields["default_ca"] = forms.ChoiceField(
+            label=stored.label, help_text=stored.help_text, choices=cas.one_click_choices,
+            required=False)
+
+    def clean_default_ca(self):
+        # A form sent without the field (a script written before it existed) keeps the stored CA.
+        return self.cleaned_data["default_ca"] or self.instance.default_ca
 
     def clean_outbound_allow_list(self):
         return outbound.allow_list_text(self.cleaned_data["outbound_allow_list"])

@@ -136,6 +136,8 @@ def test_an_uploaded_certificate_is_attached_to_its_site_served_and_counted(brow
 # protocol and key names that stay as they are in Chinese (HTTPS, DNS-01, RSA, UTC...).
 ENGLISH_WORD = re.compile(r"[A-Za-z]*[a-z][A-Za-z]*")
 NAMES_KEPT_IN_EVERY_LANGUAGE = {"nginx", "certbot"}
+# A CA's name, as the CA writes it in Chinese too (the SSL tab's one-click button).
+PROPER_NAMES = ("Let's Encrypt",)
 # Text a user reads as a label, not data: headings, labels, buttons, table and list headers, badges,
 # help and small print. textContent, not innerText: CSS may print a header in capitals.
 LABEL_SELECTOR = "h1, h2, h3, h4, label, legend, summary, button, a.button, th, dt, .badge, .help, .small, nav a"
@@ -151,7 +153,8 @@ ASCII_DATA = re.compile(r"[\w-]*[./@:=_\d][\w./@:=-]*", re.ASCII)
 
 
 def english_words(text, user_data):
-    for value in sorted(user_data, key=len, reverse=True):  # www.a.test before a.test
+    # www.a.test before a.test
+    for value in sorted([*user_data, *PROPER_NAMES], key=len, reverse=True):
         text = text.replace(value, " ")
     text = ASCII_DATA.sub(" ", text)
     return [word for word in ENGLISH_WORD.findall(text) if word not in NAMES_KEPT_IN_EVERY_LANGUAGE]
