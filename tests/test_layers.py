@@ -29,7 +29,7 @@ RULES = (
                "panel.wsgi", "panel.apps", "certs.apps", "panel.embedded", "panel.security_headers",
                "panel.openapi", "panel.management.commands.runpanel")),
     (ENTRY_POINT, ("*.views", "*.views.*", "*_views", "*.api", "*.api.*", "*.forms", "*.forms.*", "*.tasks",
-                   "*.management", "*.management.*")),
+                   "*.management", "*.management.*", "*.templatetags", "*.templatetags.*")),
     (SERVICE, ("certs", "certs.*", "panel.hosting", "panel.hosting.*", "panel.security", "panel.security.*",
                "panel.deployment", "panel.deployment.*")),
 )
