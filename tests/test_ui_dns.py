@@ -99,6 +99,48 @@ def test_adding_starts_with_choosing_a_provider(alice_client):
     assert field_error(page_text(response), "provider") and DnsCredential.objects.count() == 0
 
 
+def provider_options(html):
+    """[(optgroup label, [option values])] of the provider list."""
+    select = re.search(r'<select name="provider".*?</select>', html, re.DOTALL).group(0)
+    return [(label, re.findall(r'<option value="([^"]+)"', options))
+            for label, options in re.findall(r'<optgroup label="([^"]+)">(.*?)</optgroup>', select, re.DOTALL)]
+
+
+def test_in_chinese_the_provider_list_starts_with_chinas_big_clouds(alice_client):
+    html = page_text(alice_client.get(reverse("ui:dns-credential-add"), HTTP_ACCEPT_LANGUAGE="zh-hans"))
+    (most_used, featured), (others, rest) = provider_options(html)
+    assert (most_used, others) == ("常用", "其他（按字母顺序）")
+    assert featured == ["aliyun", "qcloud", "huaweicloud", "cloudflare", "dnspod"]  # the first is the default
+    assert "route53" in rest and not set(featured) & set(rest)
+    assert re.search(r'<option value="aliyun">阿里云', html)
+
+
+def test_in_english_cloudflare_and_route_53_come_first_then_the_alphabet(alice_client):
+    (_most_used, featured), (_others, rest) = provider_options(
+        page_text(alice_client.get(reverse("ui:dns-credential-add"))))
+    assert featured[:2] == ["cloudflare", "route53"] and "aliyun" in rest
+    assert rest.index("aliyun") < rest.index("rfc2136") < rest.index("zonomi")
+
+
+def test_the_api_lists_the_providers_by_code_whatever_the_language(alice_client):
+    codes = [entry["code"] for entry in alice_client.get("/api/v1/dns-providers/",
+                                                         HTTP_ACCEPT_LANGUAGE="zh-hans").json()]
+    assert codes == sorted(codes)
+
+
+@pytest.mark.parametrize("provider, helps", [
+    ("aliyun", ["RAM 用户的 AccessKey ID", "只在创建 AccessKey 时显示一次"]),
+    ("qcloud", ["CAM 用户 API 密钥的 SecretId", "同一 API 密钥的 SecretKey"]),
+    ("huaweicloud", ["该用户所属的华为云账号"]),
+])
+def test_the_chinese_providers_fields_are_explained_in_chinese(alice_client, provider, helps):
+    html = page_text(alice_client.get(reverse("ui:dns-credential-add"), {"provider": provider},
+                                      HTTP_ACCEPT_LANGUAGE="zh-hans"))
+    for text in helps:
+        assert text in html
+    assert "for authentication" not in html  # lexicon's own English help
+
+
 def test_the_form_renders_the_providers_declared_fields(alice_client):
     html = page_text(alice_client.get(reverse("ui:dns-credential-add"), {"provider": "rfc2136"}))
     assert '<input type="hidden" name="provider" value="rfc2136"' in html

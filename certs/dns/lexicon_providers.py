@@ -123,8 +123,11 @@ FIRST_CLASS = {
         "help": _("An AccessKey of a RAM user allowed to manage Alibaba Cloud DNS (AliyunDNSFullAccess)."),
         "ttl": 600,
         "fields": {
-            "auth_key_id": {"label": _("AccessKey ID")},
-            "auth_secret": {"label": _("AccessKey secret")},
+            "auth_key_id": {"label": _("AccessKey ID"),
+                            "help": _("The AccessKey ID of a RAM user, created in the RAM console under "
+                                      "Identities → Users → AccessKey")},
+            "auth_secret": {"label": _("AccessKey secret"),
+                            "help": _("Shown once, when the AccessKey is created")},
         },
     },
     "qcloud": {
@@ -133,8 +136,10 @@ FIRST_CLASS = {
                   "DNSPod records (QcloudDNSPodFullAccess)."),
         "ttl": 600,
         "fields": {
-            "secret_id": {"label": _("SecretId"), "required": True},
-            "secret_key": {"label": _("SecretKey")},
+            "secret_id": {"label": _("SecretId"), "required": True,
+                          "help": _("The SecretId of a CAM user's API key, created in the CAM console under "
+                                    "Users → API keys")},
+            "secret_key": {"label": _("SecretKey"), "help": _("The SecretKey of the same API key")},
         },
     },
     "cloudflare": {
@@ -143,7 +148,8 @@ FIRST_CLASS = {
                   "also give the account email. A token scoped to one zone also needs that zone's ID."),
         "fields": {
             "auth_username": {"label": _("Account email"), "help": _("Only with a Global API key")},
-            "auth_token": {"label": _("API token or Global API key")},
+            "auth_token": {"label": _("API token or Global API key"),
+                           "help": _("An API token (recommended) or the Global API key")},
             "zone_id": {"label": _("Zone ID"), "help": _("Needed when the token is scoped to one zone")},
         },
     },

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from importlib import import_module
 
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from certs.dns.base import DnsProvider, DnsProviderError
@@ -17,6 +18,14 @@ from panel.toolkit import outbound
 NATIVE = {
     "huaweicloud": "certs.dns.huaweicloud.HuaweiCloudProvider",
     "rfc2136": "certs.dns.rfc2136.Rfc2136Provider",
+}
+
+# The providers most used where the reader's language is spoken, first in the list (the first
+# is the form's default); the rest follow by label. Chinese readers: China's big clouds and
+# DNSPod's legacy API (Tencent Cloud's "qcloud" is DNSPod API 3.0), Cloudflare.
+FEATURED = {
+    "zh": ("aliyun", "qcloud", "huaweicloud", "cloudflare", "dnspod"),
+    "en": ("cloudflare", "route53", "googleclouddns", "azure", "digitalocean", "godaddy"),
 }
 
 
@@ -37,6 +46,13 @@ def all_providers() -> dict[str, type[DnsProvider]]:
         providers.update(lexicon_providers.provider_classes())
     providers.update({code: _load(path) for code, path in NATIVE.items()})
     return dict(sorted(providers.items()))
+
+
+def featured_codes() -> tuple[str, ...]:
+    """FEATURED for the active language (zh-hans is "zh"); English's for any other."""
+    language = (get_language() or "en").split("-")[0]
+    codes = FEATURED.get(language, FEATURED["en"])
+    return tuple(code for code in codes if code in all_providers())
 
 
 def provider_class(code) -> type[DnsProvider]:
@@ -93,7 +109,7 @@ def outbound_for(credential):
 
 
 def catalog():
-    """What the API and UI offer: code, label and declared fields of every provider, and what is
+    """What the API and UI offer, by code: code, label and declared fields of every provider, and what is
     for administrators only (`admin_only`: the whole provider; a field's `server_path`: its
     values that name a file or socket on this server)."""
     return [

@@ -9,11 +9,15 @@ from certs.dns import registry
 
 
 def _provider_choices():
-    """Every registered provider, by label: users look for a name, not a code. The list says
-    which ones are for administrators only."""
-    return sorted(((entry["code"], _("%(label)s (administrators only)") % {"label": entry["label"]}
-                    if entry["admin_only"] else entry["label"]) for entry in registry.catalog()),
-                  key=lambda choice: str(choice[1]).casefold())
+    """The providers most used by readers of the page's language first (registry.FEATURED), then
+    every other by label: users look for a name, not a code. The list says which ones are for
+    administrators only."""
+    labels = {entry["code"]: _("%(label)s (administrators only)") % {"label": entry["label"]}
+              if entry["admin_only"] else entry["label"] for entry in registry.catalog()}
+    featured = registry.featured_codes()
+    others = sorted((code for code in labels if code not in featured), key=lambda code: str(labels[code]).casefold())
+    return [(_("Most used"), [(code, labels[code]) for code in featured]),
+            (_("All others, A–Z"), [(code, labels[code]) for code in others])]
 
 
 class DnsProviderChoiceForm(forms.Form):

@@ -53,7 +53,8 @@ class SiteForm(forms.Form):
         `user`: who fills in the form; an admin's document root may lie outside the allowed roots."""
         if site is not None:
             kwargs.setdefault("initial", {
-                "domains": "\n".join(site.domains), "root": site.root, "proxy_pass": site.proxy_pass,
+                "domains": "\n".join(map(validation.unicode_domain, site.domains)),
+                "root": site.root, "proxy_pass": site.proxy_pass,
                 "force_https": site.force_https, "hsts": site.hsts, "http2": site.http2,
             })
         super().__init__(*args, **kwargs)

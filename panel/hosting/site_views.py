@@ -79,7 +79,7 @@ def site_add(request):
             form.add_error(None, exc)
         else:
             messages.success(request, _("Site %(name)s added; nginx is being configured for it.")
-                             % {"name": site.primary_domain})
+                             % {"name": validation.unicode_domain(site.primary_domain)})
             return redirect("ui:site-detail", pk=site.pk)
     return render(request, "panel/site_form.html", {"nav": "sites", "form": form})
 
@@ -106,7 +106,7 @@ def site_edit(request, pk):
             form.add_error(None, exc)
         else:
             messages.success(request, _("Site %(name)s saved; nginx is being configured with the changes.")
-                             % {"name": site.primary_domain})
+                             % {"name": validation.unicode_domain(site.primary_domain)})
             return redirect("ui:site-detail", pk=site.pk)
     return render(request, "panel/site_form.html", {"nav": "sites", "form": form, "site": site})
 
@@ -118,7 +118,7 @@ def site_delete(request, pk):
     if request.method == "POST":
         sites.delete_site(site)
         messages.success(request, _("Site %(name)s deleted; nginx no longer serves it.")
-                         % {"name": site.primary_domain})
+                         % {"name": validation.unicode_domain(site.primary_domain)})
         return redirect("ui:site-list")
     return render(request, "panel/site_delete.html",
                   {"nav": "sites", "site": site, "certificate_count": site.certificates.count()})

@@ -72,11 +72,34 @@ def normalize_domain(value, allow_wildcard=True):
 
 
 def search_term(query):
-    """What to look for in stored names, which are punycode: a whole IDN is converted."""
+    """What to look for in stored names, which are punycode: a whole IDN is converted, and so
+    is each Unicode label of a partial one (“中文” finds xn--fiq228c.example.test)."""
     try:
         return normalize_domain(query)
     except ValidationError:
-        return query.lower()  # a partial name: searched as typed
+        return ".".join(_ascii_label(label) for label in query.lower().split("."))
+
+
+def _ascii_label(label):
+    try:
+        return label if label.isascii() else idna.encode(label, uts46=True).decode("ascii")
+    except idna.IDNAError:
+        return label  # searched as typed: it finds nothing, as it should
+
+
+def unicode_domain(name):
+    """A stored name as people read it: xn--fiq228c.example.test is 中文.example.test. A label
+    that does not decode stays as stored."""
+    if "xn--" not in name:
+        return name
+    return ".".join(_unicode_label(label) for label in name.split("."))
+
+
+def _unicode_label(label):
+    try:
+        return idna.decode(label) if label.startswith("xn--") else label
+    except idna.IDNAError:
+        return label
 
 
 def normalize_domain_list(values, allow_wildcard=True):

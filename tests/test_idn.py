@@ -1,0 +1,72 @@
+"""Internationalised names: stored as punycode, shown in Unicode (the punycode beside it where it
+helps), found by either spelling."""
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from certs.models import AcmeAccount, Certificate
+from panel.models import Site
+
+pytestmark = pytest.mark.usefixtures("queued")  # tests/conftest.py
+
+IDN, PUNYCODE = "中文.example.test", "xn--fiq228c.example.test"
+
+
+def page(client, url, **params):
+    return client.get(url, params).content.decode()
+
+
+@pytest.fixture
+def idn_site(alice_client):
+    response = alice_client.post(reverse("ui:site-add"), {"domains": f"{IDN}\nplain.example.test"})
+    assert response.status_code == 302
+    return Site.objects.get()
+
+
+@pytest.fixture
+def idn_certificate(alice, idn_site):
+    account = AcmeAccount.objects.create(owner=alice, directory_url="https://ca.test/directory",
+                                         account_key="unused", account_url="https://ca.test/acct/1")
+    return Certificate.objects.create(owner=alice, site=idn_site, account=account, domains=idn_site.domains)
+
+
+def test_the_name_is_stored_as_punycode_and_flashed_in_unicode(alice_client, idn_site):
+    assert idn_site.domains == [PUNYCODE, "plain.example.test"]
+    html = page(alice_client, reverse("ui:site-detail", args=[idn_site.pk]))
+    flash = re.search(r'<ul class="messages">(.*?)</ul>', html, re.DOTALL).group(1)
+    assert f"Site {IDN} added" in flash and PUNYCODE not in flash
+
+
+def test_the_site_page_titles_and_lists_the_name_in_unicode_with_its_punycode(alice_client, idn_site):
+    html = page(alice_client, reverse("ui:site-detail", args=[idn_site.pk]))
+    assert f"<title>{IDN} · CertPanel</title>" in html
+    assert re.search(rf"<h1>{IDN} <small class=\"muted\">{PUNYCODE}</small></h1>", html)
+    assert f'<li>{IDN} <span class="muted small">{PUNYCODE}</span></li>' in html
+    assert "<li>plain.example.test</li>" in html  # an ASCII name has no second spelling
+
+
+def test_the_edit_form_gives_back_the_names_as_typed(alice_client, idn_site):
+    html = page(alice_client, reverse("ui:site-edit", args=[idn_site.pk]))
+    assert f">\n{IDN}\nplain.example.test</textarea>" in html
+
+
+@pytest.mark.parametrize("query", ["中文", "xn--fiq228c", IDN, PUNYCODE])
+def test_the_site_list_shows_unicode_and_finds_either_spelling(alice_client, idn_site, query):
+    html = page(alice_client, reverse("ui:site-list"), q=query)
+    assert f">{IDN}</a>" in html
+    assert f">{IDN}</a>" not in page(alice_client, reverse("ui:site-list"), q="英文")
+
+
+@pytest.mark.parametrize("query", ["中文", "xn--fiq228c"])
+def test_the_certificate_list_shows_unicode_and_finds_either_spelling(alice_client, idn_certificate, query):
+    html = page(alice_client, reverse("ui:certificate-list"), q=query)
+    assert f">{IDN}, plain.example.test</a>" in html
+    assert f">{IDN}, plain.example.test</a>" not in page(alice_client, reverse("ui:certificate-list"), q="英文")
+
+
+def test_the_certificate_page_and_the_dashboard_show_unicode(alice_client, idn_certificate):
+    html = page(alice_client, reverse("ui:certificate-detail", args=[idn_certificate.pk]))
+    assert f"<h1>{IDN}</h1>" in html and f"<title>{IDN} · CertPanel</title>" in html
+    assert PUNYCODE not in page(alice_client, reverse("ui:dashboard")).replace(f"{IDN}", "")
