@@ -141,6 +141,8 @@ def test_stop_means_no_next_renewal(alice_client, site, alone, shared, ca):
     assert alone.next_renewal_at is None
     assert sweep.sweep(now=LATER) == [shared.pk]  # the shared one still renews
     assert ca.revoked == []
+    overview = alice_client.get(reverse("ui:renewal-overview")).content.decode()
+    assert overview.count("Not renewed automatically") == 1
 
 
 def test_revoke_revokes_every_valid_version_at_the_ca(alice_client, alice, site, alone, shared, ca):
