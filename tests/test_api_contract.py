@@ -58,3 +58,11 @@ def test_dns_paths_and_fields(schema):
     assert set(schema["components"]["schemas"]["ChallengeEnum"]["enum"]) == {
         "http-01", "dns-01", "dns-01-manual", "http-01-webroot", "http-01-standalone", "http-01-nginx", "http-01-apache"}
     assert {"webroot", "server_config"} <= set(properties(schema, "Certificate"))
+
+
+def test_deleting_a_site_says_what_becomes_of_its_certificates(schema):
+    [parameter] = [p for p in schema["paths"]["/api/v1/sites/{id}/"]["delete"]["parameters"]
+                   if p["name"] == "certificates"]
+    assert parameter["in"] == "query" and not parameter.get("required")
+    assert set(parameter["schema"]["enum"]) == {"keep", "stop", "revoke"}
+    assert parameter["schema"]["default"] == "keep" and "Default: keep" in parameter["description"]

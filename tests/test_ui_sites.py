@@ -145,8 +145,9 @@ def test_delete_asks_first_then_removes_the_site_and_keeps_its_certificate(alice
     url = reverse("ui:site-delete", args=[site.pk])
     html = page_text(alice_client.get(url))
     assert "Its nginx config is removed" in html and "a.example.com, www.a.example.com" in html
-    assert "Its certificate stays under Certificates" in html
-    assert re.search(r'<form method="post" class="actions">', html)
+    assert "It stays under Certificates" in html
+    assert re.search(r'<input type="radio" name="certificates" value="keep"[^>]*checked', html)
+    assert re.search(r'<form method="post" class="form">', html)
     assert Site.objects.filter(pk=site.pk).exists()  # asking deleted nothing
 
     with mock.patch("panel.deployment.dispatch.REMOVE_SITE") as remove_site, django_capture_on_commit_callbacks(execute=True):

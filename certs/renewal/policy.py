@@ -120,6 +120,13 @@ def stopped(cert, message):
                            "until it is renewed by hand.") % {"names": names, "error": message})
 
 
+def stop_renewing(certificate_ids):
+    """Their owner wants them no longer renewed (their site was deleted): no next renewal and no
+    ARI re-check; they stay valid until they expire. A renewal by hand plans anew (issued)."""
+    Certificate.objects.filter(pk__in=certificate_ids).update(
+        next_renewal_at=None, ari_check_after=None, ari_window_start=None, ari_window_end=None)
+
+
 # --- ARI (RFC 9773): the CA's suggested renewal window
 
 ARI_TRANSIENT_RETRY = 3600.0  # seconds before asking again after a network or server error
@@ -154,7 +161,8 @@ def apply_ari(cert, version, acme=None) -> bool:
     CA's Retry-After, clamped to 1 min .. 1 day) and next_renewal_at: a uniformly random
     time inside the window, not in the past (now if the window has passed). A time
     already planned inside the new window stays, so a re-check that finds the window
-    unchanged does not move it; after a failed renewal the back-off stands. Returns
+    unchanged does not move it; after a failed renewal the back-off stands, and a certificate
+    with no renewal planned (stop_renewing, policy.stopped) stays unplanned. Returns
     whether the CA offers ARI for it. Talks to the CA: never call inside a transaction.
     """
     now = clock.now()
@@ -179,7 +187,7 @@ def apply_ari(cert, version, acme=None) -> bool:
     keep = cert.ari_window_start is not None and planned is not None and start <= planned <= end
     cert.ari_window_start, cert.ari_window_end = start, end
     cert.ari_check_after = now + datetime.timedelta(seconds=clamp_retry_after(retry_after))
-    if not keep and not cert.renewal_failures:
+    if not keep and not cert.renewal_failures and planned is not None:
         cert.next_renewal_at = random_time_in_window(start, end, now)
     return True
 

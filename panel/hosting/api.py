@@ -1,12 +1,26 @@
 """REST API for sites: /api/v1/sites/. Thin: access -> serializer -> panel.hosting.sites."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework import serializers, viewsets
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status, viewsets
+from rest_framework.response import Response
 
+from certs.site_removal import CertificatesChoice, RevocationFailed
 from panel.hosting import sites
 from panel.models import Site
+from panel.security import audit
 from panel.toolkit import access
 from panel.toolkit.drf import as_drf_error
+
+_CERTIFICATES_PARAMETER = OpenApiParameter(
+    "certificates", str, OpenApiParameter.QUERY, enum=CertificatesChoice.values, default=CertificatesChoice.KEEP,
+    description="What becomes of the site's certificates that no other site of its owner uses: keep (renewed "
+                "as before), stop (no longer renewed; valid until they expire) or revoke (revoked at the CA, "
+                "reason cessationOfOperation, and no longer renewed). Certificates covering a name of another "
+                "of the owner's sites are always kept. Default: keep.",
+)
+_ERROR = inline_serializer("SiteDeleteError", {"detail": serializers.CharField()})
 
 
 class SiteSerializer(serializers.ModelSerializer):
@@ -67,5 +81,24 @@ class SiteViewSet(viewsets.ModelViewSet):
     def get_queryset(self):
         return access.scoped(Site, self.request.user).order_by("id")
 
-    def perform_destroy(self, instance):
-        sites.delete_site(instance)
+    @extend_schema(parameters=[_CERTIFICATES_PARAMETER], responses={204: None, 400: _ERROR, 502: _ERROR})
+    def destroy(self, request, *args, **kwargs):
+        """Delete the site and remove its nginx config; `certificates` says what becomes of its
+        certificates. If the CA does not revoke one, the site is not deleted."""
+        site = self.get_object()
+        choice = request.query_params.get("certificates", CertificatesChoice.KEEP)
+        if choice not in CertificatesChoice.values:
+            raise serializers.ValidationError({"certificates": [
+                _("certificates must be one of: %(choices)s.") % {"choices": ", ".join(CertificatesChoice.values)}]})
+        try:
+            revoked = sites.delete_site(site, choice)
+        except RevocationFailed as exc:
+            self._record_revocations(exc.revoked)
+            code = status.HTTP_502_BAD_GATEWAY if exc.transient else status.HTTP_400_BAD_REQUEST
+            return Response({"detail": _("%(error)s The site was not deleted.") % {"error": exc}}, status=code)
+        self._record_revocations(revoked)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _record_revocations(self, revoked):
+        for version in revoked:
+            audit.record(self.request, audit.Action.REVOKE, version, reason=version.revocation_reason)

@@ -6,6 +6,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from certs import site_removal
 from panel.hosting import sites
 from panel.security import homes
 from panel.toolkit import access, validation
@@ -101,3 +102,11 @@ class SiteForm(forms.Form):
             self.add_error(None, exc)  # a dict keyed by field: each message lands on its field
             self.asks_confirmation |= self.has_error("root", code="confirm_system_root")
         return data
+
+
+class SiteDeleteForm(forms.Form):
+    """What becomes of the certificates only this site uses (certs.site_removal); left out: kept."""
+
+    certificates = forms.ChoiceField(label=_("What becomes of them"), required=False,
+                                     choices=site_removal.CertificatesChoice.choices,
+                                     initial=site_removal.CertificatesChoice.KEEP, widget=forms.RadioSelect)

@@ -11,15 +11,18 @@ from django.db.models import Case, OuterRef, Prefetch, Subquery, Value, When
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
+from certs import site_removal
 from certs.forms.certificates import IssueCertificateForm, OneClickForm
-from certs.models import Certificate
+from certs.models import Certificate, ChallengeType
 from certs.presentation import site_certificate_tab, site_page_context, with_days_left
 from panel.deployment.nginx import apply
 from panel.hosting import sites
-from panel.hosting.forms import SiteForm
+from panel.hosting.forms import SiteDeleteForm, SiteForm
 from panel.models import Site, SiteDomain
+from panel.security import audit
 from panel.toolkit import access, validation
 from panel.toolkit.sorting import ListSorting, SortableColumn
 
@@ -113,15 +116,38 @@ def site_edit(request, pk):
 
 @login_required
 def site_delete(request, pk):
-    """GET asks for confirmation; POST deletes the site and removes its vhost."""
+    """GET asks for confirmation, listing the certificates only this site uses and asking what
+    becomes of them; POST deletes the site and removes its vhost."""
     site = access.get_owned(Site, request.user, pk=pk)
-    if request.method == "POST":
-        sites.delete_site(site)
-        messages.success(request, _("Site %(name)s deleted; nginx no longer serves it.")
-                         % {"name": validation.unicode_domain(site.primary_domain)})
-        return redirect("ui:site-list")
-    return render(request, "panel/site_delete.html",
-                  {"nav": "sites", "site": site, "certificate_count": site.certificates.count()})
+    alone, shared = site_removal.certificates_of(site)
+    form = SiteDeleteForm(request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        choice = (alone and form.cleaned_data["certificates"]) or site_removal.CertificatesChoice.KEEP
+        try:
+            revoked = sites.delete_site(site, choice)
+        except site_removal.RevocationFailed as exc:
+            _record_revocations(request, exc.revoked)
+            form.add_error(None, _("%(error)s The site was not deleted: try again, or choose another option.")
+                           % {"error": exc})
+        else:
+            _record_revocations(request, revoked)
+            messages.success(request, _("Site %(name)s deleted; nginx no longer serves it.")
+                             % {"name": validation.unicode_domain(site.primary_domain)})
+            if alone and choice != site_removal.CertificatesChoice.KEEP:
+                messages.info(request, ngettext(
+                    "Its certificate is no longer renewed.", "Its %(count)d certificates are no longer renewed.",
+                    len(alone)) % {"count": len(alone)})
+            return redirect("ui:site-list")
+    return render(request, "panel/site_delete.html", {
+        "nav": "sites", "site": site, "form": form, "certificates": alone, "shared": shared,
+        "http01_renewals_fail": not access.is_admin(site.owner) and any(
+            certificate.challenge == ChallengeType.HTTP01 for certificate in alone),
+    })
+
+
+def _record_revocations(request, revoked):
+    for version in revoked:
+        audit.record(request, audit.Action.REVOKE, version, reason=version.revocation_reason)
 
 
 @login_required

@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from certs import site_removal
 from panel.deployment import dispatch
 from panel.models import PanelSettings, Site, SiteDomain
 from panel.security import homes, quotas
@@ -164,9 +165,17 @@ def add_names(site: Site, names, actor):
     return save_site(site)
 
 
-def delete_site(site: Site):
+def delete_site(site: Site, certificates=site_removal.CertificatesChoice.KEEP):
+    """Delete the site and queue the removal of its vhost. Its certificates that no other site of
+    its owner uses are kept renewing, stopped, or revoked at the CA and stopped (`certificates`);
+    returns the versions revoked. A revocation the CA refuses raises
+    site_removal.RevocationFailed, and the site stays."""
     site_id = site.pk
     task_queue.require_reachable()
+    alone, _shared = site_removal.certificates_of(site)
+    revoked = site_removal.revoke_all(alone) if certificates == site_removal.CertificatesChoice.REVOKE else []
     with transaction.atomic():
+        site_removal.release(alone, certificates)
         site.delete()
         dispatch.queue_site_removal(site_id)
+    return revoked

@@ -1,0 +1,70 @@
+"""What becomes of a deleted site's certificates: its owner chooses to keep renewing them, to
+stop, or to revoke them at the CA. Only certificates that no other site of the owner uses are
+concerned: one whose names are, or cover, a name of another of the owner's sites is left as
+it is. panel.hosting.sites.delete_site asks this module before deleting the site."""
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from certs import versions
+from certs.acme import AcmeError
+from certs.models import Certificate, CertificateVersion
+from certs.renewal import policy
+from panel.models import SiteDomain
+from panel.toolkit import validation
+
+
+class CertificatesChoice(models.TextChoices):
+    KEEP = "keep", gettext_lazy("Keep renewing them")
+    STOP = "stop", gettext_lazy("Stop renewing them: they stay valid until they expire")
+    REVOKE = "revoke", gettext_lazy("Revoke them at the CA, and stop renewing them")
+
+
+class RevocationFailed(Exception):
+    """The CA did not revoke a version (the message says which and why); `revoked` lists the
+    versions it revoked before."""
+
+    def __init__(self, message, revoked, transient):
+        super().__init__(message)
+        self.revoked, self.transient = revoked, transient
+
+
+def certificates_of(site):
+    """(alone, shared): the site's certificates that no other site of its owner uses, and those
+    one of whose names is, or covers, a name of another of the owner's sites."""
+    other_names = set(SiteDomain.objects.filter(site__owner_id=site.owner_id).exclude(site_id=site.pk)
+                      .values_list("name", flat=True))
+    alone, shared = [], []
+    for certificate in site.certificates.select_related("current_version").order_by("id"):
+        used = any(validation.name_covers(mine, other) for mine in certificate.domains for other in other_names)
+        (shared if used else alone).append(certificate)
+    return alone, shared
+
+
+def revoke_all(certificates):
+    """Revoke, at the CA, every version of `certificates` the panel issued that is still valid
+    (reason: cessation of operation); returns them. Raises RevocationFailed at the first
+    one the CA does not revoke."""
+    revoked = []
+    still_valid = (CertificateVersion.objects.filter(certificate__in=certificates, revoked_at__isnull=True,
+                                                     not_after__gt=timezone.now())
+                   .exclude(certificate__source=Certificate.Source.UPLOADED).select_related("certificate").order_by("id"))
+    for version in still_valid:
+        try:
+            revoked.append(versions.revoke(version, versions.RevocationReason.CESSATION_OF_OPERATION))
+        except versions.RevocationRefused:
+            continue  # revoked meanwhile
+        except AcmeError as exc:
+            message = _("The CA did not revoke the certificate for %(names)s: %(error)s") % {
+                "names": ", ".join(version.certificate.domains), "error": exc}
+            raise RevocationFailed(message, revoked, exc.transient) from exc
+    return revoked
+
+
+def release(certificates, choice):
+    """Stop renewing `certificates` unless `choice` is to keep them. Inside the transaction that
+    deletes their site; revoke_all goes first, outside it (it talks to the CA)."""
+    if choice != CertificatesChoice.KEEP:
+        policy.stop_renewing([certificate.pk for certificate in certificates])

@@ -1,0 +1,245 @@
+"""Deleting a site asks what becomes of its certificates: keep renewing them, stop, or revoke
+them at the CA. Only those no other site of the owner uses are concerned; the confirmation
+page lists them. The API's DELETE takes the same choice.
+
+The CA is a fake at the one seam (certs.accounts.client_for); nothing reaches Celery
+(tests/conftest.py `queued`); certificates are real X.509 (tests/test_versions.py)."""
+
+import datetime
+import re
+from types import SimpleNamespace
+from unittest import mock
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from certs import accounts
+from certs.acme import AcmeError
+from certs.models import Certificate, CertificateVersion, Order
+from certs.renewal import policy, sweep
+from panel.hosting import sites
+from panel.models import Site
+from panel.security.audit import Action, AuditEntry
+from tests.test_versions import add_version, make_certificate
+
+pytestmark = pytest.mark.usefixtures("queued")
+
+LATER = timezone.now() + datetime.timedelta(days=365)  # every planned renewal is due by then
+CESSATION_OF_OPERATION = 5
+
+
+@pytest.fixture
+def ca(monkeypatch):
+    """The fake CA: records revocations, offers an ARI window that is due at once."""
+    fake = SimpleNamespace(revoked=[], error=None)
+
+    class Client:
+        def __init__(self, account):
+            self.account = account
+
+        def revoke(self, cert_pem, reason_code):
+            if fake.error:
+                raise fake.error
+            fake.revoked.append((cert_pem, reason_code))
+
+        def renewal_info(self, cert_pem):
+            now = timezone.now()
+            return now - datetime.timedelta(hours=1), now + datetime.timedelta(hours=1), 3600
+
+    monkeypatch.setattr(accounts, "client_for", Client)
+    return fake
+
+
+@pytest.fixture
+def site(alice, home_root):
+    return sites.save_site(Site(owner=alice, domains=["a.example.com", "www.a.example.com"],
+                                root=str(home_root / "alice" / "a")))
+
+
+@pytest.fixture
+def other_site(alice, home_root):
+    return sites.save_site(Site(owner=alice, domains=["b.example.com"], root=str(home_root / "alice" / "b")))
+
+
+def planned(certificate):
+    """An issued certificate as the renewal sweep sees it: renewal planned, versions not young."""
+    Certificate.objects.filter(pk=certificate.pk).update(next_renewal_at=timezone.now() + datetime.timedelta(days=30))
+    CertificateVersion.objects.filter(certificate=certificate).update(
+        created_at=timezone.now() - datetime.timedelta(days=30))
+    certificate.refresh_from_db()
+    return certificate
+
+
+@pytest.fixture
+def alone(alice, site):
+    """Only this site uses it (DNS-01: it can renew without the site)."""
+    return planned(make_certificate(alice, ["a.example.com", "www.a.example.com"], site=site, challenge="dns-01"))
+
+
+@pytest.fixture
+def shared(alice, site, other_site):
+    """The site's, but it also covers a name of the owner's other site."""
+    return planned(make_certificate(alice, ["a.example.com", "b.example.com"], site=site, challenge="dns-01"))
+
+
+def delete_url(site):
+    return reverse("ui:site-delete", args=[site.pk])
+
+
+def renews(certificate):
+    return certificate.pk in sweep.sweep(now=LATER)
+
+
+def api_for(user):
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def test_the_page_lists_the_certificates_only_this_site_uses(alice_client, site, alone, shared):
+    html = alice_client.get(delete_url(site)).content.decode()
+
+    choices = re.search(r'<ul class="plain site-delete-certificates">(.*?)</ul>', html, re.S).group(1)
+    kept = re.search(r'<ul class="plain site-delete-shared">(.*?)</ul>', html, re.S).group(1)
+    assert reverse("ui:certificate-detail", args=[alone.pk]) in choices
+    assert reverse("ui:certificate-detail", args=[shared.pk]) not in choices
+    assert "a.example.com, b.example.com" in kept
+    for value in ("keep", "stop", "revoke"):
+        assert re.search(rf'<input type="radio" name="certificates" value="{value}"', html)
+    assert re.search(r'<input type="radio" name="certificates" value="keep"[^>]*checked', html)
+    assert Site.objects.filter(pk=site.pk).exists()
+
+
+def test_keep_leaves_the_certificate_renewing(alice_client, site, alone, ca):
+    response = alice_client.post(delete_url(site), {"certificates": "keep"})
+
+    assert response["Location"] == reverse("ui:site-list")
+    assert not Site.objects.filter(pk=site.pk).exists()
+    alone.refresh_from_db()
+    assert alone.site is None and alone.next_renewal_at is not None
+    assert renews(alone) and ca.revoked == []
+
+
+def test_without_a_choice_the_certificates_are_kept(alice_client, site, alone):
+    alice_client.post(delete_url(site))
+
+    assert renews(alone)
+
+
+def test_stop_means_no_next_renewal(alice_client, site, alone, shared, ca):
+    response = alice_client.post(delete_url(site), {"certificates": "stop"}, follow=True)
+
+    assert "Its certificate is no longer renewed." in response.content.decode()
+    alone.refresh_from_db()
+    assert alone.next_renewal_at is None and alone.ari_check_after is None
+    assert alone.status == Certificate.Status.VALID and alone.current_version.revoked_at is None
+    # An ARI check queued before the deletion does not plan it again.
+    policy.refresh_ari(alone.pk)
+    alone.refresh_from_db()
+    assert alone.next_renewal_at is None
+    assert sweep.sweep(now=LATER) == [shared.pk]  # the shared one still renews
+    assert ca.revoked == []
+    overview = alice_client.get(reverse("ui:renewal-overview")).content.decode()
+    assert overview.count("Not renewed automatically") == 1
+
+
+def test_revoke_revokes_every_valid_version_at_the_ca(alice_client, alice, site, alone, shared, ca):
+    older = alone.current_version
+    newer = add_version(alone)  # the previous version is still valid too
+    expired = add_version(alone, days_left=-1, current=False)
+
+    response = alice_client.post(delete_url(site), {"certificates": "revoke"})
+
+    assert response["Location"] == reverse("ui:site-list")
+    assert not Site.objects.filter(pk=site.pk).exists()
+    assert sorted(ca.revoked) == sorted([(older.cert_pem, CESSATION_OF_OPERATION),
+                                         (newer.cert_pem, CESSATION_OF_OPERATION)])
+    for version in (older, newer):
+        version.refresh_from_db()
+        assert version.revoked_at is not None and version.revocation_reason == "cessationOfOperation"
+    expired.refresh_from_db()
+    assert expired.revoked_at is None
+    assert not renews(alone)
+    shared.refresh_from_db()
+    assert shared.current_version.revoked_at is None and shared.next_renewal_at is not None
+    entries = AuditEntry.objects.filter(action=Action.REVOKE).order_by("id")
+    assert [(e.actor, e.object_id, e.details) for e in entries] == [
+        (alice, str(v.pk), {"reason": "cessationOfOperation"}) for v in (older, newer)]
+
+
+def test_a_revocation_the_ca_refuses_keeps_the_site(alice_client, site, alone, ca):
+    ca.error = AcmeError("urn:ietf:params:acme:error:unauthorized: not yours", problem_type="unauthorized")
+
+    response = alice_client.post(delete_url(site), {"certificates": "revoke"})
+
+    html = response.content.decode()
+    assert response.status_code == 200 and "alert--error" in html
+    assert "The CA did not revoke the certificate for a.example.com, www.a.example.com" in html
+    assert "The site was not deleted" in html
+    assert Site.objects.filter(pk=site.pk).exists()
+    assert renews(alone)
+
+
+def test_a_certificate_shared_with_another_site_is_untouched(alice_client, site, other_site, shared, ca):
+    alice_client.post(delete_url(site), {"certificates": "revoke"})
+
+    assert not Site.objects.filter(pk=site.pk).exists()
+    assert ca.revoked == []
+    assert renews(shared)
+
+
+def test_the_api_takes_the_choice(alice, site, alone, ca):
+    api = api_for(alice)
+    url = f"/api/v1/sites/{site.pk}/"
+
+    response = api.delete(url + "?certificates=sometimes")
+    assert response.status_code == 400 and "keep, stop, revoke" in response.content.decode()
+    assert Site.objects.filter(pk=site.pk).exists()
+
+    response = api.delete(url + "?certificates=stop")
+    assert response.status_code == 204
+    assert not Site.objects.filter(pk=site.pk).exists()
+    alone.refresh_from_db()
+    assert alone.next_renewal_at is None and ca.revoked == []
+
+
+def test_the_api_revokes_and_keeps_by_default(alice, home_root, ca):
+    first = sites.save_site(Site(owner=alice, domains=["c.example.com"], root=str(home_root / "alice" / "c")))
+    second = sites.save_site(Site(owner=alice, domains=["d.example.com"], root=str(home_root / "alice" / "d")))
+    revoked = planned(make_certificate(alice, ["c.example.com"], site=first, challenge="dns-01"))
+    kept = planned(make_certificate(alice, ["d.example.com"], site=second, challenge="dns-01"))
+    api = api_for(alice)
+
+    assert api.delete(f"/api/v1/sites/{first.pk}/?certificates=revoke").status_code == 204
+    assert api.delete(f"/api/v1/sites/{second.pk}/").status_code == 204
+
+    assert ca.revoked == [(revoked.current_version.cert_pem, CESSATION_OF_OPERATION)]
+    assert sweep.sweep(now=LATER) == [kept.pk]
+    assert Order.objects.filter(certificate=kept, is_renewal=True).exists()
+
+
+def test_the_api_says_when_the_ca_did_not_revoke(alice, site, alone, ca):
+    ca.error = AcmeError("cannot reach the CA", transient=True)
+
+    response = api_for(alice).delete(f"/api/v1/sites/{site.pk}/?certificates=revoke")
+
+    assert response.status_code == 502 and "The site was not deleted." in response.json()["detail"]
+    assert Site.objects.filter(pk=site.pk).exists()
+
+
+def test_an_http01_certificate_warns_that_it_cannot_renew_without_the_site(alice_client, alice, site):
+    make_certificate(alice, ["a.example.com"], site=site)
+
+    html = alice_client.get(delete_url(site)).content.decode()
+
+    assert "Renewing over HTTP-01 needs the names on one of the owner" in html
+
+
+def test_another_users_site_is_a_404(bob_client, bob, site, alone, ca):
+    with mock.patch.object(sites, "delete_site") as delete_site:
+        assert bob_client.post(delete_url(site), {"certificates": "revoke"}).status_code == 404
+        assert api_for(bob).delete(f"/api/v1/sites/{site.pk}/?certificates=revoke").status_code == 404
+    delete_site.assert_not_called()
+    assert ca.revoked == []
