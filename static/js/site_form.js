@@ -20,11 +20,14 @@
     return (wildcard ? "_wildcard." : "") + base;
   }
 
-  document.addEventListener("input", function (event) {
-    var domains = event.target;
+  function propose(domains) {
     if (!domains.hasAttribute || !domains.hasAttribute("data-proposes-root") || !domains.form) { return; }
     var root = domains.form.querySelector("[data-root-home]");
     if (!root) { return; }
     root.placeholder = root.getAttribute("data-root-home") + "/" + directoryFor(domains.value);
-  });
+  }
+
+  document.addEventListener("input", function (event) { propose(event.target); });
+  // Domains already there (the form shown again with an error, the browser's back button).
+  document.querySelectorAll("[data-proposes-root]").forEach(propose);
 })();

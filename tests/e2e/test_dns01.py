@@ -12,7 +12,9 @@ from tests.support import BindResolver, BindServer, PanelStack, Pebble, PowerDns
 
 @pytest.fixture
 def dns_stack(request, tmp_path):
-    """BIND (or PowerDNS, server="powerdns") with the marker's zones (pebble={...}: more Pebble options); Pebble resolving through a recursive BIND in front of it, as a
+    """BIND (or PowerDNS, server="powerdns") with the marker's zones (pebble={...}: more Pebble
+    options; panel_env={...}: more of the panel's environment, "{pebble_directory}" in a value
+    standing for Pebble's directory URL); Pebble resolving through a recursive BIND in front of it, as a
     CA does (unless pebble_dns="challtestsrv"); the panel checking propagation against the
     authoritative BIND itself (unless checker_dns="challtestsrv"). Yields (stack, bind)."""
     options = dict(request.node.get_closest_marker("dns_stack").kwargs) if request.node.get_closest_marker(
@@ -33,7 +35,10 @@ def dns_stack(request, tmp_path):
         redis = RedisServer(tmp_path / "redis")
         started.append(redis.start())
         checker = pebble.dns_address if options.get("checker_dns") == "challtestsrv" else bind.server_address
-        stack = PanelStack(tmp_path / "panel", pebble, redis, extra_env={"CERTPANEL_DNS_RESOLVERS": checker},
+        stack = PanelStack(tmp_path / "panel", pebble, redis,
+                           extra_env={"CERTPANEL_DNS_RESOLVERS": checker, **{
+                               key: value.format(pebble_directory=pebble.directory_url)
+                               for key, value in options.get("panel_env", {}).items()}},
                            worker_concurrency=options.get("worker_concurrency", 2))
         started.append(stack.start())
         yield stack, bind
