@@ -5,10 +5,9 @@ it is. panel.hosting.sites.delete_site asks this module before deleting the site
 
 from django.db import models
 from django.utils import timezone
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from certs import versions
+from certs import problems, versions
 from certs.acme import AcmeError
 from certs.models import Certificate, CertificateVersion
 from certs.renewal import policy
@@ -22,23 +21,28 @@ class CertificatesChoice(models.TextChoices):
     REVOKE = "revoke", gettext_lazy("Revoke them at the CA, and stop renewing them")
 
 
-class RevocationFailed(Exception):
-    """The CA did not revoke a version (the message says which and why); `revoked` lists the
-    versions it revoked before."""
+KEEP, STOP, REVOKE = CertificatesChoice.KEEP, CertificatesChoice.STOP, CertificatesChoice.REVOKE
+CESSATION = versions.RevocationReason.CESSATION_OF_OPERATION  # the names are no longer used
 
-    def __init__(self, message, revoked, transient):
-        super().__init__(message)
-        self.revoked, self.transient = revoked, transient
+
+class RevocationFailed(Exception):
+    """The CA did not revoke a version of the certificate for `names`: `failure` says why
+    (certs.problems), `revoked` lists the versions it revoked before."""
+
+    def __init__(self, names, failure, revoked, transient):
+        super().__init__(f"{', '.join(names)}: {failure.english()}")
+        self.names, self.failure, self.revoked, self.transient = names, failure, revoked, transient
 
 
 def certificates_of(site):
     """(alone, shared): the site's certificates that no other site of its owner uses, and those
     one of whose names is, or covers, a name of another of the owner's sites."""
-    other_names = set(SiteDomain.objects.filter(site__owner_id=site.owner_id).exclude(site_id=site.pk)
-                      .values_list("name", flat=True))
+    others = SiteDomain.objects.filter(site__owner_id=site.owner_id).exclude(site_id=site.pk)
+    other_names = set(others.values_list("name", flat=True))
     alone, shared = [], []
     for certificate in site.certificates.select_related("current_version").order_by("id"):
-        used = any(validation.name_covers(mine, other) for mine in certificate.domains for other in other_names)
+        used = any(validation.name_covers(mine, other)
+                   for mine in certificate.domains for other in other_names)
         (shared if used else alone).append(certificate)
     return alone, shared
 
@@ -48,23 +52,26 @@ def revoke_all(certificates):
     (reason: cessation of operation); returns them. Raises RevocationFailed at the first
     one the CA does not revoke."""
     revoked = []
-    still_valid = (CertificateVersion.objects.filter(certificate__in=certificates, revoked_at__isnull=True,
-                                                     not_after__gt=timezone.now())
-                   .exclude(certificate__source=Certificate.Source.UPLOADED).select_related("certificate").order_by("id"))
+    still_valid = (
+        CertificateVersion.objects
+        .filter(certificate__in=certificates, revoked_at__isnull=True, not_after__gt=timezone.now())
+        .exclude(certificate__source=Certificate.Source.UPLOADED)
+        .select_related("certificate__account").order_by("id")
+    )
     for version in still_valid:
         try:
-            revoked.append(versions.revoke(version, versions.RevocationReason.CESSATION_OF_OPERATION))
+            revoked.append(versions.revoke(version, CESSATION))
         except versions.RevocationRefused:
             continue  # revoked meanwhile
         except AcmeError as exc:
-            message = _("The CA did not revoke the certificate for %(names)s: %(error)s") % {
-                "names": ", ".join(version.certificate.domains), "error": exc}
-            raise RevocationFailed(message, revoked, exc.transient) from exc
+            certificate = version.certificate
+            failure = problems.from_acme(exc, certificate.account.directory_url)
+            raise RevocationFailed(certificate.domains, failure, revoked, exc.transient) from exc
     return revoked
 
 
 def release(certificates, choice):
     """Stop renewing `certificates` unless `choice` is to keep them. Inside the transaction that
     deletes their site; revoke_all goes first, outside it (it talks to the CA)."""
-    if choice != CertificatesChoice.KEEP:
+    if choice != KEEP:
         policy.stop_renewing([certificate.pk for certificate in certificates])

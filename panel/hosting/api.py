@@ -6,6 +6,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import serializers, status, viewsets
 from rest_framework.response import Response
 
+from certs import problems
 from certs.site_removal import CertificatesChoice, RevocationFailed
 from panel.hosting import sites
 from panel.models import Site
@@ -14,13 +15,19 @@ from panel.toolkit import access
 from panel.toolkit.drf import as_drf_error
 
 _CERTIFICATES_PARAMETER = OpenApiParameter(
-    "certificates", str, OpenApiParameter.QUERY, enum=CertificatesChoice.values, default=CertificatesChoice.KEEP,
-    description="What becomes of the site's certificates that no other site of its owner uses: keep (renewed "
-                "as before), stop (no longer renewed; valid until they expire) or revoke (revoked at the CA, "
-                "reason cessationOfOperation, and no longer renewed). Certificates covering a name of another "
-                "of the owner's sites are always kept. Default: keep.",
+    "certificates", str, OpenApiParameter.QUERY,
+    enum=CertificatesChoice.values, default=CertificatesChoice.KEEP,
+    description="What becomes of the site's certificates that no other site of its owner uses: "
+                "keep (renewed as before), stop (no longer renewed; valid until they expire) or "
+                "revoke (revoked at the CA, reason cessationOfOperation, and no longer renewed). "
+                "Certificates covering a name of another of the owner's sites are always kept. "
+                "Default: keep.",
 )
-_ERROR = inline_serializer("SiteDeleteError", {"detail": serializers.CharField()})
+_CA_ERROR = inline_serializer(
+    "SiteDeleteCaError", {"code": serializers.CharField(), "raw": serializers.CharField()},
+    required=False, help_text="When the CA did not revoke a certificate: why, for scripts")
+_ERROR = inline_serializer("SiteDeleteError",
+                           {"detail": serializers.CharField(), "ca_error": _CA_ERROR})
 
 
 class SiteSerializer(serializers.ModelSerializer):
@@ -81,24 +88,31 @@ class SiteViewSet(viewsets.ModelViewSet):
     def get_queryset(self):
         return access.scoped(Site, self.request.user).order_by("id")
 
-    @extend_schema(parameters=[_CERTIFICATES_PARAMETER], responses={204: None, 400: _ERROR, 502: _ERROR})
+    @extend_schema(parameters=[_CERTIFICATES_PARAMETER],
+                   responses={204: None, 400: _ERROR, 502: _ERROR})
     def destroy(self, request, *args, **kwargs):
         """Delete the site and remove its nginx config; `certificates` says what becomes of its
         certificates. If the CA does not revoke one, the site is not deleted."""
         site = self.get_object()
         choice = request.query_params.get("certificates", CertificatesChoice.KEEP)
         if choice not in CertificatesChoice.values:
-            raise serializers.ValidationError({"certificates": [
-                _("certificates must be one of: %(choices)s.") % {"choices": ", ".join(CertificatesChoice.values)}]})
+            message = _("certificates must be one of: %(choices)s.") % {
+                "choices": ", ".join(CertificatesChoice.values)}
+            raise serializers.ValidationError({"certificates": [message]})
         try:
             revoked = sites.delete_site(site, choice)
         except RevocationFailed as exc:
             self._record_revocations(exc.revoked)
             code = status.HTTP_502_BAD_GATEWAY if exc.transient else status.HTTP_400_BAD_REQUEST
-            return Response({"detail": _("%(error)s The site was not deleted.") % {"error": exc}}, status=code)
+            names = ", ".join(exc.names)
+            lead = _("The CA did not revoke the certificate for %(names)s.") % {"names": names}
+            detail = problems.join(lead, exc.failure.text, _("The site was not deleted."))
+            ca_error = {"code": exc.failure.code, "raw": exc.failure.raw}
+            return Response({"detail": detail, "ca_error": ca_error}, status=code)
         self._record_revocations(revoked)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def _record_revocations(self, revoked):
         for version in revoked:
-            audit.record(self.request, audit.Action.REVOKE, version, reason=version.revocation_reason)
+            audit.record(self.request, audit.Action.REVOKE, version,
+                         reason=version.revocation_reason)

@@ -107,6 +107,6 @@ class SiteForm(forms.Form):
 class SiteDeleteForm(forms.Form):
     """What becomes of the certificates only this site uses (certs.site_removal); left out: kept."""
 
-    certificates = forms.ChoiceField(label=_("What becomes of them"), required=False,
-                                     choices=site_removal.CertificatesChoice.choices,
-                                     initial=site_removal.CertificatesChoice.KEEP, widget=forms.RadioSelect)
+    certificates = forms.ChoiceField(
+        label=_("What becomes of them"), required=False, widget=forms.RadioSelect,
+        choices=site_removal.CertificatesChoice.choices, initial=site_removal.KEEP)

@@ -122,21 +122,24 @@ def site_delete(request, pk):
     alone, shared = site_removal.certificates_of(site)
     form = SiteDeleteForm(request.POST if request.method == "POST" else None)
     if form.is_valid():
-        choice = (alone and form.cleaned_data["certificates"]) or site_removal.CertificatesChoice.KEEP
+        choice = (alone and form.cleaned_data["certificates"]) or site_removal.KEEP
         try:
             revoked = sites.delete_site(site, choice)
         except site_removal.RevocationFailed as exc:
             _record_revocations(request, exc.revoked)
-            form.add_error(None, _("%(error)s The site was not deleted: try again, or choose another option.")
-                           % {"error": exc})
+            names = ", ".join(exc.names)
+            lead = _("The CA did not revoke the certificate for %(names)s.") % {"names": names}
+            form.add_error(None, exc.failure.html(lead))
+            form.add_error(None, _("The site was not deleted: try again, or choose another "
+                                   "option."))
         else:
             _record_revocations(request, revoked)
             messages.success(request, _("Site %(name)s deleted; nginx no longer serves it.")
                              % {"name": validation.unicode_domain(site.primary_domain)})
-            if alone and choice != site_removal.CertificatesChoice.KEEP:
-                messages.info(request, ngettext(
-                    "Its certificate is no longer renewed.", "Its %(count)d certificates are no longer renewed.",
-                    len(alone)) % {"count": len(alone)})
+            if alone and choice != site_removal.KEEP:
+                messages.info(request, ngettext("Its certificate is no longer renewed.",
+                                                "Its %(count)d certificates are no longer renewed.",
+                                                len(alone)) % {"count": len(alone)})
             return redirect("ui:site-list")
     return render(request, "panel/site_delete.html", {
         "nav": "sites", "site": site, "form": form, "certificates": alone, "shared": shared,

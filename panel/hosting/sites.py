@@ -165,7 +165,7 @@ def add_names(site: Site, names, actor):
     return save_site(site)
 
 
-def delete_site(site: Site, certificates=site_removal.CertificatesChoice.KEEP):
+def delete_site(site: Site, certificates=site_removal.KEEP):
     """Delete the site and queue the removal of its vhost. Its certificates that no other site of
     its owner uses are kept renewing, stopped, or revoked at the CA and stopped (`certificates`);
     returns the versions revoked. A revocation the CA refuses raises
@@ -173,7 +173,7 @@ def delete_site(site: Site, certificates=site_removal.CertificatesChoice.KEEP):
     site_id = site.pk
     task_queue.require_reachable()
     alone, _shared = site_removal.certificates_of(site)
-    revoked = site_removal.revoke_all(alone) if certificates == site_removal.CertificatesChoice.REVOKE else []
+    revoked = site_removal.revoke_all(alone) if certificates == site_removal.REVOKE else []
     with transaction.atomic():
         site_removal.release(alone, certificates)
         site.delete()

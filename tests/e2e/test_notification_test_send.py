@@ -22,12 +22,13 @@ def silent_port():
     listener.close()
 
 
-def test_send_test_shows_it_is_working_and_gives_up_in_time(browser_session, panel_stack, silent_port):
+def test_send_test_shows_it_works_and_gives_up_in_time(browser_session, panel_stack, silent_port):
     session, page = browser_session, browser_session.page
     # The stack's user is an administrator: its channels may reach loopback. apprise's own read
     # timeout (4 s unless the URL says otherwise) would answer first: the URL says a minute.
     url = f"json://127.0.0.1:{silent_port}/hook?cto=60&rto=60"
-    created = panel_stack.api("POST", "/api/v1/notification-channels/", json={"name": "Silent hook", "url": url})
+    created = panel_stack.api("POST", "/api/v1/notification-channels/",
+                              json={"name": "Silent hook", "url": url})
     assert created.status_code == 201, created.text
     log_in(session, panel_stack)
     page.goto("/notifications/")
@@ -35,8 +36,9 @@ def test_send_test_shows_it_is_working_and_gives_up_in_time(browser_session, pan
     # the button as it is a moment after the click, where the next page can read it.
     page.evaluate("""() => document.addEventListener("submit", () => setTimeout(() => {
         const button = document.querySelector("form[data-busy] button");
-        sessionStorage.setItem("busy", JSON.stringify({disabled: button.disabled, label: button.textContent,
-                                                       busy: button.form.getAttribute("aria-busy")}));
+        sessionStorage.setItem("busy", JSON.stringify({
+            disabled: button.disabled, label: button.textContent,
+            busy: button.form.getAttribute("aria-busy")}));
     }, 200))""")
 
     started = time.monotonic()
