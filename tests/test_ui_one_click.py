@@ -50,8 +50,8 @@ def ssl_tab(site):
     return reverse("ui:site-detail", args=[site.pk]) + "#certificate"
 
 
-def one_click(client, site, **data):
-    return client.post(reverse("ui:certificate-one-click", args=[site.pk]), data)
+def one_click(client, site, headers=None, **data):
+    return client.post(reverse("ui:certificate-one-click", args=[site.pk]), data, headers=headers)
 
 
 def page_text(response):
@@ -107,13 +107,17 @@ def test_an_account_elsewhere_keeps_the_issue_form_beside_the_one_click(alice_cl
 
 
 def test_a_refused_registration_says_so_on_the_ssl_tab_and_leaves_nothing(alice_client, site):
-    ca = FakeCA(AcmeError("cannot reach the CA: connection refused"))
+    ca = FakeCA(AcmeError("cannot reach the CA: HTTPSConnectionPool(host='acme-v02.api.letsencrypt.org', "
+                          "port=443): Max retries exceeded", cause="connect"))
     with mock.patch("certs.accounts.new_client", return_value=ca):
-        response = one_click(alice_client, site, email="")
+        response = one_click(alice_client, site, email="", headers={"accept-language": "zh-hans"})
     html = page_text(response)
     assert response.status_code == 200
     assert 'class="tab-panel tab-panel--default" id="certificate"' in html
-    assert "Registration at the CA failed: cannot reach the CA: connection refused" in html
+    # The cause and what to do in the reader's language; the library's words only in the fold-out.
+    assert "无法连接到 CA：请检查服务器能否访问 acme-v02.api.letsencrypt.org" in html
+    lead, fold_out = html.split('<details class="failure__raw">', 1)
+    assert "HTTPSConnectionPool" not in lead and "HTTPSConnectionPool" in fold_out
     assert not AcmeAccount.objects.exists() and not Certificate.objects.exists()
     assert not Order.objects.exists()
 

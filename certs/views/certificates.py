@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_POST
 
-from certs import certificates, orders, upload
+from certs import certificates, orders, problems, upload
 from certs.acme import AcmeError
 from certs.forms.certificates import (ExternalCertificateForm, IssueCertificateForm, OneClickForm,
                                       UploadCertificateForm)
@@ -78,7 +78,8 @@ def issue_in_one_click(request, site_pk):
         certificates.request_with_account_at(request.user, form.ca, data["email"], data["domains"],
                                              KeyType.EC256, ChallengeType.HTTP01, site)
     except AcmeError as exc:
-        form.add_error(None, _("Registration at the CA failed: %(error)s") % {"error": exc})
+        failure = problems.from_acme(exc, form.ca.directory_url)
+        form.add_error(None, failure.html(_("The account was not registered.")))
         return _ssl_tab_again(request, site, one_click_form=form)
     except ValidationError as exc:  # the certificate quota is used up
         form.add_error(None, exc.messages)
