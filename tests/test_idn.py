@@ -70,3 +70,18 @@ def test_the_certificate_page_and_the_dashboard_show_unicode(alice_client, idn_c
     html = page(alice_client, reverse("ui:certificate-detail", args=[idn_certificate.pk]))
     assert f"<h1>{IDN}</h1>" in html and f"<title>{IDN} · CertPanel</title>" in html
     assert PUNYCODE not in page(alice_client, reverse("ui:dashboard")).replace(f"{IDN}", "")
+
+
+def test_the_ssl_tab_offers_the_names_and_the_wildcard_in_unicode(alice_client, alice, idn_site):
+    AcmeAccount.objects.create(owner=alice, directory_url="https://ca.test/directory",
+                               account_key="unused", account_url="https://ca.test/acct/1")
+    html = page(alice_client, reverse("ui:site-detail", args=[idn_site.pk]))
+    form = re.search(r'<form class="form issue-form".*?</form>', html, re.DOTALL).group(0)
+    assert f'value="{PUNYCODE}"' in form  # what is posted stays the stored name
+    assert f"{IDN}</label>" in form and f"Also *.{IDN}" in form
+    assert not re.search(rf">[^<]*{PUNYCODE}", form), "punycode shown as a label"
+
+
+def test_the_delete_page_lists_the_certificates_in_unicode(alice_client, idn_certificate):
+    html = page(alice_client, reverse("ui:site-delete", args=[idn_certificate.site.pk]))
+    assert f">{IDN}, plain.example.test</a>" in html and f">{PUNYCODE}" not in html

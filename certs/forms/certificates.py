@@ -14,7 +14,7 @@ from certs.models import (EXTERNAL_CHALLENGES, SITE_CHALLENGES, AcmeAccount, Cer
                           ChallengeType, DnsCredential, KeyType)
 from panel.hosting import sites
 from panel.models import Site
-from panel.toolkit import access
+from panel.toolkit import access, validation
 
 
 def account_label(account):
@@ -67,7 +67,7 @@ class IssueCertificateForm(forms.Form):
         self.has_dns_credentials = bool(own)
         if len(own) == 1:
             self.fields["dns_credential"].initial = own[0]
-        self.fields["domains"].choices = [(name, name) for name in site.domains]
+        self.fields["domains"].choices = [(name, validation.unicode_domain(name)) for name in site.domains]
         # The site's method is its latest certificate's: a DNS-01 one proves its wildcards too, so
         # they start ticked; HTTP-01 cannot prove a wildcard, so then they start unticked.
         method = self._site_method()
@@ -82,7 +82,8 @@ class IssueCertificateForm(forms.Form):
         self.wildcard = self._extra_wildcard()
         self.names_for_site = []  # what clean() found the tick adds to the site
         if self.wildcard:
-            self.fields["include_wildcard"].label = format_lazy(_("Also {name}"), name=self.wildcard)
+            shown = validation.unicode_domain(self.wildcard)
+            self.fields["include_wildcard"].label = format_lazy(_("Also {name}"), name=shown)
             self.fields["include_wildcard"].help_text = _(
                 "Wildcard names need DNS-01: ticked, the name is added to the site.")
         else:
