@@ -91,11 +91,6 @@ def default_document_root(user, primary_domain) -> str:
 CONFIRM_SYSTEM_ROOT_LABEL = gettext_lazy("Serve this directory although it is outside the homes and web directories")
 
 
-def _secret_directories():
-    """The panel's own directories that hold keys: never served, nor anything around them."""
-    return [settings.CERT_DEPLOY_DIR, settings.NGINX_PREFIX, *settings.INSTALL_ROOTS]
-
-
 def web_directories(owner) -> list[Path]:
     """Where sites are meant to live: the homes, the configured web roots, the owner's grants.
     An administrator's root elsewhere (/usr, /opt, /var/lib) needs a confirmation."""
@@ -114,10 +109,7 @@ def check_document_root(root, owner, confirmed):
     passed validation.validate_document_root: never a system directory or the panel's data
     (also through a link); an existing directory or one the panel will create; outside the
     web directories only when `confirmed` (an administrator's tick). ValidationError if not."""
-    validation.check_root_serves_no_secrets(root, validation.SYSTEM_DIRECTORIES + tuple(_secret_directories()))
-    # The homes (and web roots) may lie below the panel's data directory, the rest of it may not.
-    validation.check_root_serves_no_secrets(root, [settings.DATA_DIR],
-                                            exempt=[settings.HOME_ROOT, *settings.ALLOWED_ROOTS])
+    validation.check_root_serves_no_secrets(root)
     path = Path(root)
     if path.exists() and not path.is_dir():
         raise ValidationError(_("%(dir)s is a file, not a directory: give the directory that holds the site's files.")
