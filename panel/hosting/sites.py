@@ -63,7 +63,7 @@ def clean_site_fields(domains, root, proxy_pass, exclude_pk=None, actor=None, ow
             kept = exclude_pk is not None and Site.objects.filter(pk=exclude_pk, root=root).exists()
             homes.check_document_root(root, owner, confirmed=confirm_system_root or kept)
         except ValidationError as exc:
-            errors["root"] = exc.error_list  # with its code: the form offers the confirmation on its own
+            errors["root"] = exc.error_list  # with their codes: the form offers the confirmation
     else:
         try:
             proxy_pass = validation.validate_upstream(proxy_pass)

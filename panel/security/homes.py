@@ -88,7 +88,8 @@ def default_document_root(user, primary_domain) -> str:
     return str(home_of(user) / name)
 
 
-CONFIRM_SYSTEM_ROOT_LABEL = gettext_lazy("Serve this directory although it is outside the homes and web directories")
+CONFIRM_SYSTEM_ROOT_LABEL = gettext_lazy(
+    "Serve this directory although it is outside the homes and web directories")
 
 
 def web_directories(owner) -> list[Path]:
@@ -112,18 +113,22 @@ def check_document_root(root, owner, confirmed):
     validation.check_root_serves_no_secrets(root)
     path = Path(root)
     if path.exists() and not path.is_dir():
-        raise ValidationError(_("%(dir)s is a file, not a directory: give the directory that holds the site's files.")
-                              % {"dir": root})
-    if not path.exists() and not validation.is_under(path, creatable_roots(owner)):
-        raise ValidationError(_("%(dir)s does not exist, and the panel creates a document root only inside "
-                                "%(where)s. Create the directory on the server first, or choose one there.")
-                              % {"dir": root, "where": ", ".join(map(str, creatable_roots(owner)))})
-    if not confirmed and not validation.is_under(path, web_directories(owner)):
+        raise ValidationError(_("%(dir)s is a file, not a directory: give the directory that holds "
+                                "the site's files.") % {"dir": root})
+    creatable, web = creatable_roots(owner), web_directories(owner)
+    if not path.exists() and not validation.is_under(path, creatable):
+        raise ValidationError(_("%(dir)s does not exist, and the panel creates a document root "
+                                "only inside %(where)s. Create the directory on the server first, "
+                                "or choose one there.")
+                              % {"dir": root, "where": ", ".join(map(str, creatable))})
+    if not confirmed and not validation.is_under(path, web):
         raise ValidationError(
-            _("%(dir)s lies outside the users' homes and the web directories (%(roots)s): nginx will serve every "
-              "file in it to anyone. If that is what you want, confirm it (“%(confirm)s”; confirm_system_root in "
-              "the API).") % {"dir": root, "roots": ", ".join(map(str, web_directories(owner))),
-                              "confirm": CONFIRM_SYSTEM_ROOT_LABEL}, code="confirm_system_root")
+            _("%(dir)s lies outside the users' homes and the web directories (%(roots)s): "
+              "nginx will serve every file in it to anyone. If that is what you want, confirm "
+              "it (“%(confirm)s”; confirm_system_root in the API).")
+            % {"dir": root, "roots": ", ".join(map(str, web)),
+               "confirm": CONFIRM_SYSTEM_ROOT_LABEL},
+            code="confirm_system_root")
 
 
 def prepare_document_root(owner, root, primary_domain):

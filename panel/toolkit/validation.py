@@ -205,7 +205,8 @@ def validate_document_root(value, roots):
 
 
 # Never a document root, for anyone: nginx would serve the system's files (/etc/passwd, /proc).
-SYSTEM_DIRECTORIES = tuple(Path(p) for p in ("/etc", "/proc", "/sys", "/root", "/boot", "/dev", "/run"))
+SYSTEM_DIRECTORIES = tuple(Path(p) for p in
+                           ("/etc", "/proc", "/sys", "/root", "/boot", "/dev", "/run"))
 
 
 def check_root_serves_no_secrets(root):
@@ -215,7 +216,8 @@ def check_root_serves_no_secrets(root):
     and web roots the panel's data directory may hold are not "inside" it for this."""
     _check_not_around(root, [*SYSTEM_DIRECTORIES, settings.CERT_DEPLOY_DIR, settings.NGINX_PREFIX,
                              *settings.INSTALL_ROOTS])
-    _check_not_around(root, [settings.DATA_DIR], exempt=[settings.HOME_ROOT, *settings.ALLOWED_ROOTS])
+    _check_not_around(root, [settings.DATA_DIR],
+                      exempt=[settings.HOME_ROOT, *settings.ALLOWED_ROOTS])
 
 
 def _check_not_around(root, forbidden, exempt=()):
@@ -230,12 +232,14 @@ def _check_not_around(root, forbidden, exempt=()):
             holds = path == directory or path in directory.parents
             if holds or (directory in path.parents and not is_under(path, exempt)):
                 if path == written:
-                    message = _("%(root)s is, holds or lies inside %(dir)s: nginx would serve the system's or the "
-                                "panel's own files (passwords, keys) to anyone. Choose a directory of the site's own.")
+                    message = _("%(root)s is, holds or lies inside %(dir)s: nginx would serve "
+                                "the system's or the panel's own files (passwords, keys) to "
+                                "anyone. Choose a directory of the site's own.")
                 else:
-                    message = _("%(root)s leads to %(real)s through a symbolic link, and that is, holds or lies "
-                                "inside %(dir)s: nginx would serve the system's or the panel's own files (passwords, "
-                                "keys) to anyone. Choose a directory of the site's own.")
+                    message = _("%(root)s leads to %(real)s through a symbolic link, and that "
+                                "is, holds or lies inside %(dir)s: nginx would serve the system's "
+                                "or the panel's own files (passwords, keys) to anyone. Choose a "
+                                "directory of the site's own.")
                 raise ValidationError(message % {"root": root, "real": real, "dir": directory})
 
 

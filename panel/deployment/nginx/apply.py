@@ -181,7 +181,8 @@ def vetted_upstream(site) -> tuple[str, outbound.OutboundRefused | None]:
 
 
 def _root_refusal(site) -> str:
-    """Why nginx must not serve the site's document root (a system directory, the panel's data), or ""."""
+    """Why nginx must not serve the site's document root (a system directory, the panel's
+    data), or ""."""
     try:
         if site.root:
             validation.check_root_serves_no_secrets(site.root)
