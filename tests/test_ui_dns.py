@@ -377,6 +377,12 @@ def test_the_records_show_the_host_record_relative_to_the_zone(alice_client, sit
     assert 'data-copy="_acme-challenge.a"' in row
 
 
+def test_the_api_gives_the_host_record_too(alice_client, site, account):
+    order = waiting_order(site, account)
+    records = alice_client.get(f"/api/v1/certificates/{order.certificate_id}/").json()["order"]["dns_records"]
+    assert {(r["name"], r["host"]) for r in records} == {("_acme-challenge.a.example.com", "_acme-challenge.a")}
+
+
 @pytest.mark.parametrize("name, host", [
     ("_acme-challenge.wild.example.test", "_acme-challenge.wild"),
     ("_acme-challenge.example.test", "_acme-challenge"),
