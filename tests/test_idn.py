@@ -70,3 +70,9 @@ def test_the_certificate_page_and_the_dashboard_show_unicode(alice_client, idn_c
     html = page(alice_client, reverse("ui:certificate-detail", args=[idn_certificate.pk]))
     assert f"<h1>{IDN}</h1>" in html and f"<title>{IDN} · CertPanel</title>" in html
     assert PUNYCODE not in page(alice_client, reverse("ui:dashboard")).replace(f"{IDN}", "")
+
+
+def test_the_certificate_tab_offers_the_names_in_unicode(alice_client, idn_site, idn_certificate):
+    html = page(alice_client, reverse("ui:site-detail", args=[idn_site.pk]))
+    assert re.search(rf'value="{PUNYCODE}"[^>]*>\s*{IDN}</label>', html)
+    assert f"Also *.{IDN}" in html

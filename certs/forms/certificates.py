@@ -10,7 +10,7 @@ from certs import cas, certificates, upload
 from certs.dns_credentials import provider_label
 from certs.models import EXTERNAL_CHALLENGES, SITE_CHALLENGES, AcmeAccount, ChallengeType, DnsCredential, KeyType
 from panel.models import Site
-from panel.toolkit import access
+from panel.toolkit import access, validation
 
 
 def account_label(account):
@@ -63,12 +63,14 @@ class IssueCertificateForm(forms.Form):
         self.has_dns_credentials = bool(own)
         if len(own) == 1:
             self.fields["dns_credential"].initial = own[0]
-        self.fields["domains"].choices = [(name, name) for name in site.domains]
+        self.fields["domains"].choices = [(name, validation.unicode_domain(name))
+                                          for name in site.domains]
         # HTTP-01 cannot prove a wildcard, so those names start unticked.
         self.fields["domains"].initial = [name for name in site.domains if not name.startswith("*.")]
         self.wildcard = self._extra_wildcard()
         if self.wildcard:
-            self.fields["include_wildcard"].label = format_lazy(_("Also {name}"), name=self.wildcard)
+            shown = validation.unicode_domain(self.wildcard)
+            self.fields["include_wildcard"].label = format_lazy(_("Also {name}"), name=shown)
             self.fields["include_wildcard"].help_text = _("Wildcard names need DNS-01.")
         else:
             del self.fields["include_wildcard"]
