@@ -78,3 +78,8 @@ def test_the_certificate_tab_offers_the_names_in_unicode(alice_client, idn_site,
     html = page(alice_client, reverse("ui:site-detail", args=[idn_site.pk]))
     assert re.search(rf'value="{PUNYCODE}"[^>]*>\s*{IDN}</label>', html)
     assert f"Also *.{IDN}" in html
+
+
+def test_a_refusal_names_the_name_as_typed(alice_client, bob_client, idn_site):
+    response = bob_client.post(reverse("ui:site-add"), {"domains": IDN})
+    assert f"Already used by another site: {IDN}" in response.content.decode()

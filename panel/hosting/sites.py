@@ -35,18 +35,18 @@ def clean_site_fields(domains, root, proxy_pass, exclude_pk=None, actor=None, ow
         domains = validation.normalize_domain_list(domains)
         taken = _domains_in_use(domains, exclude_pk)
         if taken:
-            raise ValidationError(_("Already used by another site: %(names)s") % {"names": ", ".join(taken)})
+            raise ValidationError(_("Already used by another site: %(names)s") % {"names": _shown(taken)})
         too_wide = [] if admin else [name for name in domains if validation.above_registrable_domains(name)]
         if too_wide:
             raise ValidationError(_("%(names)s would take in the names of every owner under it: only an administrator "
-                                    "may add such a name.") % {"names": ", ".join(too_wide)})
+                                    "may add such a name.") % {"names": _shown(too_wide)})
         claimed = [] if admin else _claimed_by_others(domains, actor, exclude_pk)
         if claimed:
             raise ValidationError(ngettext(
                 "%(names)s belongs to another user: names under it can only be added by its owner. An "
                 "administrator can share it on the Settings page.",
                 "%(names)s belong to other users: names under them can only be added by their owners. An "
-                "administrator can share them on the Settings page.", len(claimed)) % {"names": ", ".join(claimed)})
+                "administrator can share them on the Settings page.", len(claimed)) % {"names": _shown(claimed)})
     except ValidationError as exc:
         errors["domains"] = exc.messages
     root, proxy_pass = (root or "").strip(), (proxy_pass or "").strip()
@@ -76,6 +76,11 @@ def clean_site_fields(domains, root, proxy_pass, exclude_pk=None, actor=None, ow
     if errors:
         raise ValidationError(errors)
     return domains, root, proxy_pass
+
+
+def _shown(names):
+    """Names in a message, as the user typed them: in Unicode, not punycode."""
+    return ", ".join(map(validation.unicode_domain, names))
 
 
 def _roots_of_other_owners(actor, exclude_pk):
