@@ -173,7 +173,7 @@ def test_a_user_has_no_confirmation_to_give(alice_client):
     html = alice_client.get(reverse("ui:site-add")).content.decode()
     response = alice_client.post(reverse("ui:site-add"), {
         "domains": "a.example.com", "root": "/opt", "confirm_system_root": "on"})
-    assert 'name="confirm_system_root"' not in html + response.content.decode()
+    assert "confirm_system_root" not in html + response.content.decode()
     assert response.status_code == 200 and not Site.objects.exists()
 
 

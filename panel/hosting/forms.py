@@ -63,7 +63,8 @@ class SiteForm(forms.Form):
         self.owner = site.owner if site is not None else user
         if user is None or not access.is_admin(user):
             del self.fields["confirm_system_root"]
-        self.asks_confirmation = bool(self.data.get("confirm_system_root"))
+        self.asks_confirmation = "confirm_system_root" in self.fields and bool(
+            self.data.get("confirm_system_root"))
         if user is not None:
             home = homes.home_of(self.owner)
             # static/js/site_form.js proposes <home>/<first domain> as the domains are typed.
