@@ -29,7 +29,8 @@ def idn_site(alice_client):
 def idn_certificate(alice, idn_site):
     account = AcmeAccount.objects.create(owner=alice, directory_url="https://ca.test/directory",
                                          account_key="unused", account_url="https://ca.test/acct/1")
-    return Certificate.objects.create(owner=alice, site=idn_site, account=account, domains=idn_site.domains)
+    return Certificate.objects.create(owner=alice, site=idn_site, account=account,
+                                      domains=idn_site.domains)
 
 
 def test_the_name_is_stored_as_punycode_and_flashed_in_unicode(alice_client, idn_site):
@@ -39,7 +40,7 @@ def test_the_name_is_stored_as_punycode_and_flashed_in_unicode(alice_client, idn
     assert f"Site {IDN} added" in flash and PUNYCODE not in flash
 
 
-def test_the_site_page_titles_and_lists_the_name_in_unicode_with_its_punycode(alice_client, idn_site):
+def test_the_site_page_shows_the_name_in_unicode_with_its_punycode(alice_client, idn_site):
     html = page(alice_client, reverse("ui:site-detail", args=[idn_site.pk]))
     assert f"<title>{IDN} · CertPanel</title>" in html
     assert re.search(rf"<h1>{IDN} <small class=\"muted\">{PUNYCODE}</small></h1>", html)
@@ -60,10 +61,11 @@ def test_the_site_list_shows_unicode_and_finds_either_spelling(alice_client, idn
 
 
 @pytest.mark.parametrize("query", ["中文", "xn--fiq228c"])
-def test_the_certificate_list_shows_unicode_and_finds_either_spelling(alice_client, idn_certificate, query):
-    html = page(alice_client, reverse("ui:certificate-list"), q=query)
-    assert f">{IDN}, plain.example.test</a>" in html
-    assert f">{IDN}, plain.example.test</a>" not in page(alice_client, reverse("ui:certificate-list"), q="英文")
+def test_the_certificate_list_shows_unicode_and_finds_either_spelling(alice_client,
+                                                                      idn_certificate, query):
+    shown = f">{IDN}, plain.example.test</a>"
+    assert shown in page(alice_client, reverse("ui:certificate-list"), q=query)
+    assert shown not in page(alice_client, reverse("ui:certificate-list"), q="英文")
 
 
 def test_the_certificate_page_and_the_dashboard_show_unicode(alice_client, idn_certificate):
@@ -85,3 +87,8 @@ def test_the_ssl_tab_offers_the_names_and_the_wildcard_in_unicode(alice_client, 
 def test_the_delete_page_lists_the_certificates_in_unicode(alice_client, idn_certificate):
     html = page(alice_client, reverse("ui:site-delete", args=[idn_certificate.site.pk]))
     assert f">{IDN}, plain.example.test</a>" in html and f">{PUNYCODE}" not in html
+
+
+def test_a_refusal_names_the_name_as_typed(alice_client, bob_client, idn_site):
+    response = bob_client.post(reverse("ui:site-add"), {"domains": IDN})
+    assert f"Already used by another site: {IDN}" in response.content.decode()

@@ -187,3 +187,26 @@ def test_an_apply_for_a_deleted_site_writes_nothing(nginx, tmp_path):
     Site.objects.filter(pk=site.pk).delete()
     assert apply.apply_site_config(site).ok is False
     assert not (nginx.NGINX_VHOST_DIR / site.config_name).exists()
+
+
+@pytest.mark.django_db
+def test_a_stored_root_in_a_system_directory_is_taken_down_not_served(nginx, tmp_path, monkeypatch):
+    site = make_site(tmp_path, "a.example.com")
+    assert apply.apply_site_config(site).ok
+    assert serves(nginx, "a.example.com", "this is a.example.com")
+    # A root stored before roots were checked, or a directory replaced by a link since.
+    root = tmp_path / "www" / "a.example.com"
+    (root / "index.html").unlink()
+    root.rmdir()
+    root.symlink_to("/etc")
+    reloads = []
+    # Queued, as in production: the fixture's reload at once would wait for the held config lock.
+    monkeypatch.setattr(apply, "request_reload", lambda: reloads.append(1))
+    applied = apply.apply_site_config(site)
+    assert applied.ok is False and "leads to /etc through a symbolic link" in applied.error
+    assert reloads
+    apply.reload_now()
+    site.refresh_from_db()
+    assert site.config_status == "failed" and "/etc" in site.config_error
+    assert not (nginx.NGINX_VHOST_DIR / site.config_name).exists()
+    assert settled(lambda: "root:" not in fetch(nginx, "a.example.com", "/passwd").text)

@@ -198,10 +198,11 @@ def test_the_api_refuses_a_users_custom_directory_url(alice, admin_user):
 
 def test_only_admins_may_use_a_document_root_outside_the_allowed_roots(alice_client, admin_client, www_root):
     (www_root.parent / "opt").mkdir()
-    outside = {"domains": "a.example.com", "root": str(www_root.parent / "opt"), "confirm_system_root": "on"}
+    outside = {"domains": "a.example.com", "root": str(www_root.parent / "opt"),
+               "confirm_system_root": "on"}  # tests/test_homes.py: without, it is refused
     assert "must be inside one of the allowed directories" in alice_client.post(reverse("ui:site-add"),
                                                                                 outside).content.decode()
-    assert admin_client.post(reverse("ui:site-add"), outside).status_code == 302  # tests/test_homes.py: confirmed
+    assert admin_client.post(reverse("ui:site-add"), outside).status_code == 302
     assert Site.objects.get().root == outside["root"]
 
 

@@ -102,15 +102,17 @@ def test_adding_starts_with_choosing_a_provider(alice_client):
 def provider_options(html):
     """[(optgroup label, [option values])] of the provider list."""
     select = re.search(r'<select name="provider".*?</select>', html, re.DOTALL).group(0)
-    return [(label, re.findall(r'<option value="([^"]+)"', options))
-            for label, options in re.findall(r'<optgroup label="([^"]+)">(.*?)</optgroup>', select, re.DOTALL)]
+    groups = re.findall(r'<optgroup label="([^"]+)">(.*?)</optgroup>', select, re.DOTALL)
+    return [(label, re.findall(r'<option value="([^"]+)"', options)) for label, options in groups]
 
 
 def test_in_chinese_the_provider_list_starts_with_chinas_big_clouds(alice_client):
-    html = page_text(alice_client.get(reverse("ui:dns-credential-add"), HTTP_ACCEPT_LANGUAGE="zh-hans"))
+    html = page_text(alice_client.get(reverse("ui:dns-credential-add"),
+                                      HTTP_ACCEPT_LANGUAGE="zh-hans"))
     (most_used, featured), (others, rest) = provider_options(html)
     assert (most_used, others) == ("常用", "其他（按字母顺序）")
-    assert featured == ["aliyun", "qcloud", "huaweicloud", "cloudflare", "dnspod"]  # the first is the default
+    # The first is the default.
+    assert featured == ["aliyun", "qcloud", "huaweicloud", "cloudflare", "dnspod"]
     assert "route53" in rest and not set(featured) & set(rest)
     assert re.search(r'<option value="aliyun">阿里云', html)
 
@@ -376,6 +378,13 @@ def test_the_records_show_the_host_record_relative_to_the_zone(alice_client, sit
     row = re.findall(r"<tr>.*?</tr>", html.split("<tbody>", 1)[1], re.DOTALL)[0]
     assert re.search(r'value="_acme-challenge.a"\s+aria-label="主机记录"', row)
     assert 'data-copy="_acme-challenge.a"' in row
+
+
+def test_the_api_gives_the_host_record_too(alice_client, site, account):
+    order = waiting_order(site, account)
+    answer = alice_client.get(f"/api/v1/certificates/{order.certificate_id}/").json()
+    records = {(r["name"], r["host"]) for r in answer["order"]["dns_records"]}
+    assert records == {("_acme-challenge.a.example.com", "_acme-challenge.a")}
 
 
 @pytest.mark.parametrize("name, host", [

@@ -23,8 +23,9 @@ class DnsRecordSerializer(serializers.ModelSerializer):
     """A TXT record the order needs published (by the provider, or by hand in manual mode)."""
 
     name = serializers.CharField(source="record_name")
-    host = serializers.SerializerMethodField(help_text="The name relative to its zone (the registrable "
-                                                       "domain), as some DNS consoles ask for it.")
+    host = serializers.SerializerMethodField(
+        help_text="The name relative to its zone (the registrable domain), as some DNS consoles "
+                  "ask for it.")
     value = serializers.CharField(source="record_value")
     expires_at = serializers.DateTimeField(source="authorization.expires_at")
 

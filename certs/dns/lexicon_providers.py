@@ -124,8 +124,8 @@ FIRST_CLASS = {
         "ttl": 600,
         "fields": {
             "auth_key_id": {"label": _("AccessKey ID"),
-                            "help": _("The AccessKey ID of a RAM user, created in the RAM console under "
-                                      "Identities → Users → AccessKey")},
+                            "help": _("The AccessKey ID of a RAM user, created in the RAM "
+                                      "console under Identities → Users → AccessKey")},
             "auth_secret": {"label": _("AccessKey secret"),
                             "help": _("Shown once, when the AccessKey is created")},
         },
@@ -137,8 +137,8 @@ FIRST_CLASS = {
         "ttl": 600,
         "fields": {
             "secret_id": {"label": _("SecretId"), "required": True,
-                          "help": _("The SecretId of a CAM user's API key, created in the CAM console under "
-                                    "Users → API keys")},
+                          "help": _("The SecretId of a CAM user's API key, created in the CAM "
+                                    "console under Users → API keys")},
             "secret_key": {"label": _("SecretKey"), "help": _("The SecretKey of the same API key")},
         },
     },

@@ -109,7 +109,8 @@ def outbound_for(credential):
 
 
 def catalog():
-    """What the API and UI offer, by code: code, label and declared fields of every provider, and what is
+    """What the API and UI offer, by code (the form orders it by language, featured_codes):
+    code, label and declared fields of every provider, and what is
     for administrators only (`admin_only`: the whole provider; a field's `server_path`: its
     values that name a file or socket on this server)."""
     return [

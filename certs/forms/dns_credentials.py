@@ -15,7 +15,8 @@ def _provider_choices():
     labels = {entry["code"]: _("%(label)s (administrators only)") % {"label": entry["label"]}
               if entry["admin_only"] else entry["label"] for entry in registry.catalog()}
     featured = registry.featured_codes()
-    others = sorted((code for code in labels if code not in featured), key=lambda code: str(labels[code]).casefold())
+    others = sorted((code for code in labels if code not in featured),
+                    key=lambda code: str(labels[code]).casefold())
     return [(_("Most used"), [(code, labels[code]) for code in featured]),
             (_("All others, A–Z"), [(code, labels[code]) for code in others])]
 

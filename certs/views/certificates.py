@@ -192,7 +192,8 @@ def certificate_upload(request):
             form.add_error(None, exc)
         else:
             messages.success(request, _("Certificate for %(names)s uploaded.")
-                             % {"names": ", ".join(map(validation.unicode_domain, certificate.domains))})
+                             % {"names": ", ".join(map(validation.unicode_domain,
+                                                       certificate.domains))})
             return back_to_site_or(request, certificate, "ui:certificate-detail", pk=certificate.pk)
     return render(request, "certs/certificate_upload.html", {"nav": "certificates", "form": form})
 

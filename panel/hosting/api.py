@@ -38,13 +38,15 @@ class SiteSerializer(serializers.ModelSerializer):
     proxy_pass = serializers.CharField(required=False, allow_blank=True, default="")
     confirm_system_root = serializers.BooleanField(
         write_only=True, required=False, default=False,
-        help_text="Administrators: serve a root outside the users' homes and the web directories (/opt, /usr…). "
-                  "System directories (/etc, /proc…) and the panel's data are refused whatever this says.")
+        help_text="Administrators: serve a root outside the users' homes and the web "
+                  "directories (/opt, /usr…). System directories (/etc, /proc…) and the "
+                  "panel's data are refused whatever this says.")
 
     class Meta:
         model = Site
-        fields = ["id", "domains", "root", "proxy_pass", "confirm_system_root", "force_https", "hsts", "http2",
-                  "config_status", "config_error", "config_applied_at", "created_at"]
+        fields = ["id", "domains", "root", "proxy_pass", "confirm_system_root", "force_https",
+                  "hsts", "http2", "config_status", "config_error", "config_applied_at",
+                  "created_at"]
         read_only_fields = ["config_status", "config_error", "config_applied_at", "created_at"]
 
     def validate(self, attrs):

@@ -32,11 +32,11 @@ class SiteForm(forms.Form):
         widget=forms.TextInput(attrs={"autocapitalize": "none", "spellcheck": "false"}),
         help_text=_("For a static site: an absolute directory path."),
     )
-    # Administrators only, and shown once a root needs it (panel.security.homes.check_document_root).
+    # Administrators only, shown once a root needs it (panel.security.homes.check_document_root).
     confirm_system_root = forms.BooleanField(
         label=homes.CONFIRM_SYSTEM_ROOT_LABEL, required=False,
-        help_text=_("nginx serves every file in it to anyone. System directories (/etc, /proc…) and the panel's own "
-                    "data are refused all the same."),
+        help_text=_("nginx serves every file in it to anyone. System directories (/etc, "
+                    "/proc…) and the panel's own data are refused all the same."),
     )
     proxy_pass = forms.CharField(
         label=_("Reverse-proxy upstream"), required=False,
@@ -64,7 +64,8 @@ class SiteForm(forms.Form):
         self.owner = site.owner if site is not None else user
         if user is None or not access.is_admin(user):
             del self.fields["confirm_system_root"]
-        self.asks_confirmation = bool(self.data.get("confirm_system_root"))
+        self.asks_confirmation = "confirm_system_root" in self.fields and bool(
+            self.data.get("confirm_system_root"))
         if user is not None:
             home = homes.home_of(self.owner)
             # static/js/site_form.js proposes <home>/<first domain> as the domains are typed.
@@ -72,9 +73,10 @@ class SiteForm(forms.Form):
             self.fields["root"].widget.attrs.update({"data-root-home": str(home),
                                                      "placeholder": self._proposed_root(home)})
             if access.is_admin(user):
-                help_text = _("For a static site: an absolute directory path; as an administrator you may use any "
-                              "directory but the system's own and the panel's data, one outside the homes and web "
-                              "directories after a confirmation. Left empty with no upstream: "
+                help_text = _("For a static site: an absolute directory path; as an "
+                              "administrator you may use any directory but the system's own and "
+                              "the panel's data, one outside the homes and web directories after "
+                              "a confirmation. Left empty with no upstream: "
                               "%(home)s/<first domain>/, created with a start page.")
             else:
                 help_text = _("For a static site: a directory inside your home %(home)s or a directory an "
@@ -84,7 +86,8 @@ class SiteForm(forms.Form):
 
     def _proposed_root(self, home):
         """The root a site by these domains alone gets, or the home until a domain is typed."""
-        names = split_domains(self.data.get("domains") if self.is_bound else self.initial.get("domains"))
+        typed = self.data.get("domains") if self.is_bound else self.initial.get("domains")
+        names = split_domains(typed)
         try:
             return homes.default_document_root(self.owner, validation.normalize_domain(names[0]))
         except (IndexError, ValidationError):
@@ -96,7 +99,8 @@ class SiteForm(forms.Form):
             data["domains"], data["root"], data["proxy_pass"] = sites.clean_site_fields(
                 split_domains(data.get("domains")), data.get("root"), data.get("proxy_pass"),
                 exclude_pk=self.site_pk, actor=self.user, owner=self.owner,
-                confirm_system_root=data.pop("confirm_system_root", False),  # not a field of the site
+                # Not a field of the site: taken out before the view makes one of the data.
+                confirm_system_root=data.pop("confirm_system_root", False),
             )
         except ValidationError as exc:
             self.add_error(None, exc)  # a dict keyed by field: each message lands on its field

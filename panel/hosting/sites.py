@@ -50,7 +50,7 @@ def clean_site_fields(domains, root, proxy_pass, exclude_pk=None, actor=None, ow
             kept = exclude_pk is not None and Site.objects.filter(pk=exclude_pk, root=root).exists()
             homes.check_document_root(root, owner, confirmed=confirm_system_root or kept)
         except ValidationError as exc:
-            errors["root"] = exc.error_list  # with its code: the form offers the confirmation on its own
+            errors["root"] = exc.error_list  # with their codes: the form offers the confirmation
     else:
         try:
             proxy_pass = validation.validate_upstream(proxy_pass)
@@ -71,19 +71,24 @@ def _clean_domains(domains, actor, admin, exclude_pk):
     domains = validation.normalize_domain_list(domains)
     taken = _domains_in_use(domains, exclude_pk)
     if taken:
-        raise ValidationError(_("Already used by another site: %(names)s") % {"names": ", ".join(taken)})
+        raise ValidationError(_("Already used by another site: %(names)s") % {"names": _shown(taken)})
     too_wide = [] if admin else [name for name in domains if validation.above_registrable_domains(name)]
     if too_wide:
         raise ValidationError(_("%(names)s would take in the names of every owner under it: only an administrator "
-                                "may add such a name.") % {"names": ", ".join(too_wide)})
+                                "may add such a name.") % {"names": _shown(too_wide)})
     claimed = [] if admin else _claimed_by_others(domains, actor, exclude_pk)
     if claimed:
         raise ValidationError(ngettext(
             "%(names)s belongs to another user: names under it can only be added by its owner. An "
             "administrator can share it on the Settings page.",
             "%(names)s belong to other users: names under them can only be added by their owners. An "
-            "administrator can share them on the Settings page.", len(claimed)) % {"names": ", ".join(claimed)})
+            "administrator can share them on the Settings page.", len(claimed)) % {"names": _shown(claimed)})
     return domains
+
+
+def _shown(names):
+    """Names in a message, as the user typed them: in Unicode, not punycode."""
+    return ", ".join(map(validation.unicode_domain, names))
 
 
 def _roots_of_other_owners(actor, exclude_pk):

@@ -88,12 +88,8 @@ def default_document_root(user, primary_domain) -> str:
     return str(home_of(user) / name)
 
 
-CONFIRM_SYSTEM_ROOT_LABEL = gettext_lazy("Serve this directory although it is outside the homes and web directories")
-
-
-def _secret_directories():
-    """The panel's own directories that hold keys: never served, nor anything around them."""
-    return [settings.CERT_DEPLOY_DIR, settings.NGINX_PREFIX, *settings.INSTALL_ROOTS]
+CONFIRM_SYSTEM_ROOT_LABEL = gettext_lazy(
+    "Serve this directory although it is outside the homes and web directories")
 
 
 def web_directories(owner) -> list[Path]:
@@ -114,24 +110,25 @@ def check_document_root(root, owner, confirmed):
     passed validation.validate_document_root: never a system directory or the panel's data
     (also through a link); an existing directory or one the panel will create; outside the
     web directories only when `confirmed` (an administrator's tick). ValidationError if not."""
-    validation.check_root_serves_no_secrets(root, validation.SYSTEM_DIRECTORIES + tuple(_secret_directories()))
-    # The homes (and web roots) may lie below the panel's data directory, the rest of it may not.
-    validation.check_root_serves_no_secrets(root, [settings.DATA_DIR],
-                                            exempt=[settings.HOME_ROOT, *settings.ALLOWED_ROOTS])
+    validation.check_root_serves_no_secrets(root)
     path = Path(root)
     if path.exists() and not path.is_dir():
-        raise ValidationError(_("%(dir)s is a file, not a directory: give the directory that holds the site's files.")
-                              % {"dir": root})
-    if not path.exists() and not validation.is_under(path, creatable_roots(owner)):
-        raise ValidationError(_("%(dir)s does not exist, and the panel creates a document root only inside "
-                                "%(where)s. Create the directory on the server first, or choose one there.")
-                              % {"dir": root, "where": ", ".join(map(str, creatable_roots(owner)))})
-    if not confirmed and not validation.is_under(path, web_directories(owner)):
+        raise ValidationError(_("%(dir)s is a file, not a directory: give the directory that holds "
+                                "the site's files.") % {"dir": root})
+    creatable, web = creatable_roots(owner), web_directories(owner)
+    if not path.exists() and not validation.is_under(path, creatable):
+        raise ValidationError(_("%(dir)s does not exist, and the panel creates a document root "
+                                "only inside %(where)s. Create the directory on the server first, "
+                                "or choose one there.")
+                              % {"dir": root, "where": ", ".join(map(str, creatable))})
+    if not confirmed and not validation.is_under(path, web):
         raise ValidationError(
-            _("%(dir)s lies outside the users' homes and the web directories (%(roots)s): nginx will serve every "
-              "file in it to anyone. If that is what you want, confirm it (“%(confirm)s”; confirm_system_root in "
-              "the API).") % {"dir": root, "roots": ", ".join(map(str, web_directories(owner))),
-                              "confirm": CONFIRM_SYSTEM_ROOT_LABEL}, code="confirm_system_root")
+            _("%(dir)s lies outside the users' homes and the web directories (%(roots)s): "
+              "nginx will serve every file in it to anyone. If that is what you want, confirm "
+              "it (“%(confirm)s”; confirm_system_root in the API).")
+            % {"dir": root, "roots": ", ".join(map(str, web)),
+               "confirm": CONFIRM_SYSTEM_ROOT_LABEL},
+            code="confirm_system_root")
 
 
 def prepare_document_root(owner, root, primary_domain):

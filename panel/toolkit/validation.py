@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import idna
 import tldextract
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
@@ -204,13 +205,22 @@ def validate_document_root(value, roots):
 
 
 # Never a document root, for anyone: nginx would serve the system's files (/etc/passwd, /proc).
-SYSTEM_DIRECTORIES = tuple(Path(p) for p in ("/etc", "/proc", "/sys", "/root", "/boot", "/dev", "/run"))
+SYSTEM_DIRECTORIES = tuple(Path(p) for p in
+                           ("/etc", "/proc", "/sys", "/root", "/boot", "/dev", "/run"))
 
 
-def check_root_serves_no_secrets(root, forbidden, exempt=()):
-    """Refuse a document root that is, holds or lies inside one of `forbidden` (SYSTEM_DIRECTORIES,
-    the panel's data and keys), as written and once symbolic links are followed. A root inside
-    `exempt` (the homes kept below the panel's data) does not count as inside."""
+def check_root_serves_no_secrets(root):
+    """Refuse a document root that is, holds or lies inside a system directory or the panel's
+    data (its keys, its database, the certificates it installs), as written and once symbolic
+    links are followed: for every owner, when saved and again at each nginx apply. The homes
+    and web roots the panel's data directory may hold are not "inside" it for this."""
+    _check_not_around(root, [*SYSTEM_DIRECTORIES, settings.CERT_DEPLOY_DIR, settings.NGINX_PREFIX,
+                             *settings.INSTALL_ROOTS])
+    _check_not_around(root, [settings.DATA_DIR],
+                      exempt=[settings.HOME_ROOT, *settings.ALLOWED_ROOTS])
+
+
+def _check_not_around(root, forbidden, exempt=()):
     written = Path(root)
     try:
         real = written.resolve()
@@ -222,12 +232,14 @@ def check_root_serves_no_secrets(root, forbidden, exempt=()):
             holds = path == directory or path in directory.parents
             if holds or (directory in path.parents and not is_under(path, exempt)):
                 if path == written:
-                    message = _("%(root)s is, holds or lies inside %(dir)s: nginx would serve the system's or the "
-                                "panel's own files (passwords, keys) to anyone. Choose a directory of the site's own.")
+                    message = _("%(root)s is, holds or lies inside %(dir)s: nginx would serve "
+                                "the system's or the panel's own files (passwords, keys) to "
+                                "anyone. Choose a directory of the site's own.")
                 else:
-                    message = _("%(root)s leads to %(real)s through a symbolic link, and that is, holds or lies "
-                                "inside %(dir)s: nginx would serve the system's or the panel's own files (passwords, "
-                                "keys) to anyone. Choose a directory of the site's own.")
+                    message = _("%(root)s leads to %(real)s through a symbolic link, and that "
+                                "is, holds or lies inside %(dir)s: nginx would serve the system's "
+                                "or the panel's own files (passwords, keys) to anyone. Choose a "
+                                "directory of the site's own.")
                 raise ValidationError(message % {"root": root, "real": real, "dir": directory})
 
 

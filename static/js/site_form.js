@@ -1,7 +1,8 @@
 /* The add-site form proposes the document root as the domains are typed: the placeholder of
    <input data-root-home="/home/alice"> becomes <home>/<first domain>, the directory
    panel.security.homes.default_document_root gives a site whose root is left empty (a wildcard's
-   is _wildcard.<domain>, an IDN's its punycode). Loaded as a file: no inline script under the CSP. */
+   is _wildcard.<domain>, an IDN's its punycode). Loaded as a file: no inline script under
+   the CSP. */
 (function () {
   "use strict";
 
@@ -21,7 +22,9 @@
   }
 
   function propose(domains) {
-    if (!domains.hasAttribute || !domains.hasAttribute("data-proposes-root") || !domains.form) { return; }
+    if (!domains.hasAttribute || !domains.hasAttribute("data-proposes-root") || !domains.form) {
+      return;
+    }
     var root = domains.form.querySelector("[data-root-home]");
     if (!root) { return; }
     root.placeholder = root.getAttribute("data-root-home") + "/" + directoryFor(domains.value);

@@ -21,12 +21,13 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
 from panel.deployment.nginx.render import CertificateFiles, Layout, render_private_main, render_site, render_snippets
 from panel.models import Site
-from panel.toolkit import access, outbound
+from panel.toolkit import access, outbound, validation
 from panel.toolkit.files import discard_leftovers, file_lock, write_atomic
 from panel.toolkit.task_queue import NamedTask
 
@@ -193,6 +194,17 @@ def vetted_upstream(site) -> tuple[str, outbound.OutboundRefused | None]:
         return "", exc
 
 
+def _root_refusal(site) -> str:
+    """Why nginx must not serve the site's document root (a system directory, the panel's
+    data), or ""."""
+    try:
+        if site.root:
+            validation.check_root_serves_no_secrets(site.root)
+    except ValidationError as exc:
+        return exc.messages[0]
+    return ""
+
+
 def apply_site_config(site) -> SiteApplied:
     """Render and install `site`'s vhost; nginx's verdict is the outcome.
 
@@ -219,6 +231,13 @@ def apply_site_config(site) -> SiteApplied:
             if not isinstance(refused, outbound.Unresolved) and _take_down(current, site):
                 request_reload()
             return SiteApplied(ok=False, error=str(refused), version=version, site=site)
+        refused = _root_refusal(site)
+        if refused:
+            # A root stored before the rule, or a link changed since: nginx stops serving it.
+            Site.objects.filter(pk=site.pk).update(config_status="failed", config_error=refused)
+            if _take_down(current, site):
+                request_reload()
+            return SiteApplied(ok=False, error=refused, version=version, site=site)
         ensure_shared_files(current)
         try:
             files = write_certificate_files(version) if version else None
