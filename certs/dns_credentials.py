@@ -66,8 +66,10 @@ def _check_urls(provider_class, values, owner):
 def clean_changes(credential, changes):
     """The values to store when `credential` is edited, checked as at creation against the rules
     of its owner (whoever edits). `changes` holds the fields to change: a secret field given
-    empty keeps the stored secret (it is never shown, so it cannot be typed again), any other
-    field given empty is cleared, and a field left out keeps its stored value."""
+    empty keeps the stored secret (it is never shown, so it cannot be typed again) and given
+    None removes it (switching to another set of a provider's fields, say Huawei Cloud's AK/SK
+    to an IAM user), any other field given empty is cleared, and a field left out keeps its
+    stored value."""
     try:
         provider_class = registry.provider_class(credential.provider)
     except DnsProviderError as exc:
@@ -76,9 +78,12 @@ def clean_changes(credential, changes):
     # Values of fields the provider no longer declares go: the owner cannot see them to remove them.
     values = {name: value for name, value in credential.values().items() if name in declared}
     for name, value in changes.items():
-        if name in declared and declared[name].sensitive and not str(value or "").strip():
+        if name in declared and declared[name].sensitive and value is None:
+            values.pop(name, None)
+        elif name in declared and declared[name].sensitive and not str(value).strip():
             continue
-        values[name] = value
+        else:
+            values[name] = value
     return clean_values(credential.provider, values, owner=credential.owner)
 
 

@@ -177,3 +177,43 @@ def test_the_api_keeps_the_provider_and_checks_the_values(alice, credential):
 
     credential.refresh_from_db()
     assert (credential.provider, credential.values()["server"]) == ("rfc2136", "192.0.2.53")
+
+
+@pytest.fixture
+def huawei_ak_sk(alice):
+    values = {"access_key_id": "AKID-OLD", "secret_access_key": "sk-old-secret-value"}
+    return DnsCredential.objects.create(owner=alice, provider="huaweicloud", name="Huawei",
+                                        credentials=json.dumps(values))
+
+
+def test_moving_to_another_set_of_fields_removes_the_old_secret_on_the_page(alice_client, huawei_ak_sk):
+    # Huawei Cloud signs in with AK/SK or as an IAM user: the user switches to the IAM user.
+    html = page_text(alice_client.get(edit_url(huawei_ak_sk)))
+    assert 'name="clear_secret_access_key"' in html and "Remove the stored Secret access key (SK)" in html
+    response = alice_client.post(edit_url(huawei_ak_sk), {
+        "provider": "huaweicloud", "name": "Huawei", "cred_access_key_id": "",
+        "clear_secret_access_key": "on", "cred_iam_username": "dns-bot", "cred_iam_password": "iam-secret",
+        "cred_iam_domain_name": "example-account"})
+    assert response.status_code == 302, page_text(response)
+    huawei_ak_sk.refresh_from_db()
+    values = huawei_ak_sk.values()
+    assert "secret_access_key" not in values and "access_key_id" not in values
+    assert values["iam_username"] == "dns-bot" and values["iam_password"] == "iam-secret"
+
+
+def test_the_api_removes_a_secret_given_null_and_keeps_one_given_empty(alice, huawei_ak_sk):
+    url = f"/api/v1/dns-credentials/{huawei_ak_sk.pk}/"
+    kept = api_for(alice).patch(url, {"credentials": {"secret_access_key": ""}}, format="json")
+    assert kept.status_code == 200, kept.content
+    huawei_ak_sk.refresh_from_db()
+    assert huawei_ak_sk.values()["secret_access_key"] == "sk-old-secret-value"
+    removed = api_for(alice).patch(url, {"credentials": {
+        "access_key_id": "", "secret_access_key": None, "iam_username": "dns-bot", "iam_password": "iam-secret",
+        "iam_domain_name": "example-account"}}, format="json")
+    assert removed.status_code == 200, removed.content
+    huawei_ak_sk.refresh_from_db()
+    assert "secret_access_key" not in huawei_ak_sk.values()
+
+
+def test_a_required_secret_offers_no_removal(alice_client, credential):
+    assert 'name="clear_tsig_secret"' not in page_text(alice_client.get(edit_url(credential)))

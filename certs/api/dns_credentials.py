@@ -20,10 +20,11 @@ from panel.toolkit.drf import as_drf_error
 class DnsCredentialSerializer(serializers.ModelSerializer):
     provider = serializers.ChoiceField(choices=[])
     credentials = serializers.DictField(
-        child=serializers.CharField(allow_blank=True), write_only=True,
+        child=serializers.CharField(allow_blank=True, allow_null=True), write_only=True,
         help_text="The provider's declared fields (GET /api/v1/dns-providers/). On update (PUT, PATCH): the "
                   "fields to change; a field left out keeps its stored value, a secret field given empty "
-                  "keeps its stored secret, any other field given empty is cleared.")
+                  "keeps its stored secret and given null removes it, any other field given empty is "
+                  "cleared.")
 
     class Meta:
         model = DnsCredential

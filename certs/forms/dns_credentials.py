@@ -2,6 +2,7 @@
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from certs import dns_credentials
@@ -48,6 +49,7 @@ class DnsCredentialForm(forms.Form):
     certs.dns_credentials has the last word."""
 
     FIELD_PREFIX = "cred_"
+    CLEAR_PREFIX = "clear_"
 
     provider = forms.CharField(widget=forms.HiddenInput)
     name = forms.CharField(label=_("Name"), max_length=200,
@@ -92,15 +94,22 @@ class DnsCredentialForm(forms.Form):
                                     help_text=help_text, max_length=4096, widget=widget, initial=value)
             field.sensitive = spec["sensitive"]
             self.fields[self.FIELD_PREFIX + spec["name"]] = field
+            if kept and not spec["required"]:  # one of a provider's alternatives: it may go
+                self.fields[self.CLEAR_PREFIX + spec["name"]] = forms.BooleanField(
+                    label=format_lazy(_("Remove the stored {field}"), field=spec["label"]), required=False)
 
     def provider_fields(self):
-        return [self[self.FIELD_PREFIX + spec["name"]] for spec in self.provider["fields"]]
+        """The provider's fields, each followed by its "remove the stored value" tick if it has one."""
+        names = [prefix + spec["name"] for spec in self.provider["fields"]
+                 for prefix in (self.FIELD_PREFIX, self.CLEAR_PREFIX)]
+        return [self[name] for name in names if name in self.fields]
 
     def clean(self):
         data = super().clean()
         if self.errors:
             return data
-        values = {spec["name"]: data.get(self.FIELD_PREFIX + spec["name"]) or "" for spec in self.provider["fields"]}
+        values = {spec["name"]: None if data.get(self.CLEAR_PREFIX + spec["name"])
+                  else data.get(self.FIELD_PREFIX + spec["name"]) or "" for spec in self.provider["fields"]}
         try:
             if self.credential is None:
                 data["credentials"] = dns_credentials.clean_values(self.provider["code"], values, owner=self.user)
