@@ -174,18 +174,36 @@ def test_revoke_revokes_every_valid_version_at_the_ca(alice_client, alice, site,
         (alice, str(v.pk), {"reason": "cessationOfOperation"}) for v in (older, newer)]
 
 
-def test_a_revocation_the_ca_refuses_keeps_the_site(alice_client, site, alone, ca):
-    ca.error = AcmeError("not yours", problem_type="unauthorized")
+def test_a_revocation_the_ca_refuses_leaves_no_site_serving_a_revoked_certificate(
+        alice_client, alice, site, alone, ca, monkeypatch):
+    """The CA revokes the first certificate and refuses the second: the site is gone by then
+    (revoking comes last), and the page says what was revoked and what is left valid."""
+    second = planned(make_certificate(alice, ["www.a.example.com"], site=site,
+                                      challenge="dns-01"))
+    answers = iter([None, AcmeError("not yours", problem_type="unauthorized")])
 
-    response = alice_client.post(delete_url(site), {"certificates": "revoke"})
+    def revoke(client, cert_pem, reason_code):
+        answer = next(answers)
+        if answer:
+            raise answer
+        ca.revoked.append((cert_pem, reason_code))
+
+    monkeypatch.setattr(accounts.client_for, "revoke", revoke)
+
+    response = alice_client.post(delete_url(site), {"certificates": "revoke"}, follow=True)
 
     html = response.content.decode()
-    assert response.status_code == 200 and "alert--error" in html
-    assert "The CA did not revoke the certificate for a.example.com, www.a.example.com." in html
+    assert "Site a.example.com deleted; nginx no longer serves it." in html
+    assert "The CA did not revoke the certificate for www.a.example.com." in html
     assert "check that the names are yours" in html  # the hint for "unauthorized"
-    assert "The site was not deleted" in html
-    assert Site.objects.filter(pk=site.pk).exists()
-    assert renews(alone)
+    assert "Revoked: a.example.com, www.a.example.com." in html
+    assert "Not revoked: www.a.example.com. The site is deleted" in html
+    assert not Site.objects.filter(pk=site.pk).exists()
+    assert ca.revoked == [(alone.current_version.cert_pem, CESSATION_OF_OPERATION)]
+    second.refresh_from_db()
+    assert second.current_version.revoked_at is None and not renews(second)
+    assert [e.object_id for e in AuditEntry.objects.filter(action=Action.REVOKE)] == [
+        str(alone.current_version.pk)]
 
 
 def test_a_certificate_shared_with_another_site_is_untouched(alice_client, site, shared, ca):
@@ -232,9 +250,12 @@ def test_the_api_says_when_the_ca_did_not_revoke(alice, site, alone, ca):
 
     response = api_for(alice).delete(f"/api/v1/sites/{site.pk}/?certificates=revoke")
 
-    assert response.status_code == 502 and "The site was not deleted." in response.json()["detail"]
+    detail = response.json()["detail"]
+    assert response.status_code == 502
+    assert "Not revoked: a.example.com, www.a.example.com. The site is deleted" in detail
     assert response.json()["ca_error"]["raw"] == "cannot reach the CA"
-    assert Site.objects.filter(pk=site.pk).exists()
+    assert not Site.objects.filter(pk=site.pk).exists()
+    assert not renews(alone)
 
 
 def test_an_http01_certificate_would_not_renew_without_the_site(alice_client, alice, site):
