@@ -649,8 +649,8 @@ def _store_version(order, chain_pem):
     _check_leaf(leaf, order)
     with transaction.atomic():
         # Takes the order's row: end_orders either ended it before (no version then) or waits.
-        ours = Order.objects.filter(pk=order.pk, wakeup=order.wakeup).exclude(status__in=Order.FINISHED)
-        if not ours.update(updated_at=timezone.now()):
+        ours = Order.objects.filter(pk=order.pk, wakeup=order.wakeup)
+        if not ours.exclude(status__in=Order.FINISHED).update(updated_at=timezone.now()):
             raise OrderEnded
         version, created = CertificateVersion.objects.get_or_create(
             order=order,

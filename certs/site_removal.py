@@ -50,12 +50,12 @@ def certificates_of(site):
     other_names = set(others.values_list("name", flat=True))
     alone, shared, foreign = [], [], []
     for certificate in site.certificates.select_related("current_version").order_by("id"):
-        used = any(validation.name_covers(mine, other)
-                   for mine in certificate.domains for other in other_names)
         if certificate.owner_id != site.owner_id:
             foreign.append(certificate)
-        else:
-            (shared if used else alone).append(certificate)
+            continue
+        used = any(validation.name_covers(mine, other)
+                   for mine in certificate.domains for other in other_names)
+        (shared if used else alone).append(certificate)
     return alone, shared, foreign
 
 
