@@ -169,6 +169,9 @@ class Certificate(models.Model):
     # NULL when last_error is empty or was stored before.
     last_failure = models.JSONField(null=True, blank=True)
     renewal_failures = models.PositiveIntegerField(default=0)
+    # Its owner stopped renewing it (its site was deleted): unlike a renewal that failed, it is
+    # not expected to renew, so it is never "expiring"; a renewal asked for by hand clears it.
+    renewal_stopped = models.BooleanField(default=False)
     # ARI (RFC 9773): the CA's suggested window, and when to ask again.
     ari_window_start = models.DateTimeField(null=True, blank=True)
     ari_window_end = models.DateTimeField(null=True, blank=True)

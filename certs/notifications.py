@@ -35,6 +35,7 @@ from django.utils import timezone
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from certs import health
 from certs.models import Certificate, NotificationChannel, NotificationEvent
 from panel.toolkit import clock, outbound, validation
 from panel.toolkit.task_queue import NamedTask
@@ -301,15 +302,16 @@ def alert_key(certificate_id, day):
 
 def expiry_alerts(now=None):
     """Alert on every certificate whose current version expires within
-    EXPIRY_ALERT_DAYS, i.e. that no renewal has replaced yet; at most once per
-    certificate per day, however often this runs. Returns the ids alerted on."""
+    EXPIRY_ALERT_DAYS, i.e. that no renewal has replaced yet, unless it is not meant to renew
+    (certs.health.RETIRED); at most once per certificate per day, however often this runs.
+    Returns the ids alerted on."""
     from django.conf import settings
 
     now = now or clock.now()
     horizon = now + datetime.timedelta(days=settings.EXPIRY_ALERT_DAYS)
     expiring = Certificate.objects.with_current_version().filter(
         current_version__not_after__gt=now, current_version__not_after__lte=horizon
-    )
+    ).exclude(health.RETIRED)
     alerted = []
     for cert in expiring.iterator():
         if not cache.add(alert_key(cert.pk, now.date()), 1, timeout=2 * 24 * 3600):

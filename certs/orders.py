@@ -63,6 +63,10 @@ class NamesNotOwned(Exception):
     """Names of the certificate are no longer on its owner's sites (certs.ownership)."""
 
 
+class OrderEnded(Exception):
+    """The order was ended while a step ran (end_orders): the step's result is dropped."""
+
+
 class NamesLost(OrderFailed):
     """A renewal's names are no longer on the owner's sites: it fails, and renewing stops."""
 
@@ -91,11 +95,29 @@ def start_order(certificate: Certificate, is_renewal=False, asked_by_user=None) 
         requested = (gettext_noop("Renewal requested for %(names)s (%(key_type)s)") if is_renewal
                      else gettext_noop("Order requested for %(names)s (%(key_type)s)"))
         order.log(requested, names=", ".join(certificate.domains), key_type=str(certificate.get_key_type_display()))
-        Certificate.objects.filter(pk=certificate.pk).update(status=Certificate.Status.PENDING
-                                                             if certificate.current_version_id is None
-                                                             else certificate.status)
+        changes = {"status": Certificate.Status.PENDING if certificate.current_version_id is None
+                   else certificate.status}
+        if asked_by_user:  # renewing by hand again after its owner stopped renewing it
+            changes["renewal_stopped"] = certificate.renewal_stopped = False
+        Certificate.objects.filter(pk=certificate.pk).update(**changes)
         transaction.on_commit(lambda: enqueue(order.pk, order.wakeup, 0))
     return order
+
+
+def end_orders(certificates, failure: Failure):
+    """End the orders in flight of `certificates` with `failure`, inside the caller's
+    transaction: a queued step finds its wakeup stale, a running one cannot store a version
+    (_store_version) and its result is dropped. What their challenges published is removed
+    once the transaction commits (a failure to remove is logged on the order)."""
+    ended = list(Order.objects.filter(certificate__in=certificates)
+                 .exclude(status__in=Order.FINISHED).select_related("certificate"))
+    for order in ended:
+        Order.objects.filter(pk=order.pk).update(
+            status=Order.Status.INVALID, finished_at=timezone.now(), error=failure.english(),
+            failure=failure.as_json(), wakeup=uuid.uuid4(), claimed_until=None)
+        order.log(gettext_noop("Failed: %(error)s"), level="error", error=failure.as_json())
+        transaction.on_commit(lambda order=order: _cleanup_challenges(order), robust=True)
+    return ended
 
 
 def _names_no_longer_owned(certificate) -> Failure | None:
@@ -153,6 +175,9 @@ def run_step(order: Order):
         step = STEPS[order.status]
         delay = step(order, accounts.client_for(order.certificate.account))
         order.step_attempts = 0
+    except OrderEnded:
+        log.info("order %s: ended during step %s; result discarded", order.pk, order.status)
+        return None
     except AcmeError as exc:
         # After transient failures too (the CA was down, and came back having forgotten us);
         # counted as an attempt, so a CA that keeps forgetting cannot loop the order forever.
@@ -623,6 +648,10 @@ def _store_version(order, chain_pem):
     leaf = x509.load_pem_x509_certificate((pems[0].strip() + "\n-----END CERTIFICATE-----\n").encode())
     _check_leaf(leaf, order)
     with transaction.atomic():
+        # Takes the order's row: end_orders either ended it before (no version then) or waits.
+        ours = Order.objects.filter(pk=order.pk, wakeup=order.wakeup)
+        if not ours.exclude(status__in=Order.FINISHED).update(updated_at=timezone.now()):
+            raise OrderEnded
         version, created = CertificateVersion.objects.get_or_create(
             order=order,
             defaults=dict(

@@ -11,17 +11,23 @@ from types import SimpleNamespace
 from unittest import mock
 
 import pytest
+from cryptography import x509
+from django.contrib.auth import get_user_model
+from django.core.cache.backends.locmem import LocMemCache
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from rest_framework.test import APIClient
 
-from certs import accounts
-from certs.acme import AcmeError
+from certs import accounts, notifications, orders
+from certs.acme import AcmeError, generate_private_key, make_csr
 from certs.models import Certificate, CertificateVersion, Order
+from certs.problems import Failure
 from certs.renewal import policy, sweep
 from panel.hosting import sites
 from panel.models import Site
 from panel.security.audit import Action, AuditEntry
+from tests.test_orders import FakeCA
+from tests.test_ui_dashboard import shown_counts
 from tests.test_versions import add_version, make_certificate
 
 pytestmark = pytest.mark.usefixtures("queued")
@@ -174,18 +180,36 @@ def test_revoke_revokes_every_valid_version_at_the_ca(alice_client, alice, site,
         (alice, str(v.pk), {"reason": "cessationOfOperation"}) for v in (older, newer)]
 
 
-def test_a_revocation_the_ca_refuses_keeps_the_site(alice_client, site, alone, ca):
-    ca.error = AcmeError("not yours", problem_type="unauthorized")
+def test_a_revocation_the_ca_refuses_leaves_no_site_serving_a_revoked_certificate(
+        alice_client, alice, site, alone, ca, monkeypatch):
+    """The CA revokes the first certificate and refuses the second: the site is gone by then
+    (revoking comes last), and the page says what was revoked and what is left valid."""
+    second = planned(make_certificate(alice, ["www.a.example.com"], site=site,
+                                      challenge="dns-01"))
+    answers = iter([None, AcmeError("not yours", problem_type="unauthorized")])
 
-    response = alice_client.post(delete_url(site), {"certificates": "revoke"})
+    def revoke(client, cert_pem, reason_code):
+        answer = next(answers)
+        if answer:
+            raise answer
+        ca.revoked.append((cert_pem, reason_code))
+
+    monkeypatch.setattr(accounts.client_for, "revoke", revoke)
+
+    response = alice_client.post(delete_url(site), {"certificates": "revoke"}, follow=True)
 
     html = response.content.decode()
-    assert response.status_code == 200 and "alert--error" in html
-    assert "The CA did not revoke the certificate for a.example.com, www.a.example.com." in html
+    assert "Site a.example.com deleted; nginx no longer serves it." in html
+    assert "The CA did not revoke the certificate for www.a.example.com." in html
     assert "check that the names are yours" in html  # the hint for "unauthorized"
-    assert "The site was not deleted" in html
-    assert Site.objects.filter(pk=site.pk).exists()
-    assert renews(alone)
+    assert "Revoked: a.example.com, www.a.example.com." in html
+    assert "Not revoked: www.a.example.com. The site is deleted" in html
+    assert not Site.objects.filter(pk=site.pk).exists()
+    assert ca.revoked == [(alone.current_version.cert_pem, CESSATION_OF_OPERATION)]
+    second.refresh_from_db()
+    assert second.current_version.revoked_at is None and not renews(second)
+    assert [e.object_id for e in AuditEntry.objects.filter(action=Action.REVOKE)] == [
+        str(alone.current_version.pk)]
 
 
 def test_a_certificate_shared_with_another_site_is_untouched(alice_client, site, shared, ca):
@@ -232,9 +256,12 @@ def test_the_api_says_when_the_ca_did_not_revoke(alice, site, alone, ca):
 
     response = api_for(alice).delete(f"/api/v1/sites/{site.pk}/?certificates=revoke")
 
-    assert response.status_code == 502 and "The site was not deleted." in response.json()["detail"]
+    detail = response.json()["detail"]
+    assert response.status_code == 502
+    assert "Not revoked: a.example.com, www.a.example.com. The site is deleted" in detail
     assert response.json()["ca_error"]["raw"] == "cannot reach the CA"
-    assert Site.objects.filter(pk=site.pk).exists()
+    assert not Site.objects.filter(pk=site.pk).exists()
+    assert not renews(alone)
 
 
 def test_an_http01_certificate_would_not_renew_without_the_site(alice_client, alice, site):
@@ -252,3 +279,128 @@ def test_another_users_site_is_a_404(bob_client, bob, site, alone, ca):
         assert response.status_code == 404
     delete_site.assert_not_called()
     assert ca.revoked == []
+
+
+def test_a_certificate_another_user_owns_is_listed_as_kept_and_never_touched(
+        alice_client, alice, site, alone, ca):
+    """An administrator issued a certificate (theirs) on alice's site: alice's choice is not
+    theirs to make, on the page or through the API."""
+    admin = get_user_model().objects.create_user("root", password="pw-root-12345",
+                                                 is_superuser=True)
+    admins = planned(make_certificate(admin, ["a.example.com"], site=site, challenge="dns-01"))
+
+    html = alice_client.get(delete_url(site)).content.decode()
+    choices = re.search(r'<ul class="plain site-delete-certificates">(.*?)</ul>', html, re.S)[1]
+    kept = re.search(r'<ul class="plain site-delete-foreign">(.*?)</ul>', html, re.S)[1]
+    assert reverse("ui:certificate-detail", args=[admins.pk]) not in html
+    assert "a.example.com" in kept and "www.a.example.com" in choices
+    assert "Kept as they are, since another user owns them" in html
+
+    alice_client.post(delete_url(site), {"certificates": "revoke"})
+
+    assert ca.revoked == [(alone.current_version.cert_pem, CESSATION_OF_OPERATION)]
+    admins.refresh_from_db()
+    assert admins.current_version.revoked_at is None and not admins.renewal_stopped
+    assert renews(admins)
+
+
+def test_the_api_leaves_another_users_certificate_alone(alice, home_root, ca):
+    site = sites.save_site(Site(owner=alice, domains=["c.example.com"],
+                                root=str(home_root / "alice" / "c")))
+    admin = get_user_model().objects.create_user("root", password="pw-root-12345",
+                                                 is_superuser=True)
+    admins = planned(make_certificate(admin, ["c.example.com"], site=site, challenge="dns-01"))
+
+    assert api_for(alice).delete(f"/api/v1/sites/{site.pk}/?certificates=revoke").status_code == 204
+
+    assert ca.revoked == []
+    assert renews(admins)
+
+
+def in_flight(certificate, status, **fields):
+    """An order of `certificate` still running, as a worker left it."""
+    return Order.objects.create(owner=certificate.owner, certificate=certificate, status=status,
+                                is_renewal=True, acme_url="https://ca.test/order/1",
+                                finalize_url="https://ca.test/finalize/1", **fields)
+
+
+@pytest.mark.parametrize("choice", ["stop", "revoke"])
+def test_stop_and_revoke_end_the_orders_in_flight(alice_client, alice, site, alone, ca, choice,
+                                                  monkeypatch):
+    """A manual DNS-01 order waiting for the user, and one a worker is finalizing at that
+    moment: neither stores a version after the site is deleted, nor plans a renewal."""
+    waiting = in_flight(alone, Order.Status.AWAITING_USER)
+    second = planned(make_certificate(alice, ["www.a.example.com"], site=site,
+                                      challenge="dns-01"))
+    key = generate_private_key(second.key_type)
+    finalizing = in_flight(second, Order.Status.FINALIZING, private_key=key,
+                           csr_pem=make_csr(key, second.domains).decode())
+    fake = FakeCA()
+    fake.order_status, fake.csr = "valid", x509.load_pem_x509_csr(finalizing.csr_pem.encode())
+    running = orders.claim(finalizing.pk, finalizing.wakeup)  # a worker took the step
+    versions_before = CertificateVersion.objects.count()
+
+    alice_client.post(delete_url(site), {"certificates": choice})
+
+    for order in (waiting, finalizing):
+        order.refresh_from_db()
+        assert order.status == Order.Status.INVALID
+        assert "site was deleted" in order.error
+    assert orders.claim(waiting.pk, waiting.wakeup) == orders.Claim.STALE
+    assert not orders.continue_order(waiting)
+    monkeypatch.setattr(orders.accounts, "client_for", lambda account: fake)
+    monkeypatch.setattr(orders, "enqueue", lambda *args: None)
+    assert orders.run_step(running) is None  # the CA issued; the worker stores nothing
+    assert CertificateVersion.objects.count() == versions_before
+    for certificate in (alone, second):
+        certificate.refresh_from_db()
+        assert certificate.next_renewal_at is None and certificate.renewal_stopped
+    finalizing.refresh_from_db()
+    assert finalizing.status == Order.Status.INVALID
+
+
+def test_the_order_log_says_why_in_the_readers_language(alice_client, site, alone):
+    waiting = in_flight(alone, Order.Status.AWAITING_USER)
+
+    alice_client.post(delete_url(site), {"certificates": "stop"})
+
+    waiting.refresh_from_db()
+    with translation.override("zh-hans"):
+        shown = str(Failure(waiting.failure["message"], waiting.failure["params"]).text)
+    assert shown != waiting.error and "网站已删除" in shown
+
+
+def test_stopped_and_revoked_certificates_send_no_expiry_alert(alice, site, alone, ca,
+                                                                monkeypatch):
+    """A certificate nobody renews any more is meant to run out: no daily "expiring" mail.
+    One still renewing, and one renewed by hand again, are alerted on."""
+    monkeypatch.setattr(notifications, "cache", LocMemCache("expiry-alerts-removal", {}))
+    now = timezone.now()
+    soon = now + datetime.timedelta(days=10)
+    CertificateVersion.objects.update(not_after=soon)
+    kept = make_certificate(alice, ["k.example.com"], days_left=10, challenge="dns-01")
+    revoked = make_certificate(alice, ["r.example.com"], days_left=10, challenge="dns-01")
+    CertificateVersion.objects.filter(certificate=revoked).update(revoked_at=now)
+
+    sites.delete_site(site, "stop")
+
+    assert notifications.expiry_alerts(now) == [kept.pk]
+    orders.start_order(alone, is_renewal=True, asked_by_user=True)  # "Renew now"
+    alone.refresh_from_db()
+    assert not alone.renewal_stopped
+    assert notifications.expiry_alerts(now + datetime.timedelta(days=1)) == sorted(
+        [alone.pk, kept.pk], reverse=True)
+
+
+def test_a_stopped_certificate_is_not_counted_as_expiring(alice_client, alice, site, alone):
+    CertificateVersion.objects.update(not_after=timezone.now() + datetime.timedelta(days=10))
+    make_certificate(alice, ["k.example.com"], days_left=10, challenge="dns-01")
+
+    before = shown_counts(alice_client.get(reverse("ui:dashboard")).content.decode())
+    alice_client.post(delete_url(site), {"certificates": "stop"})
+    after = shown_counts(alice_client.get(reverse("ui:dashboard")).content.decode())
+
+    assert (before["expiring"], after["expiring"]) == (2, 1)
+    listed = alice_client.get(reverse("ui:certificate-list"), {"status": "expiring"})
+    assert "k.example.com" in listed.content.decode()
+    assert "www.a.example.com" not in listed.content.decode()

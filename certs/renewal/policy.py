@@ -122,9 +122,11 @@ def stopped(cert, message):
 
 def stop_renewing(certificate_ids):
     """Their owner wants them no longer renewed (their site was deleted): no next renewal and no
-    ARI re-check; they stay valid until they expire. A renewal by hand plans anew (issued)."""
+    ARI re-check; they stay valid until they expire, without expiry alerts (renewal_stopped).
+    A renewal asked for by hand clears the flag (certs.orders.start_order) and plans anew."""
     Certificate.objects.filter(pk__in=certificate_ids).update(
-        next_renewal_at=None, ari_check_after=None, ari_window_start=None, ari_window_end=None)
+        renewal_stopped=True, next_renewal_at=None, ari_check_after=None, ari_window_start=None,
+        ari_window_end=None)
 
 
 # --- ARI (RFC 9773): the CA's suggested renewal window

@@ -7,7 +7,7 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.response import Response
 
 from certs import problems
-from certs.site_removal import CertificatesChoice, RevocationFailed
+from certs.site_removal import CertificatesChoice, RevocationFailed, not_revoked_text
 from panel.hosting import sites
 from panel.models import Site
 from panel.security import audit
@@ -20,8 +20,8 @@ _CERTIFICATES_PARAMETER = OpenApiParameter(
     description="What becomes of the site's certificates that no other site of its owner uses: "
                 "keep (renewed as before), stop (no longer renewed; valid until they expire) or "
                 "revoke (revoked at the CA, reason cessationOfOperation, and no longer renewed). "
-                "Certificates covering a name of another of the owner's sites are always kept. "
-                "Default: keep.",
+                "Certificates covering a name of another of the owner's sites, and those "
+                "another user owns, are always kept. Default: keep.",
 )
 _CA_ERROR = inline_serializer(
     "SiteDeleteCaError", {"code": serializers.CharField(), "raw": serializers.CharField()},
@@ -94,7 +94,9 @@ class SiteViewSet(viewsets.ModelViewSet):
                    responses={204: None, 400: _ERROR, 502: _ERROR})
     def destroy(self, request, *args, **kwargs):
         """Delete the site and remove its nginx config; `certificates` says what becomes of its
-        certificates. If the CA does not revoke one, the site is not deleted."""
+        certificates. The CA is asked once the site is deleted: if it does not revoke one,
+        the site stays deleted and the answer (400 or 502) says which certificates are left
+        valid, no longer renewed nor served."""
         site = self.get_object()
         choice = request.query_params.get("certificates", CertificatesChoice.KEEP)
         if choice not in CertificatesChoice.values:
@@ -103,12 +105,12 @@ class SiteViewSet(viewsets.ModelViewSet):
             raise serializers.ValidationError({"certificates": [message]})
         try:
             revoked = sites.delete_site(site, choice)
-        except RevocationFailed as exc:
+        except RevocationFailed as exc:  # the site is deleted all the same
             self._record_revocations(exc.revoked)
             code = status.HTTP_502_BAD_GATEWAY if exc.transient else status.HTTP_400_BAD_REQUEST
             names = ", ".join(exc.names)
             lead = _("The CA did not revoke the certificate for %(names)s.") % {"names": names}
-            detail = problems.join(lead, exc.failure.text, _("The site was not deleted."))
+            detail = problems.join(lead, exc.failure.text, not_revoked_text(exc))
             ca_error = {"code": exc.failure.code, "raw": exc.failure.raw}
             return Response({"detail": detail, "ca_error": ca_error}, status=code)
         self._record_revocations(revoked)

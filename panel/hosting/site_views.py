@@ -119,30 +119,31 @@ def site_delete(request, pk):
     """GET asks for confirmation, listing the certificates only this site uses and asking what
     becomes of them; POST deletes the site and removes its vhost."""
     site = access.get_owned(Site, request.user, pk=pk)
-    alone, shared = site_removal.certificates_of(site)
+    alone, shared, foreign = site_removal.certificates_of(site)
     form = SiteDeleteForm(request.POST if request.method == "POST" else None)
     if form.is_valid():
         choice = (alone and form.cleaned_data["certificates"]) or site_removal.KEEP
+        refused = None
         try:
             revoked = sites.delete_site(site, choice)
-        except site_removal.RevocationFailed as exc:
-            _record_revocations(request, exc.revoked)
-            names = ", ".join(exc.names)
-            lead = _("The CA did not revoke the certificate for %(names)s.") % {"names": names}
-            form.add_error(None, exc.failure.html(lead))
-            form.add_error(None, _("The site was not deleted: try again, or choose another "
-                                   "option."))
-        else:
-            _record_revocations(request, revoked)
-            messages.success(request, _("Site %(name)s deleted; nginx no longer serves it.")
-                             % {"name": validation.unicode_domain(site.primary_domain)})
-            if alone and choice != site_removal.KEEP:
-                messages.info(request, ngettext("Its certificate is no longer renewed.",
-                                                "Its %(count)d certificates are no longer renewed.",
-                                                len(alone)) % {"count": len(alone)})
-            return redirect("ui:site-list")
+        except site_removal.RevocationFailed as exc:  # the site is deleted all the same
+            refused, revoked = exc, exc.revoked
+        _record_revocations(request, revoked)
+        messages.success(request, _("Site %(name)s deleted; nginx no longer serves it.")
+                         % {"name": validation.unicode_domain(site.primary_domain)})
+        if refused:
+            lead = _("The CA did not revoke the certificate for %(names)s.") % {
+                "names": ", ".join(refused.names)}
+            messages.error(request, refused.failure.html(lead))
+            messages.warning(request, site_removal.not_revoked_text(refused))
+        elif alone and choice != site_removal.KEEP:
+            messages.info(request, ngettext("Its certificate is no longer renewed.",
+                                            "Its %(count)d certificates are no longer renewed.",
+                                            len(alone)) % {"count": len(alone)})
+        return redirect("ui:site-list")
     return render(request, "panel/site_delete.html", {
         "nav": "sites", "site": site, "form": form, "certificates": alone, "shared": shared,
+        "foreign": foreign,
         "http01_renewals_fail": not access.is_admin(site.owner) and any(
             certificate.challenge == ChallengeType.HTTP01 for certificate in alone),
     })

@@ -171,16 +171,17 @@ def add_names(site: Site, names, actor):
 
 
 def delete_site(site: Site, certificates=site_removal.KEEP):
-    """Delete the site and queue the removal of its vhost. Its certificates that no other site of
-    its owner uses are kept renewing, stopped, or revoked at the CA and stopped (`certificates`);
-    returns the versions revoked. A revocation the CA refuses raises
-    site_removal.RevocationFailed, and the site stays."""
+    """Delete the site and queue the removal of its vhost. Its owner's certificates that no other
+    site of the owner uses are kept renewing, stopped, or revoked at the CA and stopped
+    (`certificates`); returns the versions revoked. The CA is asked only once the site is
+    deleted: revoking is the one step that cannot be undone, so if the CA refuses
+    (site_removal.RevocationFailed) no site serves a revoked certificate; those left are no
+    longer renewed, and can be revoked from their own pages."""
     site_id = site.pk
     task_queue.require_reachable()
-    alone, _shared = site_removal.certificates_of(site)
-    revoked = site_removal.revoke_all(alone) if certificates == site_removal.REVOKE else []
+    alone, _shared, _foreign = site_removal.certificates_of(site)
     with transaction.atomic():
         site_removal.release(alone, certificates)
         site.delete()
         dispatch.queue_site_removal(site_id)
-    return revoked
+    return site_removal.revoke_all(alone) if certificates == site_removal.REVOKE else []
