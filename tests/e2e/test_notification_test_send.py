@@ -2,24 +2,13 @@
 working and cannot be pressed twice, and the page comes back within the test's time limit
 saying there was no answer (certs.notifications.TEST_TIMEOUT_SECONDS)."""
 
-import socket
 import time
 
-import pytest
 from playwright.sync_api import expect
 
 from certs.notifications import TEST_TIMEOUT_SECONDS
 from tests.e2e.test_browser import log_in
-
-
-@pytest.fixture
-def silent_port():
-    """Takes connections and requests, never answers."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    yield listener.getsockname()[1]
-    listener.close()
+from tests.test_ui_notifications import silent_port  # noqa: F401 - the fixture
 
 
 def test_send_test_shows_it_works_and_gives_up_in_time(browser_session, panel_stack, silent_port):
