@@ -664,13 +664,16 @@ def _store_version(order, chain_pem):
         cert.current_version = version
         cert.status = Certificate.Status.VALID
         cert.last_error, cert.last_failure = "", None
-        renewal_policy.issued(cert, version, is_renewal=order.is_renewal)
+        replaced = renewal_policy.issued(cert, version, is_renewal=order.is_renewal)
         cert.save(update_fields=["current_version", "status", "last_error", "last_failure",
                                  "next_renewal_at", "renewal_failures"])
         order.status = Order.Status.VALID
         order.finished_at = timezone.now()
         order.log(gettext_noop("Certificate issued: serial %(serial)s, valid until %(until)s UTC"),
                   serial=version.serial, until=f"{version.not_after:%Y-%m-%d %H:%M}")
+        if replaced:
+            order.log(gettext_noop("It covers every name of the site's earlier certificate, which is no "
+                                   "longer renewed (its current version stays valid until it expires)."))
         if created:
             audit.record(None, audit.Action.ISSUE, version, serial=version.serial, renewal=order.is_renewal)
         dispatch.put_in_service(cert)

@@ -16,6 +16,7 @@ from cryptography.x509.oid import NameOID
 from django.contrib.auth import get_user_model
 from django.db import OperationalError, connection
 from django.urls import reverse
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from certs import orders
@@ -448,3 +449,25 @@ def test_renew_now_is_a_renewal_and_try_again_is_not(ca, order):
     Order.objects.filter(pk=renewal.pk).update(status=Order.Status.VALID)
     assert api.post(f"/api/v1/certificates/{certificate.pk}/renew/").status_code == 202
     assert certificate.latest_order().is_renewal
+
+
+def test_a_certificate_covering_an_earlier_one_of_its_site_ends_its_renewals(ca, order):
+    """A wildcard ticked after a first certificate (or a new key type): nginx serves one
+    certificate per site, so the earlier one would renew and alert for nothing."""
+    site = Site.objects.get(owner=order.owner)
+    first = order.certificate
+    Certificate.objects.filter(pk=first.pk).update(site=site)
+    run_to_end(order)
+    elsewhere = Certificate.objects.create(owner=order.owner, account=first.account, site=site,
+                                           domains=["b.example.com"], next_renewal_at=timezone.now())
+    second = Certificate.objects.create(owner=order.owner, account=first.account, site=site,
+                                        domains=["a.example.com"])
+    later = run_to_end(Order.objects.create(owner=order.owner, certificate=second))
+
+    assert later.status == Order.Status.VALID
+    first.refresh_from_db()
+    assert first.renewal_stopped and first.next_renewal_at is None
+    assert first.current_version is not None  # valid until it expires, as it was
+    elsewhere.refresh_from_db()
+    assert not elsewhere.renewal_stopped and elsewhere.next_renewal_at is not None  # not covered
+    assert "no longer renewed" in [entry.text for entry in later.log_entries.all()][-1]

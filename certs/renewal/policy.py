@@ -23,7 +23,7 @@ from certs import accounts, notifications
 from certs.acme import AcmeError
 from certs.acme.ari import DEFAULT_RETRY_AFTER, ari_cert_id, clamp_retry_after
 from certs.models import Certificate, CertificateVersion, Order
-from panel.toolkit import clock
+from panel.toolkit import clock, validation
 from panel.toolkit.task_queue import NamedTask
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,8 @@ def reason(cert, now=None) -> str:
 
 
 def issued(cert, version, is_renewal=False):
-    """A new version is in place: plan the next renewal. Called inside the issuing transaction."""
+    """A new version is in place: plan the next renewal. Called inside the issuing transaction.
+    Returns the ids of the site's older certificates this one makes redundant (retire_covered)."""
     cert.renewal_failures = 0
     cert.next_renewal_at = planned_renewal(version)
     schedule_ari_refresh(cert)  # ARI (network) runs after the commit, see apply_ari
@@ -87,6 +88,22 @@ def issued(cert, version, is_renewal=False):
                              f"A new certificate for {names} was issued: serial {version.serial}, valid until "
                              f"{version.not_after:%Y-%m-%d %H:%M} UTC. Next renewal planned for "
                              f"{cert.next_renewal_at:%Y-%m-%d %H:%M} UTC.")
+    return retire_covered(cert)
+
+
+def retire_covered(cert):
+    """The site's older certificates of the same owner whose every name `cert` covers stop
+    renewing (a wildcard ticked after a first certificate, another key type): nginx serves one
+    certificate per site, so they would go on renewing, and alerting, for nothing. Their versions
+    stay, valid until they expire. Returns their ids."""
+    if cert.site_id is None:
+        return []
+    older = (Certificate.objects.filter(site_id=cert.site_id, owner_id=cert.owner_id, renewal_stopped=False)
+             .exclude(pk=cert.pk).only("pk", "domains"))
+    covered = [other.pk for other in older
+               if all(any(validation.name_covers(mine, name) for mine in cert.domains) for name in other.domains)]
+    stop_renewing(covered)
+    return covered
 
 
 def failed(cert, message, retry_after=None):

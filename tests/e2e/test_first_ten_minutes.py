@@ -121,6 +121,8 @@ def play_the_first_ten_minutes(session, stack, bind):
     wildcard = next(c for c in certificates if set(c["domains"]) == {DOMAIN, f"*.{DOMAIN}"})
     assert wildcard["status"] == "valid", wildcard
     served(stack, f"www.{DOMAIN}", wildcard["serial"])
+    # One certificate renews for the site: the wildcard's covers the first one's name.
+    assert stack.api("GET", f"/api/v1/certificates/{first['id']}/").json()["next_renewal_at"] is None
     site = stack.api("GET", "/api/v1/sites/").json()["results"][0]
     assert f"*.{DOMAIN}" in site["domains"], site
 
