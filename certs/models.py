@@ -9,6 +9,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from panel.toolkit.encryption import EncryptedTextField
+from panel.toolkit.validation import unicode_domain
 
 
 class KeyType(models.TextChoices):
@@ -301,11 +302,22 @@ class OrderLogEntry(models.Model):
     def text(self):
         """The line in the active language. A param may itself be a failure stored as
         {"message", "params"} (certs.problems): its message is put in the same language."""
+        return self._text(lambda value: value)
+
+    @property
+    def shown(self):
+        """The line as the pages show it: the names it is about in Unicode, as people type an
+        IDN, not in punycode (the API and the records to add keep the stored form)."""
+        return self._text(lambda value: ", ".join(map(unicode_domain, value.split(", "))))
+
+    def _text(self, show_names):
         if self.params is None:
             return self.message
-        return _filled(self.message, {name: _filled(value["message"], value.get("params") or {})
-                                      if isinstance(value, dict) and "message" in value else value
-                                      for name, value in self.params.items()})
+        return _filled(self.message, {
+            key: _filled(value["message"], value.get("params") or {})
+            if isinstance(value, dict) and "message" in value
+            else show_names(value) if key in NAME_PARAMS and isinstance(value, str) else value
+            for key, value in self.params.items()})
 
     @property
     def raw(self):
@@ -313,6 +325,9 @@ class OrderLogEntry(models.Model):
         nested = [value.get("params") or {} for value in (self.params or {}).values()
                   if isinstance(value, dict)]
         return next((params["raw"] for params in nested if params.get("raw")), "")
+
+
+NAME_PARAMS = ("name", "names")  # the params of log lines that hold the names an order is for
 
 
 def _filled(message, params):

@@ -5,8 +5,10 @@ import re
 
 import pytest
 from django.urls import reverse
+from django.utils.translation import gettext_noop
+from rest_framework.test import APIClient
 
-from certs.models import AcmeAccount, Certificate
+from certs.models import AcmeAccount, Certificate, Order
 from panel.models import Site
 
 pytestmark = pytest.mark.usefixtures("queued")  # tests/conftest.py
@@ -92,3 +94,15 @@ def test_the_delete_page_lists_the_certificates_in_unicode(alice_client, idn_cer
 def test_a_refusal_names_the_name_as_typed(alice_client, bob_client, idn_site):
     response = bob_client.post(reverse("ui:site-add"), {"domains": IDN})
     assert f"Already used by another site: {IDN}" in response.content.decode()
+
+
+def test_the_order_log_names_the_name_in_unicode_and_the_api_keeps_punycode(alice_client, alice, idn_certificate):
+    order = Order.objects.create(owner=alice, certificate=idn_certificate)
+    order.log(gettext_noop("%(name)s: validated"), name=PUNYCODE)
+    html = page(alice_client, reverse("ui:site-detail", args=[idn_certificate.site.pk]))
+    log = re.search(r'<ol class="log".*?</ol>', html, re.DOTALL).group(0)
+    assert f"{IDN}: validated" in log and PUNYCODE not in log
+    api = APIClient()
+    api.force_authenticate(alice)
+    lines = api.get(f"/api/v1/certificates/{idn_certificate.pk}/").json()["order"]["log"]
+    assert lines[-1].endswith(f"{PUNYCODE}: validated")  # scripts match what the CA was asked for
