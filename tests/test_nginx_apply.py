@@ -208,5 +208,7 @@ def test_a_stored_root_in_a_system_directory_is_taken_down_not_served(nginx, tmp
     apply.reload_now()
     site.refresh_from_db()
     assert site.config_status == "failed" and "/etc" in site.config_error
+    # The site page says why in the reader's language; the check's own words in the fold-out.
+    assert site.config_failure == {"message": apply.ROOT_REFUSED, "params": {"raw": site.config_error}}
     assert not (nginx.NGINX_VHOST_DIR / site.config_name).exists()
     assert settled(lambda: "root:" not in fetch(nginx, "a.example.com", "/passwd").text)

@@ -58,6 +58,8 @@ BROKEN_ELSEWHERE = gettext_noop("nginx's configuration is broken elsewhere, so n
                                 "this site stays in place.")
 UPSTREAM_REFUSED = gettext_noop("The site's upstream is refused by the server's outbound policy; "
                                 "nginx keeps the site's previous config.")
+ROOT_REFUSED = gettext_noop("The site's document root is, holds or lies inside a system directory or "
+                            "the panel's data: nginx no longer serves the site. Choose another root.")
 FILES_NOT_WRITTEN = gettext_noop("The certificate's files could not be written; nginx keeps the "
                                  "site's previous config. Check the disk space and the permissions "
                                  "of the data directory.")
@@ -234,7 +236,8 @@ def apply_site_config(site) -> SiteApplied:
         refused = _root_refusal(site)
         if refused:
             # A root stored before the rule, or a link changed since: nginx stops serving it.
-            Site.objects.filter(pk=site.pk).update(config_status="failed", config_error=refused)
+            Site.objects.filter(pk=site.pk).update(config_status="failed", config_error=refused,
+                                                   config_failure=_failure(ROOT_REFUSED, refused))
             if _take_down(current, site):
                 request_reload()
             return SiteApplied(ok=False, error=refused, version=version, site=site)
