@@ -64,12 +64,16 @@ def site_page_context(request, site, issue_form, open_tab="overview", one_click_
     the errors are in sight."""
     certificate = access.scoped(Certificate, request.user).filter(site=site).with_current_version().first()
     order = certificate.latest_order() if certificate else None
+    pending = certificate is not None and certificate.current_version_id is None
+    serving = site.serving_version() if pending else None
     return {
         "nav": "sites",
         "site": site,
         "open_tab": open_tab,
         "certificate": with_status_details(certificate) if certificate else None,
         "order": with_dns_records(order) if order else None,
+        # A new certificate not issued yet (a wildcard just ticked): the earlier one still serves.
+        "served_meanwhile": serving,
         "issue_form": issue_form,
         "one_click_form": one_click_form,
         "return_to": site_certificate_tab(site.pk),  # the `next` of the tab's "add … first" detours

@@ -13,6 +13,7 @@ from certs.models import AcmeAccount, Certificate, Order
 from panel.hosting import sites
 from panel.models import Site, SiteDomain, UserQuota
 from panel.security import homes
+from tests.test_versions import make_certificate
 
 pytestmark = pytest.mark.usefixtures("queued")
 
@@ -114,3 +115,15 @@ def test_a_dns01_site_starts_with_its_wildcards_ticked(alice_client, alice, site
     assert ticked(html, "wild.example.test") and ticked(html, "*.wild.example.test")
     assert re.search(r'<input type="radio" name="challenge" value="dns-01-manual"[^>]*checked',
                      html)
+
+
+def test_while_a_new_certificate_is_ordered_the_page_says_the_earlier_one_still_serves(alice_client, alice):
+    site = Site.objects.create(owner=alice, domains=["wild.example.test"], root="/unused")
+    earlier = make_certificate(alice, ["wild.example.test"], site=site)
+    url = reverse("ui:site-detail", args=[site.pk])
+    assert "goes on serving" not in alice_client.get(url).content.decode()  # the one shown serves
+
+    make_certificate(alice, ["wild.example.test", "*.wild.example.test"], site=site, days_left=None)
+    html = alice_client.get(url).content.decode()
+    assert (f"nginx goes on serving the site's earlier one (serial {earlier.current_version.serial}"
+            in html)

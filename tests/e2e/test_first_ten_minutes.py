@@ -112,7 +112,9 @@ def play_the_first_ten_minutes(session, stack, bind):
     reader.read("09-txt-records")
     name = page.locator("#txt-name-1").input_value()
     values = [field.input_value() for field in records.locator("input[id^='txt-value-1-']").all()]
-    assert name == f"_acme-challenge.{DOMAIN}" and len(values) == 2, (name, values)
+    # Two values, one each for the name and its wildcard, unless Pebble reused the name's
+    # authorization from the first order (it does half the time, as CAs may).
+    assert name == f"_acme-challenge.{DOMAIN}" and len(values) in (1, 2), (name, values)
     for value in values:
         bind.nsupdate_add_txt(name, value)
     expect(status.locator(".order .badge")).to_have_text("有效", timeout=ORDER_TIMEOUT_MS)  # no click needed
