@@ -135,6 +135,11 @@ class Failure:
         return self.params.get("code") or ""
 
     @property
+    def ca_error(self) -> dict:
+        """The API's `ca_error`: the code and the CA's (or the network's) own words, for scripts."""
+        return {"code": self.code, "raw": self.raw}
+
+    @property
     def text(self) -> str:
         """Cause and next step, for a flash message or a form error."""
         return join(self.lead, self.hint)

@@ -40,6 +40,11 @@ class RevocationFailed(Exception):
         self.names, self.failure, self.revoked = names, failure, revoked
         self.not_revoked, self.transient = not_revoked, transient
 
+    def lead(self):
+        """The page's and the API's first sentence about it, in the reader's language."""
+        names = ", ".join(self.names)
+        return _("The CA did not revoke the certificate for %(names)s.") % {"names": names}
+
 
 def certificates_of(site):
     """(alone, shared, foreign): the site owner's certificates on the site that no other site of

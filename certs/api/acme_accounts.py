@@ -55,7 +55,7 @@ class AcmeAccountSerializer(serializers.ModelSerializer):
             told = problems.join(_("The account was not registered."), failure.text)
             raise serializers.ValidationError({
                 "directory_url": [told],
-                "ca_error": {"code": failure.code, "raw": failure.raw},
+                "ca_error": failure.ca_error,
             })
 
 

@@ -135,8 +135,8 @@ class CertificateVersionRevoke(APIView):
             code = status.HTTP_502_BAD_GATEWAY if exc.transient else status.HTTP_400_BAD_REQUEST
             failure = problems.from_acme(exc, version.certificate.account.directory_url)
             return Response({"detail": problems.join(_("The CA did not revoke it."), failure.text),
-                             "ca_error": {"code": failure.code, "raw": failure.raw}}, status=code)
-        audit.record(request, audit.Action.REVOKE, version, reason=version.revocation_reason)
+                             "ca_error": failure.ca_error}, status=code)
+        audit.record_revocations(request, [version])
         return Response(CertificateVersionSerializer(version).data)
 
 

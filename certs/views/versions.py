@@ -68,7 +68,7 @@ def version_revoke(request, pk):
             failure = problems.from_acme(exc, certificate.account.directory_url)
             form.add_error(None, failure.html(_("The CA did not revoke it.")))
         else:
-            audit.record(request, audit.Action.REVOKE, version, reason=version.revocation_reason)
+            audit.record_revocations(request, [version])
             if version.is_current:
                 messages.success(request, _("Certificate revoked. Re-issue it so the site gets a valid one."))
             else:

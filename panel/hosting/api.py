@@ -106,17 +106,9 @@ class SiteViewSet(viewsets.ModelViewSet):
         try:
             revoked = sites.delete_site(site, choice)
         except RevocationFailed as exc:  # the site is deleted all the same
-            self._record_revocations(exc.revoked)
+            audit.record_revocations(request, exc.revoked)
             code = status.HTTP_502_BAD_GATEWAY if exc.transient else status.HTTP_400_BAD_REQUEST
-            names = ", ".join(exc.names)
-            lead = _("The CA did not revoke the certificate for %(names)s.") % {"names": names}
-            detail = problems.join(lead, exc.failure.text, not_revoked_text(exc))
-            ca_error = {"code": exc.failure.code, "raw": exc.failure.raw}
-            return Response({"detail": detail, "ca_error": ca_error}, status=code)
-        self._record_revocations(revoked)
+            detail = problems.join(exc.lead(), exc.failure.text, not_revoked_text(exc))
+            return Response({"detail": detail, "ca_error": exc.failure.ca_error}, status=code)
+        audit.record_revocations(request, revoked)
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-    def _record_revocations(self, revoked):
-        for version in revoked:
-            audit.record(self.request, audit.Action.REVOKE, version,
-                         reason=version.revocation_reason)

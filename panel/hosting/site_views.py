@@ -128,13 +128,11 @@ def site_delete(request, pk):
             revoked = sites.delete_site(site, choice)
         except site_removal.RevocationFailed as exc:  # the site is deleted all the same
             refused, revoked = exc, exc.revoked
-        _record_revocations(request, revoked)
+        audit.record_revocations(request, revoked)
         messages.success(request, _("Site %(name)s deleted; nginx no longer serves it.")
                          % {"name": validation.unicode_domain(site.primary_domain)})
         if refused:
-            lead = _("The CA did not revoke the certificate for %(names)s.") % {
-                "names": ", ".join(refused.names)}
-            messages.error(request, refused.failure.html(lead))
+            messages.error(request, refused.failure.html(refused.lead()))
             messages.warning(request, site_removal.not_revoked_text(refused))
         elif alone and choice != site_removal.KEEP:
             messages.info(request, ngettext("Its certificate is no longer renewed.",
@@ -147,11 +145,6 @@ def site_delete(request, pk):
         "http01_renewals_fail": not access.is_admin(site.owner) and any(
             certificate.challenge == ChallengeType.HTTP01 for certificate in alone),
     })
-
-
-def _record_revocations(request, revoked):
-    for version in revoked:
-        audit.record(request, audit.Action.REVOKE, version, reason=version.revocation_reason)
 
 
 @login_required

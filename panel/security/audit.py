@@ -51,6 +51,13 @@ _OTHER_TYPES = {
 _current_request = contextvars.ContextVar("audit_request", default=None)
 
 
+def record_revocations(request, versions):
+    """Certificate versions revoked at the CA (the version page, the API, a site's deletion),
+    each with the reason it was revoked for."""
+    for version in versions:
+        record(request, Action.REVOKE, version, reason=version.revocation_reason)
+
+
 def record(request_or_none, action, obj=None, **details):
     """Store one entry. With a request, the actor is its user and the address its client's;
     without one (the worker, a management command) it is done by the system on behalf of
