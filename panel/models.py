@@ -299,3 +299,30 @@ class RecoveryCode(models.Model):
 
     class Meta:
         app_label = "panel"
+
+
+class PanelHttps(models.Model):
+    """The panel's own HTTPS (settings.PANEL_PORT): the domain it answers as and the certificate
+    nginx serves it with, an ordinary certificate of the panel's pipeline that renews like any
+    other (panel.hosting.panel_domain). A single row; until the certificate has a version nginx
+    serves the panel with a self-signed one (panel.deployment.nginx.panel_vhost)."""
+
+    domain = models.CharField(max_length=253, blank=True)
+    # PROTECT: the certificate that serves the panel cannot be deleted from under it; clearing
+    # the domain (the page, `manage.py panel_domain --clear`) lets it go.
+    certificate = models.ForeignKey("certs.Certificate", null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("the panel's HTTPS")
+
+    @classmethod
+    def load(cls):
+        return cls.objects.select_related("certificate__current_version").filter(pk=1).first() or cls(pk=1)
+
+    def serving_version(self):
+        """The certificate version nginx serves the panel with, or None (self-signed): its
+        certificate's current version, unless that was revoked."""
+        version = self.certificate.current_version if self.certificate_id else None
+        return version if version is not None and version.revoked_at is None else None

@@ -4,7 +4,9 @@ See README.md, "Configuration", for every variable. Values are validated here, a
 start-up, and every problem is reported at once.
 """
 
+import ipaddress
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -23,6 +25,18 @@ def _load_dotenv(path):
         if line and not line.startswith("#") and "=" in line:
             key, _, value = line.partition("=")
             os.environ.setdefault(key.strip(), value.strip().strip("'\""))
+
+
+def _local_upstream(value):
+    """A loopback host:port, or unix:/absolute/path."""
+    if value.startswith("unix:/"):
+        return True
+    host, _, port = value.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        return port.isdigit() and 0 < int(port) < 65536 and (host == "localhost" or ipaddress.ip_address(host).is_loopback)
+    except ValueError:
+        return False
 
 
 _load_dotenv(BASE_DIR / ".env")
@@ -101,7 +115,12 @@ CELERY_BEAT_SCHEDULE = {
     "renewal-sweep": {"task": "certs.tasks.renewal_sweep", "schedule": RENEWAL_SWEEP_SECONDS},
     "ari-recheck": {"task": "certs.tasks.ari_recheck", "schedule": RENEWAL_SWEEP_SECONDS},
     "expiry-alerts": {"task": "certs.tasks.expiry_alerts", "schedule": 24 * 3600.0},
+    # /healthz calls a queue's workers stale when their last beat is older than HEARTBEAT_STALE_SECONDS.
+    **{f"worker-heartbeat-{queue}": {"task": "panel.tasks.worker_heartbeat", "schedule": 30.0, "args": (queue,),
+                                      "options": {"queue": queue, "expires": 30.0}}
+       for queue in ("acme", "deploy")},
 }
+HEARTBEAT_STALE_SECONDS = env.float("CERTPANEL_HEARTBEAT_STALE_SECONDS", 150.0, minimum=1.0)
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
 # --- nginx. Without NGINX_CONF the panel runs its own nginx under the data directory.
@@ -160,10 +179,41 @@ ACME_NETWORK_TIMEOUT = env.int("CERTPANEL_ACME_TIMEOUT", 30, minimum=1)
 # How long a step polls the CA inline before it frees the worker and reschedules.
 ACME_INLINE_POLL_SECONDS = env.float("CERTPANEL_ACME_INLINE_POLL_SECONDS", 3.0)
 
+# --- the panel's own HTTPS (panel/deployment/nginx/panel_vhost.py): nginx serves the panel on this
+# port over TLS and proxies to gunicorn at PANEL_UPSTREAM. 0 (the `make run` default): off, the
+# panel is plain HTTP on loopback.
+PANEL_PORT = env.int("CERTPANEL_PANEL_PORT", 0, minimum=0, maximum=65535)
+# Where gunicorn listens: a loopback address:port or unix:/path. Only loopback or a socket, because
+# the panel believes the X-Forwarded-Proto / -For that reach it (below): only nginx can send them.
+PANEL_UPSTREAM = env.str("CERTPANEL_PANEL_UPSTREAM", "127.0.0.1:8000")
+if PANEL_PORT and not _local_upstream(PANEL_UPSTREAM):
+    env.problems.append(f"CERTPANEL_PANEL_UPSTREAM={PANEL_UPSTREAM!r}: expected a loopback address:port "
+                        "(127.0.0.1:8000, [::1]:8000) or unix:/absolute/path")
+# The panel's domain when none was set yet (the page and `manage.py panel_domain` set it later).
+PANEL_DOMAIN = env.str("CERTPANEL_PANEL_DOMAIN", "")
+# BT-style "security entrance" (panel/security/entrance.py): a secret first path segment an
+# anonymous visitor must come through before the login page (or any page) answers.
+SECURITY_ENTRANCE = env.str("CERTPANEL_SECURITY_ENTRANCE", "")
+if SECURITY_ENTRANCE and not re.fullmatch(r"[A-Za-z0-9_-]{8,64}", SECURITY_ENTRANCE):
+    env.problems.append("CERTPANEL_SECURITY_ENTRANCE: expected 8 to 64 letters, digits, - or _")
+
 # --- login security (panel/security/login_views.py, panel/security/twofactor.py)
-# Browsers send Secure cookies over HTTPS only: on when the panel is served over HTTPS (directly or
-# behind a TLS proxy), off by default because `make run` serves plain HTTP on loopback.
-SECURE_COOKIES = env.bool("CERTPANEL_SECURE_COOKIES", False)
+# Browsers send Secure cookies over HTTPS only: on when the panel is served over HTTPS (directly,
+# on its own port, or behind a TLS proxy), off by default because `make run` serves plain HTTP on loopback.
+SECURE_COOKIES = env.bool("CERTPANEL_SECURE_COOKIES", bool(PANEL_PORT))
+if PANEL_PORT:
+    # gunicorn listens on loopback or a UNIX socket only (checked above), so whatever reaches it
+    # came through the local nginx, which sets X-Forwarded-Proto itself: safe to believe. Django
+    # then sees HTTPS, and its CSRF check accepts the Origin https://<host>:<port> without
+    # CSRF_TRUSTED_ORIGINS (nginx passes the Host header as the browser sent it, port included).
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # ... and its X-Forwarded-For (the audit log's and the lockout's address), unless told otherwise.
+    TRUSTED_PROXIES = TRUSTED_PROXIES or [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
+# Strict-Transport-Security on the panel's pages when served over HTTPS (browsers ignore it over a
+# certificate they do not trust, i.e. until the panel has its domain's certificate). Not for
+# subdomains unless asked: they may be other people's sites.
+SECURE_HSTS_SECONDS = env.int("CERTPANEL_HSTS_SECONDS", 31536000 if PANEL_PORT else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("CERTPANEL_HSTS_SUBDOMAINS", False)
 SESSION_COOKIE_AGE = env.int("CERTPANEL_SESSION_SECONDS", 12 * 3600, minimum=60)  # a login lasts this long
 LOGIN_FAILURE_LIMIT = env.int("CERTPANEL_LOGIN_FAILURE_LIMIT", 6, minimum=1)
 LOGIN_LOCKOUT_MINUTES = env.int("CERTPANEL_LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
@@ -195,6 +245,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Before anything else answers an anonymous visitor (CERTPANEL_SECURITY_ENTRANCE).
+    "panel.security.entrance.SecurityEntranceMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "panel.security.twofactor.TwoFactorMiddleware",
     "panel.security.audit.RequestContextMiddleware",

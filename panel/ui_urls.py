@@ -3,7 +3,7 @@
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from panel.hosting import dashboard_views, site_views
+from panel.hosting import dashboard_views, panel_https_views, site_views
 from panel.security import account_views, audit_views, token_views, user_views
 
 app_name = "ui"
@@ -25,6 +25,8 @@ urlpatterns = [
     path("security/recovery-codes/", account_views.recovery_codes, name="recovery-codes"),
     path("security/password/", account_views.PasswordChangeView.as_view(), name="password-change"),
     path("settings/", account_views.panel_settings, name="settings"),
+    path("settings/panel-https/", panel_https_views.panel_https, name="panel-https"),
+    path("settings/panel-https/clear/", panel_https_views.panel_https_clear, name="panel-https-clear"),
     path("tokens/", token_views.token_list, name="token-list"),
     path("tokens/<int:pk>/revoke/", token_views.token_revoke, name="token-revoke"),
     path("audit/", audit_views.audit_log, name="audit-log"),

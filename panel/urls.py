@@ -16,6 +16,7 @@ from certs.api.install_targets import InstallTargetViewSet
 from certs.api.notification_channels import NotificationChannelViewSet
 from certs.api.reload_presets import ReloadPresetViewSet
 from certs.api.versions import CertificateVersionDownload, CertificateVersionList, CertificateVersionRevoke
+from panel.hosting import health_views
 from panel.hosting.api import SiteViewSet
 from panel.security import login_views
 from panel.security.api import ApiTokenViewSet
@@ -46,6 +47,7 @@ urlpatterns = [
     path("api/v1/certificate-versions/<int:pk>/revoke/", CertificateVersionRevoke.as_view(),
          name="certificate-version-revoke"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("healthz", health_views.healthz, name="healthz"),
     path("login/", login_views.PasswordStepView.as_view(), name="login"),
     path("login/code/", login_views.second_step, name="login-verify"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -21,8 +21,8 @@ from django.utils.translation import gettext as _
 from certs import notifications
 from certs.models import InstallTarget
 from panel.deployment import install_targets, outcome
-from panel.deployment.nginx import apply
-from panel.models import Site
+from panel.deployment.nginx import apply, panel_vhost
+from panel.models import PanelHttps, Site
 from panel.security import homes
 from panel.toolkit import task_queue
 from panel.toolkit.task_queue import NamedTask
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 APPLY_SITE = NamedTask("panel.tasks.apply_site")
 REMOVE_SITE = NamedTask("panel.tasks.remove_site")
 INSTALL_CERTIFICATE = NamedTask("certs.tasks.install_certificate")
+APPLY_PANEL_VHOST = NamedTask("panel.tasks.apply_panel_vhost")
 
 
 def put_in_service(cert, install_targets=True):
@@ -42,6 +43,8 @@ def put_in_service(cert, install_targets=True):
     there (an import from another ACME client, which installed them itself)."""
     if cert.site_id:
         queue_site_apply(cert.site_id)
+    if PanelHttps.objects.filter(pk=1, certificate_id=cert.pk).exists():
+        queue_panel_vhost()  # the panel's own certificate: nginx serves the panel with it
     if install_targets:
         queue_installs(cert.pk)
 
@@ -98,6 +101,33 @@ def deploy_site(site_id) -> bool:
 
 def remove_site(site_id):
     apply.remove_site_config(site_id)
+
+
+# --- the panel's own vhost (settings.PANEL_PORT)
+
+
+def queue_panel_vhost():
+    """Inside a transaction: the panel's vhost is written again once this commits (its
+    certificate has a new version, or its domain changed)."""
+    transaction.on_commit(lambda: APPLY_PANEL_VHOST.delay(), robust=True)
+
+
+def deploy_panel_vhost() -> bool:
+    """Write the panel's vhost with its current certificate (or the self-signed one) and have
+    nginx reload: a new TLS handshake on the panel's port shows it, nothing restarts. Raises
+    apply.CertificateFilesNotWritten (after recording it) so the task retries."""
+    version = PanelHttps.load().serving_version()
+    try:
+        ok, error = panel_vhost.install()
+    except apply.CertificateFilesNotWritten as exc:
+        if version is not None:
+            outcome.record_failure(version, str(exc))
+        raise
+    if not ok:
+        log.error("nginx refused the panel's vhost; it keeps the previous one: %s", error)
+    elif version is not None:
+        outcome.record_success(version)
+    return ok
 
 
 # --- install targets

@@ -5,6 +5,7 @@ registered under: tasks already queued in Redis when the panel is upgraded still
 from celery import shared_task
 
 from panel.deployment import dispatch
+from panel.hosting import health
 from panel.deployment.nginx import apply
 
 
@@ -41,3 +42,16 @@ def install_certificate(certificate_id, target_id=None):
 @shared_task(name="certs.tasks.resume_stalled_installs", ignore_result=True)
 def resume_stalled_installs():
     dispatch.resume_stalled_installs()
+
+
+@shared_task(name="panel.tasks.apply_panel_vhost", acks_late=True, autoretry_for=(apply.CertificateFilesNotWritten,),
+             retry_backoff=1, retry_backoff_max=300, retry_jitter=False, max_retries=16)
+def apply_panel_vhost():
+    """The panel's own vhost, with its certificate's current version (settings.PANEL_PORT)."""
+    dispatch.deploy_panel_vhost()
+
+
+@shared_task(name="panel.tasks.worker_heartbeat", ignore_result=True)
+def worker_heartbeat(queue):
+    """Beat sends one to each queue every 30 s: /healthz tells whether its workers are taking tasks."""
+    health.record_heartbeat(queue)

@@ -114,3 +114,16 @@ class SiteDeleteForm(forms.Form):
     certificates = forms.ChoiceField(
         label=_("What becomes of them"), required=False, widget=forms.RadioSelect,
         choices=site_removal.CertificatesChoice.choices, initial=site_removal.KEEP)
+
+
+class PanelDomainForm(forms.Form):
+    """The panel's own domain (panel.hosting.panel_domain checks it)."""
+
+    domain = forms.CharField(
+        label=_("The panel's domain"), max_length=253,
+        widget=forms.TextInput(attrs={"autocapitalize": "none", "spellcheck": "false",
+                                      "placeholder": "panel.example.com"}),
+        help_text=_("A name whose DNS points at this server, served by no site. The panel gets a certificate "
+                    "for it from the default certificate authority, validated on the HTTP port, and renews it "
+                    "like any other."),
+    )

@@ -90,6 +90,9 @@ def client_address(request):
     nearest X-Forwarded-For address that is not itself one of those proxies. A client can
     write anything into X-Forwarded-For, so it is believed only from those proxies."""
     address = _ip(request.META.get("REMOTE_ADDR", ""))
+    if address is None and _behind_panel_socket(request):
+        # gunicorn on a UNIX socket behind the panel's own nginx, which replaces X-Forwarded-For.
+        return str(_ip(request.META["HTTP_X_FORWARDED_FOR"].split(",")[-1]) or "") or None
     if address is None or not _is_trusted_proxy(address):
         return address and str(address)
     hops = [_ip(hop) for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
@@ -100,6 +103,11 @@ def client_address(request):
         if not _is_trusted_proxy(hop):
             break
     return str(address)
+
+
+def _behind_panel_socket(request):
+    return (settings.PANEL_PORT and settings.PANEL_UPSTREAM.startswith("unix:")
+            and not request.META.get("REMOTE_ADDR") and "HTTP_X_FORWARDED_FOR" in request.META)
 
 
 def _ip(text):

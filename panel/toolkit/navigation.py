@@ -26,6 +26,7 @@ STAFF_ENTRIES = (
     ("import", "ui:import", _("Import from acme.sh / certbot")),
     ("audit", "ui:audit-log", _("Audit log")),
     ("settings", "ui:settings", _("Settings")),
+    ("panel-https", "ui:panel-https", _("Panel HTTPS")),
 )
 
 
