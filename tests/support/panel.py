@@ -103,6 +103,8 @@ class PanelStack:
     a fresh database (created, and dropped at stop) on that server (default
     postgresql://postgres@127.0.0.1:5432/postgres); any other URL is used as is.
     http_port defaults to pebble.http_port (where Pebble's VA connects for HTTP-01).
+    panel_port: serve the panel over HTTPS through nginx on this port (0: a free one), as in
+    production (CERTPANEL_PANEL_PORT, proxying to gunicorn); `panel_url` is its address.
     """
 
     def __init__(
@@ -122,6 +124,7 @@ class PanelStack:
         worker_queues: str = "acme,deploy,default",
         python: str = sys.executable,
         start_timeout: float = 60.0,
+        panel_port: int | None = None,
     ):
         self.tmp_dir = Path(tmp_dir).resolve()
         self.pebble = pebble
@@ -130,6 +133,7 @@ class PanelStack:
         self.http_port = http_port or pebble.http_port
         self.https_port = https_port or free_port()
         self.web_port = free_port()
+        self.panel_port = (panel_port or free_port()) if panel_port is not None else None
         self.extra_env = dict(extra_env or {})
         self.username = username
         self.password = password or secrets.token_urlsafe(16)
@@ -159,6 +163,13 @@ class PanelStack:
     @property
     def web_url(self) -> str:
         return f"http://{LOOPBACK}:{self.web_port}"
+
+    @property
+    def panel_url(self) -> str:
+        """The panel over HTTPS through nginx (panel_port=...)."""
+        if self.panel_port is None:
+            raise HarnessError("this stack does not serve the panel on its own HTTPS port")
+        return f"https://{LOOPBACK}:{self.panel_port}"
 
     @property
     def nginx_error_log(self) -> Path:
@@ -193,6 +204,9 @@ class PanelStack:
                 "CERTPANEL_DNS_RESOLVERS": self.pebble.dns_address,
             }
         )
+        if self.panel_port is not None:
+            env["CERTPANEL_PANEL_PORT"] = str(self.panel_port)
+            env["CERTPANEL_PANEL_UPSTREAM"] = f"{LOOPBACK}:{self.web_port}"
         env.update(self.extra_env)
         return env
 
