@@ -219,6 +219,18 @@ def test_nginx_serves_the_panel_self_signed_then_with_its_certificate_without_a_
 
 
 @pytest.mark.django_db
+def test_beat_puts_a_lost_update_of_the_vhost_right(nginx, alice, monkeypatch):
+    queued = mock.Mock()
+    monkeypatch.setattr(dispatch, "APPLY_PANEL_VHOST", queued)
+    assert not dispatch.resume_panel_vhost()  # as it should be: nothing to do
+    PanelHttps.objects.create(pk=1, domain="panel.example.com", certificate=issued_certificate(alice,
+                                                                                               "panel.example.com"))
+    assert dispatch.resume_panel_vhost() and queued.delay.called  # its task was lost
+    dispatch.deploy_panel_vhost()
+    assert panel_vhost.is_current()
+
+
+@pytest.mark.django_db
 def test_a_vhost_nginx_refuses_leaves_the_previous_one_serving(nginx, alice):
     before = panel_vhost.config_path(apply.layout()).read_text()
     nginx.PANEL_UPSTREAM = "127.0.0.1:99999"  # not a port: nginx -t refuses it

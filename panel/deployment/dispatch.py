@@ -112,6 +112,15 @@ def queue_panel_vhost():
     transaction.on_commit(lambda: APPLY_PANEL_VHOST.delay(), robust=True)
 
 
+def resume_panel_vhost() -> bool:
+    """Queue the panel's vhost again if it is not what it should be: its task was lost with its
+    broker, or nginx refused it last time. Run by beat with resume_stalled_applies."""
+    if panel_vhost.is_current():
+        return False
+    APPLY_PANEL_VHOST.delay()
+    return True
+
+
 def deploy_panel_vhost() -> bool:
     """Write the panel's vhost with its current certificate (or the self-signed one) and have
     nginx reload: a new TLS handshake on the panel's port shows it, nothing restarts. Raises

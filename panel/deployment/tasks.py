@@ -31,6 +31,7 @@ def reload_nginx():
 @shared_task(name="panel.tasks.resume_stalled_applies", ignore_result=True)
 def resume_stalled_applies():
     dispatch.resume_stalled_applies()
+    dispatch.resume_panel_vhost()
 
 
 @shared_task(name="certs.tasks.install_certificate", acks_late=True, ignore_result=True)

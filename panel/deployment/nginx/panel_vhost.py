@@ -112,6 +112,14 @@ def preview() -> str:
     return render_panel_vhost(current, settings.PANEL_PORT, settings.PANEL_UPSTREAM, row.domain, files)
 
 
+def is_current() -> bool:
+    """Whether the vhost on disk is the one install() would write now (nothing to do)."""
+    path = config_path(apply.layout())
+    if not settings.PANEL_PORT:
+        return not path.exists()
+    return path.exists() and path.read_text() == preview()
+
+
 def install(reload=True) -> tuple[bool, str]:
     """Write the panel's vhost as the database says it should be now, and have nginx reload
     (reload=False: nginx is about to start). (ok, nginx's words if it refused: the previous
