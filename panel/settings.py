@@ -38,6 +38,13 @@ CSRF_TRUSTED_ORIGINS = [o for o in env.str("CERTPANEL_CSRF_TRUSTED_ORIGINS", "")
 # Reverse proxies in front of the panel: only their X-Forwarded-For is believed (audit log and lockout addresses).
 TRUSTED_PROXIES = env.network_list("CERTPANEL_TRUSTED_PROXIES")
 
+# Production (scripts/install): the user the web process, the ACME worker and beat run as; `runpanel
+# --production` started as root starts them as this user and only the deploy worker as root.
+SERVICE_USER = env.str("CERTPANEL_SERVICE_USER")
+# The panel's own HTTPS port on nginx (0: off, the `make run` default), and where gunicorn listens behind it.
+PANEL_PORT = env.int("CERTPANEL_PANEL_PORT", 0, minimum=0)
+PANEL_UPSTREAM = env.str("CERTPANEL_PANEL_UPSTREAM", "127.0.0.1:8001")
+
 # --- database: SQLite (WAL) in the data directory unless DATABASE_URL says otherwise
 DATABASE_URL = env.url(
     "DATABASE_URL", f"sqlite:///{DATA_DIR / 'panel.sqlite3'}", schemes=("sqlite", "postgres", "postgresql")

@@ -386,6 +386,18 @@ def reload_now():
         _send_reload()
 
 
+def start_or_reload_system_nginx() -> bool:
+    """The system nginx (NGINX_CONF) reloads its configuration, or starts if it was not running
+    (a container without systemd: the panel's launcher is its supervisor). True if started."""
+    ok, _ = _run("-s", "reload")
+    if ok:
+        return False
+    ok, output = _run()
+    if not ok:
+        raise NginxError(f"nginx did not start: {output}")
+    return True
+
+
 def _send_reload():
     if not settings.NGINX_PRIVATE:
         ok, output = _run("-s", "reload")

@@ -92,6 +92,19 @@ def render_snippets(layout: Layout) -> dict[str, str]:
     }
 
 
+def render_system_include(layout: Layout, default_server: bool) -> str:
+    """The file the system nginx's conf.d holds: the panel's vhosts, and (unless the
+    administrator keeps nginx's own default site) the catch-all servers."""
+    return _render(
+        "system-include.conf",
+        default_server=default_server,
+        listen_http=layout.listen(layout.http_port),
+        listen_https=layout.listen(layout.https_port),
+        snippets_dir=layout.snippets_dir,
+        vhost_dir=layout.vhost_dir,
+    )
+
+
 def render_private_main(layout: Layout, prefix: Path, pid_file: Path) -> str:
     mime_types = Path("/etc/nginx/mime.types")
     return _render(
