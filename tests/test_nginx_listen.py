@@ -16,8 +16,10 @@ from cryptography.x509.oid import NameOID
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 
+from panel import embedded
 from panel.deployment.nginx import apply
 from panel.deployment.nginx.render import CertificateFiles, Layout, render_private_main, render_site
+from panel.management.commands import runpanel
 from panel.models import Site
 from panel.toolkit.config import LISTEN_FAMILIES, LOOPBACK, Env
 from tests.support.ports import free_port, wait_for_port
@@ -212,3 +214,17 @@ def test_nginx_accepts_the_config_for_every_address(private_nginx, settings, fam
     port = settings.NGINX_HTTP_PORT
     assert (f"listen {port} default_server;" in main) == (families != "ipv6")
     assert (f"listen [::]:{port} default_server;" in main) == (families != "ipv4")
+
+
+def test_the_launcher_will_not_start_nginx_on_a_port_taken_on_ipv6(settings):
+    holder = socket.socket(socket.AF_INET6)
+    holder.bind(("::1", 0))
+    holder.listen()
+    settings.NGINX_PRIVATE, settings.NGINX_LISTEN_ADDRESS = True, "127.0.0.1,::1"
+    settings.NGINX_HTTP_PORT, settings.NGINX_HTTPS_PORT = holder.getsockname()[1], free_port()
+    try:
+        with pytest.raises(embedded.StartupError,
+                           match=re.escape(f"nginx: something already listens on [::1]:{settings.NGINX_HTTP_PORT}")):
+            runpanel.Command().start_all(supervisor=None, host="127.0.0.1", port=free_port())
+    finally:
+        holder.close()

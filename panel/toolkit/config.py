@@ -23,6 +23,18 @@ LISTEN_FAMILIES = {"both": (4, 6), "ipv4": (4,), "ipv6": (6,)}
 LOOPBACK = {4: "127.0.0.1", 6: "::1"}
 
 
+def split_host_port(item):
+    """(host, port or "") of `address`, `address:port` or `[IPv6 address]:port`; a bare IPv6
+    address (several colons) has no port."""
+    if item.startswith("["):
+        host, _, rest = item[1:].partition("]")
+        return host, rest.removeprefix(":")
+    if item.count(":") == 1:
+        host, _, port = item.partition(":")
+        return host, port
+    return item, ""
+
+
 def ipv6_available():
     """Can this host listen on IPv6 at all (a kernel with IPv6, and ::1 on the loopback)?"""
     try:
@@ -183,13 +195,14 @@ class Env:
         addresses = []
         for item in value.split(","):
             item = item.strip()
-            host, _, port = item.rpartition(":") if item.count(":") == 1 else (item, "", "")
+            host, port = split_host_port(item)
             try:
                 ipaddress.ip_address(host)
                 if port and not (port.isdigit() and 0 < int(port) < 65536):
                     raise ValueError
             except ValueError:
-                self.problems.append(f"{name}: {item!r} is not an IP address (optionally with :port)")
+                self.problems.append(f"{name}: {item!r} is not an IP address (optionally with :port; "
+                                     f"[IPv6 address]:port)")
                 continue
             addresses.append(item)
         return addresses
