@@ -5,7 +5,6 @@ the settings' validation, and by a real nginx serving over 127.0.0.1 and ::1."""
 import datetime
 import re
 import socket
-import ssl
 
 import pytest
 import requests
@@ -23,6 +22,7 @@ from panel.management.commands import runpanel
 from panel.models import Site
 from panel.toolkit.config import LISTEN_FAMILIES, LOOPBACK, Env
 from tests.support.ports import free_port, wait_for_port
+from tests.support.tls import tls_peer_certificate
 from tests.support.process import ManagedProcess
 
 NAME = "v6.example.com"
@@ -172,14 +172,6 @@ def url_host(host):
     return f"[{host}]" if ":" in host else host
 
 
-def served_certificate(host, port):
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    with socket.create_connection((host, port), timeout=5) as raw, \
-            context.wrap_socket(raw, server_hostname=NAME) as tls:
-        return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
-
-
 def answers(host, port):
     try:
         socket.create_connection((host, port), timeout=2).close()
@@ -198,7 +190,7 @@ def test_nginx_serves_the_site_over_the_chosen_families_only(private_nginx, sett
             page = requests.get(f"http://{url_host(host)}:{settings.NGINX_HTTP_PORT}/", headers={"Host": NAME},
                                 timeout=5)
             assert page.status_code == 200 and page.text == "served\n"
-            assert served_certificate(host, settings.NGINX_HTTPS_PORT) == cert
+            assert tls_peer_certificate(host, settings.NGINX_HTTPS_PORT, NAME) == cert
         else:
             assert not answers(host, settings.NGINX_HTTP_PORT) and not answers(host, settings.NGINX_HTTPS_PORT)
 
