@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from panel.toolkit.config import Env
+from panel.toolkit.config import LISTEN_FAMILIES, LOOPBACK, Env, ipv6_available
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -119,8 +119,16 @@ NGINX_CONF = Path(env.str("NGINX_CONF", str(NGINX_PREFIX / "nginx.conf")))
 NGINX_VHOST_DIR = env.directory("NGINX_VHOST_DIR", NGINX_PREFIX / "sites")
 NGINX_HTTP_PORT = env.port("NGINX_HTTP_PORT", 8080 if NGINX_PRIVATE else 80)
 NGINX_HTTPS_PORT = env.port("NGINX_HTTPS_PORT", 8443 if NGINX_PRIVATE else 443)
-# The private nginx is for development and tests: loopback unless told otherwise.
-NGINX_LISTEN_ADDRESS = env.str("NGINX_LISTEN_ADDRESS", "127.0.0.1" if NGINX_PRIVATE else "")
+# The vhosts listen on IPv4 and IPv6 (both), or one of them; by default both where the host has IPv6.
+NGINX_LISTEN_FAMILIES = env.choice("NGINX_LISTEN_FAMILIES", "both" if ipv6_available() else "ipv4", LISTEN_FAMILIES)
+# ... on these addresses (comma-separated, exactly these), or else on every address of each family;
+# the private nginx is for development and tests: loopback unless told otherwise.
+_families = LISTEN_FAMILIES[NGINX_LISTEN_FAMILIES]
+NGINX_LISTEN_ADDRESS = env.listen_addresses(
+    "NGINX_LISTEN_ADDRESS", NGINX_LISTEN_FAMILIES, "NGINX_LISTEN_FAMILIES",
+    default=",".join(LOOPBACK[family] for family in _families) if NGINX_PRIVATE else "")
+if 6 in _families and not ipv6_available():
+    env.problems.append(f"NGINX_LISTEN_FAMILIES={NGINX_LISTEN_FAMILIES}: this host has no IPv6; set it to ipv4")
 # nginx reloads at most once per this many seconds: a deploy after a quiet spell
 # reloads at once, later ones in the window share one reload at its end.
 NGINX_RELOAD_COALESCE_SECONDS = env.float("NGINX_RELOAD_COALESCE_SECONDS", 1.0)
@@ -145,7 +153,7 @@ WEBROOT_ROOTS = env.path_list("CERTPANEL_WEBROOT_ROOTS", ["/var/www", "/srv/www"
 # ... http-01-nginx / -apache add the challenge only to configs below these ...
 EXTERNAL_CONFIG_ROOTS = env.path_list("CERTPANEL_EXTERNAL_CONFIG_ROOTS", ["/etc/nginx", "/etc/apache2", "/etc/httpd"])
 # ... and http-01-standalone listens here while the CA validates (the CA always asks port 80;
-# another port only behind a port forward, or for a test CA). Empty address: every IPv4 address.
+# another port only behind a port forward, or for a test CA). Empty address: every IPv4 and IPv6 address.
 STANDALONE_PORT = env.port("CERTPANEL_STANDALONE_PORT", 80)
 STANDALONE_ADDRESS = env.str("CERTPANEL_STANDALONE_ADDRESS", "")
 # How long the standalone server stays up waiting for the CA's verdict.

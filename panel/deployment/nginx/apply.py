@@ -91,6 +91,7 @@ def layout() -> Layout:
         http_port=settings.NGINX_HTTP_PORT,
         https_port=settings.NGINX_HTTPS_PORT,
         listen_address=settings.NGINX_LISTEN_ADDRESS,
+        listen_families=settings.NGINX_LISTEN_FAMILIES,
         http2_directive=nginx_version(settings.NGINX_BIN) >= (1, 25, 1),
     )
 

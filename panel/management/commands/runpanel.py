@@ -25,7 +25,13 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 
 from panel import embedded
-from panel.deployment.nginx.apply import nginx_command, start_or_reload_system_nginx, test_config, write_private_main_config
+from panel.deployment.nginx.apply import (
+    layout,
+    nginx_command,
+    start_or_reload_system_nginx,
+    test_config,
+    write_private_main_config,
+)
 
 
 class StopRequested(Exception):
@@ -136,11 +142,13 @@ class Command(BaseCommand):
         # Refuse early and clearly instead of letting a child die on a taken port.
         ports = [("gunicorn", host, port)]
         if settings.NGINX_PRIVATE:
-            listen = settings.NGINX_LISTEN_ADDRESS or "127.0.0.1"
-            ports += [("nginx", listen, settings.NGINX_HTTP_PORT), ("nginx", listen, settings.NGINX_HTTPS_PORT)]
+            nginx_hosts = layout().listen_hosts()  # one per address family, or those configured
+            ports += [("nginx", host, number) for host in nginx_hosts
+                      for number in (settings.NGINX_HTTP_PORT, settings.NGINX_HTTPS_PORT)]
         for name, address, number in ports:
             if embedded.port_answers(address, number):
-                raise embedded.StartupError(f"{name}: something already listens on {address}:{number}")
+                where = f"[{address}]:{number}" if ":" in address else f"{address}:{number}"
+                raise embedded.StartupError(f"{name}: something already listens on {where}")
 
         if not os.environ.get("REDIS_URL"):
             socket_path = embedded.redis_socket_path(settings.REDIS_URL)
@@ -153,7 +161,8 @@ class Command(BaseCommand):
             if not ok:
                 raise embedded.StartupError(f"nginx rejected the private config:\n{output}")
             process = supervisor.start("nginx", nginx_command("-g", "daemon off;"), env=child_env)
-            embedded.wait_for_port(listen, settings.NGINX_HTTP_PORT, process=process)
+            for host in nginx_hosts:
+                embedded.wait_for_port(host, settings.NGINX_HTTP_PORT, process=process)
 
         bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         # No control socket: gunicorn's default is one per user (~/.gunicorn), shared by every instance.
