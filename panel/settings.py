@@ -41,6 +41,9 @@ TRUSTED_PROXIES = env.network_list("CERTPANEL_TRUSTED_PROXIES")
 # Production (scripts/install): the user the web process, the ACME worker and beat run as; `runpanel
 # --production` started as root starts them as this user and only the deploy worker as root.
 SERVICE_USER = env.str("CERTPANEL_SERVICE_USER")
+# There only the deploy side (root) writes nginx's vhosts and the certificate files; for the
+# others those directories need only exist.
+DEPLOY_SIDE = not SERVICE_USER or os.geteuid() == 0
 # The panel's own HTTPS port on nginx (0: off, the `make run` default), and where gunicorn listens behind it.
 PANEL_PORT = env.int("CERTPANEL_PANEL_PORT", 0, minimum=0)
 PANEL_UPSTREAM = env.str("CERTPANEL_PANEL_UPSTREAM", "127.0.0.1:8001")
@@ -116,7 +119,7 @@ NGINX_BIN = env.executable("NGINX_BIN", "nginx" if os.environ.get("PATH") else "
 NGINX_PRIVATE = env.str("NGINX_CONF") is None
 NGINX_PREFIX = DATA_DIR / "nginx"
 NGINX_CONF = Path(env.str("NGINX_CONF", str(NGINX_PREFIX / "nginx.conf")))
-NGINX_VHOST_DIR = env.directory("NGINX_VHOST_DIR", NGINX_PREFIX / "sites")
+NGINX_VHOST_DIR = env.directory("NGINX_VHOST_DIR", NGINX_PREFIX / "sites", create=DEPLOY_SIDE)
 NGINX_HTTP_PORT = env.port("NGINX_HTTP_PORT", 8080 if NGINX_PRIVATE else 80)
 NGINX_HTTPS_PORT = env.port("NGINX_HTTPS_PORT", 8443 if NGINX_PRIVATE else 443)
 # The vhosts listen on IPv4 and IPv6 (both), or one of them; by default both where the host has IPv6.
@@ -138,7 +141,7 @@ if not NGINX_PRIVATE and not NGINX_CONF.is_file():
     env.problems.append(f"NGINX_CONF={NGINX_CONF}: no such file")
 
 ACME_CHALLENGE_DIR = env.directory("CERTPANEL_CHALLENGE_DIR", DATA_DIR / "acme-challenge")
-CERT_DEPLOY_DIR = env.directory("CERTPANEL_CERT_DIR", DATA_DIR / "certs")
+CERT_DEPLOY_DIR = env.directory("CERTPANEL_CERT_DIR", DATA_DIR / "certs", create=DEPLOY_SIDE)
 # Every user has a home below this, <HOME_ROOT>/<username>/ (panel/security/homes.py): their document
 # roots (by default <home>/<domain>/) and install paths lie in it, or in a directory an administrator granted them.
 HOME_ROOT = env.directory("CERTPANEL_HOME_ROOT", DATA_DIR / "home")

@@ -204,8 +204,10 @@ EOF
 
 ensure_nginx_include() {  # conf.d/certpanel.conf includes the panel's vhosts
     local keep=$1
-    as_root_panel manage write_nginx_config --system-include "$nginx_dir/conf.d/certpanel.conf" \
-        ${keep:+--no-default-server} >/dev/null
+    local wrote
+    wrote=$(as_root_panel manage write_nginx_config --system-include "$nginx_dir/conf.d/certpanel.conf" \
+        ${keep:+--no-default-server} | grep '^wrote ' || true)
+    [ -z "$wrote" ] || changed "$wrote"
     # Debian's default site claims default_server on port 80: the panel's catch-all takes its place.
     if [ -z "$keep" ] && [ -L "$nginx_dir/sites-enabled/default" ]; then
         rm -f "$nginx_dir/sites-enabled/default"

@@ -71,6 +71,9 @@ class Installed:
         self.panel_port = free_port()
         self.web_port = free_port()
         self.www = prefix / "srv" / "www"
+        # Pebble's trust anchor where the panel's user can read it.
+        self.ca_bundle = prefix / "pebble-ca.pem"
+        shutil.copyfile(pebble.ca_bundle_path, self.ca_bundle)
         self.panel: ManagedProcess | None = None
         self.token = ""
 
@@ -82,7 +85,7 @@ class Installed:
              "--listen-address", "127.0.0.1,::1",
              "--database-url", self.database_url, "--redis-url", self.redis_url,
              "--venv-seed", sys.prefix,
-             "--env", f"CERTPANEL_CA_BUNDLE={self.pebble.ca_bundle_path}",
+             "--env", f"CERTPANEL_CA_BUNDLE={self.ca_bundle}",
              "--env", f"CERTPANEL_DNS_RESOLVERS={self.pebble.dns_address}",
              "--env", f"CERTPANEL_ALLOWED_ROOTS={self.www}"],
             capture_output=True, text=True, timeout=900, env=clean_env(),

@@ -28,6 +28,7 @@ class Command(BaseCommand):
                 text = render_system_include(layout, default_server=not no_default_server)
                 if not path.is_file() or path.read_text() != text:
                     write_atomic(path, text, mode=0o644)
+                    self.stdout.write(f"wrote {path}")
             self.stdout.write(f"NGINX_CONF is set: wrote only the shared snippets under {settings.NGINX_VHOST_DIR}")
             return
         if system_include:
