@@ -11,7 +11,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from panel.toolkit.config import Env
+from panel.toolkit.config import LISTEN_FAMILIES, LOOPBACK, Env, ipv6_available
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -51,6 +51,13 @@ ALLOWED_HOSTS = [h.strip() for h in env.str("CERTPANEL_ALLOWED_HOSTS", "*").spli
 CSRF_TRUSTED_ORIGINS = [o for o in env.str("CERTPANEL_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 # Reverse proxies in front of the panel: only their X-Forwarded-For is believed (audit log and lockout addresses).
 TRUSTED_PROXIES = env.network_list("CERTPANEL_TRUSTED_PROXIES")
+
+# Production (scripts/install): the user the web process, the ACME worker and beat run as; `runpanel
+# --production` started as root starts them as this user and only the deploy worker as root.
+SERVICE_USER = env.str("CERTPANEL_SERVICE_USER")
+# There only the deploy side (root) writes nginx's vhosts and the certificate files; for the
+# others those directories need only exist.
+DEPLOY_SIDE = not SERVICE_USER or os.geteuid() == 0
 
 # --- database: SQLite (WAL) in the data directory unless DATABASE_URL says otherwise
 DATABASE_URL = env.url(
@@ -128,11 +135,19 @@ NGINX_BIN = env.executable("NGINX_BIN", "nginx" if os.environ.get("PATH") else "
 NGINX_PRIVATE = env.str("NGINX_CONF") is None
 NGINX_PREFIX = DATA_DIR / "nginx"
 NGINX_CONF = Path(env.str("NGINX_CONF", str(NGINX_PREFIX / "nginx.conf")))
-NGINX_VHOST_DIR = env.directory("NGINX_VHOST_DIR", NGINX_PREFIX / "sites")
+NGINX_VHOST_DIR = env.directory("NGINX_VHOST_DIR", NGINX_PREFIX / "sites", create=DEPLOY_SIDE)
 NGINX_HTTP_PORT = env.port("NGINX_HTTP_PORT", 8080 if NGINX_PRIVATE else 80)
 NGINX_HTTPS_PORT = env.port("NGINX_HTTPS_PORT", 8443 if NGINX_PRIVATE else 443)
-# The private nginx is for development and tests: loopback unless told otherwise.
-NGINX_LISTEN_ADDRESS = env.str("NGINX_LISTEN_ADDRESS", "127.0.0.1" if NGINX_PRIVATE else "")
+# The vhosts listen on IPv4 and IPv6 (both), or one of them; by default both where the host has IPv6.
+NGINX_LISTEN_FAMILIES = env.choice("NGINX_LISTEN_FAMILIES", "both" if ipv6_available() else "ipv4", LISTEN_FAMILIES)
+# ... on these addresses (comma-separated, exactly these), or else on every address of each family;
+# the private nginx is for development and tests: loopback unless told otherwise.
+_families = LISTEN_FAMILIES[NGINX_LISTEN_FAMILIES]
+NGINX_LISTEN_ADDRESS = env.listen_addresses(
+    "NGINX_LISTEN_ADDRESS", NGINX_LISTEN_FAMILIES, "NGINX_LISTEN_FAMILIES",
+    default=",".join(LOOPBACK[family] for family in _families) if NGINX_PRIVATE else "")
+if 6 in _families and not ipv6_available():
+    env.problems.append(f"NGINX_LISTEN_FAMILIES={NGINX_LISTEN_FAMILIES}: this host has no IPv6; set it to ipv4")
 # nginx reloads at most once per this many seconds: a deploy after a quiet spell
 # reloads at once, later ones in the window share one reload at its end.
 NGINX_RELOAD_COALESCE_SECONDS = env.float("NGINX_RELOAD_COALESCE_SECONDS", 1.0)
@@ -142,7 +157,7 @@ if not NGINX_PRIVATE and not NGINX_CONF.is_file():
     env.problems.append(f"NGINX_CONF={NGINX_CONF}: no such file")
 
 ACME_CHALLENGE_DIR = env.directory("CERTPANEL_CHALLENGE_DIR", DATA_DIR / "acme-challenge")
-CERT_DEPLOY_DIR = env.directory("CERTPANEL_CERT_DIR", DATA_DIR / "certs")
+CERT_DEPLOY_DIR = env.directory("CERTPANEL_CERT_DIR", DATA_DIR / "certs", create=DEPLOY_SIDE)
 # Every user has a home below this, <HOME_ROOT>/<username>/ (panel/security/homes.py): their document
 # roots (by default <home>/<domain>/) and install paths lie in it, or in a directory an administrator granted them.
 HOME_ROOT = env.directory("CERTPANEL_HOME_ROOT", DATA_DIR / "home")
@@ -157,7 +172,7 @@ WEBROOT_ROOTS = env.path_list("CERTPANEL_WEBROOT_ROOTS", ["/var/www", "/srv/www"
 # ... http-01-nginx / -apache add the challenge only to configs below these ...
 EXTERNAL_CONFIG_ROOTS = env.path_list("CERTPANEL_EXTERNAL_CONFIG_ROOTS", ["/etc/nginx", "/etc/apache2", "/etc/httpd"])
 # ... and http-01-standalone listens here while the CA validates (the CA always asks port 80;
-# another port only behind a port forward, or for a test CA). Empty address: every IPv4 address.
+# another port only behind a port forward, or for a test CA). Empty address: every IPv4 and IPv6 address.
 STANDALONE_PORT = env.port("CERTPANEL_STANDALONE_PORT", 80)
 STANDALONE_ADDRESS = env.str("CERTPANEL_STANDALONE_ADDRESS", "")
 # How long the standalone server stays up waiting for the CA's verdict.
@@ -185,7 +200,7 @@ ACME_INLINE_POLL_SECONDS = env.float("CERTPANEL_ACME_INLINE_POLL_SECONDS", 3.0)
 PANEL_PORT = env.int("CERTPANEL_PANEL_PORT", 0, minimum=0, maximum=65535)
 # Where gunicorn listens: a loopback address:port or unix:/path. Only loopback or a socket, because
 # the panel believes the X-Forwarded-Proto / -For that reach it (below): only nginx can send them.
-PANEL_UPSTREAM = env.str("CERTPANEL_PANEL_UPSTREAM", "127.0.0.1:8000")
+PANEL_UPSTREAM = env.str("CERTPANEL_PANEL_UPSTREAM", "127.0.0.1:8001")
 if PANEL_PORT and not _local_upstream(PANEL_UPSTREAM):
     env.problems.append(f"CERTPANEL_PANEL_UPSTREAM={PANEL_UPSTREAM!r}: expected a loopback address:port "
                         "(127.0.0.1:8000, [::1]:8000) or unix:/absolute/path")

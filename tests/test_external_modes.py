@@ -211,9 +211,10 @@ def test_webroot_refuses_a_root_that_left_the_configured_roots(roots, settings):
 # --- standalone: only while it runs
 
 
-def fetch(port, token):
+def fetch(port, token, host="127.0.0.1"):
+    host = f"[{host}]" if ":" in host else host
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/.well-known/acme-challenge/{token}", timeout=5) as r:
+        with urllib.request.urlopen(f"http://{host}:{port}/.well-known/acme-challenge/{token}", timeout=5) as r:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, ""
@@ -226,6 +227,38 @@ def test_standalone_answers_the_token_only_while_serving():
         assert fetch(port, "other")[0] == 404
     with pytest.raises(urllib.error.URLError):
         fetch(port, "tok-3")
+
+
+def test_standalone_without_an_address_answers_over_ipv4_and_ipv6():
+    port = free_port()  # free on 127.0.0.1 and ::1
+    with standalone.serving({"tok-5": "tok-5.thumb"}, "", port):
+        assert fetch(port, "tok-5", "127.0.0.1") == (200, "tok-5.thumb")
+        assert fetch(port, "tok-5", "::1") == (200, "tok-5.thumb")
+    for host in ("127.0.0.1", "::1"):
+        with pytest.raises(urllib.error.URLError):
+            fetch(port, "tok-5", host)
+
+
+def test_standalone_on_an_ipv6_address_listens_there_only():
+    port = free_port()
+    with standalone.serving({"tok-6": "tok-6.thumb"}, "[::1]", port):
+        assert fetch(port, "tok-6", "::1") == (200, "tok-6.thumb")
+        with pytest.raises(urllib.error.URLError):
+            fetch(port, "tok-6", "127.0.0.1")
+
+
+def test_standalone_without_an_address_needs_the_port_free_on_ipv4_too():
+    # A web server on the IPv4 port alone: the CA's IPv4 requests would reach it, not the worker.
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        with pytest.raises(standalone.PortUnavailable, match=f"port {port} is in use"):
+            with standalone.serving({"tok-7": "k"}, "", port):
+                pass
+    finally:
+        holder.close()
 
 
 def test_standalone_names_the_port_and_who_holds_it():

@@ -158,3 +158,31 @@ def test_answers_that_are_not_acme_text_never_reach_the_config(hand_made_nginx, 
             work_root=tmp_path / "work",
         )
     assert tree_digest(config.parent) == before
+
+
+def test_a_block_listening_on_ipv4_and_ipv6_answers_the_challenge_over_both(tmp_path, settings):
+    # As the panel writes its own vhosts, and as Debian's default site does: one line per family.
+    port = free_port()  # free on 127.0.0.1 and ::1
+    run = tmp_path / "run"
+    run.mkdir()
+    config = tmp_path / "nginx.conf"
+    config.write_text(
+        f"pid {run}/nginx.pid;\nerror_log {run}/error.log;\nevents {{ worker_connections 64; }}\n"
+        "http {\n    access_log off;\n"
+        f"    server {{ listen 127.0.0.1:{port} default_server; listen [::1]:{port} default_server; return 444; }}\n"
+        f"    server {{\n        listen 127.0.0.1:{port};\n        listen [::1]:{port};\n"
+        "        server_name dual.example;\n        return 301 https://$host$request_uri;\n    }\n}\n")
+    settings.NGINX_BIN = "nginx"
+    subprocess.run(["nginx", "-c", str(config)], check=True)
+    try:
+        wait_until(lambda: (run / "nginx.pid").exists(), 10, "nginx to start")
+        state = nginx_mode.present_in_config(config, [("dual.example", TOKEN_A, KEY_A)], port=port,
+                                             work_root=tmp_path / "work")
+        try:
+            for address in ("127.0.0.1", "::1"):
+                assert http_get(address, port, "dual.example", f"/.well-known/acme-challenge/{TOKEN_A}") == (
+                    200, KEY_A)
+        finally:
+            nginx_mode.restore(state)
+    finally:
+        subprocess.run(["nginx", "-c", str(config), "-s", "quit"], check=False)

@@ -65,7 +65,7 @@ def test_with_a_domain_the_http_port_answers_its_challenges_and_sends_the_rest_t
 
 
 def test_the_self_signed_certificate_is_made_once_with_a_private_key(settings, tmp_path):
-    settings.DATA_DIR = tmp_path
+    settings.CERT_DEPLOY_DIR = tmp_path
     files = panel_vhost.ensure_self_signed()
     assert oct(files.key.stat().st_mode & 0o777) == "0o600"
     first = files.fullchain.read_text()

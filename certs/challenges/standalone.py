@@ -4,11 +4,16 @@
 before the caller answers the CA and closed when the block ends, whatever happens. The
 port must be free: when another program holds it (the usual web server), the error says
 so, naming that program when this process may see it.
+
+Without an address it listens on every IPv4 and IPv6 address (one dual-stack socket): the
+CA may connect over either, whichever the name's A and AAAA records lead it to.
 """
 
 import errno
 import http.server
 import os
+import socket
+import socketserver
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,7 +33,15 @@ class _ChallengeServer(http.server.ThreadingHTTPServer):
 
     def __init__(self, address, responses):
         self.responses = responses
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, _ChallengeRequest)
+
+    def server_bind(self):
+        if self.address_family == socket.AF_INET6 and self.server_address[0] == "::":
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # IPv4 too, whatever the sysctl says
+        # TCPServer's bind, not HTTPServer's: that one looks the address up in the DNS (getfqdn).
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = "certpanel", self.server_address[1]
 
 
 class _ChallengeRequest(http.server.BaseHTTPRequestHandler):
@@ -57,8 +70,9 @@ def serving(responses: dict, address: str, port: int):
     """Answer GET /.well-known/acme-challenge/<token> with responses[token] while the block
     runs. Raises PortUnavailable when the port is taken or not ours to open."""
     responses = {http01.safe_token(token): value for token, value in responses.items()}
+    address = address.strip().strip("[]")
     try:
-        server = _ChallengeServer((address, port), responses)
+        server = _ChallengeServer((address or _every_address(), port), responses)
     except OSError as exc:
         raise PortUnavailable(_unavailable_message(exc, port)) from exc
     thread = threading.Thread(target=server.serve_forever, name=f"http-01 standalone :{port}", daemon=True)
@@ -69,6 +83,15 @@ def serving(responses: dict, address: str, port: int):
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def _every_address():
+    """"::" (every IPv6 and IPv4 address) where the host has IPv6, else "" (every IPv4 one)."""
+    try:
+        socket.socket(socket.AF_INET6, socket.SOCK_STREAM).close()
+    except OSError:
+        return ""
+    return "::"
 
 
 def _unavailable_message(exc, port):

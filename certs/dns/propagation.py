@@ -18,6 +18,7 @@ import dns.resolver
 from django.conf import settings
 
 from panel.toolkit import outbound
+from panel.toolkit.config import split_host_port
 
 TIMEOUT = 3
 
@@ -35,8 +36,8 @@ class Missing:
 def _configured_servers():
     servers = []
     for item in settings.DNS_RESOLVERS:
-        host, _, port = item.rpartition(":") if item.count(":") == 1 else (item, "", "")
-        servers.append((host or item, int(port) if port else 53))
+        host, port = split_host_port(item)  # 192.0.2.53, 192.0.2.53:5353, 2001:db8::53, [2001:db8::53]:5353
+        servers.append((host, int(port) if port else 53))
     return servers
 
 

@@ -21,6 +21,7 @@ from panel.deployment.nginx import apply
 HEARTBEAT_KEY = "worker-heartbeat:{queue}"
 HEARTBEAT_QUEUES = ("acme", "deploy")
 CHECK_SECONDS = 1.5
+LOOPBACK_FOR = {"0.0.0.0": "127.0.0.1", "::": "::1"}
 
 
 def record_heartbeat(queue):
@@ -66,12 +67,9 @@ def check_nginx():
         except (OSError, ValueError):
             alive = False
         return "ok" if alive else "fail"
-    address = settings.NGINX_LISTEN_ADDRESS or "127.0.0.1"
-    if address in ("0.0.0.0", "*"):
-        address = "127.0.0.1"
-    elif address in ("::", "[::]"):
-        address = "::1"
-    with socket.create_connection((address.strip("[]"), settings.NGINX_HTTP_PORT), timeout=1):
+    host = apply.layout().listen_hosts()[0]
+    host = LOOPBACK_FOR.get(host, host)  # every address: ask on loopback
+    with socket.create_connection((host, settings.NGINX_HTTP_PORT), timeout=1):
         return "ok"
 
 

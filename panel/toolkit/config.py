@@ -10,11 +10,39 @@ import os
 import re
 import secrets
 import shutil
+import socket
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
 from panel.toolkit.files import write_new
+
+
+# Address families a listener may use, by the value of a *_FAMILIES setting.
+LISTEN_FAMILIES = {"both": (4, 6), "ipv4": (4,), "ipv6": (6,)}
+LOOPBACK = {4: "127.0.0.1", 6: "::1"}
+
+
+def split_host_port(item):
+    """(host, port or "") of `address`, `address:port` or `[IPv6 address]:port`; a bare IPv6
+    address (several colons) has no port."""
+    if item.startswith("["):
+        host, _, rest = item[1:].partition("]")
+        return host, rest.removeprefix(":")
+    if item.count(":") == 1:
+        host, _, port = item.partition(":")
+        return host, port
+    return item, ""
+
+
+def ipv6_available():
+    """Can this host listen on IPv6 at all (a kernel with IPv6, and ::1 on the loopback)?"""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
 
 
 def read_or_create_secret_file(path, generate):
@@ -53,6 +81,39 @@ class Env:
             return False
         self.problems.append(f"{name}={value!r}: expected true or false")
         return default
+
+    def choice(self, name, default, choices):
+        value = self._raw(name)
+        if value is None:
+            return default
+        if value.lower() not in choices:
+            self.problems.append(f"{name}={value!r}: expected one of {', '.join(choices)}")
+            return default
+        return value.lower()
+
+    def listen_addresses(self, name, families, families_name, default=""):
+        """Comma-separated IP addresses to listen on ([brackets] around an IPv6 one allowed), as
+        one normalised comma-separated string. Each must be of a family the setting
+        `families_name` allows: `families`, a value of LISTEN_FAMILIES."""
+        value = self._raw(name)
+        if value is None:
+            return default
+        addresses = []
+        for item in value.split(","):
+            item = item.strip().removeprefix("[").removesuffix("]")
+            if not item:
+                continue
+            try:
+                address = ipaddress.ip_address(item)
+            except ValueError:
+                self.problems.append(f"{name}: {item!r} is not an IP address (leave it empty for every address)")
+                continue
+            if address.version not in LISTEN_FAMILIES[families]:
+                self.problems.append(f"{name}: {item} is an IPv{address.version} address, but "
+                                     f"{families_name}={families} leaves IPv{address.version} out")
+                continue
+            addresses.append(str(address))
+        return ",".join(addresses)
 
     def int(self, name, default, minimum=None, maximum=None):
         value = self._raw(name)
@@ -134,13 +195,14 @@ class Env:
         addresses = []
         for item in value.split(","):
             item = item.strip()
-            host, _, port = item.rpartition(":") if item.count(":") == 1 else (item, "", "")
+            host, port = split_host_port(item)
             try:
                 ipaddress.ip_address(host)
                 if port and not (port.isdigit() and 0 < int(port) < 65536):
                     raise ValueError
             except ValueError:
-                self.problems.append(f"{name}: {item!r} is not an IP address (optionally with :port)")
+                self.problems.append(f"{name}: {item!r} is not an IP address (optionally with :port; "
+                                     f"[IPv6 address]:port)")
                 continue
             addresses.append(item)
         return addresses

@@ -64,6 +64,16 @@ def negotiated_version(port, server_name, version):
             return tls.version()
 
 
+def page_over_tls(host, port, server_name):
+    """GET / from host:port over TLS with SNI and Host `server_name`: the response, headers and body."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with socket.create_connection((host, port), timeout=5) as sock:
+        with context.wrap_socket(sock, server_hostname=server_name) as tls:
+            tls.sendall(f"GET / HTTP/1.1\r\nHost: {server_name}\r\nConnection: close\r\n\r\n".encode())
+            return b"".join(iter(lambda: tls.recv(65536), b"")).decode()
+
+
 KINDS = [
     pytest.param(["one.example.test"], "ec256", ec.EllipticCurvePublicKey, 256, id="ec256-one-name"),
     pytest.param(["three.example.test", "www.three.example.test", "cdn.three.example.test"], "ec256",
@@ -93,6 +103,9 @@ def test_a_site_is_served_over_https_with_the_issued_certificate(panel_stack, do
     assert negotiated_version(panel_stack.https_port, domains[0], ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
     # The site still answers over plain HTTP (no force-HTTPS asked for).
     assert "hello from" in panel_stack.http_get(domains[0]).text
+    # ... and over IPv6 (nginx listens on ::1 as well as 127.0.0.1), with the same certificate.
+    assert tls_peer_certificate("::1", panel_stack.https_port, domains[0]) == leaf
+    assert f"hello from {domains[0]}" in page_over_tls("::1", panel_stack.https_port, domains[0])
 
 
 @pytest.mark.panel_stack(database_url="postgres")

@@ -22,7 +22,7 @@ from pathlib import Path
 import requests
 
 from .pebble import Pebble
-from .ports import LOOPBACK, free_port
+from .ports import LOOPBACK, LOOPBACK6, free_port
 from .postgres import DEFAULT_POSTGRES_ADMIN_URL, TemporaryPostgresDatabase, is_postgres_url
 from .process import HarnessError, ManagedProcess, dump_logs, stop_all, wait_until
 from .redis_server import RedisServer
@@ -195,7 +195,8 @@ class PanelStack:
                 "NGINX_BIN": NGINX_BIN,
                 "NGINX_HTTP_PORT": str(self.http_port),
                 "NGINX_HTTPS_PORT": str(self.https_port),
-                "NGINX_LISTEN_ADDRESS": LOOPBACK,
+                # Both loopback addresses: sites are served over IPv4 and IPv6 (free_port checks both).
+                "NGINX_LISTEN_ADDRESS": f"{LOOPBACK},{LOOPBACK6}",
                 "CERTPANEL_CA_BUNDLE": str(self.pebble.ca_bundle_path),
                 "CERTPANEL_ALLOWED_ROOTS": str(self.www_dir),
                 "CERTPANEL_TASK_VISIBILITY_TIMEOUT": "3",

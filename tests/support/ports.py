@@ -1,6 +1,7 @@
 """Free loopback ports for test processes running in parallel (pytest-xdist, benchmarks).
 
-A port is free when it can be bound on 127.0.0.1 (TCP, and UDP too if asked). Ports are
+A port is free when it can be bound on 127.0.0.1 and on ::1 (TCP, and UDP too if asked):
+the panel's private nginx listens on both loopback addresses. Ports are
 drawn below the kernel's ephemeral range (net.ipv4.ip_local_port_range), so the outgoing
 connections the tests themselves make cannot take a port between the moment it is
 chosen and the moment its server binds it; and each one is reserved across processes
@@ -22,6 +23,7 @@ from pathlib import Path
 from panel import embedded
 
 LOOPBACK = "127.0.0.1"
+LOOPBACK6 = "::1"
 RESERVATION_DIR = Path(tempfile.gettempdir()) / "certpanel-test-ports"
 RESERVATION_SECONDS = 600  # a reservation older than this is free again
 LOWEST_PORT = 10000
@@ -38,13 +40,31 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999
 
 
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind((LOOPBACK6, 0))
+    except OSError:
+        return False
+    return True
+
+
+_HAS_IPV6_LOOPBACK = _ipv6_loopback()
+
+
+def _hosts(host: str) -> tuple[str, ...]:
+    """Where a port chosen for `host` must be free: the IPv4 loopback brings the IPv6 one along."""
+    return (host, LOOPBACK6) if host == LOOPBACK and _HAS_IPV6_LOOPBACK else (host,)
+
+
 def _bindable(port: int, host: str, kind: int) -> bool:
-    with socket.socket(socket.AF_INET, kind) as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-        return True
+    for address in _hosts(host):
+        with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, kind) as s:
+            try:
+                s.bind((address, port))
+            except OSError:
+                return False
+    return True
 
 
 def _reserve(port: int) -> bool:
@@ -84,16 +104,18 @@ def _release_reservations() -> None:
 
 def _kernel_port(host: str, udp: bool) -> int:
     for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind((host, 0))
             port = s.getsockname()[1]
-        if (not udp or _bindable(port, host, socket.SOCK_DGRAM)) and port not in _reserved_here and _reserve(port):
+        if (_bindable(port, host, socket.SOCK_STREAM) and (not udp or _bindable(port, host, socket.SOCK_DGRAM))
+                and port not in _reserved_here and _reserve(port)):
             return port
     raise RuntimeError(f"no free port found on {host}")
 
 
 def free_port(host: str = LOOPBACK, udp: bool = False) -> int:
-    """A port nothing listens on at `host` (TCP; UDP too if `udp`), reserved for the caller.
+    """A port nothing listens on at `host` (TCP; UDP too if `udp`), reserved for the caller;
+    for the IPv4 loopback (the default), free on the IPv6 loopback as well.
 
     Never returned twice within RESERVATION_SECONDS, by this or any other process using
     this module. The caller's server must bind it (nothing holds it meanwhile).

@@ -91,6 +91,7 @@ def layout() -> Layout:
         http_port=settings.NGINX_HTTP_PORT,
         https_port=settings.NGINX_HTTPS_PORT,
         listen_address=settings.NGINX_LISTEN_ADDRESS,
+        listen_families=settings.NGINX_LISTEN_FAMILIES,
         http2_directive=nginx_version(settings.NGINX_BIN) >= (1, 25, 1),
     )
 
@@ -384,6 +385,18 @@ def reload_now():
     cache.delete(RELOAD_SHARED)
     with config_lock():
         _send_reload()
+
+
+def start_or_reload_system_nginx() -> bool:
+    """The system nginx (NGINX_CONF) reloads its configuration, or starts if it was not running
+    (a container without systemd: the panel's launcher is its supervisor). True if started."""
+    ok, _ = _run("-s", "reload")
+    if ok:
+        return False
+    ok, output = _run()
+    if not ok:
+        raise NginxError(f"nginx did not start: {output}")
+    return True
 
 
 def _send_reload():

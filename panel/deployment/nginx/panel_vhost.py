@@ -33,7 +33,7 @@ CONFIG_NAME = "000-certpanel-panel.conf"
 def listen_addresses(layout: Layout, port: int) -> list[str]:
     """What each `listen` line of the panel's vhost names, for `port`. The one place that decides
     it, so the panel follows the sites' own listen rules (IPv4 and/or IPv6) when they change."""
-    return [layout.listen(port)]
+    return layout.listen_addresses(port)
 
 
 def proxy_pass_url(upstream: str) -> str:
@@ -64,7 +64,8 @@ def render_panel_vhost(layout: Layout, port: int, upstream: str, domain: str, ce
 
 
 def self_signed_files() -> CertificateFiles:
-    base = Path(settings.DATA_DIR) / "panel-tls"
+    # Beside the certificates' own files: the deploy side writes there, and nginx reads there.
+    base = Path(settings.CERT_DEPLOY_DIR) / "panel-self-signed"
     return CertificateFiles(fullchain=base / "self-signed.pem", key=base / "self-signed.key")
 
 

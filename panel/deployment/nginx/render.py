@@ -13,6 +13,8 @@ from pathlib import Path
 from django.conf import settings
 from django.template import Context, Engine
 
+from panel.toolkit.config import LISTEN_FAMILIES
+
 TEMPLATE_DIR = Path(settings.BASE_DIR) / "templates" / "nginx"
 
 
@@ -25,6 +27,15 @@ def _render(template, **context):
     return _engine().get_template(template).render(Context(context, autoescape=False))
 
 
+WILDCARD = {4: "0.0.0.0", 6: "::"}
+
+
+def _listen_address(host, port):
+    if host == WILDCARD[4]:
+        return str(port)  # nginx's own spelling of every IPv4 address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 @dataclass(frozen=True)
 class Layout:
     """Where things live on the nginx host."""
@@ -33,7 +44,10 @@ class Layout:
     challenge_dir: Path
     http_port: int
     https_port: int
+    # Comma-separated addresses to listen on, exactly these; empty: every address of each of
+    # listen_families (a key of LISTEN_FAMILIES).
     listen_address: str = ""
+    listen_families: str = "both"
     http2_directive: bool = True  # nginx >= 1.25.1 spells it `http2 on;`
 
     @property
@@ -50,8 +64,17 @@ class Layout:
         reloading for every other site."""
         return self.vhost_dir / "custom-applied" / f"site-{site.pk}"
 
-    def listen(self, port):
-        return f"{self.listen_address}:{port}" if self.listen_address else str(port)
+    def listen_hosts(self) -> list[str]:
+        """The addresses nginx listens on: 0.0.0.0 and :: stand for every IPv4 and IPv6 address."""
+        if self.listen_address:
+            return [host.strip().strip("[]") for host in self.listen_address.split(",") if host.strip()]
+        return [WILDCARD[family] for family in LISTEN_FAMILIES[self.listen_families]]
+
+    def listen_addresses(self, port) -> list[str]:
+        """What `listen` takes for `port`, once per address: ["80", "[::]:80"], or
+        ["127.0.0.1:8080", "[::1]:8080"]. Every server block listening on `port` needs each
+        (with the same flags on each: ssl, default_server)."""
+        return [_listen_address(host, port) for host in self.listen_hosts()]
 
 
 @dataclass(frozen=True)
@@ -68,8 +91,8 @@ def render_site(site, layout: Layout, cert_files: CertificateFiles | None, upstr
         site=site,
         upstream=upstream or site.proxy_pass,
         server_names=" ".join(site.domains),
-        listen_http=layout.listen(layout.http_port),
-        listen_https=layout.listen(layout.https_port),
+        listen_http=layout.listen_addresses(layout.http_port),
+        listen_https=layout.listen_addresses(layout.https_port),
         https_port_suffix="" if layout.https_port == 443 else f":{layout.https_port}",
         snippets_dir=layout.snippets_dir,
         custom_dir=layout.custom_dir(site),
@@ -92,6 +115,19 @@ def render_snippets(layout: Layout) -> dict[str, str]:
     }
 
 
+def render_system_include(layout: Layout, default_server: bool) -> str:
+    """The file the system nginx's conf.d holds: the panel's vhosts, and (unless the
+    administrator keeps nginx's own default site) the catch-all servers."""
+    return _render(
+        "system-include.conf",
+        default_server=default_server,
+        listen_http=layout.listen_addresses(layout.http_port),
+        listen_https=layout.listen_addresses(layout.https_port),
+        snippets_dir=layout.snippets_dir,
+        vhost_dir=layout.vhost_dir,
+    )
+
+
 def render_private_main(layout: Layout, prefix: Path, pid_file: Path) -> str:
     mime_types = Path("/etc/nginx/mime.types")
     return _render(
@@ -102,8 +138,8 @@ def render_private_main(layout: Layout, prefix: Path, pid_file: Path) -> str:
         prefix=prefix,
         pid_file=pid_file,
         mime_types=mime_types if mime_types.is_file() else "",
-        listen_http=layout.listen(layout.http_port),
-        listen_https=layout.listen(layout.https_port),
+        listen_http=layout.listen_addresses(layout.http_port),
+        listen_https=layout.listen_addresses(layout.https_port),
         snippets_dir=layout.snippets_dir,
         vhost_dir=layout.vhost_dir,
     )

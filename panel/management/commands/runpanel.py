@@ -4,9 +4,15 @@ compile translations -> migrate -> an admin user on first start -> private Redis
 -> private nginx (unless NGINX_CONF is set) -> gunicorn, Celery worker, Celery beat.
 If any child dies the others are stopped and the launcher exits non-zero; Ctrl-C or
 SIGTERM stops them all cleanly.
+
+`--production` is the installed layout (scripts/install) where systemd is not PID 1: the system's
+nginx, Redis and database, nothing private, nothing migrated or created; started as root it runs
+web, the ACME worker and beat as CERTPANEL_SERVICE_USER and only the deploy worker as root, as the
+systemd units do.
 """
 
 import os
+import pwd
 import secrets
 import signal
 import sys
@@ -15,9 +21,17 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.migrations.executor import MigrationExecutor
 
 from panel import embedded
-from panel.deployment.nginx.apply import nginx_command, test_config, write_private_main_config
+from panel.deployment.nginx.apply import (
+    layout,
+    nginx_command,
+    start_or_reload_system_nginx,
+    test_config,
+    write_private_main_config,
+)
 
 
 class StopRequested(Exception):
@@ -34,13 +48,22 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1", help="address gunicorn binds (default 127.0.0.1)")
         parser.add_argument("--port", type=int, default=8000, help="port gunicorn binds (default 8000)")
+        parser.add_argument("--production", action="store_true",
+                            help="the installed layout: system nginx, Redis and database; gunicorn on "
+                                 "CERTPANEL_PANEL_UPSTREAM; web, ACME worker and beat as CERTPANEL_SERVICE_USER")
 
-    def handle(self, *args, host, port, **options):
-        # .mo files are built, never committed; compilemessages skips the up-to-date ones.
-        # Ignoring every directory stops it walking the tree (.venv, data/): LOCALE_PATHS only.
-        call_command("compilemessages", ignore_patterns=["*"], verbosity=0)
-        call_command("migrate", interactive=False, verbosity=max(options["verbosity"] - 1, 0))
-        self.password = self.ensure_admin()  # printed once, then forgotten
+    def handle(self, *args, host, port, production=False, **options):
+        self.production = production
+        if production:
+            self.check_production()
+            self.password = None
+            host, port = self.upstream()
+        else:
+            # .mo files are built, never committed; compilemessages skips the up-to-date ones.
+            # Ignoring every directory stops it walking the tree (.venv, data/): LOCALE_PATHS only.
+            call_command("compilemessages", ignore_patterns=["*"], verbosity=0)
+            call_command("migrate", interactive=False, verbosity=max(options["verbosity"] - 1, 0))
+            self.password = self.ensure_admin()  # printed once, then forgotten
 
         supervisor = embedded.Supervisor()
         failure = None
@@ -72,6 +95,31 @@ class Command(BaseCommand):
             raise CommandError(failure)
         self.stdout.write("CertPanel stopped.")
 
+    def check_production(self):
+        missing = [name for name in ("NGINX_CONF", "REDIS_URL", "DATABASE_URL") if not os.environ.get(name)]
+        if missing:
+            raise CommandError(f"--production runs on the system's nginx, Redis and database: set {', '.join(missing)} "
+                               "(scripts/install writes them to /etc/certpanel/certpanel.env)")
+        executor = MigrationExecutor(connections[DEFAULT_DB_ALIAS])
+        if executor.migration_plan(executor.loader.graph.leaf_nodes()):
+            raise CommandError("the database needs migrations this release brings: run scripts/upgrade")
+        self.as_user = {}
+        if os.geteuid() == 0 and settings.SERVICE_USER:
+            try:
+                account = pwd.getpwnam(settings.SERVICE_USER)
+            except KeyError:
+                raise CommandError(f"CERTPANEL_SERVICE_USER={settings.SERVICE_USER}: no such user") from None
+            groups = [g for g in os.getgrouplist(account.pw_name, account.pw_gid) if g != account.pw_gid]
+            self.as_user = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": groups}
+            self.user_home = account.pw_dir
+
+    def upstream(self):
+        address = settings.PANEL_UPSTREAM
+        if address.startswith("unix:") or ":" not in address:
+            raise CommandError(f"CERTPANEL_PANEL_UPSTREAM={address}: --production expects HOST:PORT on loopback")
+        host, _, port = address.rpartition(":")
+        return host.strip("[]"), int(port)
+
     def ensure_admin(self):
         """Create `admin` with a generated password if there is no superuser; return the password."""
         User = get_user_model()
@@ -85,6 +133,8 @@ class Command(BaseCommand):
         return password
 
     def start_all(self, supervisor, host, port):
+        if self.production:
+            return self.start_production(supervisor, host, port)
         child_env = os.environ.copy()
         python = sys.executable
         cwd = settings.BASE_DIR
@@ -92,11 +142,13 @@ class Command(BaseCommand):
         # Refuse early and clearly instead of letting a child die on a taken port.
         ports = [("gunicorn", host, port)]
         if settings.NGINX_PRIVATE:
-            listen = settings.NGINX_LISTEN_ADDRESS or "127.0.0.1"
-            ports += [("nginx", listen, settings.NGINX_HTTP_PORT), ("nginx", listen, settings.NGINX_HTTPS_PORT)]
+            nginx_hosts = layout().listen_hosts()  # one per address family, or those configured
+            ports += [("nginx", host, number) for host in nginx_hosts
+                      for number in (settings.NGINX_HTTP_PORT, settings.NGINX_HTTPS_PORT)]
         for name, address, number in ports:
             if embedded.port_answers(address, number):
-                raise embedded.StartupError(f"{name}: something already listens on {address}:{number}")
+                where = f"[{address}]:{number}" if ":" in address else f"{address}:{number}"
+                raise embedded.StartupError(f"{name}: something already listens on {where}")
 
         if not os.environ.get("REDIS_URL"):
             socket_path = embedded.redis_socket_path(settings.REDIS_URL)
@@ -109,7 +161,8 @@ class Command(BaseCommand):
             if not ok:
                 raise embedded.StartupError(f"nginx rejected the private config:\n{output}")
             process = supervisor.start("nginx", nginx_command("-g", "daemon off;"), env=child_env)
-            embedded.wait_for_port(listen, settings.NGINX_HTTP_PORT, process=process)
+            for host in nginx_hosts:
+                embedded.wait_for_port(host, settings.NGINX_HTTP_PORT, process=process)
 
         bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         # No control socket: gunicorn's default is one per user (~/.gunicorn), shared by every instance.
@@ -139,6 +192,37 @@ class Command(BaseCommand):
             cwd=cwd,
         )
 
+    def start_production(self, supervisor, host, port):
+        if embedded.port_answers(host, port):
+            raise embedded.StartupError(f"gunicorn: something already listens on {host}:{port}")
+        ok, output = test_config()
+        if not ok:
+            raise embedded.StartupError(f"nginx rejected the configuration:\n{output}")
+        started = start_or_reload_system_nginx()
+        if started:
+            self.stdout.write("nginx was not running: started it")
+        python, cwd = sys.executable, settings.BASE_DIR
+        service_env = os.environ.copy()
+        if self.as_user:
+            service_env["HOME"] = self.user_home
+        as_service = {"env": service_env, "cwd": cwd, **self.as_user}
+        bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        process = supervisor.start(
+            "gunicorn",
+            [python, "-m", "gunicorn", "panel.wsgi:application", "--bind", bind, "--workers", "2",
+             "--no-control-socket"],
+            **as_service,
+        )
+        embedded.wait_for_port(host, port, process=process)
+        celery = [python, "-m", "celery", "-A", "panel"]
+        supervisor.start("celery worker (acme)", [*celery, "worker", "-Q", "acme,default", "-n", "acme@%h", "-l", "info"],
+                         restart=True, **as_service)
+        # The one process with root's rights (when started as root): vhosts, certificate files, nginx.
+        supervisor.start("celery worker (deploy)", [*celery, "worker", "-Q", "deploy", "-n", "deploy@%h", "-l", "info"],
+                         restart=True, env=os.environ.copy(), cwd=cwd)
+        supervisor.start("celery beat", [*celery, "beat", "-l", "info", "-s", settings.CELERY_BEAT_SCHEDULE_FILENAME],
+                         restart=True, **as_service)
+
     def report_restart(self, name, returncode):
         self.stderr.write(f"{name} {embedded.describe_exit(returncode)}; starting it again")
 
@@ -152,6 +236,15 @@ class Command(BaseCommand):
             self.password = None
 
     def print_banner(self, host, port):
+        if self.production:
+            lines = ["", "CertPanel is running (production layout).",
+                     f"  Panel:  https://<this server>:{settings.PANEL_PORT}/ (gunicorn on {host}:{port})",
+                     f"  nginx:  the system's ({settings.NGINX_CONF}); HTTP port {settings.NGINX_HTTP_PORT}, "
+                     f"HTTPS port {settings.NGINX_HTTPS_PORT}",
+                     f"  Web, ACME worker and beat run as {settings.SERVICE_USER or 'this user'}."]
+            self.stdout.write("\n".join(lines) + "\nPress Ctrl-C to stop.\n")
+            self.stdout.flush()
+            return
         url_host = f"[{embedded.connect_host(host)}]" if ":" in host else embedded.connect_host(host)
         lines = ["", "CertPanel is running.", f"  Panel:  http://{url_host}:{port}/"]
         if settings.NGINX_PRIVATE:

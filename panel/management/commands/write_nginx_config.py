@@ -1,22 +1,41 @@
 import shlex
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from panel.deployment.nginx import apply, panel_vhost
+from panel.deployment.nginx.render import render_system_include
+from panel.toolkit.files import write_atomic
 
 
 class Command(BaseCommand):
     help = ("Write the private nginx's main config, the shared snippets and the panel's own vhost "
-            "(CERTPANEL_PANEL_PORT), then print the nginx command line.")
+            "(CERTPANEL_PANEL_PORT), then print the nginx command line; with the system nginx (NGINX_CONF "
+            "set), write the shared snippets and the panel's vhost only.")
 
-    def handle(self, *args, **options):
+    def add_arguments(self, parser):
+        parser.add_argument("--system-include", metavar="PATH",
+                            help="also write the file the system nginx's conf.d holds (scripts/install)")
+        parser.add_argument("--no-default-server", action="store_true",
+                            help="with --system-include: leave default_server to nginx's own default site")
+
+    def handle(self, *args, system_include=None, no_default_server=False, **options):
         if not settings.NGINX_PRIVATE:
-            apply.ensure_shared_files(apply.layout())
+            layout = apply.layout()
+            apply.ensure_shared_files(layout)
+            if system_include:
+                path = Path(system_include)
+                text = render_system_include(layout, default_server=not no_default_server)
+                if not path.is_file() or path.read_text() != text:
+                    write_atomic(path, text, mode=0o644)
+                    self.stdout.write(f"wrote {path}")
             self._write_panel_vhost(reload=False)
             self.stdout.write(f"NGINX_CONF is set: wrote only the shared snippets (and the panel's vhost, if "
                               f"CERTPANEL_PANEL_PORT is set) under {settings.NGINX_VHOST_DIR}; reload nginx to use them")
             return
+        if system_include:
+            raise CommandError("--system-include is for the system nginx: set NGINX_CONF")
         apply.write_private_main_config()
         self._write_panel_vhost(reload=False)  # nginx starts with it
         ok, output = apply.test_config()

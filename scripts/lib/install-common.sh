@@ -1,0 +1,263 @@
+# Shared by scripts/install and scripts/upgrade: the installed layout and idempotent steps.
+# Every step says what it changed; a run that changed nothing says so at the end.
+
+changes=()
+
+die() { echo "error: $*" >&2; exit 1; }
+step() { printf '== %s\n' "$*"; }
+changed() { changes+=("$*"); printf '   changed: %s\n' "$*"; }
+
+set_layout() {  # set_layout PREFIX: where everything goes
+    local root=${1%/}
+    code_dir=$root/opt/certpanel
+    config_dir=$root/etc/certpanel
+    env_file=$config_dir/certpanel.env
+    data_dir=$root/var/lib/certpanel
+    run_dir=$root/run/certpanel
+    nginx_dir=$root/etc/nginx
+    vhost_dir=$nginx_dir/certpanel
+    unit_dir=$root/etc/systemd/system
+    current=$code_dir/current
+}
+
+ensure_packages() {
+    local missing=() package
+    for package in "$@"; do
+        dpkg -s "$package" 2>/dev/null | grep -qx 'Status: install ok installed' || missing+=("$package")
+    done
+    [ ${#missing[@]} -eq 0 ] && return
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    changed "installed ${missing[*]}"
+}
+
+ensure_dir() {  # ensure_dir PATH OWNER:GROUP MODE
+    local path=$1 owner=$2 mode=$3
+    if [ ! -d "$path" ]; then
+        install -d -o "${owner%%:*}" -g "${owner##*:}" -m "$mode" "$path"
+        changed "created $path"
+        return
+    fi
+    if [ "$(stat -c '%U:%G %a' "$path")" != "$owner ${mode#0}" ]; then
+        chown "$owner" "$path"
+        chmod "$mode" "$path"
+        changed "set $path to $owner $mode"
+    fi
+}
+
+install_file() {  # install_file PATH OWNER:GROUP MODE < content: replaced only when it differs
+    local path=$1 owner=$2 mode=$3 tmp
+    tmp=$(mktemp "$(dirname "$path")/.install.XXXXXX")
+    cat > "$tmp"
+    chown "$owner" "$tmp"
+    chmod "$mode" "$tmp"
+    if [ -f "$path" ] && cmp -s "$tmp" "$path" && [ "$(stat -c '%U:%G %a' "$path")" = "$owner ${mode#0}" ]; then
+        rm -f "$tmp"
+        return
+    fi
+    mv -f "$tmp" "$path"
+    changed "wrote $path"
+}
+
+release_id() {  # the source's commit, plus a digest of uncommitted changes if any
+    local source=$1
+    if git -C "$source" rev-parse --git-dir >/dev/null 2>&1; then
+        local commit dirty
+        commit=$(git -C "$source" rev-parse --short=12 HEAD)
+        dirty=$(cd "$source" && { git diff HEAD; git ls-files --others --exclude-standard -z | xargs -0r sha256sum; } | sha256sum | cut -c1-8)
+        if [ -z "$(git -C "$source" status --porcelain --untracked-files=normal)" ]; then echo "$commit"; else echo "$commit-$dirty"; fi
+    else
+        (cd "$source" && find . -type f -not -path './.*' -not -path './data/*' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
+    fi
+}
+
+install_release() {  # install_release SOURCE: sets $release, the release directory
+    local source=$1 id staging
+    id=$(release_id "$source")
+    release=$code_dir/releases/$id
+    if [ -f "$release/.certpanel-release" ]; then
+        return
+    fi
+    staging=$code_dir/releases/.$id.partial
+    rm -rf "$staging"
+    mkdir -p "$staging"
+    # The project's own files only: never .env, .venv, data/ or .git.
+    (cd "$source" && tar -cf - --exclude=__pycache__ manage.py requirements.txt panel certs templates static locale scripts README.md ARCHITECTURE.md 2>/dev/null) \
+        | tar -xf - -C "$staging"
+    find "$staging/locale" -name '*.po' -exec sh -ec 'for po; do msgfmt --check-format -o "${po%.po}.mo" "$po"; done' sh {} +
+    echo "$id" > "$staging/.certpanel-release"
+    chmod -R go-w "$staging"
+    mv "$staging" "$release"
+    changed "installed release $id"
+}
+
+ensure_venv() {  # ensure_venv RELEASE PYTHON [SEED]: sets $venv, one per requirements.txt and Python
+    local release=$1 python=$2 seed=$3 digest staging
+    digest=$( { "$python" -c 'import sys; print(sys.version)'; cat "$release/requirements.txt"; } | sha256sum | cut -c1-16)
+    venv=$code_dir/venvs/$digest
+    if [ ! -x "$venv/bin/python" ]; then
+        staging=$code_dir/venvs/.$digest.partial
+        rm -rf "$staging"
+        if [ -n "$seed" ]; then
+            # Hard links where the seed is on the same file system (pip replaces files, never
+            # edits them in place); the copy runs on this system's interpreter, whatever built it.
+            cp -al "$seed" "$staging" 2>/dev/null || { rm -rf "$staging"; cp -a "$seed" "$staging"; }
+            rm -f "$staging/pyvenv.cfg" "$staging"/bin/python*
+            "$python" -m venv --without-pip "$staging"
+        else
+            "$python" -m venv "$staging"
+        fi
+        "$staging/bin/python" -m pip install -q --disable-pip-version-check -r "$release/requirements.txt" >&2
+        mv "$staging" "$venv"
+        changed "built the virtualenv $venv"
+    fi
+    if [ "$(readlink "$release/.venv" 2>/dev/null)" != "$venv" ]; then
+        ln -sfn "$venv" "$release/.venv"
+    fi
+}
+
+link_current() {
+    local release=$1
+    if [ "$(readlink "$current" 2>/dev/null)" != "$release" ]; then
+        ln -sfn "$release" "$current.new"
+        mv -T "$current.new" "$current"
+        changed "made $(basename "$release") the current release"
+    fi
+}
+
+load_env() {  # the panel's settings into this shell's environment
+    set -a
+    # shellcheck disable=SC1090
+    . "$env_file"
+    set +a
+}
+
+as_service() {  # as_service manage ARGS...: manage.py as the panel's user, with its settings
+    shift
+    (load_env; cd "$current" && setpriv --reuid="$CERTPANEL_SERVICE_USER" --regid="$CERTPANEL_SERVICE_USER" --init-groups \
+        env HOME="$data_dir" "$current/.venv/bin/python" manage.py "$@")
+}
+
+as_root_panel() {  # as_root_panel manage ARGS...: the deploy side's commands (nginx, certificate files)
+    shift
+    (load_env; cd "$current" && "$current/.venv/bin/python" manage.py "$@")
+}
+
+ensure_local_postgres() {  # role and database named after the service user; root maps to it (deploy worker)
+    local user=$1 cluster_dir hba ident
+    if ! runuser -u postgres -- psql -tAc "SELECT 1 FROM pg_roles WHERE rolname='$user'" | grep -q 1; then
+        runuser -u postgres -- psql -qc "CREATE ROLE \"$user\" LOGIN"
+        changed "created the PostgreSQL role $user"
+    fi
+    if ! runuser -u postgres -- psql -tAc "SELECT 1 FROM pg_database WHERE datname='certpanel'" | grep -q 1; then
+        runuser -u postgres -- createdb -O "$user" certpanel
+        changed "created the PostgreSQL database certpanel"
+    fi
+    hba=$(runuser -u postgres -- psql -tAc 'SHOW hba_file')
+    ident=$(runuser -u postgres -- psql -tAc 'SHOW ident_file')
+    # The deploy worker runs as root and reaches the same database as the panel's user.
+    if ! grep -q '^# certpanel' "$ident"; then
+        printf '# certpanel: the panel user and root (its deploy worker) log in as %s\ncertpanel %s %s\ncertpanel root %s\n' \
+            "$user" "$user" "$user" "$user" >> "$ident"
+        changed "mapped root and $user to the role $user in $ident"
+    fi
+    if ! grep -q '^# certpanel' "$hba"; then
+        sed -i "1i # certpanel: peer authentication through the socket, no password\nlocal certpanel $user peer map=certpanel" "$hba"
+        changed "allowed $user and root into the database certpanel in $hba"
+        runuser -u postgres -- psql -qc 'SELECT pg_reload_conf()' >/dev/null
+    fi
+}
+
+ensure_database() {  # ensure_database URL: create the database on that server if it is missing
+    local url=$1 name admin
+    name=${url##*/}
+    name=${name%%\?*}
+    admin="${url%/*}/postgres"
+    [[ "$name" =~ ^[A-Za-z0-9_]+$ ]] || die "DATABASE_URL names the database '$name': letters, digits and _ only"
+    if ! psql "$admin" -tAc "SELECT 1 FROM pg_database WHERE datname='$name'" | grep -q 1; then
+        psql "$admin" -qc "CREATE DATABASE \"$name\"" || die "cannot create the database $name on that server"
+        changed "created the database $name"
+    fi
+}
+
+ensure_local_redis() {  # Debian's redis-server@certpanel: no TCP port, a socket for the panel's group
+    local user=$1
+    install_file /etc/redis/redis-certpanel.conf redis:redis 0640 <<EOF
+# CertPanel's Redis (scripts/install): Celery's broker and the panel's locks.
+port 0
+unixsocket /run/redis-certpanel/redis-server.sock
+unixsocketperm 770
+pidfile /run/redis-certpanel/redis-server.pid
+dir /var/lib/redis
+dbfilename certpanel.rdb
+appendonly yes
+appendfilename certpanel.aof
+EOF
+    if ! id -nG "$user" | tr ' ' '\n' | grep -qx redis; then
+        usermod -aG redis "$user"
+        changed "added $user to the group redis"
+    fi
+    if [ -d /run/systemd/system ]; then
+        systemctl enable --quiet --now redis-server@certpanel
+    fi
+}
+
+ensure_nginx_include() {  # conf.d/certpanel.conf includes the panel's vhosts
+    local keep=$1
+    local wrote
+    wrote=$(as_root_panel manage write_nginx_config --system-include "$nginx_dir/conf.d/certpanel.conf" \
+        ${keep:+--no-default-server} | grep '^wrote ' || true)
+    [ -z "$wrote" ] || changed "$wrote"
+    # Debian's default site claims default_server on port 80: the panel's catch-all takes its place.
+    if [ -z "$keep" ] && [ -L "$nginx_dir/sites-enabled/default" ]; then
+        rm -f "$nginx_dir/sites-enabled/default"
+        changed "disabled nginx's Debian default site ($nginx_dir/sites-enabled/default)"
+    fi
+}
+
+write_wrapper() {  # bin/certpanel: manage.py with the panel's settings, as the right user
+    local user=$1
+    install_file "$code_dir/bin/certpanel" root:root 0755 <<EOF
+#!/bin/sh
+# certpanel COMMAND [ARGS]: the panel's manage.py with its settings ($env_file).
+# runpanel, backup, restore and write_nginx_config run as root (they touch nginx and certificate
+# files; runpanel starts web, ACME worker and beat as $user itself); everything else as $user.
+set -eu
+[ "\$(id -u)" -eq 0 ] || { echo "run certpanel as root" >&2; exit 1; }
+set -a; . "$env_file"; set +a
+cd "$current"
+case "\${1:-}" in
+    runpanel|backup|restore|write_nginx_config) exec "$current/.venv/bin/python" manage.py "\$@" ;;
+esac
+exec setpriv --reuid="\$CERTPANEL_SERVICE_USER" --regid="\$CERTPANEL_SERVICE_USER" --init-groups \\
+    env HOME="$data_dir" "$current/.venv/bin/python" manage.py "\$@"
+EOF
+}
+
+install_units() {
+    local user=$1 unit
+    for unit in "$current"/scripts/systemd/*; do
+        install_file "$unit_dir/$(basename "$unit")" root:root 0644 < <(
+            sed -e "s|@CODE@|$current|g" -e "s|@ENV@|$env_file|g" -e "s|@DATA@|$data_dir|g" \
+                -e "s|@USER@|$user|g" -e "s|@VHOSTS@|$vhost_dir|g" -e "s|@RUN@|$run_dir|g" "$unit")
+    done
+}
+
+finish() {
+    local port=$1 password=$2 host
+    host=$(hostname -f 2>/dev/null || hostname)
+    echo
+    if [ ${#changes[@]} -eq 0 ]; then
+        echo "Nothing changed: CertPanel is installed as asked."
+    else
+        echo "CertPanel is installed (${#changes[@]} changes)."
+    fi
+    echo "  Panel:  https://$host:$port/   (a self-signed certificate until you give the panel a domain)"
+    if [ -n "$password" ]; then
+        echo "  Log in as admin with password: $password"
+        echo "  (shown only now; change it on the panel's Account page)"
+    fi
+    if [ ! -d /run/systemd/system ]; then
+        echo "  systemd is not running here: start the panel with  $code_dir/bin/certpanel runpanel --production"
+    fi
+}
