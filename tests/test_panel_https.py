@@ -389,3 +389,16 @@ def test_csrf_accepts_the_panel_port_origin_without_trusted_origins(behind_panel
     logged_in = client.post("/login/", form, HTTP_ORIGIN="https://panel.example.com:8888")
     assert logged_in.status_code == 302
     assert logged_in.cookies["sessionid"]["secure"]
+
+
+def test_before_the_first_migrate_the_vhost_is_self_signed(settings, tmp_path, monkeypatch):
+    """The installer writes nginx's configuration before it migrates."""
+    from django.db import OperationalError  # noqa: PLC0415 - this test's own
+
+    def no_table():
+        raise OperationalError("no such table: panel_panelhttps")
+
+    settings.PANEL_PORT, settings.CERT_DEPLOY_DIR = 8888, tmp_path
+    monkeypatch.setattr(PanelHttps, "load", no_table)
+    text = panel_vhost.preview()
+    assert f"ssl_certificate {tmp_path}/panel-self-signed/self-signed.pem;" in text and "acme-challenge" not in text

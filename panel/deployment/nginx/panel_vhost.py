@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from django.conf import settings
+from django.db import DatabaseError
 
 from panel.deployment.nginx import apply
 from panel.deployment.nginx.render import CertificateFiles, Layout, _render
@@ -101,13 +102,23 @@ def ensure_self_signed() -> CertificateFiles:
 # --- applying
 
 
+def _panel_row() -> PanelHttps:
+    """The panel's HTTPS row; none yet before the first migrate (the installer writes nginx's
+    configuration before it migrates): then the self-signed certificate, and no domain."""
+    try:
+        return PanelHttps.load()
+    except DatabaseError:
+        log.warning("the panel's HTTPS settings cannot be read (not migrated yet?): serving it self-signed")
+        return PanelHttps(pk=1)
+
+
 def config_path(layout: Layout) -> Path:
     return layout.vhost_dir / CONFIG_NAME
 
 
 def preview() -> str:
     """The vhost install() would write now (without writing anything, not even certificates)."""
-    current, row = apply.layout(), PanelHttps.load()
+    current, row = apply.layout(), _panel_row()
     version = row.serving_version()
     files = apply.certificate_files(version) if version else self_signed_files()
     return render_panel_vhost(current, settings.PANEL_PORT, settings.PANEL_UPSTREAM, row.domain, files)
@@ -134,7 +145,7 @@ def install(reload=True) -> tuple[bool, str]:
             path.unlink(missing_ok=True)
         else:
             apply.ensure_shared_files(current)
-            row = PanelHttps.load()
+            row = _panel_row()
             version = row.serving_version()
             files = apply.write_certificate_files(version) if version else ensure_self_signed()
             text = render_panel_vhost(current, settings.PANEL_PORT, settings.PANEL_UPSTREAM, row.domain, files)
