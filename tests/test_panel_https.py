@@ -402,3 +402,12 @@ def test_before_the_first_migrate_the_vhost_is_self_signed(settings, tmp_path, m
     monkeypatch.setattr(PanelHttps, "load", no_table)
     text = panel_vhost.preview()
     assert f"ssl_certificate {tmp_path}/panel-self-signed/self-signed.pem;" in text and "acme-challenge" not in text
+
+
+def test_the_page_reads_in_chinese(admin, panel_port):
+    client = Client(headers={"accept-language": "zh-CN,zh;q=0.9"})
+    client.force_login(admin)
+    text = client.get("/settings/panel-https/").content.decode()
+    for chinese in ("面板 HTTPS", "自签名证书", "面板域名", "保存并申请证书", "安全入口"):
+        assert chinese in text
+    assert "self-signed certificate (browsers" not in text and "Save and order" not in text
