@@ -190,6 +190,8 @@ def test_nginx_serves_the_panel_self_signed_then_with_its_certificate_without_a_
     echoed = panel_get(nginx).json()
     assert echoed["X-Forwarded-Proto"] == "https"
     assert echoed["Host"] == f"127.0.0.1:{nginx.PANEL_PORT}"  # with the port: Django's CSRF origin check needs it
+    plain = requests.get(f"http://127.0.0.1:{nginx.PANEL_PORT}/login/", timeout=5, allow_redirects=False)
+    assert plain.status_code == 301 and plain.headers["Location"] == f"https://127.0.0.1:{nginx.PANEL_PORT}/login/"
 
     cert = issued_certificate(alice, "panel.example.com")
     PanelHttps.objects.create(pk=1, domain="panel.example.com", certificate=cert)
