@@ -290,6 +290,10 @@ def test_an_admin_sets_the_domain_and_the_panel_orders_its_certificate(admin, pa
         dispatch.put_in_service(cert)
     assert ca.apply_panel.delay.called
 
+    # No site may take the name: its HTTP-01 and its port-80 server are the panel's.
+    taken = client.post("/sites/add/", {"domains": "panel.example.com", "root": ""})
+    assert b"the panel&#x27;s own domain" in taken.content and not Site.objects.exists()
+
     # It cannot be deleted while it serves the panel.
     with pytest.raises(ProtectedError):
         cert.delete()

@@ -14,7 +14,7 @@ from django.utils.translation import ngettext
 
 from certs import site_removal
 from panel.deployment import dispatch
-from panel.models import PanelSettings, Site, SiteDomain
+from panel.models import PanelHttps, PanelSettings, Site, SiteDomain
 from panel.security import homes, quotas
 from panel.toolkit import access, outbound, task_queue, validation
 
@@ -72,6 +72,10 @@ def _clean_domains(domains, actor, admin, exclude_pk):
     taken = _domains_in_use(domains, exclude_pk)
     if taken:
         raise ValidationError(_("Already used by another site: %(names)s") % {"names": _shown(taken)})
+    panel_domain = PanelHttps.objects.filter(pk=1).values_list("domain", flat=True).first()
+    if panel_domain and panel_domain in domains:
+        # Its HTTP-01 and its port-80 server are the panel's (panel.hosting.panel_domain).
+        raise ValidationError(_("%(name)s is the panel's own domain.") % {"name": _shown([panel_domain])})
     too_wide = [] if admin else [name for name in domains if validation.above_registrable_domains(name)]
     if too_wide:
         raise ValidationError(_("%(names)s would take in the names of every owner under it: only an administrator "
