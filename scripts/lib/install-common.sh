@@ -132,10 +132,54 @@ load_env() {  # the panel's settings into this shell's environment
     set +a
 }
 
-as_service() {  # as_service manage ARGS...: manage.py as the panel's user, with its settings
-    shift
-    (load_env; cd "$current" && setpriv --reuid="$CERTPANEL_SERVICE_USER" --regid="$CERTPANEL_SERVICE_USER" --init-groups \
-        env HOME="$data_dir" "$current/.venv/bin/python" manage.py "$@")
+in_release() {  # in_release DIR manage ARGS...: that release's manage.py as the panel's user
+    local dir=$1
+    shift 2
+    (load_env; cd "$dir" && setpriv --reuid="$CERTPANEL_SERVICE_USER" --regid="$CERTPANEL_SERVICE_USER" --init-groups \
+        env HOME="$data_dir" "$dir/.venv/bin/python" manage.py "$@")
+}
+
+as_service() {  # as_service manage ARGS...: the current release's manage.py as the panel's user
+    in_release "$current" "$@"
+}
+
+take_snapshot() {  # take_snapshot LABEL -> prints the snapshot's path (PostgreSQL: plain SQL; SQLite: a copy)
+    local label=$1 url stamp out
+    url=$(load_env; echo "$DATABASE_URL")
+    stamp=$(date -u +%Y%m%dT%H%M%SZ)
+    mkdir -p "$data_dir/backups"
+    if [[ "$url" == sqlite* ]]; then
+        out=$data_dir/backups/pre-upgrade-$label-$stamp.sqlite3
+        "$current/.venv/bin/python" - "${url#sqlite://}" "$out" <<'PY'
+import sqlite3, sys
+source = sqlite3.connect(sys.argv[1].replace("//", "/", 1) if sys.argv[1].startswith("//") else sys.argv[1])
+target = sqlite3.connect(sys.argv[2])
+source.backup(target)  # consistent while the panel writes
+target.close()
+PY
+    else
+        out=$data_dir/backups/pre-upgrade-$label-$stamp.sql
+        pg_dump --no-owner --no-privileges -f "$out" "$url" || die "pg_dump could not take the snapshot: nothing was changed"
+    fi
+    chmod 0600 "$out"
+    echo "$out"
+}
+
+restore_snapshot() {  # the database as the snapshot holds it, in one transaction
+    local snapshot=$1 url
+    url=$(load_env; echo "$DATABASE_URL")
+    if [[ "$snapshot" == *.sqlite3 ]]; then
+        "$current/.venv/bin/python" - "$snapshot" "${url#sqlite://}" <<'PY'
+import sqlite3, sys
+target = sys.argv[2].replace("//", "/", 1) if sys.argv[2].startswith("//") else sys.argv[2]
+sqlite3.connect(sys.argv[1]).backup(sqlite3.connect(target))
+PY
+    else
+        # Tables a failed upgrade created are not in the snapshot: the schema goes, then comes back.
+        { echo 'SET client_min_messages = warning; DROP SCHEMA public CASCADE; CREATE SCHEMA public;'; cat "$snapshot"; } \
+            | psql -q -1 -v ON_ERROR_STOP=1 "$url" >/dev/null \
+            || die "the snapshot $snapshot could not be restored: restore it by hand (psql -1 -f) before starting the panel"
+    fi
 }
 
 as_root_panel() {  # as_root_panel manage ARGS...: the deploy side's commands (nginx, certificate files)

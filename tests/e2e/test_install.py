@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 import urllib3
+from celery import Celery
 from cryptography.x509.oid import NameOID
 
 from tests.support import tls_peer_certificate, wait_for_served_certificate
@@ -27,6 +28,9 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICE_USER = "certpanel"
+# The release an upgrade starts from: the first with scripts/install and `runpanel --production`.
+# Move it forward when a release is cut; the upgrade test installs it with its own installer.
+PREVIOUS_RELEASE = "f2fe3e9caee8"
 
 NGINX_MAIN = """\
 # What Debian's /etc/nginx/nginx.conf does, below a test prefix.
@@ -78,6 +82,7 @@ class Installed:
         self.token = ""
 
     def install(self, source: Path = REPO) -> str:
+        """That source's own scripts/install, as whoever installed that release ran it."""
         result = subprocess.run(
             [str(source / "scripts" / "install"), "--prefix", str(self.prefix), "--source", str(source),
              "--user", SERVICE_USER, "--http-port", str(self.http_port), "--https-port", str(self.https_port),
@@ -93,28 +98,55 @@ class Installed:
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout
 
+    def upgrade(self, source: Path) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(REPO / "scripts" / "upgrade"), "--prefix", str(self.prefix), "--source", str(source),
+             "--venv-seed", sys.prefix],
+            capture_output=True, text=True, timeout=900, env=clean_env(),
+        )
+
     def certpanel(self, *args, check=True) -> subprocess.CompletedProcess:
         result = subprocess.run([str(self.prefix / "opt/certpanel/bin/certpanel"), *args],
                                 capture_output=True, text=True, timeout=300, env=clean_env())
         assert not check or result.returncode == 0, result.stdout + result.stderr
         return result
 
-    def start(self, log_dir: Path):
+    def start(self, log_dir: Path, through_nginx: bool = True):
+        """runpanel --production; the API through the panel's HTTPS port, or straight to gunicorn."""
+        self.base = f"https://127.0.0.1:{self.panel_port}" if through_nginx else f"http://127.0.0.1:{self.web_port}"
         self.panel = ManagedProcess(
             "runpanel --production", [str(self.prefix / "opt/certpanel/bin/certpanel"), "runpanel", "--production"],
             log_path=log_dir / "runpanel.log", env=clean_env(),
         ).start()
-        wait_until(lambda: self.panel_answers(), 90, "the panel to answer over HTTPS", processes=(self.panel,))
+        wait_until(self.panel_answers, 90, f"the panel to answer on {self.base}", processes=(self.panel,))
 
     def panel_answers(self) -> bool:
         try:
-            return requests.get(f"https://127.0.0.1:{self.panel_port}/login/", verify=False, timeout=5).status_code == 200
+            return requests.get(f"{self.base}/login/", verify=False, timeout=5).status_code == 200
         except requests.RequestException:
             return False
 
     def api(self, method, path, json=None):
-        return requests.request(method, f"https://127.0.0.1:{self.panel_port}{path}", json=json, verify=False,
+        return requests.request(method, f"{self.base}{path}", json=json, verify=False,
                                 headers={"Authorization": f"Token {self.token}"}, timeout=30)
+
+    def add_site_with_certificate(self, name: str) -> dict:
+        """A site whose page says its name, with a Pebble certificate; the certificate once valid."""
+        root = self.www / name
+        root.mkdir()
+        (root / "index.html").write_text(f"hello from {name}\n")
+        site = self.api("POST", "/api/v1/sites/", {"domains": [name], "root": str(root)})
+        assert site.status_code == 201, site.text
+        account = self.api("POST", "/api/v1/acme-accounts/", {"directory_url": self.pebble.directory_url})
+        assert account.status_code == 201, account.text
+        cert = self.api("POST", "/api/v1/certificates/", {
+            "domains": [name], "acme_account": account.json()["id"], "site": site.json()["id"]})
+        assert cert.status_code == 201, cert.text
+        return {"site": site.json()["id"], **wait_for_valid(self, cert.json()["id"])}
+
+    def page(self, name: str, host: str = "127.0.0.1") -> subprocess.CompletedProcess:
+        return subprocess.run(["curl", "-sk", "-D", "-", "--resolve", f"{name}:{self.https_port}:{host}",
+                               f"https://{name}:{self.https_port}/"], capture_output=True, text=True, timeout=30)
 
     def stop(self):
         if self.panel:
@@ -167,26 +199,14 @@ def test_install_serves_sites_on_both_families_and_the_panel_on_its_own_domain(i
     assert owners["acme@"] == {SERVICE_USER} and owners["deploy@"] == {"root"}, owners
 
     installed.token = installed.certpanel("create_api_token", "admin").stdout.strip().splitlines()[-1]
-    root = installed.www / "shop.example.test"
-    root.mkdir()
-    (root / "index.html").write_text("hello from the installed panel\n")
-    site = installed.api("POST", "/api/v1/sites/", {"domains": ["shop.example.test"], "root": str(root)})
-    assert site.status_code == 201, site.text
-    account = installed.api("POST", "/api/v1/acme-accounts/", {"directory_url": installed.pebble.directory_url})
-    assert account.status_code == 201, account.text
-    cert = installed.api("POST", "/api/v1/certificates/", {
-        "domains": ["shop.example.test"], "acme_account": account.json()["id"], "site": site.json()["id"]})
-    assert cert.status_code == 201, cert.text
-    body = wait_for_valid(installed, cert.json()["id"])
+    body = installed.add_site_with_certificate("shop.example.test")
 
     # The system nginx binary serves it over IPv4 and IPv6 with Pebble's certificate.
     for host in ("127.0.0.1", "::1"):
         leaf = wait_for_served_certificate(installed.https_port, "shop.example.test",
                                            lambda c: format(c.serial_number, "x") == body["serial"], host=host)
         assert leaf.issuer != leaf.subject
-        page = subprocess.run(["curl", "-sk", "--resolve", f"shop.example.test:{installed.https_port}:{host}",
-                               f"https://shop.example.test:{installed.https_port}/"], capture_output=True, text=True)
-        assert "hello from the installed panel" in page.stdout
+        assert "hello from shop.example.test" in installed.page("shop.example.test", host).stdout
 
     # The panel's own domain: a Pebble certificate, shown by the next handshake, nothing restarted.
     before = tls_peer_certificate("127.0.0.1", installed.panel_port, "panel.example.test")
@@ -202,6 +222,71 @@ def test_install_serves_sites_on_both_families_and_the_panel_on_its_own_domain(i
     again = installed.install()
     assert "Nothing changed" in again, again
     assert "password" not in again
+
+
+def test_upgrade_keeps_data_runs_waiting_tasks_and_a_failed_migration_leaves_the_old_release(
+        installed, tmp_path):
+    old = tmp_path / "previous-release"
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(old), PREVIOUS_RELEASE],
+                   check=True, capture_output=True)
+    try:
+        upgrade_from(old, installed, tmp_path)
+    finally:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(old)], capture_output=True)
+
+
+def upgrade_from(old: Path, installed, tmp_path):
+    installed.install(source=old)
+    installed.start(tmp_path / "old", through_nginx=False)  # that release has no HTTPS port of its own
+    installed.token = installed.certpanel("create_api_token", "admin").stdout.strip().splitlines()[-1]
+    body = installed.add_site_with_certificate("kept.example.test")
+    wait_for_served_certificate(installed.https_port, "kept.example.test",
+                                lambda c: format(c.serial_number, "x") == body["serial"])
+
+    # A release whose migration fails: the database comes back, the old release keeps serving.
+    broken = tmp_path / "broken-release"
+    shutil.copytree(REPO, broken, ignore=shutil.ignore_patterns(".git", ".venv", "data", "__pycache__", "test-artifacts"))
+    latest = sorted(p.stem for p in (REPO / "panel/migrations").glob("0*.py"))[-1]
+    (broken / "panel/migrations/0999_made_to_fail.py").write_text(FAILING_MIGRATION.format(latest=latest))
+    failed = installed.upgrade(broken)
+    assert failed.returncode != 0 and "keeps running" in failed.stderr, failed.stdout + failed.stderr
+    assert installed.panel.alive and installed.panel_answers()
+    assert installed.api("GET", f"/api/v1/certificates/{body['id']}/").json()["serial"] == body["serial"]
+
+    # A task waits in Redis while the panel is down for the upgrade: the site's hand-written
+    # addition is applied by the new release's deploy worker.
+    installed.panel.stop(timeout=60)
+    custom = installed.prefix / "etc/nginx/certpanel/custom" / f"site-{body['site']}"
+    custom.mkdir(parents=True, exist_ok=True)
+    (custom / "upgrade.conf").write_text('add_header X-Applied-After-Upgrade "yes";\n')
+    Celery(broker=installed.redis_url).send_task("panel.tasks.apply_site", args=(body["site"],), queue="deploy")
+
+    upgraded = installed.upgrade(REPO)
+    assert upgraded.returncode == 0 and "Upgraded from" in upgraded.stdout, upgraded.stdout + upgraded.stderr
+    installed.start(tmp_path / "new")
+    wait_until(lambda: "x-applied-after-upgrade: yes" in installed.page("kept.example.test").stdout.lower(), 60,
+               "the task queued before the upgrade to run")
+    after = installed.api("GET", f"/api/v1/certificates/{body['id']}/").json()
+    assert after["serial"] == body["serial"] and after["domains"] == ["kept.example.test"]
+    for host in ("127.0.0.1", "::1"):
+        assert "hello from kept.example.test" in installed.page("kept.example.test", host).stdout
+
+
+FAILING_MIGRATION = """\
+from django.db import migrations, models
+
+
+def fail(apps, schema_editor):
+    raise RuntimeError("made to fail by the upgrade test")
+
+
+class Migration(migrations.Migration):
+    dependencies = [("panel", "{latest}")]
+    operations = [
+        migrations.CreateModel("LeftBehind", fields=[("id", models.BigAutoField(primary_key=True))]),
+        migrations.RunPython(fail),
+    ]
+"""
 
 
 def wait_for_valid(installed, cert_id, timeout=90):
