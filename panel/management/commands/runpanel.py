@@ -20,11 +20,15 @@ import sys
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 
+from certs.acme.client import AcmeError
 from panel import embedded
+from panel.deployment.nginx import panel_vhost
+from panel.hosting import panel_domain
 from panel.deployment.nginx.apply import (
     layout,
     nginx_command,
@@ -44,6 +48,7 @@ def _raise_stop(signum, frame):
 
 class Command(BaseCommand):
     help = "Run the panel (web, Celery worker and beat, and a private Redis and nginx unless configured)."
+    production = False
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1", help="address gunicorn binds (default 127.0.0.1)")
@@ -64,6 +69,8 @@ class Command(BaseCommand):
             call_command("compilemessages", ignore_patterns=["*"], verbosity=0)
             call_command("migrate", interactive=False, verbosity=max(options["verbosity"] - 1, 0))
             self.password = self.ensure_admin()  # printed once, then forgotten
+            if settings.PANEL_PORT:  # the panel behind nginx's HTTPS port: gunicorn where its vhost points
+                host, port = self.upstream()
 
         supervisor = embedded.Supervisor()
         failure = None
@@ -75,6 +82,7 @@ class Command(BaseCommand):
                 failure = str(exc)
             else:
                 self.print_banner(host, port)
+                self.set_initial_domain()
                 name, code = supervisor.supervise(on_restart=self.report_restart)
                 failure = f"{name} {embedded.describe_exit(code)}"
             self.stderr.write(f"{failure}; stopping CertPanel...")
@@ -157,6 +165,7 @@ class Command(BaseCommand):
 
         if settings.NGINX_PRIVATE:
             write_private_main_config()
+            self.write_panel_vhost()
             ok, output = test_config()
             if not ok:
                 raise embedded.StartupError(f"nginx rejected the private config:\n{output}")
@@ -195,6 +204,7 @@ class Command(BaseCommand):
     def start_production(self, supervisor, host, port):
         if embedded.port_answers(host, port):
             raise embedded.StartupError(f"gunicorn: something already listens on {host}:{port}")
+        self.write_panel_vhost()
         ok, output = test_config()
         if not ok:
             raise embedded.StartupError(f"nginx rejected the configuration:\n{output}")
@@ -223,6 +233,23 @@ class Command(BaseCommand):
         supervisor.start("celery beat", [*celery, "beat", "-l", "info", "-s", settings.CELERY_BEAT_SCHEDULE_FILENAME],
                          restart=True, **as_service)
 
+    def write_panel_vhost(self):
+        """The panel's own HTTPS vhost (or its removal when the port is off), before nginx starts."""
+        ok, output = panel_vhost.install(reload=False)
+        if not ok:
+            raise embedded.StartupError(f"nginx rejected the panel's vhost:\n{output}")
+
+    def set_initial_domain(self):
+        """CERTPANEL_PANEL_DOMAIN on a first start: the panel orders its certificate. A refusal is
+        reported, never fatal: the panel goes on with its self-signed certificate."""
+        try:
+            row = panel_domain.set_initial_domain()
+        except (ValidationError, AcmeError) as exc:
+            self.stderr.write(f"CERTPANEL_PANEL_DOMAIN={settings.PANEL_DOMAIN}: not set: {exc}")
+            return
+        if row:
+            self.stdout.write(f"  The panel's domain is {row.domain}: its certificate is being ordered.")
+
     def report_restart(self, name, returncode):
         self.stderr.write(f"{name} {embedded.describe_exit(returncode)}; starting it again")
 
@@ -247,6 +274,8 @@ class Command(BaseCommand):
             return
         url_host = f"[{embedded.connect_host(host)}]" if ":" in host else embedded.connect_host(host)
         lines = ["", "CertPanel is running.", f"  Panel:  http://{url_host}:{port}/"]
+        if settings.PANEL_PORT:
+            lines[-1] = f"  Panel:  https://127.0.0.1:{settings.PANEL_PORT}/ (nginx; gunicorn on {url_host}:{port})"
         if settings.NGINX_PRIVATE:
             lines.append(
                 f"  nginx:  HTTP port {settings.NGINX_HTTP_PORT}, HTTPS port {settings.NGINX_HTTPS_PORT} "
