@@ -21,8 +21,8 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 SCHEMA_FILE = Path(__file__).resolve().parent / "data" / "compose-spec.json"
 
-SERVICES = {"web", "worker", "beat", "redis", "postgres", "nginx"}
-PANEL_SERVICES = ("web", "worker", "beat")
+SERVICES = {"web", "worker", "deploy", "beat", "redis", "postgres", "nginx"}
+PANEL_SERVICES = ("web", "worker", "deploy", "beat")
 
 # An environment variable whose name says it holds a secret.
 SECRET_NAME = re.compile(r"SECRET|KEY|PASSWORD|PASSWD|TOKEN|CREDENTIAL", re.IGNORECASE)
@@ -137,7 +137,7 @@ def test_a_broken_compose_file_fails_validation(compose, schema, breaker):
 # --- what CertPanel needs from it ----------------------------------------------------------
 
 
-def test_the_six_services_exist(compose):
+def test_the_services_exist(compose):
     assert SERVICES <= set(compose["services"])
 
 
@@ -177,10 +177,14 @@ def test_commands(compose):
         return command.split() if isinstance(command, str) else list(command)
 
     assert words(services["web"]) == ["gunicorn", "panel.wsgi:application", "-b", "0.0.0.0:8000"]
-    worker = words(services["worker"])
-    assert worker[:4] == ["celery", "-A", "panel", "worker"]
-    queues = set(worker[worker.index("-Q") + 1].split(","))
-    assert {"acme", "deploy"} <= queues
+    def queues(name):
+        worker = words(services[name])
+        assert worker[:4] == ["celery", "-A", "panel", "worker"]
+        return set(worker[worker.index("-Q") + 1].split(","))
+
+    # As scripts/install splits them: only the deploy worker touches nginx.
+    assert queues("worker") == {"acme", "default"}
+    assert queues("deploy") == {"deploy"}
     assert words(services["beat"])[:4] == ["celery", "-A", "panel", "beat"]
 
 
@@ -210,7 +214,7 @@ def test_nginx_shares_the_panel_directories_at_the_same_paths(compose, variable)
     path = environment(services["worker"])[variable]
     source = volume_at(services["nginx"], path)
     assert source in compose["volumes"], f"nginx does not mount a named volume at {path}"
-    for name in ("web", "worker"):
+    for name in ("web", "worker", "deploy"):
         assert volume_at(services[name], path) == source, f"{name} and nginx see different {path}"
 
 
@@ -223,14 +227,15 @@ def test_nginx_and_the_worker_use_one_main_config(compose):
     assert "-c" in services["nginx"]["command"] and conf in services["nginx"]["command"]
 
 
-def test_the_worker_can_reload_nginx_in_the_nginx_container(compose):
+def test_the_deploy_worker_can_reload_nginx_in_the_nginx_container(compose):
     services = compose["services"]
-    assert services["worker"]["pid"] == "service:nginx"
+    assert services["deploy"]["pid"] == "service:nginx"
+    assert "pid" not in services["worker"]
     content = compose["configs"]["nginx_conf"]["content"]
     pid_dir = str(Path(re.search(r"^\s*pid\s+(\S+);", content, re.M).group(1)).parent)
-    assert volume_at(services["worker"], pid_dir) == volume_at(services["nginx"], pid_dir) is not None
+    assert volume_at(services["deploy"], pid_dir) == volume_at(services["nginx"], pid_dir) is not None
     # Signalling needs the same uid on both sides.
-    assert services["worker"]["user"] == services["nginx"]["user"]
+    assert services["deploy"]["user"] == services["nginx"]["user"]
 
 
 def test_the_file_explains_the_deploy_worker_on_the_nginx_node():
