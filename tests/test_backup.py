@@ -305,14 +305,18 @@ import json
 from certs.models import DnsCredential, CertificateVersion
 from panel.models import Site
 from django.contrib.auth import get_user_model
-print(json.dumps({"users": sorted(get_user_model().objects.values_list("username", flat=True)),
-                  "dns": DnsCredential.objects.get().values(), "key": CertificateVersion.objects.get().private_key,
-                  "sites": list(Site.objects.values_list("primary_domain", "config_status"))}))
+found = {"users": sorted(get_user_model().objects.values_list("username", flat=True)),
+         "dns": DnsCredential.objects.get().values(), "key": CertificateVersion.objects.get().private_key,
+         "sites": list(Site.objects.values_list("primary_domain", "config_status"))}
+found["new_site"] = Site.objects.create(owner=get_user_model().objects.first(), domains=["new.example.test"]).pk
+print(json.dumps(found))
 """
 
 
 @pytest.mark.skipif(not postgres_available(), reason="PostgreSQL is not reachable on 127.0.0.1:5432")
-def test_a_sqlite_backup_restores_into_postgresql(populated, tmp_path, passphrase_file):
+def test_a_sqlite_backup_restores_into_postgresql_and_back(populated, installation, tmp_path, passphrase_file,
+                                                           quiet_queue):
+    before = rows()
     out = make_backup(tmp_path, passphrase_file)
     target = TemporaryPostgresDatabase(prefix="certpanel_restore").create()
     try:
@@ -326,22 +330,31 @@ def test_a_sqlite_backup_restores_into_postgresql(populated, tmp_path, passphras
         restored = manage(data_dir, target.url, "restore", str(out), "--passphrase-file", str(passphrase_file))
         assert restored.returncode == 0, restored.stderr
         assert "The task queue (Redis) is not reachable" in restored.stdout
+        assert (data_dir / "certs" / populated["files"].relative_to(installation.CERT_DEPLOY_DIR)
+                / "privkey.pem").read_text() == KEY_PEM
+        assert stat.S_IMODE((data_dir / "encryption.keys").stat().st_mode) == 0o600
         read = manage(data_dir, target.url, "shell", "-c", READ_BACK)
         assert read.returncode == 0, read.stderr
         found = json.loads(read.stdout.strip().splitlines()[-1])
+        assert found.pop("new_site") > populated["site"].pk  # the sequences moved past the restored ids
         assert found == {"users": ["alice", "bob"], "dns": {"tsig_secret": DNS_SECRET}, "key": KEY_PEM,
                          "sites": [["shop.example.test", "pending"]]}
-        assert (data_dir / "certs" / populated["files"].relative_to(django_settings.CERT_DEPLOY_DIR)
-                / "privkey.pem").read_text() == KEY_PEM
-        assert stat.S_IMODE((data_dir / "encryption.keys").stat().st_mode) == 0o600
-        # the sequences moved past the restored ids
-        more = manage(data_dir, target.url, "shell", "-c",
-                      "from panel.models import Site; from django.contrib.auth import get_user_model; "
-                      "print(Site.objects.create(owner=get_user_model().objects.first(), domains=['n.test']).pk)")
-        assert more.returncode == 0, more.stderr
-        assert int(more.stdout.strip().splitlines()[-1]) > populated["site"].pk
 
         again = manage(data_dir, target.url, "restore", str(out), "--passphrase-file", str(passphrase_file))
         assert again.returncode != 0 and "not empty" in again.stderr
+
+        # A backup of PostgreSQL (one REPEATABLE READ transaction) restores into SQLite.
+        from_postgres = tmp_path / "from-postgres.tar.gz"
+        made = manage(data_dir, target.url, "backup", str(from_postgres), "--passphrase-file", str(passphrase_file))
+        assert made.returncode == 0, made.stderr
+        assert json.loads(members(from_postgres)["manifest.json"])["database"]["engine"] == "postgresql"
     finally:
         target.drop()
+    empty_the_database(installation)
+    restore(from_postgres, passphrase_file)
+    after = rows()
+    assert len(after["panel.Site"]) == 2
+    for label in before:
+        if label != "panel.Site":
+            assert after[label] == before[label], label
+    assert DnsCredential.objects.get().values() == {"tsig_secret": DNS_SECRET}

@@ -68,6 +68,10 @@ class BackupRefused(Exception):
     """The backup or restore cannot go on; the message says why and what to do. Nothing was changed."""
 
 
+class RestoreFailed(Exception):
+    """A restore failed after it began to change the installation; the message says what is left."""
+
+
 @dataclass
 class RestoreReport:
     rows: int = 0
@@ -374,9 +378,17 @@ def restore(archive_path, passphrase: str) -> RestoreReport:
             raise archive.ArchiveDamaged("The archive holds no database: it is incomplete.")
         # Checked whole: from here on, the installation changes.
         _write_keys(opened.secrets, report)
-        call_command("migrate", interactive=False, verbosity=0)
+        try:
+            call_command("migrate", interactive=False, verbosity=0)
+        except Exception as exc:
+            raise RestoreFailed(f"migrate failed ({exc}); no row was restored yet. Fix the database and run "
+                                "restore again.") from exc
         refuse_unless_empty()  # nothing wrote meanwhile
-        _load_rows(opened.path(DATABASE))
+        try:
+            _load_rows(opened.path(DATABASE))
+        except Exception as exc:
+            raise RestoreFailed(f"loading the rows failed ({exc}); they were all rolled back, the database holds "
+                                "the empty tables only. Run restore again once the cause is fixed.") from exc
         report.rows = sum((opened.manifest.get("database") or {}).get("rows", {}).values())
         report.files = _put_files_back(opened)
         _queue_nginx(report)

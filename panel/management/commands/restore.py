@@ -24,6 +24,8 @@ class Command(BaseCommand):
             report = backup.restore(Path(path), secret)
         except (backup.BackupRefused, archive.ArchiveRefused) as exc:
             raise CommandError(f"Restore refused: {exc}") from None
+        except backup.RestoreFailed as exc:
+            raise CommandError(f"Restore failed: {exc}") from None
         self.stdout.write(f"Restored {report.rows} rows and {report.files} file(s) from {path}.")
         for note in report.notes:
             self.stdout.write(note)
