@@ -6,18 +6,16 @@ import gzip
 import io
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
 import tarfile
-from pathlib import Path
 from unittest import mock
 
 import pytest
-from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
-from django.db import connection
 
 from certs.models import AcmeAccount, Certificate, CertificateVersion, DnsCredential, NotificationChannel
 from panel.maintenance import archive, backup
@@ -100,10 +98,9 @@ def make_backup(tmp_path, passphrase_file, name="backup.tar.gz"):
 def empty_the_database(installation):
     """A fresh installation: no rows, no files, no keys."""
     call_command("flush", interactive=False, verbosity=0)
-    for path in (installation.ENCRYPTION_KEY_FILE,):
-        path.unlink()
+    installation.ENCRYPTION_KEY_FILE.unlink()
     for directory in (installation.CERT_DEPLOY_DIR, installation.NGINX_VHOST_DIR):
-        subprocess.run(["rm", "-rf", str(directory)], check=True)
+        shutil.rmtree(directory)
 
 
 def restore(path, passphrase_file):
@@ -268,10 +265,13 @@ def test_scheduled_backups_keep_the_newest(populated, installation, tmp_path, pa
     installation.BACKUP_DIR.mkdir()
     unrelated = installation.BACKUP_DIR / "keep-me.tar.gz"
     unrelated.write_text("mine")
+    died = installation.BACKUP_DIR / "certpanel-backup-20260101-031700.tar.gz.partial"
+    died.write_text("half")
+    (installation.BACKUP_DIR / ".certpanel-backup-20260101-031700.tar.gz.staging-x1y2").mkdir()
     start = datetime.datetime(2026, 3, 1, 3, 17, tzinfo=datetime.UTC)
     written = [backup.run_scheduled_backup(start + datetime.timedelta(days=day)) for day in range(4)]
     assert all(written)
-    left = sorted(p.name for p in installation.BACKUP_DIR.iterdir() if not p.name.startswith("."))
+    left = sorted(p.name for p in installation.BACKUP_DIR.iterdir() if p.name != ".certpanel-backup.lock")
     assert left == ["certpanel-backup-20260303-031700.tar.gz", "certpanel-backup-20260304-031700.tar.gz",
                     "keep-me.tar.gz"]
     assert json.loads(members(written[-1])["manifest.json"])["database"]["rows"]["panel.Site"] == 1
@@ -358,3 +358,31 @@ def test_a_sqlite_backup_restores_into_postgresql_and_back(populated, installati
         if label != "panel.Site":
             assert after[label] == before[label], label
     assert DnsCredential.objects.get().values() == {"tsig_secret": DNS_SECRET}
+
+
+SNAPSHOT = """
+import sqlite3, time
+from django.conf import settings
+from django.db import connection
+from panel.maintenance.backup import _read_snapshot
+path = settings.DATABASES["default"]["NAME"]
+writer = sqlite3.connect(path, timeout=1)
+writer.executescript("PRAGMA journal_mode=WAL; CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+count = lambda: connection.cursor().execute("SELECT count(*) FROM t").fetchone()[0]
+with _read_snapshot():
+    seen = count()
+    started = time.monotonic()
+    writer.execute("INSERT INTO t VALUES (2)")
+    writer.commit()
+    print(round(time.monotonic() - started, 3), seen, count())
+print(count())
+"""
+
+
+def test_the_sqlite_snapshot_blocks_no_writer_and_sees_none_of_their_rows(tmp_path):
+    # The panel's own SQLite transactions take the write lock at BEGIN; the backup's must not.
+    database = tmp_path / "panel.sqlite3"
+    result = manage(tmp_path / "data", f"sqlite:///{database}", "shell", "-c", SNAPSHOT)
+    assert result.returncode == 0, result.stderr
+    waited, before, during, after = " ".join(result.stdout.strip().splitlines()[-2:]).split()
+    assert float(waited) < 0.5 and (before, during, after) == ("1", "1", "2")

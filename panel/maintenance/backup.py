@@ -414,6 +414,11 @@ def prune(directory: Path, keep: int) -> list[Path]:
                 if p.name.endswith(".partial") and SCHEDULED_NAME.match(p.name[:-len(".partial")])]
     for path in removed:
         path.unlink(missing_ok=True)
+    for staging in directory.iterdir():  # what a run killed while packing left (archive.ArchiveWriter)
+        name, _sep, _suffix = staging.name.partition(".staging-")
+        if staging.is_dir() and _sep and SCHEDULED_NAME.match(name.removeprefix(".")):
+            shutil.rmtree(staging, ignore_errors=True)
+            removed.append(staging)
     return removed
 
 
