@@ -14,8 +14,10 @@ import tarfile
 from unittest import mock
 
 import pytest
+from cryptography.fernet import Fernet
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from certs.models import AcmeAccount, Certificate, CertificateVersion, DnsCredential, NotificationChannel
 from panel.maintenance import archive, backup
@@ -169,6 +171,23 @@ def test_a_restore_gives_back_the_rows_the_keys_and_the_files(populated, install
     # new rows do not collide with restored ids
     assert Site.objects.create(owner=get_user_model().objects.first(), domains=["new.example.test"]).pk > \
         populated["site"].pk
+
+
+def test_with_keys_from_the_environment_the_restored_secrets_take_its_key(populated, installation, tmp_path,
+                                                                          passphrase_file, quiet_queue):
+    out = make_backup(tmp_path, passphrase_file)
+    empty_the_database(installation)
+    environment_key = Fernet.generate_key().decode()
+    installation.ENCRYPTION_KEYS = environment_key
+    output = restore(out, passphrase_file)
+    assert "CERTPANEL_ENCRYPTION_KEYS is set" in output and "Give every panel process the same" in output
+    assert environment_key not in output
+    assert not installation.ENCRYPTION_KEY_FILE.exists()
+    assert DnsCredential.objects.get().values() == {"tsig_secret": DNS_SECRET}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT credentials FROM certs_dnscredential")
+        [(token,)] = cursor.fetchall()
+    assert json.loads(Fernet(environment_key).decrypt(token.encode())) == {"tsig_secret": DNS_SECRET}
 
 
 def assert_nothing_changed(installation):

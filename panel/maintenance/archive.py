@@ -283,6 +283,8 @@ def _read_members(archive: Path, sealed_dir: Path) -> dict[str, tuple[Path, str,
         raise ArchiveDamaged(
             f"The archive {archive} cannot be read to its end ({exc}): it is incomplete or damaged, e.g. cut "
             "short while being copied. Use a complete copy of it.") from None
+    except OSError as exc:
+        raise ArchiveRefused(f"The archive {archive} cannot be read ({exc.strerror}).") from None
     return found
 
 

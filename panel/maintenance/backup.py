@@ -217,6 +217,14 @@ def create_backup(out, passphrase: str) -> dict:
         raise BackupRefused(f"{out} exists already: name a new file (a backup never overwrites another).")
     if not out.parent.is_dir():
         raise BackupRefused(f"The directory {out.parent} does not exist.")
+    try:
+        return _write_backup(out, passphrase)
+    except OSError as exc:
+        raise BackupRefused(f"The backup could not be written ({exc.strerror}: {exc.filename}); nothing was left at "
+                            f"{out}.") from None
+
+
+def _write_backup(out: Path, passphrase: str) -> dict:
     counts = {}
     with archive.ArchiveWriter(out, passphrase) as writer:
         with _read_snapshot():
