@@ -75,7 +75,7 @@ def populated(installation, transactional_db):
     (files / "fullchain.pem").write_text("LEAF+CHAIN")
     custom = backup._layout().custom_dir(site)
     custom.mkdir(parents=True)
-    (custom / "headers.conf").write_text("add_header X-Shop yes;\n")
+    (custom / "shop headers.conf").write_text("add_header X-Shop yes;\n")
     return {"site": site, "credential": credential, "version": version, "files": files}
 
 
@@ -162,7 +162,7 @@ def test_a_restore_gives_back_the_rows_the_keys_and_the_files(populated, install
     assert stat.S_IMODE(installation.ENCRYPTION_KEY_FILE.stat().st_mode) == 0o600
     assert (populated["files"] / "privkey.pem").read_text() == KEY_PEM
     assert stat.S_IMODE((populated["files"] / "privkey.pem").stat().st_mode) == 0o600
-    assert (backup._layout().custom_dir(populated["site"]) / "headers.conf").read_text() == "add_header X-Shop yes;\n"
+    assert (backup._layout().custom_dir(populated["site"]) / "shop headers.conf").read_text() == "add_header X-Shop yes;\n"
     # nginx is applied again for the site, so its certificate is served
     quiet_queue.delay.assert_called_once_with(populated["site"].pk)
     assert Site.objects.get().config_status == Site.ConfigStatus.PENDING

@@ -22,7 +22,6 @@ import hmac
 import io
 import json
 import os
-import re
 import shutil
 import struct
 import tarfile
@@ -47,8 +46,13 @@ MAGIC = b"CPB1"
 # asking a restore for gigabytes.
 SCRYPT = {"n": 1 << 15, "r": 8, "p": 1}
 SCRYPT_LIMITS = {"n": 1 << 20, "r": 16, "p": 4}
-# Member names: relative, no "..", no odd characters (a forged archive cannot write elsewhere).
-_MEMBER_NAME = re.compile(r"^(?!.*(?:^|/)\.\.?(?:/|$))[A-Za-z0-9._@+=,-]+(?:/[A-Za-z0-9._@+=,-]+)*$")
+
+
+def valid_member_name(name: str) -> bool:
+    """Relative, without "." or ".." parts or control characters: no member can name a place
+    outside where a restore puts it."""
+    return (0 < len(name) <= 4096 and not name.startswith("/") and not any(ord(c) < 32 for c in name)
+            and all(part not in ("", ".", "..") for part in name.split("/")))
 
 
 class ArchiveRefused(Exception):
@@ -171,7 +175,7 @@ class ArchiveWriter:
         self.partial.unlink(missing_ok=True)
 
     def _new_member(self, name, meta):
-        if not _MEMBER_NAME.match(name) or name in self.members or name in (MANIFEST, MANIFEST_HMAC):
+        if not valid_member_name(name) or name in self.members or name in (MANIFEST, MANIFEST_HMAC):
             raise ValueError(f"bad or repeated member name {name!r}")
         path = self._staging / str(len(self._staged))
         self._staged[name] = path
@@ -266,7 +270,7 @@ def _read_members(archive: Path, sealed_dir: Path) -> dict[str, tuple[Path, str,
     try:
         with tarfile.open(archive, mode="r:gz") as tar:
             for info in tar:
-                if not info.isfile() or not _MEMBER_NAME.match(info.name) or info.name in found:
+                if not info.isfile() or not valid_member_name(info.name) or info.name in found:
                     raise ArchiveAltered(f"The archive holds an unexpected entry {info.name!r}: it was not made by "
                                          "manage.py backup, or was altered.")
                 path = sealed_dir / str(len(found))

@@ -26,6 +26,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,36 +113,30 @@ def dumped_models():
             if model._meta.label_lower not in NOT_DUMPED and model._meta.managed and not model._meta.proxy]
 
 
-class _read_snapshot:
+@contextmanager
+def _read_snapshot():
     """One read transaction: every query inside sees the database as it was at its start."""
-
-    def __enter__(self):
-        self.own = not connection.in_atomic_block  # inside a caller's transaction (tests): that one is the snapshot
-        if not self.own:
-            return self
-        if connection.vendor == "sqlite":
-            # Not transaction.atomic(): the panel's SQLite transactions are BEGIN IMMEDIATE (settings),
-            # which would hold the write lock and stall every writer for the whole dump.
-            connection.ensure_connection()
-            with connection.cursor() as cursor:
-                cursor.execute("BEGIN DEFERRED")
-        else:
-            self.atomic = transaction.atomic()
-            self.atomic.__enter__()
-            if connection.vendor == "postgresql":
-                with connection.cursor() as cursor:
-                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        return self
-
-    def __exit__(self, *exc):
-        if not self.own:
-            return
-        if connection.vendor == "sqlite":
+    if connection.in_atomic_block:  # inside a caller's transaction (tests): that one is the snapshot
+        yield
+        return
+    if connection.vendor == "sqlite":
+        # Not transaction.atomic(): the panel's SQLite transactions are BEGIN IMMEDIATE (settings),
+        # which would hold the write lock and stall every writer for the whole dump.
+        connection.ensure_connection()
+        with connection.cursor() as cursor:
+            cursor.execute("BEGIN DEFERRED")
+        try:
+            yield
+        finally:
             with connection.cursor() as cursor:
                 cursor.execute("ROLLBACK")
-        else:
-            transaction.set_rollback(True)
-            self.atomic.__exit__(*exc)
+        return
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:  # the transaction's first statement
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        yield
+        transaction.set_rollback(True)
 
 
 def _applied_migrations() -> dict[str, list[str]]:
