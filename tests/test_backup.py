@@ -162,7 +162,8 @@ def test_a_restore_gives_back_the_rows_the_keys_and_the_files(populated, install
     assert stat.S_IMODE(installation.ENCRYPTION_KEY_FILE.stat().st_mode) == 0o600
     assert (populated["files"] / "privkey.pem").read_text() == KEY_PEM
     assert stat.S_IMODE((populated["files"] / "privkey.pem").stat().st_mode) == 0o600
-    assert (backup._layout().custom_dir(populated["site"]) / "shop headers.conf").read_text() == "add_header X-Shop yes;\n"
+    custom = backup._layout().custom_dir(populated["site"])
+    assert (custom / "shop headers.conf").read_text() == "add_header X-Shop yes;\n"
     # nginx is applied again for the site, so its certificate is served
     quiet_queue.delay.assert_called_once_with(populated["site"].pk)
     assert Site.objects.get().config_status == Site.ConfigStatus.PENDING
@@ -249,6 +250,19 @@ def test_a_wrong_passphrase_is_refused(populated, installation, tmp_path, passph
     wrong.write_text("not the passphrase at all\n")
     message = refusal(out, wrong)
     assert "passphrase does not open this archive" in message
+    assert_nothing_changed(installation)
+
+
+def test_an_archive_from_a_newer_panel_is_refused(populated, installation, tmp_path, passphrase_file):
+    out = make_backup(tmp_path, passphrase_file)
+    manifest = json.loads(members(out)["manifest.json"])
+    empty_the_database(installation)
+    newer_format = repack(out, {"manifest.json": json.dumps({**manifest, "format_version": 2}).encode()},
+                          tmp_path / "newer.tar.gz")
+    assert "backup format version 2; this panel reads version 1" in refusal(newer_format, passphrase_file)
+    manifest["migrations"]["certs"].append("0099_from_the_future")
+    with pytest.raises(backup.BackupRefused, match="newer version of the panel .* certs.0099_from_the_future"):
+        backup._check_migrations(manifest)
     assert_nothing_changed(installation)
 
 

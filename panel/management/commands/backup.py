@@ -22,7 +22,7 @@ class Command(BaseCommand):
             manifest = backup.create_backup(Path(out), secret)
         except (backup.BackupRefused, archive.ArchiveRefused) as exc:
             raise CommandError(str(exc)) from None
-        rows = sum(manifest["database"]["rows"].values())
-        self.stdout.write(f"Backup written to {Path(out).absolute()}: {rows} rows of the {manifest['database']['engine']} "
+        rows, engine = sum(manifest["database"]["rows"].values()), manifest["database"]["engine"]
+        self.stdout.write(f"Backup written to {Path(out).absolute()}: {rows} rows of the {engine} "
                           f"database, {manifest['files']} file(s). Keep the passphrase apart from the archive: "
                           "without it the archive cannot be restored.")
