@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 
 from panel.toolkit.config import LISTEN_FAMILIES, LOOPBACK, Env, ipv6_available
 
@@ -44,7 +45,8 @@ env = Env()
 
 DATA_DIR = env.directory("CERTPANEL_DATA_DIR", BASE_DIR / "data")
 DEBUG = env.bool("CERTPANEL_DEBUG", False)
-SECRET_KEY = env.secret_from_file("CERTPANEL_SECRET_KEY", DATA_DIR / "django-secret.key")
+SECRET_KEY_FILE = DATA_DIR / "django-secret.key"  # when CERTPANEL_SECRET_KEY is not set
+SECRET_KEY = env.secret_from_file("CERTPANEL_SECRET_KEY", SECRET_KEY_FILE)
 ENCRYPTION_KEYS = env.str("CERTPANEL_ENCRYPTION_KEYS")  # comma-separated Fernet keys, newest first
 ENCRYPTION_KEY_FILE = DATA_DIR / "encryption.keys"
 ALLOWED_HOSTS = [h.strip() for h in env.str("CERTPANEL_ALLOWED_HOSTS", "*").split(",")]
@@ -94,7 +96,7 @@ CELERY_DB_REUSE_MAX = 200
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # The modules of Celery entry points, imported by every worker (a list, not discovery).
-CELERY_IMPORTS = ("certs.tasks", "panel.deployment.tasks")
+CELERY_IMPORTS = ("certs.tasks", "panel.deployment.tasks", "panel.maintenance.tasks")
 CELERY_TASK_ROUTES = {
     # Install targets are files and commands on the machine that serves the sites.
     "certs.tasks.install_certificate": {"queue": "deploy"},
@@ -129,6 +131,17 @@ CELERY_BEAT_SCHEDULE = {
 }
 HEARTBEAT_STALE_SECONDS = env.float("CERTPANEL_HEARTBEAT_STALE_SECONDS", 150.0, minimum=1.0)
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+# A daily backup (panel/maintenance/backup.py) into this directory, the KEEP newest kept; empty: none.
+BACKUP_DIR = env.directory("CERTPANEL_BACKUP_DIR", "") if env.str("CERTPANEL_BACKUP_DIR") else None
+BACKUP_KEEP = env.int("CERTPANEL_BACKUP_KEEP", 7, minimum=1)
+BACKUP_PASSPHRASE_FILE = env.existing_file("CERTPANEL_BACKUP_PASSPHRASE_FILE")  # its first line
+BACKUP_HOUR = env.int("CERTPANEL_BACKUP_HOUR", 3, minimum=0, maximum=23)  # UTC
+if BACKUP_DIR and not env.str("CERTPANEL_BACKUP_PASSPHRASE_FILE"):
+    env.problems.append("CERTPANEL_BACKUP_DIR is set but CERTPANEL_BACKUP_PASSPHRASE_FILE is not: name a 0600 file "
+                        "whose first line is the passphrase that seals the backups")
+if BACKUP_DIR:
+    CELERY_BEAT_SCHEDULE["daily-backup"] = {"task": "panel.tasks.scheduled_backup",
+                                            "schedule": crontab(hour=BACKUP_HOUR, minute=17)}
 
 # --- nginx. Without NGINX_CONF the panel runs its own nginx under the data directory.
 NGINX_BIN = env.executable("NGINX_BIN", "nginx" if os.environ.get("PATH") else "/usr/sbin/nginx")

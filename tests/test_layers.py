@@ -31,7 +31,7 @@ RULES = (
     (ENTRY_POINT, ("*.views", "*.views.*", "*_views", "*.api", "*.api.*", "*.forms", "*.forms.*", "*.tasks",
                    "*.management", "*.management.*", "*.templatetags", "*.templatetags.*")),
     (SERVICE, ("certs", "certs.*", "panel.hosting", "panel.hosting.*", "panel.security", "panel.security.*",
-               "panel.deployment", "panel.deployment.*")),
+               "panel.deployment", "panel.deployment.*", "panel.maintenance", "panel.maintenance.*")),
 )
 # Imports inside functions hide a dependency from a reader of the module's top: a few are
 # right (Django's ready(), an optional heavy library loaded on first use), each with a
