@@ -132,7 +132,7 @@ CELERY_BEAT_SCHEDULE = {
 HEARTBEAT_STALE_SECONDS = env.float("CERTPANEL_HEARTBEAT_STALE_SECONDS", 150.0, minimum=1.0)
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # A daily backup (panel/maintenance/backup.py) into this directory, the KEEP newest kept; empty: none.
-BACKUP_DIR = env.directory("CERTPANEL_BACKUP_DIR", "") if env.str("CERTPANEL_BACKUP_DIR") else None
+BACKUP_DIR = env.directory("CERTPANEL_BACKUP_DIR", "", create=DEPLOY_SIDE) if env.str("CERTPANEL_BACKUP_DIR") else None
 BACKUP_KEEP = env.int("CERTPANEL_BACKUP_KEEP", 7, minimum=1)
 BACKUP_PASSPHRASE_FILE = env.existing_file("CERTPANEL_BACKUP_PASSPHRASE_FILE")  # its first line
 BACKUP_HOUR = env.int("CERTPANEL_BACKUP_HOUR", 3, minimum=0, maximum=23)  # UTC

@@ -20,6 +20,99 @@ set_layout() {  # set_layout PREFIX: where everything goes
     current=$code_dir/current
 }
 
+resolve_settings() {  # the settings this run installs: the command line's ($opt), else stored, else defaults
+    # Earlier choices are the defaults; the command line wins.
+    declare -gA stored=()
+    if [ -f "$env_file" ]; then
+        while IFS='=' read -r key value; do
+            case "$key" in ''|\#*) continue ;; esac
+            stored[$key]=$value
+        done < "$env_file"
+    fi
+    setting() {  # setting KEY DEFAULT: the command line's value, else the stored one, else DEFAULT
+        if [ -n "${opt[$1]+x}" ]; then echo "${opt[$1]}"; elif [ -n "${stored[$1]+x}" ]; then echo "${stored[$1]}"; else echo "$2"; fi
+    }
+    service_user=$(setting CERTPANEL_SERVICE_USER certpanel)
+    panel_port=$(setting CERTPANEL_PANEL_PORT 8888)
+    web_upstream=${stored[CERTPANEL_PANEL_UPSTREAM]:-127.0.0.1:8001}
+    [ -z "${opt[web_port]+x}" ] || web_upstream="127.0.0.1:${opt[web_port]}"
+    http_port=$(setting NGINX_HTTP_PORT 80)
+    https_port=$(setting NGINX_HTTPS_PORT 443)
+    listen_address=$(setting NGINX_LISTEN_ADDRESS "")
+    listen_families=$(setting NGINX_LISTEN_FAMILIES both)
+    database_url=$(setting DATABASE_URL "")
+    redis_url=$(setting REDIS_URL "")
+    keep_nginx=$(setting CERTPANEL_KEEP_NGINX_CONFIG "")
+    nginx_conf=$(setting NGINX_CONF "$nginx_dir/nginx.conf")
+    for port in "$panel_port" "$http_port" "$https_port" "${web_upstream##*:}"; do
+        [[ "$port" =~ ^[0-9]+$ ]] && [ "$port" -ge 1 ] && [ "$port" -le 65535 ] || die "not a port: $port"
+    done
+    [[ "$service_user" =~ ^[a-z_][a-z0-9_-]{0,30}$ ]] || die "not a user name: $service_user"
+}
+
+write_config() {  # certpanel.env (secrets generated once) and the backup passphrase
+    secret_key=${stored[CERTPANEL_SECRET_KEY]:-$("$venv/bin/python" -c 'import secrets; print(secrets.token_urlsafe(48))')}
+    encryption_keys=${stored[CERTPANEL_ENCRYPTION_KEYS]:-$("$venv/bin/python" -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')}
+    # Without a URL: this machine's PostgreSQL (peer authentication) and a dedicated Redis.
+    local_postgres_url="postgres://$service_user@/certpanel?host=/var/run/postgresql"
+    local_redis_url="unix:///run/redis-certpanel/redis-server.sock"
+    database_url=${database_url:-$local_postgres_url}
+    redis_url=${redis_url:-$local_redis_url}
+    local_postgres=false local_redis=false
+    [ "$database_url" != "$local_postgres_url" ] || local_postgres=true
+    [ "$redis_url" != "$local_redis_url" ] || local_redis=true
+    render_env() {
+        echo "# CertPanel's settings (README: Configuration). Written by scripts/install; kept across runs."
+        echo "# Secrets: readable by root only. systemd units and bin/certpanel read this file."
+        echo "CERTPANEL_SECRET_KEY=$secret_key"
+        echo "CERTPANEL_ENCRYPTION_KEYS=$encryption_keys"
+        echo "CERTPANEL_SERVICE_USER=$service_user"
+        echo "CERTPANEL_DATA_DIR=$data_dir"
+        echo "CERTPANEL_CHALLENGE_DIR=$data_dir/acme-challenge"
+        echo "CERTPANEL_CERT_DIR=$data_dir/certs"
+        echo "CERTPANEL_HOME_ROOT=$data_dir/home"
+        echo "CERTPANEL_INSTALL_ROOTS=$data_dir/install"
+        echo "CERTPANEL_BACKUP_DIR=$data_dir/backups"
+        echo "CERTPANEL_BACKUP_PASSPHRASE_FILE=$config_dir/backup.passphrase"
+        echo "CERTPANEL_PANEL_PORT=$panel_port"
+        echo "CERTPANEL_PANEL_UPSTREAM=$web_upstream"
+        echo "CERTPANEL_SECURE_COOKIES=1"
+        echo "DATABASE_URL=$database_url"
+        echo "REDIS_URL=$redis_url"
+        echo "NGINX_BIN=/usr/sbin/nginx"
+        echo "NGINX_CONF=$nginx_conf"
+        echo "NGINX_VHOST_DIR=$vhost_dir"
+        echo "NGINX_HTTP_PORT=$http_port"
+        echo "NGINX_HTTPS_PORT=$https_port"
+        echo "NGINX_LISTEN_ADDRESS=$listen_address"
+        echo "NGINX_LISTEN_FAMILIES=$listen_families"
+        [ -z "$keep_nginx" ] || echo "CERTPANEL_KEEP_NGINX_CONFIG=1"
+        # Settings an earlier run was given with --env, then this run's.
+        for key in "${!stored[@]}"; do
+            case "$key" in
+                CERTPANEL_SECRET_KEY|CERTPANEL_ENCRYPTION_KEYS|CERTPANEL_SERVICE_USER|CERTPANEL_DATA_DIR|\
+                CERTPANEL_CHALLENGE_DIR|CERTPANEL_CERT_DIR|CERTPANEL_HOME_ROOT|CERTPANEL_INSTALL_ROOTS|\
+                CERTPANEL_BACKUP_DIR|CERTPANEL_BACKUP_PASSPHRASE_FILE|CERTPANEL_PANEL_PORT|CERTPANEL_PANEL_UPSTREAM|CERTPANEL_SECURE_COOKIES|\
+                DATABASE_URL|REDIS_URL|NGINX_BIN|NGINX_CONF|NGINX_VHOST_DIR|NGINX_HTTP_PORT|NGINX_HTTPS_PORT|\
+                NGINX_LISTEN_ADDRESS|NGINX_LISTEN_FAMILIES|CERTPANEL_KEEP_NGINX_CONFIG) ;;
+                *) printf '%s\n' "$key=${stored[$key]}" ;;
+            esac
+        done | sort -t= -k1,1 | while IFS= read -r line; do
+            key=${line%%=*}
+            for given in "${extra_env[@]}"; do [ "${given%%=*}" = "$key" ] && continue 2; done
+            echo "$line"
+        done
+        for given in "${extra_env[@]}"; do
+            echo "$given"
+        done
+    }
+    install_file "$env_file" root:root 0600 < <(render_env)
+    # The daily backup's passphrase (README: Backup and restore); generated once, kept across runs.
+    if [ ! -s "$config_dir/backup.passphrase" ]; then
+        install_file "$config_dir/backup.passphrase" root:root 0600 < <("$venv/bin/python" -c 'import secrets; print(secrets.token_urlsafe(24))')
+    fi
+}
+
 ensure_packages() {
     local missing=() package
     for package in "$@"; do
@@ -297,6 +390,8 @@ finish() {
         echo "CertPanel is installed (${#changes[@]} changes)."
     fi
     echo "  Panel:  https://$host:$port/   (a self-signed certificate until you give the panel a domain)"
+    echo "  Backups: daily into $data_dir/backups, sealed with the passphrase in $config_dir/backup.passphrase:"
+    echo "           keep a copy of that file off this server (a backup cannot be opened without it)."
     if [ -n "$password" ]; then
         echo "  Log in as admin with password: $password"
         echo "  (shown only now; change it on the panel's Account page)"

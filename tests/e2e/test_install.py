@@ -92,6 +92,7 @@ class Installed:
              "--venv-seed", sys.prefix,
              "--env", f"CERTPANEL_CA_BUNDLE={self.ca_bundle}",
              "--env", f"CERTPANEL_DNS_RESOLVERS={self.pebble.dns_address}",
+             "--env", f"CERTPANEL_EXTRA_CAS=pebble={self.pebble.directory_url}",
              "--env", f"CERTPANEL_ALLOWED_ROOTS={self.www}"],
             capture_output=True, text=True, timeout=900, env=clean_env(),
         )
@@ -209,6 +210,7 @@ def test_install_serves_sites_on_both_families_and_the_panel_on_its_own_domain(i
         assert "hello from shop.example.test" in installed.page("shop.example.test", host).stdout
 
     # The panel's own domain: a Pebble certificate, shown by the next handshake, nothing restarted.
+    installed.certpanel("shell", "--no-imports", "-c", SET_PEBBLE_AS_DEFAULT_CA)
     before = tls_peer_certificate("127.0.0.1", installed.panel_port, "panel.example.test")
     assert before.issuer == before.subject  # self-signed until the panel has a domain
     installed.certpanel("panel_domain", "panel.example.test")
@@ -271,6 +273,13 @@ def upgrade_from(old: Path, installed, tmp_path):
     for host in ("127.0.0.1", "::1"):
         assert "hello from kept.example.test" in installed.page("kept.example.test", host).stdout
 
+
+SET_PEBBLE_AS_DEFAULT_CA = """
+from panel.models import PanelSettings
+row = PanelSettings.load()
+row.default_ca = "pebble"
+row.save()
+"""
 
 FAILING_MIGRATION = """\
 from django.db import migrations, models
