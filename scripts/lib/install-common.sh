@@ -24,9 +24,10 @@ resolve_settings() {  # the settings this run installs: the command line's ($opt
     # Earlier choices are the defaults; the command line wins.
     declare -gA stored=()
     if [ -f "$env_file" ]; then
-        while IFS='=' read -r key value; do
-            case "$key" in ''|\#*) continue ;; esac
-            stored[$key]=$value
+        # Split at the first "=" only: values end in "=" (Fernet keys) or hold one (EXTRA_CAS).
+        while IFS= read -r line; do
+            case "$line" in ''|\#*|[!A-Z]*) continue ;; esac
+            stored[${line%%=*}]=${line#*=}
         done < "$env_file"
     fi
     setting() {  # setting KEY DEFAULT: the command line's value, else the stored one, else DEFAULT
@@ -48,6 +49,12 @@ resolve_settings() {  # the settings this run installs: the command line's ($opt
         [[ "$port" =~ ^[0-9]+$ ]] && [ "$port" -ge 1 ] && [ "$port" -le 65535 ] || die "not a port: $port"
     done
     [[ "$service_user" =~ ^[a-z_][a-z0-9_-]{0,30}$ ]] || die "not a user name: $service_user"
+    # certpanel.env is read by systemd and sourced by bin/certpanel: nothing a shell would act on.
+    local value
+    for value in "$database_url" "$redis_url" "$listen_address" "$listen_families" "$nginx_conf" "${extra_env[@]}"; do
+        [[ "$value" =~ ^[^[:space:]\'\"\$\`\;\&\|\<\>\(\)\\]*$ ]] \
+            || die "$value: spaces, quotes and the characters \$ \` ; & | < > ( ) \\ cannot go into certpanel.env"
+    done
 }
 
 write_config() {  # certpanel.env (secrets generated once) and the backup passphrase
