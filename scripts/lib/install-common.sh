@@ -388,7 +388,7 @@ install_units() {
 }
 
 finish() {
-    local port=$1 password=$2 host
+    local port=$1 password=$2 entrance=$3 host
     host=$(hostname -f 2>/dev/null || hostname)
     echo
     if [ ${#changes[@]} -eq 0 ]; then
@@ -396,7 +396,8 @@ finish() {
     else
         echo "CertPanel is installed (${#changes[@]} changes)."
     fi
-    echo "  Panel:  https://$host:$port/   (a self-signed certificate until you give the panel a domain)"
+    echo "  Panel:  https://$host:$port/${entrance:+$entrance/}   (a self-signed certificate until you give the panel a domain)"
+    [ -z "$entrance" ] || echo "          the login page answers only after a visit to that address (security entrance)"
     echo "  Backups: daily into $data_dir/backups, sealed with the passphrase in $config_dir/backup.passphrase:"
     echo "           keep a copy of that file off this server (a backup cannot be opened without it)."
     if [ -n "$password" ]; then
