@@ -43,7 +43,13 @@ def _local_upstream(value):
 _load_dotenv(BASE_DIR / ".env")
 env = Env()
 
-DATA_DIR = env.directory("CERTPANEL_DATA_DIR", BASE_DIR / "data")
+# Production (scripts/install): the user the web process, the ACME worker and beat run as; `runpanel
+# --production` started as root starts them as this user and only the deploy worker as root.
+SERVICE_USER = env.str("CERTPANEL_SERVICE_USER")
+# There only the deploy side (root) writes nginx's vhosts and the certificate files; for the
+# others those directories need only exist.
+DEPLOY_SIDE = not SERVICE_USER or os.geteuid() == 0
+DATA_DIR = env.directory("CERTPANEL_DATA_DIR", BASE_DIR / "data", create=DEPLOY_SIDE)
 DEBUG = env.bool("CERTPANEL_DEBUG", False)
 SECRET_KEY_FILE = DATA_DIR / "django-secret.key"  # when CERTPANEL_SECRET_KEY is not set
 SECRET_KEY = env.secret_from_file("CERTPANEL_SECRET_KEY", SECRET_KEY_FILE)
@@ -54,12 +60,6 @@ CSRF_TRUSTED_ORIGINS = [o for o in env.str("CERTPANEL_CSRF_TRUSTED_ORIGINS", "")
 # Reverse proxies in front of the panel: only their X-Forwarded-For is believed (audit log and lockout addresses).
 TRUSTED_PROXIES = env.network_list("CERTPANEL_TRUSTED_PROXIES")
 
-# Production (scripts/install): the user the web process, the ACME worker and beat run as; `runpanel
-# --production` started as root starts them as this user and only the deploy worker as root.
-SERVICE_USER = env.str("CERTPANEL_SERVICE_USER")
-# There only the deploy side (root) writes nginx's vhosts and the certificate files; for the
-# others those directories need only exist.
-DEPLOY_SIDE = not SERVICE_USER or os.geteuid() == 0
 
 # --- database: SQLite (WAL) in the data directory unless DATABASE_URL says otherwise
 DATABASE_URL = env.url(
@@ -130,7 +130,8 @@ CELERY_BEAT_SCHEDULE = {
        for queue in ("acme", "deploy")},
 }
 HEARTBEAT_STALE_SECONDS = env.float("CERTPANEL_HEARTBEAT_STALE_SECONDS", 150.0, minimum=1.0)
-CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+# Beat's own state; installed, in a directory of the panel's user (the data directory is root's).
+CELERY_BEAT_SCHEDULE_FILENAME = env.str("CERTPANEL_BEAT_SCHEDULE_FILE", str(DATA_DIR / "celerybeat-schedule"))
 # A daily backup (panel/maintenance/backup.py) into this directory, the KEEP newest kept; empty: none.
 BACKUP_DIR = env.directory("CERTPANEL_BACKUP_DIR", "", create=DEPLOY_SIDE) if env.str("CERTPANEL_BACKUP_DIR") else None
 BACKUP_KEEP = env.int("CERTPANEL_BACKUP_KEEP", 7, minimum=1)

@@ -75,6 +75,7 @@ write_config() {  # certpanel.env (secrets generated once) and the backup passph
         echo "CERTPANEL_ENCRYPTION_KEYS=$encryption_keys"
         echo "CERTPANEL_SERVICE_USER=$service_user"
         echo "CERTPANEL_DATA_DIR=$data_dir"
+        echo "CERTPANEL_BEAT_SCHEDULE_FILE=$data_dir/state/celerybeat-schedule"
         echo "CERTPANEL_CHALLENGE_DIR=$data_dir/acme-challenge"
         echo "CERTPANEL_CERT_DIR=$data_dir/certs"
         echo "CERTPANEL_HOME_ROOT=$data_dir/home"
@@ -97,7 +98,7 @@ write_config() {  # certpanel.env (secrets generated once) and the backup passph
         # Settings an earlier run was given with --env, then this run's.
         for key in "${!stored[@]}"; do
             case "$key" in
-                CERTPANEL_SECRET_KEY|CERTPANEL_ENCRYPTION_KEYS|CERTPANEL_SERVICE_USER|CERTPANEL_DATA_DIR|\
+                CERTPANEL_SECRET_KEY|CERTPANEL_ENCRYPTION_KEYS|CERTPANEL_SERVICE_USER|CERTPANEL_DATA_DIR|CERTPANEL_BEAT_SCHEDULE_FILE|\
                 CERTPANEL_CHALLENGE_DIR|CERTPANEL_CERT_DIR|CERTPANEL_HOME_ROOT|CERTPANEL_INSTALL_ROOTS|\
                 CERTPANEL_BACKUP_DIR|CERTPANEL_BACKUP_PASSPHRASE_FILE|CERTPANEL_PANEL_PORT|CERTPANEL_PANEL_UPSTREAM|CERTPANEL_SECURE_COOKIES|\
                 DATABASE_URL|REDIS_URL|NGINX_BIN|NGINX_CONF|NGINX_VHOST_DIR|NGINX_HTTP_PORT|NGINX_HTTPS_PORT|\
@@ -133,6 +134,8 @@ ensure_packages() {
 
 ensure_dir() {  # ensure_dir PATH OWNER:GROUP MODE
     local path=$1 owner=$2 mode=$3
+    # chown and chmod follow a link: one planted here would hand its target to $owner.
+    [ ! -L "$path" ] || die "$path is a symbolic link: move it away, then run this again"
     if [ ! -d "$path" ]; then
         install -d -o "${owner%%:*}" -g "${owner##*:}" -m "$mode" "$path"
         changed "created $path"
@@ -183,7 +186,8 @@ install_release() {  # install_release SOURCE: sets $release, the release direct
     mkdir -p "$staging"
     # The project's own files only: never .env, .venv, data/ or .git.
     (cd "$source" && tar -cf - --exclude=__pycache__ manage.py requirements.txt panel certs templates static locale scripts README.md ARCHITECTURE.md 2>/dev/null) \
-        | tar -xf - -C "$staging"
+        | tar -xf - --no-same-owner -C "$staging"
+    chown -R root:root "$staging"  # root runs this code: nobody else may change it
     find "$staging/locale" -name '*.po' -exec sh -ec 'for po; do msgfmt --check-format -o "${po%.po}.mo" "$po"; done' sh {} +
     echo "$id" > "$staging/.certpanel-release"
     chmod -R go-w "$staging"
@@ -199,16 +203,26 @@ ensure_venv() {  # ensure_venv RELEASE PYTHON [SEED]: sets $venv, one per requir
         staging=$code_dir/venvs/.$digest.partial
         rm -rf "$staging"
         if [ -n "$seed" ]; then
-            # Hard links where the seed is on the same file system (pip replaces files, never
-            # edits them in place); the copy runs on this system's interpreter, whatever built it.
-            cp -al "$seed" "$staging" 2>/dev/null || { rm -rf "$staging"; cp -a "$seed" "$staging"; }
+            local seed_version target_version
+            seed_version=$("$seed/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+            target_version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+            [ "$seed_version" = "$target_version" ] \
+                || die "--venv-seed $seed is for Python $seed_version; this system's is $target_version"
+            # Hard links when every file of the seed is root's (pip replaces files, never edits
+            # them in place); otherwise a copy. Either way root owns what root will run.
+            if [ -z "$(find "$seed" ! -user root -print -quit)" ] && cp -al "$seed" "$staging" 2>/dev/null; then :; else
+                rm -rf "$staging"
+                cp -a --no-preserve=ownership "$seed" "$staging"
+            fi
+            chown -R root:root "$staging"
+            # The copy runs on this system's interpreter, whatever built the seed.
             rm -f "$staging/pyvenv.cfg" "$staging"/bin/python*
             "$python" -m venv --without-pip "$staging"
         else
             "$python" -m venv "$staging"
         fi
         "$staging/bin/python" -m pip install -q --disable-pip-version-check -r "$release/requirements.txt" >&2
-        mv "$staging" "$venv"
+        mv -T "$staging" "$venv"
         changed "built the virtualenv $venv"
     fi
     if [ "$(readlink "$release/.venv" 2>/dev/null)" != "$venv" ]; then
@@ -235,22 +249,39 @@ load_env() {  # the panel's settings into this shell's environment
 in_release() {  # in_release DIR manage ARGS...: that release's manage.py as the panel's user
     local dir=$1
     shift 2
-    (load_env; cd "$dir" && setpriv --reuid="$CERTPANEL_SERVICE_USER" --regid="$CERTPANEL_SERVICE_USER" --init-groups \
-        env HOME="$data_dir" "$dir/.venv/bin/python" manage.py "$@")
+    # setsid: no controlling terminal for the panel's user to push keystrokes into (TIOCSTI).
+    (load_env; cd "$dir" && setsid -w setpriv --reuid="$CERTPANEL_SERVICE_USER" --regid="$CERTPANEL_SERVICE_USER" \
+        --init-groups env HOME="$data_dir/state" "$dir/.venv/bin/python" manage.py "$@" </dev/null)
 }
 
 as_service() {  # as_service manage ARGS...: the current release's manage.py as the panel's user
     in_release "$current" "$@"
 }
 
-take_snapshot() {  # take_snapshot LABEL -> prints the snapshot's path (PostgreSQL: plain SQL; SQLite: a copy)
-    local label=$1 url stamp out
+pg() {  # pg URL COMMAND [ARGS]: a PostgreSQL client on URL, its password in the environment, not in argv
+    local url=$1 split
+    shift
+    split=$("$current/.venv/bin/python" - "$url" <<'PY'
+import sys
+from urllib.parse import urlsplit, urlunsplit
+parts = urlsplit(sys.argv[1])
+user, at, host = parts.netloc.rpartition("@")
+user = user.partition(":")[0]
+print(parts.password or "")
+print(urlunsplit(("postgresql", f"{user}@{host}" if at else host, parts.path, parts.query, "")))
+PY
+)
+    PGPASSWORD=$(head -1 <<<"$split") "$@" "$(tail -1 <<<"$split")"
+}
+
+take_snapshot() {  # take_snapshot LABEL: sets $snapshot (PostgreSQL: pg_dump's custom format; SQLite: a copy)
+    local label=$1 url dir
     url=$(load_env; echo "$DATABASE_URL")
-    stamp=$(date -u +%Y%m%dT%H%M%SZ)
-    mkdir -p "$data_dir/backups"
+    dir=$data_dir/backups  # root's, 0700, in root's data directory
+    ensure_dir "$dir" root:root 0700
     if [[ "$url" == sqlite* ]]; then
-        out=$data_dir/backups/pre-upgrade-$label-$stamp.sqlite3
-        "$current/.venv/bin/python" - "${url#sqlite://}" "$out" <<'PY'
+        snapshot=$(mktemp "$dir/pre-upgrade-$label-XXXXXX.sqlite3")
+        "$current/.venv/bin/python" - "${url#sqlite://}" "$snapshot" <<'PY'
 import sqlite3, sys
 source = sqlite3.connect(sys.argv[1].replace("//", "/", 1) if sys.argv[1].startswith("//") else sys.argv[1])
 target = sqlite3.connect(sys.argv[2])
@@ -258,11 +289,12 @@ source.backup(target)  # consistent while the panel writes
 target.close()
 PY
     else
-        out=$data_dir/backups/pre-upgrade-$label-$stamp.sql
-        pg_dump --no-owner --no-privileges -f "$out" "$url" || die "pg_dump could not take the snapshot: nothing was changed"
+        snapshot=$(mktemp "$dir/pre-upgrade-$label-XXXXXX.dump")
+        pg "$url" pg_dump --format=custom --no-owner --no-privileges -f "$snapshot" \
+            || die "pg_dump could not take the snapshot: nothing was changed"
     fi
-    chmod 0600 "$out"
-    echo "$out"
+    # The two newest are kept: each holds every secret of the panel.
+    ls -1t "$dir"/pre-upgrade-* 2>/dev/null | tail -n +3 | xargs -r rm -f --
 }
 
 restore_snapshot() {  # the database as the snapshot holds it, in one transaction
@@ -275,16 +307,13 @@ target = sys.argv[2].replace("//", "/", 1) if sys.argv[2].startswith("//") else 
 sqlite3.connect(sys.argv[1]).backup(sqlite3.connect(target))
 PY
     else
-        # Tables a failed upgrade created are not in the snapshot: the schema goes, then comes back.
-        { echo 'SET client_min_messages = warning; DROP SCHEMA public CASCADE; CREATE SCHEMA public;'; cat "$snapshot"; } \
-            | psql -q -1 -v ON_ERROR_STOP=1 "$url" >/dev/null \
-            || die "the snapshot $snapshot could not be restored: restore it by hand (psql -1 -f) before starting the panel"
+        # Tables a failed upgrade created are not in the snapshot: the schema goes, then comes
+        # back, in one transaction. The SQL is pg_restore's, from the root-only snapshot.
+        { echo 'SET client_min_messages = warning; DROP SCHEMA public CASCADE; CREATE SCHEMA public;'
+          pg_restore --no-owner --no-privileges -f - "$snapshot"; } \
+            | pg "$url" psql -q -1 -v ON_ERROR_STOP=1 >/dev/null \
+            || die "the snapshot $snapshot could not be restored: restore it by hand (pg_restore) before starting the panel"
     fi
-}
-
-as_root_panel() {  # as_root_panel manage ARGS...: the deploy side's commands (nginx, certificate files)
-    shift
-    (load_env; cd "$current" && "$current/.venv/bin/python" manage.py "$@")
 }
 
 ensure_local_postgres() {  # role and database named after the service user; root maps to it (deploy worker)
@@ -318,8 +347,8 @@ ensure_database() {  # ensure_database URL: create the database on that server i
     name=${name%%\?*}
     admin="${url%/*}/postgres"
     [[ "$name" =~ ^[A-Za-z0-9_]+$ ]] || die "DATABASE_URL names the database '$name': letters, digits and _ only"
-    if ! psql "$admin" -tAc "SELECT 1 FROM pg_database WHERE datname='$name'" | grep -q 1; then
-        psql "$admin" -qc "CREATE DATABASE \"$name\"" || die "cannot create the database $name on that server"
+    if ! pg "$admin" psql -tAc "SELECT 1 FROM pg_database WHERE datname='$name'" | grep -q 1; then
+        pg "$admin" psql -qc "CREATE DATABASE \"$name\"" || die "cannot create the database $name on that server"
         changed "created the database $name"
     fi
 }
@@ -336,27 +365,37 @@ dir /var/lib/redis
 dbfilename certpanel.rdb
 appendonly yes
 appendfilename certpanel.aof
+appenddirname certpanel-aof
+# Nothing the panel needs, and what would let a client write files as redis.
+rename-command CONFIG ""
+rename-command DEBUG ""
+rename-command MODULE ""
 EOF
-    if ! id -nG "$user" | tr ' ' '\n' | grep -qx redis; then
-        usermod -aG redis "$user"
-        changed "added $user to the group redis"
-    fi
+    # The socket's group is the panel's own (not redis: that group may edit every Redis config).
+    ensure_dir /etc/systemd/system/redis-server@certpanel.service.d root:root 0755
+    install_file /etc/systemd/system/redis-server@certpanel.service.d/certpanel.conf root:root 0644 <<EOF
+[Service]
+Group=$user
+SupplementaryGroups=redis
+EOF
     if [ -d /run/systemd/system ]; then
+        systemctl daemon-reload
         systemctl enable --quiet --now redis-server@certpanel
     fi
 }
 
 ensure_nginx_include() {  # conf.d/certpanel.conf includes the panel's vhosts
     local keep=$1
-    local wrote
-    wrote=$(as_root_panel manage write_nginx_config --system-include "$nginx_dir/conf.d/certpanel.conf" \
-        ${keep:+--no-default-server} | grep '^wrote ' || true)
-    [ -z "$wrote" ] || changed "$wrote"
-    # Debian's default site claims default_server on port 80: the panel's catch-all takes its place.
+    local output
+    # Debian's default site claims default_server on port 80: the panel's catch-all takes its
+    # place (first, or nginx -t would refuse the two).
     if [ -z "$keep" ] && [ -L "$nginx_dir/sites-enabled/default" ]; then
         rm -f "$nginx_dir/sites-enabled/default"
         changed "disabled nginx's Debian default site ($nginx_dir/sites-enabled/default)"
     fi
+    output=$(as_root_panel manage write_nginx_config --system-include "$nginx_dir/conf.d/certpanel.conf" \
+        ${keep:+--no-default-server} 2>&1) || die "nginx's configuration was not written: $output"
+    if grep -q '^wrote ' <<<"$output"; then changed "$(grep '^wrote ' <<<"$output")"; fi
 }
 
 write_wrapper() {  # bin/certpanel: manage.py with the panel's settings, as the right user
@@ -373,8 +412,12 @@ cd "$current"
 case "\${1:-}" in
     runpanel|backup|restore|write_nginx_config) exec "$current/.venv/bin/python" manage.py "\$@" ;;
 esac
-exec setpriv --reuid="\$CERTPANEL_SERVICE_USER" --regid="\$CERTPANEL_SERVICE_USER" --init-groups \\
-    env HOME="$data_dir" "$current/.venv/bin/python" manage.py "\$@"
+# Never the caller's terminal in the panel user's hands (TIOCSTI): a new one, or none.
+if [ -t 0 ]; then
+    exec runuser -P -u "\$CERTPANEL_SERVICE_USER" -- env HOME="$data_dir/state" "$current/.venv/bin/python" manage.py "\$@"
+fi
+exec setsid -w setpriv --reuid="\$CERTPANEL_SERVICE_USER" --regid="\$CERTPANEL_SERVICE_USER" --init-groups \\
+    env HOME="$data_dir/state" "$current/.venv/bin/python" manage.py "\$@"
 EOF
 }
 
@@ -406,5 +449,8 @@ finish() {
     fi
     if [ ! -d /run/systemd/system ]; then
         echo "  systemd is not running here: start the panel with  $code_dir/bin/certpanel runpanel --production"
+        if [ "${local_redis:-false}" = true ]; then
+            echo "  ... after its Redis:  runuser -u redis -g $service_user -- redis-server /etc/redis/redis-certpanel.conf --daemonize yes"
+        fi
     fi
 }

@@ -250,9 +250,12 @@ def upgrade_from(old: Path, installed, tmp_path):
     shutil.copytree(REPO, broken, ignore=shutil.ignore_patterns(".git", ".venv", "data", "__pycache__", "test-artifacts"))
     latest = sorted(p.stem for p in (REPO / "panel/migrations").glob("0*.py"))[-1]
     (broken / "panel/migrations/0999_made_to_fail.py").write_text(FAILING_MIGRATION.format(latest=latest))
+    refused = installed.upgrade(broken)  # the panel still runs: nothing it writes may be lost
+    assert refused.returncode != 0 and "stop" in refused.stderr and "first" in refused.stderr, refused.stderr
+    installed.panel.stop(timeout=60)
     failed = installed.upgrade(broken)
     assert failed.returncode != 0 and "keeps running" in failed.stderr, failed.stdout + failed.stderr
-    assert installed.panel.alive and installed.panel_answers()
+    installed.start(tmp_path / "old-again", through_nginx=False)
     assert installed.api("GET", f"/api/v1/certificates/{body['id']}/").json()["serial"] == body["serial"]
 
     # A task waits in Redis while the panel is down for the upgrade: the site's hand-written
