@@ -316,6 +316,11 @@ PY
     fi
 }
 
+as_root_panel() {  # as_root_panel manage ARGS...: the deploy side's commands (nginx, certificate files)
+    shift
+    (load_env; cd "$current" && "$current/.venv/bin/python" manage.py "$@" </dev/null)
+}
+
 ensure_local_postgres() {  # role and database named after the service user; root maps to it (deploy worker)
     local user=$1 cluster_dir hba ident
     if ! runuser -u postgres -- psql -tAc "SELECT 1 FROM pg_roles WHERE rolname='$user'" | grep -q 1; then
