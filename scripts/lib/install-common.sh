@@ -121,6 +121,30 @@ write_config() {  # certpanel.env (secrets generated once) and the backup passph
     fi
 }
 
+ensure_layout() {  # ensure_layout USER: every directory, its owner and mode
+    local user=$1
+    # The data directory is root's and traversable (nginx's workers read challenge answers and
+    # document roots below it); the panel's user owns only the directories it writes, so it cannot
+    # move or replace one that root later reads or writes (certificates, backups, snapshots).
+    ensure_dir "$code_dir" root:root 0755
+    ensure_dir "$code_dir/releases" root:root 0755
+    ensure_dir "$code_dir/venvs" root:root 0755
+    ensure_dir "$code_dir/bin" root:root 0755
+    ensure_dir "$config_dir" "root:$user" 0750
+    ensure_dir "$data_dir" root:root 0755
+    ensure_dir "$data_dir/state" "$user:$user" 0700
+    ensure_dir "$data_dir/acme-challenge" "$user:$user" 0755
+    ensure_dir "$data_dir/home" "$user:$user" 0755
+    ensure_dir "$data_dir/external-challenges" "$user:$user" 0755
+    ensure_dir "$data_dir/install" root:root 0755
+    ensure_dir "$data_dir/certs" root:root 0711
+    ensure_dir "$data_dir/backups" root:root 0700
+    ensure_dir "$nginx_dir/conf.d" root:root 0755
+    ensure_dir "$vhost_dir" root:root 0755
+    ensure_dir "$run_dir" root:root 0755
+    ensure_dir "$unit_dir" root:root 0755
+}
+
 ensure_packages() {
     local missing=() package
     for package in "$@"; do
