@@ -18,7 +18,7 @@ def trust_bundle():
     """What to verify the CA's TLS with: the system roots plus CERTPANEL_CA_BUNDLE, if set."""
     if not settings.CA_BUNDLE:
         return True
-    combined = Path(settings.DATA_DIR) / "ca-bundle.pem"
+    combined = Path(settings.STATE_DIR) / "ca-bundle.pem"
     text = Path(certifi.where()).read_text() + "\n" + Path(settings.CA_BUNDLE).read_text()
     if not combined.exists() or combined.read_text() != text:
         write_atomic(combined, text)

@@ -50,6 +50,9 @@ SERVICE_USER = env.str("CERTPANEL_SERVICE_USER")
 # others those directories need only exist.
 DEPLOY_SIDE = not SERVICE_USER or os.geteuid() == 0
 DATA_DIR = env.directory("CERTPANEL_DATA_DIR", BASE_DIR / "data", create=DEPLOY_SIDE)
+# What the panel's processes write for themselves (beat's schedule, the CA trust bundle): installed,
+# a directory of the panel's user inside root's data directory.
+STATE_DIR = env.directory("CERTPANEL_STATE_DIR", DATA_DIR)
 DEBUG = env.bool("CERTPANEL_DEBUG", False)
 SECRET_KEY_FILE = DATA_DIR / "django-secret.key"  # when CERTPANEL_SECRET_KEY is not set
 SECRET_KEY = env.secret_from_file("CERTPANEL_SECRET_KEY", SECRET_KEY_FILE)
@@ -130,8 +133,7 @@ CELERY_BEAT_SCHEDULE = {
        for queue in ("acme", "deploy")},
 }
 HEARTBEAT_STALE_SECONDS = env.float("CERTPANEL_HEARTBEAT_STALE_SECONDS", 150.0, minimum=1.0)
-# Beat's own state; installed, in a directory of the panel's user (the data directory is root's).
-CELERY_BEAT_SCHEDULE_FILENAME = env.str("CERTPANEL_BEAT_SCHEDULE_FILE", str(DATA_DIR / "celerybeat-schedule"))
+CELERY_BEAT_SCHEDULE_FILENAME = str(STATE_DIR / "celerybeat-schedule")
 # A daily backup (panel/maintenance/backup.py) into this directory, the KEEP newest kept; empty: none.
 BACKUP_DIR = env.directory("CERTPANEL_BACKUP_DIR", "", create=DEPLOY_SIDE) if env.str("CERTPANEL_BACKUP_DIR") else None
 BACKUP_KEEP = env.int("CERTPANEL_BACKUP_KEEP", 7, minimum=1)

@@ -75,7 +75,7 @@ write_config() {  # certpanel.env (secrets generated once) and the backup passph
         echo "CERTPANEL_ENCRYPTION_KEYS=$encryption_keys"
         echo "CERTPANEL_SERVICE_USER=$service_user"
         echo "CERTPANEL_DATA_DIR=$data_dir"
-        echo "CERTPANEL_BEAT_SCHEDULE_FILE=$data_dir/state/celerybeat-schedule"
+        echo "CERTPANEL_STATE_DIR=$data_dir/state"
         echo "CERTPANEL_CHALLENGE_DIR=$data_dir/acme-challenge"
         echo "CERTPANEL_CERT_DIR=$data_dir/certs"
         echo "CERTPANEL_HOME_ROOT=$data_dir/home"
@@ -98,7 +98,7 @@ write_config() {  # certpanel.env (secrets generated once) and the backup passph
         # Settings an earlier run was given with --env, then this run's.
         for key in "${!stored[@]}"; do
             case "$key" in
-                CERTPANEL_SECRET_KEY|CERTPANEL_ENCRYPTION_KEYS|CERTPANEL_SERVICE_USER|CERTPANEL_DATA_DIR|CERTPANEL_BEAT_SCHEDULE_FILE|\
+                CERTPANEL_SECRET_KEY|CERTPANEL_ENCRYPTION_KEYS|CERTPANEL_SERVICE_USER|CERTPANEL_DATA_DIR|CERTPANEL_STATE_DIR|\
                 CERTPANEL_CHALLENGE_DIR|CERTPANEL_CERT_DIR|CERTPANEL_HOME_ROOT|CERTPANEL_INSTALL_ROOTS|\
                 CERTPANEL_BACKUP_DIR|CERTPANEL_BACKUP_PASSPHRASE_FILE|CERTPANEL_PANEL_PORT|CERTPANEL_PANEL_UPSTREAM|CERTPANEL_SECURE_COOKIES|\
                 DATABASE_URL|REDIS_URL|NGINX_BIN|NGINX_CONF|NGINX_VHOST_DIR|NGINX_HTTP_PORT|NGINX_HTTPS_PORT|\
