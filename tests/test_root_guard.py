@@ -12,6 +12,9 @@ from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import translation
+
+from certs import problems
 
 from certs.models import ReloadPreset
 from panel.celery import _root_worker_runs_deploy_tasks_only, app, keep_only_queue, queue_of
@@ -62,6 +65,8 @@ def test_a_preset_nobody_listed_runs_as_the_service_user_and_the_failure_says_so
     assert "ran as the user nobody, not as root" in str(failure)
     assert "CERTPANEL_ROOT_COMMANDS_FILE" in str(failure)
     assert "exited with status 3" in str(failure)
+    with translation.override("zh-hans"):
+        assert "以用户 nobody 而非 root 身份运行" in problems.stored(failure.failure, "").text
 
 
 @as_root
@@ -160,6 +165,8 @@ def test_a_stored_value_nginx_could_read_as_more_is_never_written(vhosts, admin_
     assert site.config_status == "failed"
     assert site.config_failure["message"] == apply.UNSAFE_VALUE
     assert site.config_failure["params"]["field"] == directive
+    with translation.override("zh-hans"):
+        assert f"网站存储的 {directive} 值无效" in problems.stored(site.config_failure, "").text
     assert "invalid" in apply.preview_site_config(site)  # the site page shows it, does not crash
 
 

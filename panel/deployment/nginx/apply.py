@@ -25,8 +25,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
-from panel.deployment.nginx.render import (CertificateFiles, Layout, UnsafeValue, check_site_values, render_private_main,
-                                           render_site, render_snippets)
+from panel.deployment.nginx.render import (CertificateFiles, Layout, UnsafeValue, check_site_values,
+                                           render_private_main, render_site, render_snippets)
 from panel.models import Site
 from panel.toolkit import access, outbound, validation
 from panel.toolkit.files import discard_leftovers, file_lock, write_atomic
