@@ -182,6 +182,9 @@ ALLOWED_ROOTS = env.path_list("CERTPANEL_ALLOWED_ROOTS", [DATA_DIR / "www", "/va
 # Install targets (panel/deployment/install_targets.py) of administrators write certificate files only below these
 # (comma-separated) or in their home; users may be granted directories below them. The directories must exist.
 INSTALL_ROOTS = env.path_list("CERTPANEL_INSTALL_ROOTS", [DATA_DIR / "install"])
+# The reload presets the root deploy worker of the installed split may run as root (panel/toolkit/privilege.py
+# says the format; root-owned, writable by root alone); every other preset runs as SERVICE_USER. Unset: none.
+ROOT_COMMANDS_FILE = env.str("CERTPANEL_ROOT_COMMANDS_FILE")
 # Certificates for servers the panel does not manage (certs/challenges/external.py, admins only):
 # http-01-webroot writes tokens only under these document roots ...
 WEBROOT_ROOTS = env.path_list("CERTPANEL_WEBROOT_ROOTS", ["/var/www", "/srv/www"])

@@ -26,7 +26,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from certs.models import Certificate, InstallTarget
-from panel.toolkit import files, validation
+from panel.toolkit import files, privilege, validation
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,10 @@ NOT_STARTED = gettext_noop("The reload preset “%(name)s” could not be starte
 TOO_SLOW = gettext_noop("The reload preset “%(name)s” did not finish within %(seconds)ss and was "
                         "stopped.")
 EXITED = gettext_noop("The reload preset “%(name)s” exited with status %(status)s.")
+AS_SERVICE_USER = gettext_noop("The reload preset “%(name)s” failed. It ran as the user %(user)s, not "
+                               "as root: only the commands an administrator lists in "
+                               "CERTPANEL_ROOT_COMMANDS_FILE run as root. If it needs root, add it "
+                               "there exactly as the preset gives it.")
 
 
 class InstallError(Exception):
@@ -224,10 +228,31 @@ def _run_preset(preset, key):
     command = preset.command
     if not isinstance(command, list) or not command or not all(isinstance(w, str) and w for w in command):
         raise InstallError(NOT_A_COMMAND, name=preset.name)
+    # The installed split's root worker runs as root only what a root-owned file lists (panel.toolkit.privilege).
+    try:
+        account = privilege.account_for_command(command)
+    except KeyError:
+        raise InstallError(NOT_STARTED, f"no such user: {settings.SERVICE_USER}", name=preset.name,
+                           program=command[0]) from None
+    if account is None:
+        _run_command(preset, command, key)
+        return
+    try:
+        _run_command(preset, command, key, account)
+    except InstallError as exc:
+        raise InstallError(AS_SERVICE_USER, str(exc), name=preset.name, user=account.name) from None
+
+
+def _run_command(preset, command, key, account=None):
+    """Run the preset's argv, as `account` if given (with its HOME), else as this process."""
+    environment, as_account = PRESET_ENVIRONMENT, {}
+    if account is not None:
+        environment = {**PRESET_ENVIRONMENT, "HOME": account.home}
+        as_account = {**account.popen_arguments(), "cwd": "/"}
     try:
         # Its own session, so a timeout kills whatever it started too.
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   env=PRESET_ENVIRONMENT, start_new_session=True)
+                                   env=environment, start_new_session=True, **as_account)
     except OSError as exc:
         raise InstallError(NOT_STARTED, exc.strerror or "", name=preset.name,
                            program=command[0]) from None
@@ -242,6 +267,8 @@ def _run_preset(preset, key):
     if process.returncode != 0:
         raise InstallError(EXITED, _output_tail(stderr or stdout, key), name=preset.name,
                            status=process.returncode)
+
+
 
 
 def _output_tail(output: bytes, key: str) -> str:

@@ -25,7 +25,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
-from panel.deployment.nginx.render import CertificateFiles, Layout, render_private_main, render_site, render_snippets
+from panel.deployment.nginx.render import (CertificateFiles, Layout, UnsafeValue, check_site_values,
+                                           render_private_main, render_site, render_snippets)
 from panel.models import Site
 from panel.toolkit import access, outbound, validation
 from panel.toolkit.files import discard_leftovers, file_lock, write_atomic
@@ -60,6 +61,10 @@ UPSTREAM_REFUSED = gettext_noop("The site's upstream is refused by the server's 
                                 "nginx keeps the site's previous config.")
 ROOT_REFUSED = gettext_noop("The site's document root is, holds or lies inside a system directory or "
                             "the panel's data: nginx no longer serves the site. Choose another root.")
+UNSAFE_VALUE = gettext_noop("The site's stored %(field)s value is invalid: it holds a space, a quote, "
+                            "one of ; { } # $ \\ or a control character, which nginx must never be "
+                            "given. nginx keeps the site's previous config; save the site again with "
+                            "a valid value.")
 FILES_NOT_WRITTEN = gettext_noop("The certificate's files could not be written; nginx keeps the "
                                  "site's previous config. Check the disk space and the permissions "
                                  "of the data directory.")
@@ -176,7 +181,10 @@ def preview_site_config(site) -> str:
     """The vhost apply_site_config would install for `site` now. Writes nothing: the site
     page shows it read-only. Certificate files appear by path, never by content."""
     version = site.serving_version()
-    return render_site(site, layout(), certificate_files(version) if version else None)
+    try:
+        return render_site(site, layout(), certificate_files(version) if version else None)
+    except UnsafeValue as exc:
+        return f"# Not rendered: {exc}\n"
 
 
 def _short_error(output: str) -> str:
@@ -223,6 +231,11 @@ def apply_site_config(site) -> SiteApplied:
         if site is None:
             return SiteApplied(ok=False)
         version = site.serving_version()
+        try:
+            # First: the database may hold what validation never saw (a compromised service user).
+            check_site_values(site)
+        except UnsafeValue as exc:
+            return _unsafe(site, version, exc)
         upstream, refused = vetted_upstream(site)
         if refused:
             Site.objects.filter(pk=site.pk).update(
@@ -242,9 +255,15 @@ def apply_site_config(site) -> SiteApplied:
             if _take_down(current, site):
                 request_reload()
             return SiteApplied(ok=False, error=refused, version=version, site=site)
+        try:
+            # Before anything is written (the upstream pinned, the certificate's paths checked too).
+            text = render_site(site, current, certificate_files(version) if version else None, upstream)
+        except UnsafeValue as exc:
+            return _unsafe(site, version, exc)
         ensure_shared_files(current)
         try:
-            files = write_certificate_files(version) if version else None
+            if version:
+                write_certificate_files(version)  # at the paths rendered: certificate_files(version)
         except CertificateFilesNotWritten as exc:
             log.warning("site %s: %s; the previous config stays", site.pk, exc)
             Site.objects.filter(pk=site.pk).update(
@@ -254,7 +273,7 @@ def apply_site_config(site) -> SiteApplied:
         path = current.vhost_dir / site.config_name
         applied_custom = current.applied_custom_dir(site)
         staged = path.with_name(path.name + ".new")
-        write_atomic(staged, render_site(site, current, files, upstream))
+        write_atomic(staged, text)
         staged_custom = _stage_custom_additions(current.custom_dir(site), applied_custom)
         backups = [_swap_in(path, staged), _swap_in(applied_custom, staged_custom)]
         ok, output = test_config()
@@ -276,6 +295,14 @@ def apply_site_config(site) -> SiteApplied:
     if ok:
         request_reload()
     return SiteApplied(ok=ok, error=error, version=version, site=site)
+
+
+def _unsafe(site, version, exc: UnsafeValue) -> SiteApplied:
+    """A stored value nginx must not be given: the site keeps its previous config, and says which."""
+    log.warning("site %s: %s; the previous config stays", site.pk, exc)
+    Site.objects.filter(pk=site.pk).update(config_status="failed", config_error=str(exc),
+                                           config_failure=_failure(UNSAFE_VALUE, repr(exc.value), field=exc.field))
+    return SiteApplied(ok=False, error=str(exc), version=version, site=site)
 
 
 def _stage_custom_additions(custom_dir: Path, applied_dir: Path) -> Path:
@@ -326,9 +353,9 @@ def _error_for_site(output: str, site) -> tuple[str, dict]:
     return BROKEN_ELSEWHERE, _failure(BROKEN_ELSEWHERE)
 
 
-def _failure(message, raw=""):
+def _failure(message, raw="", **params):
     """A failed apply as the site page shows it in the reader's language (certs.problems)."""
-    return {"message": message, "params": {"raw": raw} if raw else {}}
+    return {"message": message, "params": {**params, "raw": raw} if raw else params}
 
 
 def remove_site_config(site_pk: int):

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from panel.deployment.nginx import apply
-from panel.deployment.nginx.render import CertificateFiles, Layout, _render
+from panel.deployment.nginx.render import CertificateFiles, Layout, UnsafeValue, _render, check_nginx_safe
 from panel.models import PanelHttps
 from panel.toolkit.files import write_atomic
 
@@ -45,7 +45,12 @@ def proxy_pass_url(upstream: str) -> str:
 
 
 def render_panel_vhost(layout: Layout, port: int, upstream: str, domain: str, cert_files: CertificateFiles) -> str:
-    """The vhost text. Pure; `domain` was validated when stored, `upstream` at start-up."""
+    """The vhost text. Pure; `domain` was validated when stored, `upstream` at start-up, and
+    raises UnsafeValue if either (or a certificate path) is nothing nginx may be given (a
+    database written past validation: render.check_nginx_safe)."""
+    proxy_pass = proxy_pass_url(upstream)
+    check_nginx_safe(server_name=domain, proxy_pass=proxy_pass, ssl_certificate=cert_files.fullchain,
+                     ssl_certificate_key=cert_files.key)
     return _render(
         "panel.conf",
         listen_panel=listen_addresses(layout, port),
@@ -57,7 +62,7 @@ def render_panel_vhost(layout: Layout, port: int, upstream: str, domain: str, ce
         fullchain_path=cert_files.fullchain,
         key_path=cert_files.key,
         snippets_dir=layout.snippets_dir,
-        proxy_pass=proxy_pass_url(upstream),
+        proxy_pass=proxy_pass,
     )
 
 
@@ -129,13 +134,16 @@ def is_current() -> bool:
     path = config_path(apply.layout())
     if not settings.PANEL_PORT:
         return not path.exists()
-    return path.exists() and path.read_text() == preview()
+    try:
+        return path.exists() and path.read_text() == preview()
+    except UnsafeValue:
+        return False  # install() says why
 
 
 def install(reload=True) -> tuple[bool, str]:
     """Write the panel's vhost as the database says it should be now, and have nginx reload
-    (reload=False: nginx is about to start). (ok, nginx's words if it refused: the previous
-    vhost stays). With the panel port off, a vhost left from before is removed.
+    (reload=False: nginx is about to start). (ok, nginx's words if it refused, or the invalid
+    stored value: the previous vhost stays). With the panel port off, a vhost left from before is removed.
     Raises apply.CertificateFilesNotWritten when the certificate's files cannot be written."""
     current = apply.layout()
     path = config_path(current)
@@ -148,7 +156,11 @@ def install(reload=True) -> tuple[bool, str]:
             row = _panel_row()
             version = row.serving_version()
             files = apply.write_certificate_files(version) if version else ensure_self_signed()
-            text = render_panel_vhost(current, settings.PANEL_PORT, settings.PANEL_UPSTREAM, row.domain, files)
+            try:
+                text = render_panel_vhost(current, settings.PANEL_PORT, settings.PANEL_UPSTREAM, row.domain, files)
+            except UnsafeValue as exc:
+                log.warning("the panel's vhost is not written; the previous one stays: %s", exc)
+                return False, str(exc)
             if path.exists() and path.read_text() == text:
                 return True, ""
             ok, output = _swap_in(path, text)

@@ -1,11 +1,16 @@
 """Site -> nginx config text. Pure: no I/O, no database writes.
 
 Uses its own template engine without HTML autoescaping. Every value rendered has
-passed panel.toolkit.validation when it was stored, so nothing here needs quoting.
+passed panel.toolkit.validation when it was stored, so nothing here needs quoting; yet the root
+deploy worker renders what the database holds, which a compromised service-user process could
+have written past that validation. So the values of the database are checked again here
+(check_nginx_safe): none may end a directive or open a block, and a vhost with such a value is
+never rendered (UnsafeValue).
 """
 
 import getpass
 import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -25,6 +30,31 @@ def _engine():
 
 def _render(template, **context):
     return _engine().get_template(template).render(Context(context, autoescape=False))
+
+
+# Whitespace, what ends a directive or opens a block, quotes, escapes, comments, variables, control characters.
+_NGINX_UNSAFE = re.compile(r"[\s;{}\"'\\#$\x00-\x1f\x7f-\x9f]")
+
+
+class UnsafeValue(ValueError):
+    """A stored value that must not reach nginx's configuration; `field` names the directive."""
+
+    def __init__(self, field, value):
+        super().__init__(f"the stored {field} value is invalid: {value!r} holds what nginx must not be given "
+                         "(whitespace, ; { } quotes \\ # $ or control characters)")
+        self.field, self.value = field, value
+
+
+def check_nginx_safe(**values):
+    """Raise UnsafeValue for the first value (keyword: the directive it fills) that is not text
+    free of whitespace, ; { } quotes \\ # $ and control characters. Empty values pass."""
+    for field, value in values.items():
+        if value is None or value == "":
+            continue
+        if isinstance(value, Path):
+            value = str(value)
+        if not isinstance(value, str) or _NGINX_UNSAFE.search(value):
+            raise UnsafeValue(field, value)
 
 
 WILDCARD = {4: "0.0.0.0", 6: "::"}
@@ -83,9 +113,24 @@ class CertificateFiles:
     key: Path
 
 
+def check_site_values(site, upstream=None, cert_files: CertificateFiles | None = None):
+    """Raise UnsafeValue unless every value of `site` (and `upstream`, `cert_files`) a vhost
+    holds is nginx-safe (check_nginx_safe)."""
+    names = [site.primary_domain, *site.domains] if isinstance(site.domains, list) and site.domains else [None]
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise UnsafeValue("server_name", name)
+        check_nginx_safe(server_name=name)
+    check_nginx_safe(proxy_pass=upstream or site.proxy_pass, root=site.root,
+                     ssl_certificate=cert_files.fullchain if cert_files else "",
+                     ssl_certificate_key=cert_files.key if cert_files else "")
+
+
 def render_site(site, layout: Layout, cert_files: CertificateFiles | None, upstream=None) -> str:
     """`upstream`: what nginx proxies to, when not the site's proxy_pass as typed (a user's, pinned
-    to its vetted address by apply.vetted_upstream)."""
+    to its vetted address by apply.vetted_upstream). Raises UnsafeValue before rendering anything
+    unsafe."""
+    check_site_values(site, upstream, cert_files)
     return _render(
         "vhost.conf",
         site=site,
