@@ -82,6 +82,7 @@ write_config() {  # certpanel.env (secrets generated once) and the backup passph
         echo "CERTPANEL_INSTALL_ROOTS=$data_dir/install"
         echo "CERTPANEL_BACKUP_DIR=$data_dir/backups"
         echo "CERTPANEL_BACKUP_PASSPHRASE_FILE=$config_dir/backup.passphrase"
+        echo "CERTPANEL_ROOT_COMMANDS_FILE=$config_dir/root-commands"
         echo "CERTPANEL_PANEL_PORT=$panel_port"
         echo "CERTPANEL_PANEL_UPSTREAM=$web_upstream"
         echo "CERTPANEL_SECURE_COOKIES=1"
@@ -100,7 +101,7 @@ write_config() {  # certpanel.env (secrets generated once) and the backup passph
             case "$key" in
                 CERTPANEL_SECRET_KEY|CERTPANEL_ENCRYPTION_KEYS|CERTPANEL_SERVICE_USER|CERTPANEL_DATA_DIR|CERTPANEL_STATE_DIR|\
                 CERTPANEL_CHALLENGE_DIR|CERTPANEL_CERT_DIR|CERTPANEL_HOME_ROOT|CERTPANEL_INSTALL_ROOTS|\
-                CERTPANEL_BACKUP_DIR|CERTPANEL_BACKUP_PASSPHRASE_FILE|CERTPANEL_PANEL_PORT|CERTPANEL_PANEL_UPSTREAM|CERTPANEL_SECURE_COOKIES|\
+                CERTPANEL_BACKUP_DIR|CERTPANEL_BACKUP_PASSPHRASE_FILE|CERTPANEL_ROOT_COMMANDS_FILE|CERTPANEL_PANEL_PORT|CERTPANEL_PANEL_UPSTREAM|CERTPANEL_SECURE_COOKIES|\
                 DATABASE_URL|REDIS_URL|NGINX_BIN|NGINX_CONF|NGINX_VHOST_DIR|NGINX_HTTP_PORT|NGINX_HTTPS_PORT|\
                 NGINX_LISTEN_ADDRESS|NGINX_LISTEN_FAMILIES|CERTPANEL_KEEP_NGINX_CONFIG) ;;
                 *) printf '%s\n' "$key=${stored[$key]}" ;;
@@ -115,6 +116,14 @@ write_config() {  # certpanel.env (secrets generated once) and the backup passph
         done
     }
     install_file "$env_file" root:root 0600 < <(render_env)
+    # Reload presets run as root only when listed here (README: Least privilege); kept as edited.
+    if [ ! -e "$config_dir/root-commands" ]; then
+        install_file "$config_dir/root-commands" root:root 0644 <<'EOF'
+# Reload commands that run as root when an install target's preset names them exactly, one per
+# line, words as a shell would split them (e.g. /bin/systemctl reload postfix). Any other preset
+# runs as the panel's user. Only root may write this file; it is read at every run.
+EOF
+    fi
     # The daily backup's passphrase (README: Backup and restore); generated once, kept across runs.
     if [ ! -s "$config_dir/backup.passphrase" ]; then
         install_file "$config_dir/backup.passphrase" root:root 0600 < <("$venv/bin/python" -c 'import secrets; print(secrets.token_urlsafe(24))')
