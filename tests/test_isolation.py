@@ -78,7 +78,7 @@ ID_MODELS = {
 # the list cannot fall behind the URLs.
 ADMIN_ONLY_PAGES = {"ui:audit-log", "ui:settings", "ui:user-list", "ui:user-add", "ui:user-edit",
                     "ui:reload-preset-list", "ui:reload-preset-add", "ui:reload-preset-edit",
-                    "ui:reload-preset-delete", "ui:certificate-issue-external", "ui:import"}
+                    "ui:reload-preset-delete", "ui:certificate-issue-external", "ui:import", "ui:panel-https"}
 # Kwargs that are not ids: every value the code accepts.
 VALUE_KWARGS = {
     "fmt": versions.ExportFormat.values,  # ui:version-download
