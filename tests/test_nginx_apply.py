@@ -8,22 +8,14 @@ from django.contrib.auth import get_user_model
 
 from panel.deployment.nginx import apply
 from panel.models import Site
-from tests.support.ports import free_port, wait_for_port
+from tests.support.ports import wait_for_port
 from tests.support.process import ManagedProcess
+from tests.support.private_nginx import use_private_nginx
 
 
 @pytest.fixture
 def nginx(settings, tmp_path, monkeypatch):
-    prefix = tmp_path / "nginx"
-    settings.NGINX_PRIVATE = True
-    settings.NGINX_PREFIX = prefix
-    settings.NGINX_CONF = prefix / "nginx.conf"
-    settings.NGINX_VHOST_DIR = prefix / "sites"
-    settings.NGINX_HTTP_PORT = free_port()
-    settings.NGINX_HTTPS_PORT = free_port()
-    settings.NGINX_LISTEN_ADDRESS = "127.0.0.1"
-    settings.ACME_CHALLENGE_DIR = tmp_path / "challenges"
-    settings.CERT_DEPLOY_DIR = tmp_path / "certs"
+    use_private_nginx(settings, tmp_path)
     settings.ALLOWED_ROOTS = [tmp_path / "www"]
     # Reload at once instead of through the coalescing task: this test has no worker.
     monkeypatch.setattr(apply, "request_reload", apply.reload_now)

@@ -24,6 +24,7 @@ from panel.toolkit.config import LISTEN_FAMILIES, LOOPBACK, Env
 from tests.support.ports import free_port, wait_for_port
 from tests.support.tls import tls_peer_certificate
 from tests.support.process import ManagedProcess
+from tests.support.private_nginx import use_private_nginx
 
 NAME = "v6.example.com"
 
@@ -131,14 +132,7 @@ def self_signed(directory):
 def private_nginx(settings, tmp_path):
     """Writes the private nginx's config for settings.NGINX_LISTEN_* and a site with a
     certificate; start() runs nginx on it."""
-    prefix = tmp_path / "nginx"
-    settings.NGINX_PRIVATE = True
-    settings.NGINX_PREFIX = prefix
-    settings.NGINX_CONF = prefix / "nginx.conf"
-    settings.NGINX_VHOST_DIR = prefix / "sites"
-    settings.NGINX_HTTP_PORT = free_port()
-    settings.NGINX_HTTPS_PORT = free_port()
-    settings.ACME_CHALLENGE_DIR = tmp_path / "challenges"
+    use_private_nginx(settings, tmp_path, listen_address=None)
     root = tmp_path / "www"
     root.mkdir()
     (root / "index.html").write_text("served\n")

@@ -30,6 +30,7 @@ from panel.models import PanelHttps, Site
 from tests.support.ports import free_port, wait_for_port
 from tests.support.process import ManagedProcess
 from tests.support.tls import certificate_names, tls_peer_certificate
+from tests.support.private_nginx import use_private_nginx
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -145,17 +146,8 @@ class EchoUpstream:
 
 @pytest.fixture
 def nginx(settings, tmp_path, monkeypatch):
-    prefix = tmp_path / "nginx"
     settings.DATA_DIR = tmp_path / "data"
-    settings.NGINX_PRIVATE = True
-    settings.NGINX_PREFIX = prefix
-    settings.NGINX_CONF = prefix / "nginx.conf"
-    settings.NGINX_VHOST_DIR = prefix / "sites"
-    settings.NGINX_HTTP_PORT = free_port()
-    settings.NGINX_HTTPS_PORT = free_port()
-    settings.NGINX_LISTEN_ADDRESS = "127.0.0.1"
-    settings.ACME_CHALLENGE_DIR = tmp_path / "challenges"
-    settings.CERT_DEPLOY_DIR = tmp_path / "certs"
+    use_private_nginx(settings, tmp_path)
     settings.PANEL_PORT = free_port()
     upstream = EchoUpstream()
     settings.PANEL_UPSTREAM = upstream.address

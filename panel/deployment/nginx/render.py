@@ -116,11 +116,12 @@ class CertificateFiles:
 def check_site_values(site, upstream=None, cert_files: CertificateFiles | None = None):
     """Raise UnsafeValue unless every value of `site` (and `upstream`, `cert_files`) a vhost
     holds is nginx-safe (check_nginx_safe)."""
-    names = [site.primary_domain, *site.domains] if isinstance(site.domains, list) and site.domains else [None]
+    names = site.domains if isinstance(site.domains, list) and site.domains else [None]
     for name in names:
         if not isinstance(name, str) or not name:
             raise UnsafeValue("server_name", name)
         check_nginx_safe(server_name=name)
+    check_nginx_safe(server_name=site.primary_domain)  # the vhost's first comment line (saved: domains[0])
     check_nginx_safe(proxy_pass=upstream or site.proxy_pass, root=site.root,
                      ssl_certificate=cert_files.fullchain if cert_files else "",
                      ssl_certificate_key=cert_files.key if cert_files else "")
