@@ -83,10 +83,16 @@ KINDS = [
 ]
 
 
-def test_a_site_is_served_over_https_with_the_issued_certificate(panel_stack):
-    # Every kind on one stack (a stack takes ~30 s to start, an issuance ~5 s): the four sites
-    # side by side also show that SNI picks each site's own certificate.
+def test_sites_are_served_with_issued_and_renewed_certificates_and_a_failed_validation_says_why(panel_stack):
+    # One stack for every kind, a renewal and a failed validation (a stack takes ~30 s to start,
+    # an issuance ~5 s, and the orders run side by side): the sites next to each other also
+    # show that SNI picks each site's own certificate.
     certs = {kind.id: issue(panel_stack, kind.values[0], kind.values[1]) for kind in KINDS}
+    to_renew = issue(panel_stack, ["renew.example.test"], "ec256")
+    # Pebble resolves this name to an address where nothing listens.
+    panel_stack.pebble.add_a_record("down.example.test.", ["127.0.0.2"])
+    to_fail = issue(panel_stack, ["down.example.test"], "ec256")
+
     for kind in KINDS:
         domains, key_type, key_class, key_size = kind.values
         body = wait_for_status(panel_stack, certs[kind.id]["id"], "valid")
@@ -109,6 +115,9 @@ def test_a_site_is_served_over_https_with_the_issued_certificate(panel_stack):
         assert tls_peer_certificate("::1", panel_stack.https_port, domains[0]) == leaf, kind.id
         assert f"hello from {domains[0]}" in page_over_tls("::1", panel_stack.https_port, domains[0]), kind.id
 
+    renewal_replaces_the_served_certificate_and_keeps_history(panel_stack, to_renew)
+    a_failed_validation_reports_the_cas_words(panel_stack, to_fail)
+
 
 @pytest.mark.panel_stack(database_url="postgres")
 def test_issuance_on_postgresql(panel_stack):
@@ -118,8 +127,7 @@ def test_issuance_on_postgresql(panel_stack):
     served(panel_stack, "pg.example.test", body["serial"])
 
 
-def test_renewal_replaces_the_served_certificate_and_keeps_history(panel_stack):
-    cert = issue(panel_stack, ["renew.example.test"], "ec256")
+def renewal_replaces_the_served_certificate_and_keeps_history(panel_stack, cert):
     first = wait_for_status(panel_stack, cert["id"], "valid")
     served(panel_stack, "renew.example.test", first["serial"])
 
@@ -138,10 +146,7 @@ def test_renewal_replaces_the_served_certificate_and_keeps_history(panel_stack):
     served(panel_stack, "renew.example.test", second["serial"])
 
 
-def test_a_failed_validation_reports_the_cas_words(panel_stack):
-    # Pebble resolves this name to an address where nothing listens.
-    panel_stack.pebble.add_a_record("down.example.test.", ["127.0.0.2"])
-    cert = issue(panel_stack, ["down.example.test"], "ec256")
+def a_failed_validation_reports_the_cas_words(panel_stack, cert):
     body = wait_for_status(panel_stack, cert["id"], "invalid")
     assert body["order"]["status"] == "invalid"
     assert body["status"] == "failed"
