@@ -4,7 +4,8 @@ PYTHON ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.requirements-installed
 PYTEST_ARGS ?= -n auto
-# The unit tests run a second time on PostgreSQL (CERTPANEL_TEST_POSTGRES=off to skip).
+# The unit tests that reach the database run a second time on PostgreSQL (CERTPANEL_TEST_POSTGRES=off
+# to skip; tests/conftest.py deselects the others there, CERTPANEL_TEST_EVERYTHING_ON_POSTGRES=1 keeps them).
 CERTPANEL_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/certpanel
 
 .PHONY: venv system-deps run test clean

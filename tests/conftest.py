@@ -1,15 +1,62 @@
 """Fixtures shared by the unit tests of the UI: two users, their clients, and the one
-seam where work would be queued (nothing reaches Celery)."""
+seam where work would be queued (nothing reaches Celery). Also: a fast password hasher, and
+on PostgreSQL only the tests that reach the database (see pytest_collection_modifyitems)."""
 
+import os
 from types import SimpleNamespace
 from unittest import mock
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import get_hashers
+from django.test import TransactionTestCase
 from django.test import Client
 from django.utils import translation
 
 from tests.support.webhook_receiver import WebhookReceiver
+
+# Fixtures through which a test reaches the database. pytest-django refuses database access to
+# a test that requests none of them (and has no django_db marker), so a test without them
+# behaves the same on every database engine. django_db_setup covers module-scoped fixtures that
+# unblock the test database themselves (tests/test_renewal_sweep.py, tests/test_list_scale.py).
+# Not django_db_blocker: pytest-django's autouse _django_setup_unittest requests it for every test.
+_DATABASE_FIXTURES = frozenset({
+    "db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback",
+    "django_db_setup", "live_server",
+})
+
+
+def pytest_configure(config):
+    """Unit tests hash passwords with MD5: the production hasher (PBKDF2, a million rounds)
+    costs about a second per create_user or login on this machine's shared cores, and no unit
+    test is about the hash itself (the end-to-end stacks keep the production settings)."""
+    django_settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    get_hashers.cache_clear()
+
+
+def uses_database(item) -> bool:
+    if item.get_closest_marker("django_db") or _DATABASE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return True
+    cls = getattr(item, "cls", None)
+    return bool(cls and issubclass(cls, TransactionTestCase))
+
+
+def pytest_collection_modifyitems(config, items):
+    """The second pass of `make test` runs the unit tests on PostgreSQL to find what behaves
+    differently there (locking, transactions, sequences, JSON, case, constraints). A test that
+    never reaches the database cannot: on PostgreSQL it is deselected (the summary counts it).
+    CERTPANEL_TEST_EVERYTHING_ON_POSTGRES=1 runs them all anyway."""
+    if django_settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        return
+    if os.environ.get("CERTPANEL_TEST_EVERYTHING_ON_POSTGRES") == "1":
+        return
+    selected, deselected = [], []
+    for item in items:
+        (selected if uses_database(item) else deselected).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
 
 
 @pytest.fixture(autouse=True)
