@@ -214,3 +214,25 @@ def test_the_launcher_will_not_start_nginx_on_a_port_taken_on_ipv6(settings):
             runpanel.Command().start_all(supervisor=None, host="127.0.0.1", port=free_port())
     finally:
         holder.close()
+
+
+def test_the_launcher_binds_gunicorn_where_its_banner_points_whatever_nginx_listens_on(settings, monkeypatch):
+    """`make run` prints http://127.0.0.1:8000/: gunicorn must bind there, not on the last of
+    nginx's listen addresses (::1) the start-up walked through."""
+    settings.NGINX_PRIVATE, settings.NGINX_LISTEN_ADDRESS = True, "127.0.0.1,::1"
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # no private Redis
+    for name in ("write_private_main_config", "start_or_reload_system_nginx"):
+        monkeypatch.setattr(runpanel, name, lambda: None)
+    monkeypatch.setattr(runpanel, "test_config", lambda: (True, ""))
+    monkeypatch.setattr(runpanel.Command, "write_panel_vhost", lambda self: None)
+    monkeypatch.setattr(embedded, "port_answers", lambda *args, **kwargs: False)
+    monkeypatch.setattr(embedded, "wait_for_port", lambda *args, **kwargs: None)
+    started = {}
+
+    class Recorder:
+        def start(self, name, argv, **kwargs):
+            started[name] = argv
+
+    runpanel.Command().start_all(supervisor=Recorder(), host="127.0.0.1", port=8000)
+    gunicorn = started["gunicorn"]
+    assert gunicorn[gunicorn.index("--bind") + 1] == "127.0.0.1:8000"

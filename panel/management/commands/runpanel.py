@@ -170,8 +170,8 @@ class Command(BaseCommand):
             if not ok:
                 raise embedded.StartupError(f"nginx rejected the private config:\n{output}")
             process = supervisor.start("nginx", nginx_command("-g", "daemon off;"), env=child_env)
-            for host in nginx_hosts:
-                embedded.wait_for_port(host, settings.NGINX_HTTP_PORT, process=process)
+            for nginx_host in nginx_hosts:
+                embedded.wait_for_port(nginx_host, settings.NGINX_HTTP_PORT, process=process)
 
         bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         # No control socket: gunicorn's default is one per user (~/.gunicorn), shared by every instance.
