@@ -145,7 +145,7 @@ def test_a_restore_gives_back_the_rows_the_keys_and_the_files(populated, install
     for secret in (DNS_SECRET, old_key, "key-of-the-certificate", "secret-path", installation.SECRET_KEY):
         assert secret.encode() not in raw  # sealed with the passphrase, every one of them
     manifest = json.loads(members(out)["manifest.json"])
-    assert manifest["format_version"] == 1 and manifest["database"]["engine"] == "sqlite"
+    assert manifest["format_version"] == 1 and manifest["database"]["engine"] == connection.vendor
     assert manifest["database"]["rows"]["certs.DnsCredential"] == 1
     assert "0001_initial" in manifest["migrations"]["panel"]
     assert all(len(member["sha256"]) == 64 for member in manifest["members"].values())

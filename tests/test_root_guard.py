@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import DataError, connection, transaction
 from django.utils import translation
 
 from certs import problems
@@ -154,6 +155,11 @@ def test_a_stored_value_nginx_could_read_as_more_is_never_written(vhosts, admin_
     vhost = vhosts.settings.NGINX_VHOST_DIR / admin_site.config_name
     before = vhost.read_text()
     fields = {field: value} if field != "proxy_pass" else {field: value, "root": ""}
+    if "\x00" in str(value) and connection.vendor == "postgresql":
+        # PostgreSQL itself refuses NUL in text: the value cannot be stored to reach nginx.
+        with pytest.raises(DataError), transaction.atomic():
+            Site.objects.filter(pk=admin_site.pk).update(**fields)
+        return
     Site.objects.filter(pk=admin_site.pk).update(**fields)  # past validation, as a compromised process would
 
     outcome = apply.apply_site_config(admin_site)
