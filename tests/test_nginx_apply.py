@@ -135,8 +135,7 @@ class TestReloadCoalescing:
         from django.core.cache import cache
 
         settings.NGINX_RELOAD_COALESCE_SECONDS = 0.05
-        cache.delete_many([apply.RELOAD_PENDING, apply.RELOAD_BUSY_UNTIL, apply.RELOAD_WINDOW,
-                           apply.RELOAD_SHARED, apply.RELOAD_COST])
+        cache.delete_many([apply.RELOAD_PENDING, apply.RELOAD_BUSY_UNTIL, apply.RELOAD_WINDOW, apply.RELOAD_COST])
         calls = []
         monkeypatch.setattr(apply.RELOAD_NGINX, "apply_async", lambda countdown=None: calls.append(countdown))
         return calls

@@ -1,6 +1,6 @@
 """When nginx reloads: at once when no reload is in flight, one follow-up for whatever comes while
 one is, in flight for the measured cost of a reload; a burst of deploys (a bulk issuance) shares a
-few reloads, the wait growing while deploys keep coming."""
+few reloads, the window growing while reloads keep coming faster than nginx can take them."""
 
 import time
 
@@ -9,7 +9,7 @@ from django.core.cache import cache
 
 from panel.deployment.nginx import apply
 
-KEYS = [apply.RELOAD_PENDING, apply.RELOAD_BUSY_UNTIL, apply.RELOAD_WINDOW, apply.RELOAD_SHARED, apply.RELOAD_COST]
+KEYS = [apply.RELOAD_PENDING, apply.RELOAD_BUSY_UNTIL, apply.RELOAD_WINDOW, apply.RELOAD_COST]
 
 
 @pytest.fixture
@@ -96,6 +96,11 @@ class TestTheWindowFollowsTheMeasuredCost:
         assert 0.5 < scheduled[-1] <= 1.0
 
 
+def ended_ago(seconds):
+    """The last reload's window ended this long ago."""
+    cache.set(apply.RELOAD_BUSY_UNTIL, time.time() - seconds, timeout=60)
+
+
 class TestABurst:
     def test_shares_reloads(self, scheduled):
         costs(0.25)
@@ -103,28 +108,53 @@ class TestABurst:
             burst(requests=20)  # 60 deploys
         assert len(scheduled) == 3
 
-    def test_each_shared_reload_makes_the_next_wait_four_times_longer_up_to_the_maximum(self, scheduled):
+    def test_each_reload_in_a_burst_makes_the_next_wait_four_times_longer_up_to_the_maximum(self, scheduled):
+        costs(0.25)
+        for _ in range(4):
+            burst()
+        waits = scheduled[1:]  # the first reload runs at once; each later one follows one in flight
+        assert [round(w, 2) for w in waits] == [0.25, 1.0, 4.0]
+        burst()
+        assert round(scheduled[-1], 2) == 4.0
+
+    def test_deploys_that_trickle_in_faster_than_nginx_can_reload_grow_the_window_too(self, scheduled):
+        # A bulk issuance on a busy machine: each deploy comes just after the last reload ended.
+        costs(0.25)
+        apply.request_reload()
+        apply.reload_now()
+        for _ in range(2):
+            ended_ago(0.2)  # within 4x the window: reloads keep coming
+            apply.request_reload()
+            apply.reload_now()
+        assert scheduled == [None, None, None]  # nothing was in flight: each reloaded at once
+        apply.request_reload()
+        assert 3.5 < scheduled[-1] <= 4.0  # ... but the window grew: 0.25, 1, 4 s
+
+    def test_a_change_a_little_after_the_last_reload_ended_keeps_the_window_at_the_cost(self, scheduled):
+        # Add a site, then issue its certificate: two reloads, the second at once, no growth.
+        costs(0.05)
+        apply.request_reload()
+        apply.reload_now()
+        ended_ago(0.3)  # more than 4x the cost later
+        apply.request_reload()
+        apply.reload_now()
+        apply.request_reload()
+        assert scheduled[:2] == [None, None] and 0 < scheduled[2] <= 0.05
+
+    def test_a_quiet_spell_puts_the_window_back_to_the_cost(self, scheduled):
         costs(0.25)
         for _ in range(3):
             burst()
-        waits = scheduled[1:]  # the first reload runs at once
-        assert [round(w, 1) for w in waits] == [1.0, 4.0]
-        burst()
-        assert round(scheduled[-1], 1) == 4.0
-
-    def test_a_reload_that_served_one_request_puts_the_window_back_to_the_cost(self, scheduled):
-        costs(0.25)
-        burst()
-        burst()
+        ended_ago(60)
         apply.request_reload()
-        apply.reload_now()  # one request: the burst is over
+        apply.reload_now()
         apply.request_reload()
-        assert 0.1 < scheduled[-1] <= 0.25
+        assert scheduled[-2] is None and 0.1 < scheduled[-1] <= 0.25
 
     def test_a_request_after_a_quiet_spell_reloads_at_once_even_after_a_burst(self, scheduled):
         costs(0.25)
         burst()
         burst()
-        cache.set(apply.RELOAD_BUSY_UNTIL, time.time() - 60, timeout=60)
+        ended_ago(60)
         apply.request_reload()
         assert scheduled[-1] is None

@@ -382,18 +382,17 @@ def _take_down(current: Layout, site) -> bool:
 RELOAD_PENDING = "nginx-reload-pending"
 RELOAD_BUSY_UNTIL = "nginx-reload-busy-until"
 RELOAD_WINDOW = "nginx-reload-window"
-RELOAD_SHARED = "nginx-reload-shared"
 RELOAD_COST = "nginx-reload-cost"
 
-# Each reload that served several requests multiplies the next window by this, so a long burst
-# (a bulk issuance) shares a few reloads: log4 of (burst / cost) of them.
+# While reloads keep coming, each one's window is this many times the last one's (up to
+# _longest_window), so a long burst (a bulk issuance) shares a few reloads: log4(burst / cost).
 WINDOW_GROWTH = 4
 
 
 def _record_cost(seconds: float):
     """What nginx parsing the whole configuration took (an `nginx -t`, or an `nginx -s reload`
     that parses it before it signals): what a reload costs the master, and so how long it is
-    in flight. Cheap at 10 sites, seconds at 10,000."""
+    in flight. Milliseconds at 10 sites, seconds at 10,000."""
     cache.set(RELOAD_COST, seconds, timeout=None)
 
 
@@ -403,36 +402,40 @@ def reload_cost() -> float:
     return max(cache.get(RELOAD_COST, 0.0), settings.NGINX_RELOAD_COALESCE_SECONDS)
 
 
-def request_reload():
-    """Have nginx reload. At once when no reload is queued or in flight; one queued and not
-    started yet is joined (it will read this change too); one in flight (nginx still parsing
-    the configuration it was sent) gets one follow-up, queued to start when it ends.
-
-    A reload is in flight for its window: the measured cost of a reload (reload_cost), times
-    WINDOW_GROWTH for each reload in a row that served several requests (a burst: a bulk
-    issuance), up to max(cost, NGINX_RELOAD_COALESCE_MAX_SECONDS). A reload that served one
-    request puts the window back to the cost."""
-    wait = cache.get(RELOAD_BUSY_UNTIL, 0.0) - time.time()
-    wait = min(max(0.0, wait), _longest_window())
-    if cache.add(RELOAD_PENDING, 1, timeout=wait + 60):
-        RELOAD_NGINX.apply_async(countdown=wait or None)
-    else:
-        cache.set(RELOAD_SHARED, 1, timeout=3600)
-
-
 def _longest_window() -> float:
     return max(reload_cost(), settings.NGINX_RELOAD_COALESCE_MAX_SECONDS)
 
 
+def request_reload():
+    """Have nginx reload. At once when no reload is queued or in flight; one queued and not
+    started yet is joined (it will read this change too); one in flight gets one follow-up,
+    queued to start when it ends, shared by every request until then.
+
+    A reload is in flight for its window (reload_now): the measured cost of a reload after a
+    quiet spell; WINDOW_GROWTH times the previous window while reloads keep coming."""
+    wait = cache.get(RELOAD_BUSY_UNTIL, 0.0) - time.time()
+    wait = min(max(0.0, wait), _longest_window())
+    if cache.add(RELOAD_PENDING, 1, timeout=wait + 60):
+        RELOAD_NGINX.apply_async(countdown=wait or None)
+
+
 def reload_now():
-    """Reload nginx now (what the reload_nginx task runs), and mark it in flight for its window."""
+    """Reload nginx now (what the reload_nginx task runs), and mark it in flight for its window.
+
+    The window is the cost of a reload, unless this reload starts before the previous one's
+    window, grown WINDOW_GROWTH times, would have ended: then reloads are coming faster than
+    nginx can take them without spending more than 1/(WINDOW_GROWTH+1) of its time reloading
+    (a bulk issuance), and the grown window is this one's, up to
+    max(cost, NGINX_RELOAD_COALESCE_MAX_SECONDS). So an isolated change, or a few in a row
+    (add a site, issue its certificate), reloads at once, and a burst shares a few reloads."""
     # Under the lock first: a request that arrives while an apply is still testing its
     # config joins this reload, which then reads that change too.
     with config_lock():
         cost = reload_cost()
-        window = cost
-        if cache.get(RELOAD_SHARED):
-            window = max(cost, min(cache.get(RELOAD_WINDOW, cost) * WINDOW_GROWTH, _longest_window()))
+        previous_end = cache.get(RELOAD_BUSY_UNTIL)
+        grown = max(cost, min(cache.get(RELOAD_WINDOW, cost) * WINDOW_GROWTH, _longest_window()))
+        keeps_coming = previous_end is not None and time.time() - previous_end < grown
+        window = grown if keeps_coming else cost
         cache.set(RELOAD_WINDOW, window, timeout=3600)
         # In flight from here on, before the pending flag is cleared: a request from now on
         # queues one follow-up for when this reload ends, not a second reload beside it. The
@@ -441,7 +444,6 @@ def reload_now():
         cache.set(RELOAD_BUSY_UNTIL, time.time() + sending + window, timeout=3600)
         # Cleared before the reload: a config applied while nginx reloads asks for (and gets) another.
         cache.delete(RELOAD_PENDING)
-        cache.delete(RELOAD_SHARED)
         _send_reload()
         # The private nginx's master was only signalled: it parses the configuration from now on.
         cache.set(RELOAD_BUSY_UNTIL, time.time() + window, timeout=3600)
