@@ -123,7 +123,7 @@ class TestABurst:
         apply.request_reload()
         apply.reload_now()
         for _ in range(2):
-            ended_ago(0.2)  # within 4x the window: reloads keep coming
+            ended_ago(0.2)  # within 4x the cost: reloads keep coming
             apply.request_reload()
             apply.reload_now()
         assert scheduled == [None, None, None]  # nothing was in flight: each reloaded at once
@@ -141,11 +141,25 @@ class TestABurst:
         apply.request_reload()
         assert scheduled[:2] == [None, None] and 0 < scheduled[2] <= 0.05
 
+    def test_rounds_of_a_few_changes_with_pauses_between_do_not_ratchet_the_window_up(self, scheduled):
+        # Add a site, issue its certificate; again a second later; and again: each reloads at once.
+        costs(0.15)
+        for _ in range(4):
+            ended_ago(1.0)  # the pause between rounds
+            apply.request_reload()
+            apply.reload_now()
+            ended_ago(0.3)  # the certificate's deploy, a little after the site's reload
+            apply.request_reload()
+            apply.reload_now()
+        assert scheduled == [None] * 8
+        apply.request_reload()
+        assert scheduled[-1] <= 0.6  # at most one step up from the cost
+
     def test_a_quiet_spell_puts_the_window_back_to_the_cost(self, scheduled):
         costs(0.25)
         for _ in range(3):
             burst()
-        ended_ago(60)
+        ended_ago(1.1)  # more than 4x the cost: nginx had time to spare
         apply.request_reload()
         apply.reload_now()
         apply.request_reload()

@@ -412,7 +412,7 @@ def request_reload():
     queued to start when it ends, shared by every request until then.
 
     A reload is in flight for its window (reload_now): the measured cost of a reload after a
-    quiet spell; WINDOW_GROWTH times the previous window while reloads keep coming."""
+    quiet spell; WINDOW_GROWTH times the previous one while reloads keep coming."""
     wait = cache.get(RELOAD_BUSY_UNTIL, 0.0) - time.time()
     wait = min(max(0.0, wait), _longest_window())
     if cache.add(RELOAD_PENDING, 1, timeout=wait + 60):
@@ -422,10 +422,10 @@ def request_reload():
 def reload_now():
     """Reload nginx now (what the reload_nginx task runs), and mark it in flight for its window.
 
-    The window is the cost of a reload, unless this reload starts before the previous one's
-    window, grown WINDOW_GROWTH times, would have ended: then reloads are coming faster than
-    nginx can take them without spending more than 1/(WINDOW_GROWTH+1) of its time reloading
-    (a bulk issuance), and the grown window is this one's, up to
+    The window is the cost of a reload, unless this reload starts less than WINDOW_GROWTH
+    times the cost after the previous window ended: then reloads come faster than nginx can
+    take them without spending more than 1/(WINDOW_GROWTH+1) of its time reloading (a bulk
+    issuance), and the window is WINDOW_GROWTH times the previous one, up to
     max(cost, NGINX_RELOAD_COALESCE_MAX_SECONDS). So an isolated change, or a few in a row
     (add a site, issue its certificate), reloads at once, and a burst shares a few reloads."""
     # Under the lock first: a request that arrives while an apply is still testing its
@@ -434,7 +434,7 @@ def reload_now():
         cost = reload_cost()
         previous_end = cache.get(RELOAD_BUSY_UNTIL)
         grown = max(cost, min(cache.get(RELOAD_WINDOW, cost) * WINDOW_GROWTH, _longest_window()))
-        keeps_coming = previous_end is not None and time.time() - previous_end < grown
+        keeps_coming = previous_end is not None and time.time() - previous_end < WINDOW_GROWTH * cost
         window = grown if keeps_coming else cost
         cache.set(RELOAD_WINDOW, window, timeout=3600)
         # In flight from here on, before the pending flag is cleared: a request from now on
