@@ -168,7 +168,7 @@ if 6 in _families and not ipv6_available():
 # one follow-up when it ends. A reload is in flight for its measured cost (how long nginx took to
 # parse the whole configuration), never less than this many seconds ...
 NGINX_RELOAD_COALESCE_SECONDS = env.float("NGINX_RELOAD_COALESCE_SECONDS", 0.05)
-# ... and while deploys keep coming, x4 per shared reload up to this, or the cost if longer
+# ... and while reloads keep coming (a bulk issuance), x4 per reload up to this, or the cost if longer
 # (panel/deployment/nginx/apply.py).
 NGINX_RELOAD_COALESCE_MAX_SECONDS = env.float("NGINX_RELOAD_COALESCE_MAX_SECONDS", 8.0)
 if not NGINX_PRIVATE and not NGINX_CONF.is_file():
