@@ -164,10 +164,12 @@ NGINX_LISTEN_ADDRESS = env.listen_addresses(
     default=",".join(LOOPBACK[family] for family in _families) if NGINX_PRIVATE else "")
 if 6 in _families and not ipv6_available():
     env.problems.append(f"NGINX_LISTEN_FAMILIES={NGINX_LISTEN_FAMILIES}: this host has no IPv6; set it to ipv4")
-# nginx reloads at most once per this many seconds: a deploy after a quiet spell
-# reloads at once, later ones in the window share one reload at its end.
-NGINX_RELOAD_COALESCE_SECONDS = env.float("NGINX_RELOAD_COALESCE_SECONDS", 1.0)
-# ... and while deploys keep coming, the window doubles per reload up to this (panel/deployment/nginx/apply.py).
+# A deploy reloads nginx at once unless a reload is in flight; those that come while one is share
+# one follow-up when it ends. A reload is in flight for its measured cost (how long nginx took to
+# parse the whole configuration), never less than this many seconds ...
+NGINX_RELOAD_COALESCE_SECONDS = env.float("NGINX_RELOAD_COALESCE_SECONDS", 0.05)
+# ... and while reloads keep coming (a bulk issuance), x4 per reload up to this, or the cost if longer
+# (panel/deployment/nginx/apply.py).
 NGINX_RELOAD_COALESCE_MAX_SECONDS = env.float("NGINX_RELOAD_COALESCE_MAX_SECONDS", 8.0)
 if not NGINX_PRIVATE and not NGINX_CONF.is_file():
     env.problems.append(f"NGINX_CONF={NGINX_CONF}: no such file")

@@ -134,8 +134,8 @@ class TestReloadCoalescing:
     def scheduled(self, monkeypatch, settings):
         from django.core.cache import cache
 
-        settings.NGINX_RELOAD_COALESCE_SECONDS = 1.0
-        cache.delete_many([apply.RELOAD_PENDING, apply.LAST_RELOAD, apply.RELOAD_WINDOW, apply.RELOAD_SHARED])
+        settings.NGINX_RELOAD_COALESCE_SECONDS = 0.05
+        cache.delete_many([apply.RELOAD_PENDING, apply.RELOAD_BUSY_UNTIL, apply.RELOAD_WINDOW, apply.RELOAD_COST])
         calls = []
         monkeypatch.setattr(apply.RELOAD_NGINX, "apply_async", lambda countdown=None: calls.append(countdown))
         return calls
@@ -149,12 +149,22 @@ class TestReloadCoalescing:
             apply.request_reload()
         assert len(scheduled) == 1
 
-    def test_a_deploy_right_after_a_reload_waits_for_the_window(self, scheduled):
+    def test_a_deploy_while_a_reload_is_in_flight_waits_for_it_to_end(self, scheduled):
         from django.core.cache import cache
 
-        cache.set(apply.LAST_RELOAD, time.time(), timeout=60)  # nginx just reloaded
+        apply._record_cost(1.0)  # the last `nginx -t` took 1 s
+        cache.set(apply.RELOAD_BUSY_UNTIL, time.time() + 1.0, timeout=60)  # nginx just reloaded
         apply.request_reload()
         assert len(scheduled) == 1 and 0.5 < scheduled[0] <= 1.0
+
+
+@pytest.mark.django_db
+def test_an_apply_measures_what_a_reload_costs(nginx, tmp_path):
+    from django.core.cache import cache
+
+    cache.delete(apply.RELOAD_COST)
+    assert apply.apply_site_config(make_site(tmp_path, "h.example.com")).ok
+    assert 0 < cache.get(apply.RELOAD_COST) < 30  # the `nginx -t` it ran, in seconds
 
 
 @pytest.mark.django_db

@@ -1,4 +1,6 @@
-"""A burst of deploys (a bulk issuance): reloads share a window that grows while deploys keep coming."""
+"""When nginx reloads: at once when no reload is in flight, one follow-up for whatever comes while
+one is, in flight for the measured cost of a reload; a burst of deploys (a bulk issuance) shares a
+few reloads, the window growing while reloads keep coming faster than nginx can take them."""
 
 import time
 
@@ -7,42 +9,166 @@ from django.core.cache import cache
 
 from panel.deployment.nginx import apply
 
+KEYS = [apply.RELOAD_PENDING, apply.RELOAD_BUSY_UNTIL, apply.RELOAD_WINDOW, apply.RELOAD_COST]
 
-class TestReloadWindowUnderABurst:
-    @pytest.fixture
-    def scheduled(self, monkeypatch, settings):
-        settings.NGINX_RELOAD_COALESCE_SECONDS = 1.0
-        settings.NGINX_RELOAD_COALESCE_MAX_SECONDS = 4.0
-        keys = [apply.RELOAD_PENDING, apply.LAST_RELOAD, apply.RELOAD_WINDOW, apply.RELOAD_SHARED]
-        cache.delete_many(keys)
-        calls = []
-        monkeypatch.setattr(apply.RELOAD_NGINX, "apply_async", lambda countdown=None: calls.append(countdown))
-        monkeypatch.setattr(apply, "_send_reload", lambda: None)
-        yield calls
-        cache.delete_many(keys)
 
-    def burst(self, requests=5):
-        for _ in range(requests):
-            apply.request_reload()
+@pytest.fixture
+def scheduled(monkeypatch, settings, tmp_path):
+    """The countdown of every reload task queued (None: at once); reloads send nothing."""
+    settings.NGINX_VHOST_DIR = tmp_path / "vhosts"
+    settings.NGINX_RELOAD_COALESCE_SECONDS = 0.05
+    settings.NGINX_RELOAD_COALESCE_MAX_SECONDS = 4.0
+    cache.delete_many(KEYS)
+    calls = []
+    monkeypatch.setattr(apply.RELOAD_NGINX, "apply_async", lambda countdown=None: calls.append(countdown))
+    monkeypatch.setattr(apply, "_send_reload", lambda: None)
+    yield calls
+    cache.delete_many(KEYS)
+
+
+def costs(seconds):
+    """nginx took this long to parse the whole configuration at the last `nginx -t`."""
+    apply._record_cost(seconds)
+
+
+def burst(requests=5):
+    for _ in range(requests):
+        apply.request_reload()
+    apply.reload_now()
+
+
+class TestAnIsolatedChange:
+    def test_reloads_at_once(self, scheduled):
+        costs(3.0)
+        apply.request_reload()
+        assert scheduled == [None]
+
+    def test_made_soon_after_another_reloads_at_once_once_that_reload_is_over(self, scheduled):
+        # Add a site, then press Issue: the certificate's deploy comes ~0.2 s after the site's
+        # reload, which cost nginx 20 ms (it used to wait for the rest of a fixed 1 s window).
+        costs(0.02)
+        apply.request_reload()
         apply.reload_now()
+        time.sleep(0.1)
+        apply.request_reload()
+        assert scheduled == [None, None]
 
-    def test_each_shared_reload_doubles_the_wait_for_the_next_up_to_the_maximum(self, scheduled):
+
+class TestAChangeWhileAReloadIsInFlight:
+    def test_gets_exactly_one_follow_up_when_the_reload_ends(self, scheduled):
+        costs(2.0)
+        apply.request_reload()
+        apply.reload_now()
+        for _ in range(3):
+            apply.request_reload()
+        assert len(scheduled) == 2 and scheduled[0] is None
+        assert 1.5 < scheduled[1] <= 2.0
+
+    def test_joins_a_reload_queued_and_not_started_yet(self, scheduled):
+        costs(2.0)
+        apply.request_reload()
+        apply.request_reload()
+        assert scheduled == [None]
+
+
+class TestTheWindowFollowsTheMeasuredCost:
+    @pytest.mark.parametrize("cost", [0.3, 3.0])
+    def test_the_follow_up_waits_as_long_as_a_reload_costs(self, scheduled, cost):
+        costs(cost)
+        apply.request_reload()
+        apply.reload_now()
+        apply.request_reload()
+        assert cost - 0.5 < scheduled[-1] <= cost
+
+    def test_a_reload_dearer_than_the_maximum_still_is_not_overtaken(self, scheduled):
+        costs(10.0)  # 10,000 sites: above NGINX_RELOAD_COALESCE_MAX_SECONDS
+        apply.request_reload()
+        apply.reload_now()
+        apply.request_reload()
+        assert 9.5 < scheduled[-1] <= 10.0
+
+    def test_never_shorter_than_the_configured_floor(self, scheduled, settings):
+        settings.NGINX_RELOAD_COALESCE_SECONDS = 1.0
+        costs(0.01)
+        apply.request_reload()
+        apply.reload_now()
+        apply.request_reload()
+        assert 0.5 < scheduled[-1] <= 1.0
+
+
+def ended_ago(seconds):
+    """The last reload's window ended this long ago."""
+    cache.set(apply.RELOAD_BUSY_UNTIL, time.time() - seconds, timeout=60)
+
+
+class TestABurst:
+    def test_shares_reloads(self, scheduled):
+        costs(0.25)
+        for _ in range(3):
+            burst(requests=20)  # 60 deploys
+        assert len(scheduled) == 3
+
+    def test_each_reload_in_a_burst_makes_the_next_wait_four_times_longer_up_to_the_maximum(self, scheduled):
+        costs(0.25)
         for _ in range(4):
-            self.burst()
-        apply.request_reload()
-        waits = scheduled[1:]  # the first reload runs at once; each shared one doubles the next wait
-        assert [round(w) for w in waits] == [2, 4, 4, 4]
+            burst()
+        waits = scheduled[1:]  # the first reload runs at once; each later one follows one in flight
+        assert [round(w, 2) for w in waits] == [0.25, 1.0, 4.0]
+        burst()
+        assert round(scheduled[-1], 2) == 4.0
 
-    def test_a_reload_that_served_one_request_puts_the_window_back(self, scheduled):
-        self.burst()
-        self.burst()
+    def test_deploys_that_trickle_in_faster_than_nginx_can_reload_grow_the_window_too(self, scheduled):
+        # A bulk issuance on a busy machine: each deploy comes just after the last reload ended.
+        costs(0.25)
         apply.request_reload()
-        apply.reload_now()  # one request: the burst is over
+        apply.reload_now()
+        for _ in range(2):
+            ended_ago(0.2)  # within 4x the cost: reloads keep coming
+            apply.request_reload()
+            apply.reload_now()
+        assert scheduled == [None, None, None]  # nothing was in flight: each reloaded at once
         apply.request_reload()
-        assert round(scheduled[-1]) == 1
+        assert 3.5 < scheduled[-1] <= 4.0  # ... but the window grew: 0.25, 1, 4 s
+
+    def test_a_change_a_little_after_the_last_reload_ended_keeps_the_window_at_the_cost(self, scheduled):
+        # Add a site, then issue its certificate: two reloads, the second at once, no growth.
+        costs(0.05)
+        apply.request_reload()
+        apply.reload_now()
+        ended_ago(0.3)  # more than 4x the cost later
+        apply.request_reload()
+        apply.reload_now()
+        apply.request_reload()
+        assert scheduled[:2] == [None, None] and 0 < scheduled[2] <= 0.05
+
+    def test_rounds_of_a_few_changes_with_pauses_between_do_not_ratchet_the_window_up(self, scheduled):
+        # Add a site, issue its certificate; again a second later; and again: each reloads at once.
+        costs(0.15)
+        for _ in range(4):
+            ended_ago(1.0)  # the pause between rounds
+            apply.request_reload()
+            apply.reload_now()
+            ended_ago(0.3)  # the certificate's deploy, a little after the site's reload
+            apply.request_reload()
+            apply.reload_now()
+        assert scheduled == [None] * 8
+        apply.request_reload()
+        assert scheduled[-1] <= 0.6  # at most one step up from the cost
+
+    def test_a_quiet_spell_puts_the_window_back_to_the_cost(self, scheduled):
+        costs(0.25)
+        for _ in range(3):
+            burst()
+        ended_ago(1.1)  # more than 4x the cost: nginx had time to spare
+        apply.request_reload()
+        apply.reload_now()
+        apply.request_reload()
+        assert scheduled[-2] is None and 0.1 < scheduled[-1] <= 0.25
 
     def test_a_request_after_a_quiet_spell_reloads_at_once_even_after_a_burst(self, scheduled):
-        self.burst()
-        cache.set(apply.LAST_RELOAD, time.time() - 60, timeout=60)
+        costs(0.25)
+        burst()
+        burst()
+        ended_ago(60)
         apply.request_reload()
         assert scheduled[-1] is None

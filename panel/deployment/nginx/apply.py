@@ -5,7 +5,8 @@ If `nginx -t` fails, the previous file comes back, the site records nginx's
 error, and every other site keeps serving. The outcome is returned; the caller
 (panel.deployment.dispatch) records it on the certificate and tells the owner. Applies are serialised with a file
 lock on the vhost directory (nginx -t tests the whole configuration); reloads
-are requested, not run, so many deploys in a short window share one reload.
+are requested, not run: at once when nginx is not reloading, else one follow-up shared by
+every deploy until the running reload ends (request_reload).
 """
 
 import logging
@@ -276,7 +277,9 @@ def apply_site_config(site) -> SiteApplied:
         write_atomic(staged, text)
         staged_custom = _stage_custom_additions(current.custom_dir(site), applied_custom)
         backups = [_swap_in(path, staged), _swap_in(applied_custom, staged_custom)]
+        started = time.monotonic()
         ok, output = test_config()
+        _record_cost(time.monotonic() - started)  # what the reload it asks for will cost nginx
         for live, backup in zip((path, applied_custom), backups):
             if ok:
                 _remove(backup)
@@ -377,41 +380,73 @@ def _take_down(current: Layout, site) -> bool:
 
 
 RELOAD_PENDING = "nginx-reload-pending"
-LAST_RELOAD = "nginx-last-reload"
+RELOAD_BUSY_UNTIL = "nginx-reload-busy-until"
 RELOAD_WINDOW = "nginx-reload-window"
-RELOAD_SHARED = "nginx-reload-shared"
+RELOAD_COST = "nginx-reload-cost"
+
+# While reloads keep coming, each one's window is this many times the last one's (up to
+# _longest_window), so a long burst (a bulk issuance) shares a few reloads: log4(burst / cost).
+WINDOW_GROWTH = 4
+
+
+def _record_cost(seconds: float):
+    """What nginx parsing the whole configuration took (an `nginx -t`, or an `nginx -s reload`
+    that parses it before it signals): what a reload costs the master, and so how long it is
+    in flight. Milliseconds at 10 sites, seconds at 10,000."""
+    cache.set(RELOAD_COST, seconds, timeout=None)
+
+
+def reload_cost() -> float:
+    """The measured cost of a reload (the latest whole-configuration parse), never below
+    NGINX_RELOAD_COALESCE_SECONDS."""
+    return max(cache.get(RELOAD_COST, 0.0), settings.NGINX_RELOAD_COALESCE_SECONDS)
+
+
+def _longest_window() -> float:
+    return max(reload_cost(), settings.NGINX_RELOAD_COALESCE_MAX_SECONDS)
 
 
 def request_reload():
-    """Have nginx reload soon. Right away if it has not reloaded within the coalescing
-    window; otherwise at the window's end, one reload shared by every request until then.
+    """Have nginx reload. At once when no reload is queued or in flight; one queued and not
+    started yet is joined (it will read this change too); one in flight gets one follow-up,
+    queued to start when it ends, shared by every request until then.
 
-    A reload that was shared (requests kept coming: a bulk issuance) doubles the window for
-    the next one, up to NGINX_RELOAD_COALESCE_MAX_SECONDS: every reload makes nginx parse
-    the whole configuration and start new workers, so a long burst shares a few reloads
-    instead of one a second. A reload that served one request puts the window back."""
-    if cache.add(RELOAD_PENDING, 1, timeout=60):
-        window = cache.get(RELOAD_WINDOW, settings.NGINX_RELOAD_COALESCE_SECONDS)
-        since_last = time.time() - cache.get(LAST_RELOAD, 0)
-        delay = max(0.0, window - since_last)
-        RELOAD_NGINX.apply_async(countdown=delay or None)
-    else:
-        cache.set(RELOAD_SHARED, 1, timeout=3600)
+    A reload is in flight for its window (reload_now): the measured cost of a reload after a
+    quiet spell; WINDOW_GROWTH times the previous one while reloads keep coming."""
+    wait = cache.get(RELOAD_BUSY_UNTIL, 0.0) - time.time()
+    wait = min(max(0.0, wait), _longest_window())
+    if cache.add(RELOAD_PENDING, 1, timeout=wait + 60):
+        RELOAD_NGINX.apply_async(countdown=wait or None)
 
 
 def reload_now():
-    base = settings.NGINX_RELOAD_COALESCE_SECONDS
-    window = cache.get(RELOAD_WINDOW, base)
-    longest = max(base, settings.NGINX_RELOAD_COALESCE_MAX_SECONDS)
-    cache.set(RELOAD_WINDOW, min(2 * window, longest) if cache.get(RELOAD_SHARED) else base, timeout=3600)
-    # Marked before the pending flag is cleared: a request from here on schedules the next
-    # reload a window after this one, not at once beside it.
-    cache.set(LAST_RELOAD, time.time(), timeout=3600)
-    # Cleared before the reload: a config applied while nginx reloads asks for (and gets) another.
-    cache.delete(RELOAD_PENDING)
-    cache.delete(RELOAD_SHARED)
+    """Reload nginx now (what the reload_nginx task runs), and mark it in flight for its window.
+
+    The window is the cost of a reload, unless this reload starts less than WINDOW_GROWTH
+    times the cost after the previous window ended: then reloads come faster than nginx can
+    take them without spending more than 1/(WINDOW_GROWTH+1) of its time reloading (a bulk
+    issuance), and the window is WINDOW_GROWTH times the previous one, up to
+    max(cost, NGINX_RELOAD_COALESCE_MAX_SECONDS). So an isolated change, or a few in a row
+    (add a site, issue its certificate), reloads at once, and a burst shares a few reloads."""
+    # Under the lock first: a request that arrives while an apply is still testing its
+    # config joins this reload, which then reads that change too.
     with config_lock():
+        cost = reload_cost()
+        previous_end = cache.get(RELOAD_BUSY_UNTIL)
+        grown = max(cost, min(cache.get(RELOAD_WINDOW, cost) * WINDOW_GROWTH, _longest_window()))
+        keeps_coming = previous_end is not None and time.time() - previous_end < WINDOW_GROWTH * cost
+        window = grown if keeps_coming else cost
+        cache.set(RELOAD_WINDOW, window, timeout=3600)
+        # In flight from here on, before the pending flag is cleared: a request from now on
+        # queues one follow-up for when this reload ends, not a second reload beside it. The
+        # system nginx parses the whole configuration before it signals (`nginx -s reload`).
+        sending = 0.0 if settings.NGINX_PRIVATE else cost
+        cache.set(RELOAD_BUSY_UNTIL, time.time() + sending + window, timeout=3600)
+        # Cleared before the reload: a config applied while nginx reloads asks for (and gets) another.
+        cache.delete(RELOAD_PENDING)
         _send_reload()
+        # The private nginx's master was only signalled: it parses the configuration from now on.
+        cache.set(RELOAD_BUSY_UNTIL, time.time() + window, timeout=3600)
 
 
 def start_or_reload_system_nginx() -> bool:
@@ -428,7 +463,9 @@ def start_or_reload_system_nginx() -> bool:
 
 def _send_reload():
     if not settings.NGINX_PRIVATE:
+        started = time.monotonic()
         ok, output = _run("-s", "reload")
+        _record_cost(time.monotonic() - started)  # it parsed the whole configuration first
         if not ok:
             raise NginxError(f"nginx did not reload: {output}")
         return
