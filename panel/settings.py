@@ -314,7 +314,9 @@ TEMPLATES = [
 ]
 
 # Shared between web and workers: reload coalescing and short locks.
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+# KEY_PREFIX: panels (or test processes) sharing one Redis database keep apart.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                      "KEY_PREFIX": env.str("CERTPANEL_CACHE_KEY_PREFIX", "")}}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -23,6 +23,9 @@ def configure_unit_test_environment() -> str:
     os.makedirs(data_dir, exist_ok=True)
     os.environ["CERTPANEL_DATA_DIR"] = data_dir
     os.environ["REDIS_URL"] = os.environ.get("CERTPANEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    # Every process its own cache keys: xdist workers (and a second run) share that database, and
+    # the reload scheduling lives in the cache.
+    os.environ["CERTPANEL_CACHE_KEY_PREFIX"] = f"{os.path.basename(root)}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
     return data_dir
 
 
