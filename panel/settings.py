@@ -176,6 +176,18 @@ if not NGINX_PRIVATE and not NGINX_CONF.is_file():
 
 ACME_CHALLENGE_DIR = env.directory("CERTPANEL_CHALLENGE_DIR", DATA_DIR / "acme-challenge")
 CERT_DEPLOY_DIR = env.directory("CERTPANEL_CERT_DIR", DATA_DIR / "certs", create=DEPLOY_SIDE)
+# Each HTTPS site's served certificate, one file (key and full chain) that nginx's workers read at
+# each handshake: a renewal replaces it and needs no reload (panel/deployment/nginx/apply.py). The
+# workers' group may read it: the system nginx's workers run as www-data, the private nginx's as
+# the panel's user (group "": the file stays its writer's alone).
+NGINX_CERTIFICATE_DIR = CERT_DEPLOY_DIR / "served"
+NGINX_WORKER_GROUP = env.str("NGINX_WORKER_GROUP", "" if NGINX_PRIVATE else "www-data")
+# The panel's default servers hold every site's TLS context, unless the installer kept nginx's own
+# default site (CERTPANEL_KEEP_NGINX_CONFIG): then each site's server block holds its own.
+NGINX_SHARED_TLS = NGINX_PRIVATE or not env.bool("CERTPANEL_KEEP_NGINX_CONFIG", False)
+# Where nginx's master reports a reload it refused (the private one's, or Debian's).
+NGINX_ERROR_LOG = Path(env.str("NGINX_ERROR_LOG", str(NGINX_PREFIX / "logs" / "error.log") if NGINX_PRIVATE
+                               else "/var/log/nginx/error.log"))
 # Every user has a home below this, <HOME_ROOT>/<username>/ (panel/security/homes.py): their document
 # roots (by default <home>/<domain>/) and install paths lie in it, or in a directory an administrator granted them.
 HOME_ROOT = env.directory("CERTPANEL_HOME_ROOT", DATA_DIR / "home")

@@ -30,12 +30,12 @@ def log_of(certificate):
 def test_files_nginx_cannot_get_are_shown_retried_and_cleared_once_written(nginx, tmp_path, monkeypatch, told):
     site = make_site(tmp_path, "files.example.com")
     certificate = make_certificate(site.owner, ["files.example.com"], site=site)
-    written = apply.write_certificate_files
+    written = apply.stage_served_certificate
 
-    def disk_full(version):
+    def disk_full(current, site, version):
         raise apply.CertificateFilesNotWritten("cannot write the certificate files: No space left on device")
 
-    monkeypatch.setattr(apply, "write_certificate_files", disk_full)
+    monkeypatch.setattr(apply, "stage_served_certificate", disk_full)
     for attempt in range(2):  # the task's retry meets the same full disk
         with pytest.raises(apply.CertificateFilesNotWritten):
             tasks.apply_site.run(site.pk)
@@ -50,7 +50,7 @@ def test_files_nginx_cannot_get_are_shown_retried_and_cleared_once_written(nginx
     assert log_of(certificate).count("nginx cannot serve this certificate yet, retrying: %(error)s") == 1
     assert told == [("config_rejected", "nginx cannot serve the new certificate of files.example.com")] * 2
 
-    monkeypatch.setattr(apply, "write_certificate_files", written)
+    monkeypatch.setattr(apply, "stage_served_certificate", written)
     assert dispatch.deploy_site(site.pk) is True
     certificate.refresh_from_db()
     assert certificate.last_error == "" and certificate.last_failure is None

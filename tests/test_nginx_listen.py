@@ -17,7 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from panel import embedded
 from panel.deployment.nginx import apply
-from panel.deployment.nginx.render import CertificateFiles, Layout, render_private_main, render_site
+from panel.deployment.nginx.render import Layout, render_names, render_private_main, render_site
 from panel.management.commands import runpanel
 from panel.models import Site
 from panel.toolkit.config import LISTEN_FAMILIES, LOOPBACK, Env
@@ -42,7 +42,7 @@ def a_site(**fields):
     return Site(pk=7, owner=get_user_model()(username="owner"), domains=[NAME], root="/srv/www/v6", **fields)
 
 
-CERT = CertificateFiles(fullchain="/certs/fullchain.pem", key="/certs/key.pem")
+HTTPS = True
 
 
 @pytest.mark.parametrize("families, expected", [
@@ -51,19 +51,19 @@ CERT = CertificateFiles(fullchain="/certs/fullchain.pem", key="/certs/key.pem")
     ("ipv6", ["listen [::]:80;", "listen [::]:443 ssl;"]),
 ])
 def test_each_families_setting_gives_a_listen_line_per_family_on_every_address(tmp_path, families, expected):
-    assert listen_lines(render_site(a_site(), layout(tmp_path, families), CERT)) == expected
+    assert listen_lines(render_site(a_site(), layout(tmp_path, families), HTTPS)) == expected
 
 
 def test_named_addresses_are_listened_on_exactly(tmp_path):
-    config = render_site(a_site(), layout(tmp_path, address="127.0.0.1,::1"), CERT)
+    config = render_site(a_site(), layout(tmp_path, address="127.0.0.1,::1"), HTTPS)
     assert listen_lines(config) == ["listen 127.0.0.1:80;", "listen [::1]:80;",
                                     "listen 127.0.0.1:443 ssl;", "listen [::1]:443 ssl;"]
-    one = render_site(a_site(), layout(tmp_path, address="2001:db8::10"), CERT)
+    one = render_site(a_site(), layout(tmp_path, address="2001:db8::10"), HTTPS)
     assert listen_lines(one) == ["listen [2001:db8::10]:80;", "listen [2001:db8::10]:443 ssl;"]
 
 
 def test_the_http2_flag_of_an_older_nginx_is_on_every_https_line(tmp_path):
-    config = render_site(a_site(http2=True), layout(tmp_path, http2_directive=False), CERT)
+    config = render_site(a_site(http2=True), layout(tmp_path, http2_directive=False), HTTPS)
     assert listen_lines(config)[2:] == ["listen 443 ssl http2;", "listen [::]:443 ssl http2;"]
 
 
@@ -112,7 +112,8 @@ def test_a_bad_listen_setting_stops_the_start_and_says_what_to_fix(environ, prob
 # --- a real nginx
 
 
-def self_signed(directory):
+def self_signed(path):
+    """A self-signed certificate for NAME, its key and itself in `path` (as nginx is given a site's)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, NAME)])
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -120,11 +121,9 @@ def self_signed(directory):
             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
             .not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(NAME)]), critical=False).sign(key, hashes.SHA256()))
-    directory.mkdir(parents=True, exist_ok=True)
-    files = CertificateFiles(fullchain=directory / "fullchain.pem", key=directory / "key.pem")
-    files.fullchain.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    files.key.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                            serialization.NoEncryption()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()) + cert.public_bytes(serialization.Encoding.PEM))
     return cert
 
 
@@ -140,10 +139,11 @@ def private_nginx(settings, tmp_path):
 
     def configure():
         apply.write_private_main_config()
-        cert = self_signed(tmp_path / "cert")
         site = Site(pk=7, owner=get_user_model()(username="owner"), domains=[NAME], root=str(root))
-        files = CertificateFiles(fullchain=tmp_path / "cert" / "fullchain.pem", key=tmp_path / "cert" / "key.pem")
-        (settings.NGINX_VHOST_DIR / "site-7.conf").write_text(render_site(site, apply.layout(), files))
+        current = apply.layout()
+        cert = self_signed(current.served_certificate(site))
+        (settings.NGINX_VHOST_DIR / "site-7.conf").write_text(render_site(site, current, True))
+        current.names_file(site).write_text(render_names(site, current))
         return cert
 
     def start():

@@ -233,8 +233,9 @@ def test_the_ssl_tab_shows_the_fingerprint_openssl_computes(alice_client, site, 
 def test_the_preview_shows_the_vhost_with_the_key_path_and_never_the_key(alice_client, site, issued):
     html = page_text(alice_client.get(reverse("ui:site-config-preview", args=[site.pk])))
     assert "server_name a.example.com www.a.example.com;" in html
-    key_path = re.search(r"ssl_certificate_key (\S+);", html).group(1)
-    assert key_path.endswith("privkey.pem")
+    # The names map says which file nginx reads the certificate and key from.
+    key_path = re.search(r"^a\.example\.com (\S+);$", html, re.MULTILINE).group(1)
+    assert key_path.endswith(f"/served/site-{site.pk}.pem")
     assert "PRIVATE KEY" not in html
     key_body = [line for line in issued.private_key.splitlines() if line and not line.startswith("-----")]
     assert not any(line in html for line in key_body)

@@ -431,8 +431,9 @@ ensure_nginx_include() {  # conf.d/certpanel.conf includes the panel's vhosts
         rm -f "$nginx_dir/sites-enabled/default"
         changed "disabled nginx's Debian default site ($nginx_dir/sites-enabled/default)"
     fi
-    output=$(as_root_panel manage write_nginx_config --system-include "$nginx_dir/conf.d/certpanel.conf" \
-        ${keep:+--no-default-server} 2>&1) || die "nginx's configuration was not written: $output"
+    # Without default servers when CERTPANEL_KEEP_NGINX_CONFIG is in the panel's settings.
+    output=$(as_root_panel manage write_nginx_config --system-include "$nginx_dir/conf.d/certpanel.conf" 2>&1) \
+        || die "nginx's configuration was not written: $output"
     if grep -q '^wrote ' <<<"$output"; then changed "$(grep '^wrote ' <<<"$output")"; fi
 }
 

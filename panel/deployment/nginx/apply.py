@@ -1,14 +1,23 @@
 """This server's nginx, a deploy destination: apply a site's config safely: stage -> keep the
-old file -> swap -> nginx -t -> reload.
+old file -> swap -> nginx -t of this site -> reload.
 
-If `nginx -t` fails, the previous file comes back, the site records nginx's
-error, and every other site keeps serving. The outcome is returned; the caller
-(panel.deployment.dispatch) records it on the certificate and tells the owner. Applies are serialised with a file
-lock on the vhost directory (nginx -t tests the whole configuration); reloads
-are requested, not run: at once when nginx is not reloading, else one follow-up shared by
-every deploy until the running reload ends (request_reload).
+A site's certificate is not in its vhost: nginx reads it at each handshake from one file per
+site (key and full chain), found by name in a map (render.render_names). So a renewal writes
+that file in one rename and is served at the next handshake, with no test and no reload; only
+a change of the set of sites or of their options reloads nginx.
+
+`nginx -t` tests the changed site in a minimal configuration (test_site), so its cost does not
+grow with the number of sites. If it fails, the previous files come back, the site records
+nginx's error, and every other site keeps serving. A reload nginx refuses anyway (what only the
+whole configuration shows) takes the site at fault down, so the others go on reloading
+(reload_now). The outcome is returned; the caller (panel.deployment.dispatch) records it on the
+certificate and tells the owner. Applies are serialised with a file lock on the vhost directory;
+reloads are requested, not run: at once when nginx is not reloading, else one follow-up shared
+by every deploy until the running reload ends (request_reload).
 """
 
+import datetime
+import grp
 import logging
 import os
 import re
@@ -27,10 +36,11 @@ from django.utils import timezone
 from django.utils.translation import gettext_noop
 
 from panel.deployment.nginx.render import (CertificateFiles, Layout, UnsafeValue, check_site_values,
-                                           render_private_main, render_site, render_snippets)
+                                           render_minimal_system_main, render_names, render_private_main,
+                                           render_site, render_snippets, shared_includes)
 from panel.models import Site
-from panel.toolkit import access, outbound, validation
-from panel.toolkit.files import discard_leftovers, file_lock, write_atomic
+from panel.toolkit import access, outbound, pem, validation
+from panel.toolkit.files import discard_leftovers, file_lock, put_in_place, stage, write_atomic
 from panel.toolkit.task_queue import NamedTask
 
 log = logging.getLogger(__name__)
@@ -66,6 +76,12 @@ UNSAFE_VALUE = gettext_noop("The site's stored %(field)s value is invalid: it ho
                             "one of ; { } # $ \\ or a control character, which nginx must never be "
                             "given. nginx keeps the site's previous config; save the site again with "
                             "a valid value.")
+CERTIFICATE_UNUSABLE = gettext_noop("The certificate cannot be served: nginx would fail every "
+                                    "handshake with it. nginx keeps serving the site's previous "
+                                    "certificate; issue the certificate again.")
+TAKEN_DOWN = gettext_noop("nginx refused to reload with this site's configuration, so nginx no "
+                          "longer serves the site; every other site goes on. Correct the site and "
+                          "save it again.")
 FILES_NOT_WRITTEN = gettext_noop("The certificate's files could not be written; nginx keeps the "
                                  "site's previous config. Check the disk space and the permissions "
                                  "of the data directory.")
@@ -99,19 +115,21 @@ def layout() -> Layout:
         listen_address=settings.NGINX_LISTEN_ADDRESS,
         listen_families=settings.NGINX_LISTEN_FAMILIES,
         http2_directive=nginx_version(settings.NGINX_BIN) >= (1, 25, 1),
+        certificate_dir=Path(settings.NGINX_CERTIFICATE_DIR),
+        shared_tls=settings.NGINX_SHARED_TLS,
     )
 
 
-def nginx_command(*args):
+def nginx_command(*args, config=None):
     command = [settings.NGINX_BIN]
     if settings.NGINX_PRIVATE:
         prefix = Path(settings.NGINX_PREFIX)
         command += ["-p", f"{prefix}/", "-e", str(prefix / "logs" / "error.log")]
-    return command + ["-c", str(settings.NGINX_CONF), *args]
+    return command + ["-c", str(config or settings.NGINX_CONF), *args]
 
 
-def _run(*args):
-    result = subprocess.run(nginx_command(*args), capture_output=True, text=True, timeout=60)
+def _run(*args, config=None):
+    result = subprocess.run(nginx_command(*args, config=config), capture_output=True, text=True, timeout=60)
     return result.returncode == 0, (result.stderr + result.stdout).strip()
 
 
@@ -132,9 +150,38 @@ def ensure_shared_files(current: Layout):
         if not path.exists() or path.read_text() != text:
             path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(path, text)
+    current.names_dir.mkdir(parents=True, exist_ok=True)
     # HTTP-01 tokens must be readable by nginx's workers.
     Path(settings.ACME_CHALLENGE_DIR).mkdir(parents=True, exist_ok=True)
     os.chmod(settings.ACME_CHALLENGE_DIR, 0o755)
+    _ensure_certificate_dir(current)
+
+
+def _served_file_access() -> tuple[tuple[int, int] | None, int, int]:
+    """(owner, file mode, directory mode) of what nginx's workers read at each handshake: theirs
+    to read through NGINX_WORKER_GROUP, nobody else's; without a group, the writer's alone (the
+    private nginx's workers run as the panel's user)."""
+    group = settings.NGINX_WORKER_GROUP
+    if not group:
+        return None, 0o600, 0o700
+    try:
+        return (os.getuid(), grp.getgrnam(group).gr_gid), 0o640, 0o750
+    except KeyError:
+        raise NginxError(f"NGINX_WORKER_GROUP={group}: no such group (the group nginx's workers run as)") from None
+
+
+def _ensure_certificate_dir(current: Layout):
+    """The served certificates' directory, and in it the certificate served for a name no site
+    claims (self-signed, made once)."""
+    owner, file_mode, dir_mode = _served_file_access()
+    directory = current.certificate_dir
+    directory.mkdir(parents=True, exist_ok=True)
+    if owner and (directory.stat().st_uid, directory.stat().st_gid) != owner:
+        os.chown(directory, *owner)
+    os.chmod(directory, dir_mode)
+    if not current.fallback_certificate.exists():
+        key_pem, cert_pem = pem.self_signed("CertPanel: no site has this name")
+        write_atomic(current.fallback_certificate, key_pem + cert_pem, mode=file_mode, owner=owner)
 
 
 def write_private_main_config():
@@ -178,12 +225,35 @@ def write_certificate_files(version) -> CertificateFiles:
     return files
 
 
+def stage_served_certificate(current: Layout, site, version) -> Path | None:
+    """The file nginx will read `site`'s certificate from (its key, then the full chain), staged
+    beside it; None if the file holds it already. Raises pem.CertificateUnusable (a key and chain
+    that do not belong together: nginx would fail every handshake) and CertificateFilesNotWritten.
+    Called under config_lock."""
+    pem.check_pair(version.chain_pem, version.private_key)
+    target = current.served_certificate(site)
+    text = version.private_key.rstrip("\n") + "\n" + version.chain_pem
+    try:
+        if target.read_text() == text:
+            return None
+    except OSError:
+        pass  # none yet
+    owner, mode, _ = _served_file_access()
+    try:
+        discard_leftovers(target)  # a copy of the key, had a worker died while writing it
+        return stage(target, text, mode=mode, owner=owner)
+    except OSError as exc:
+        raise CertificateFilesNotWritten(f"cannot write the certificate file: {exc}") from exc
+
+
 def preview_site_config(site) -> str:
     """The vhost apply_site_config would install for `site` now. Writes nothing: the site
-    page shows it read-only. Certificate files appear by path, never by content."""
-    version = site.serving_version()
+    page shows it read-only. The certificate appears by path, never by content."""
+    current = layout()
+    https = site.serving_version() is not None
     try:
-        return render_site(site, layout(), certificate_files(version) if version else None)
+        text = render_site(site, current, https)
+        return text + (f"\n# The names map ({current.names_file(site)}):\n" + render_names(site, current) if https else "")
     except UnsafeValue as exc:
         return f"# Not rendered: {exc}\n"
 
@@ -256,48 +326,124 @@ def apply_site_config(site) -> SiteApplied:
             if _take_down(current, site):
                 request_reload()
             return SiteApplied(ok=False, error=refused, version=version, site=site)
+        https = version is not None
         try:
-            # Before anything is written (the upstream pinned, the certificate's paths checked too).
-            text = render_site(site, current, certificate_files(version) if version else None, upstream)
+            # Before anything is written (the upstream pinned, the certificate's path checked too).
+            text = render_site(site, current, https, upstream)
+            names = render_names(site, current) if https else None
         except UnsafeValue as exc:
             return _unsafe(site, version, exc)
         ensure_shared_files(current)
         try:
-            if version:
-                write_certificate_files(version)  # at the paths rendered: certificate_files(version)
+            certificate = stage_served_certificate(current, site, version) if https else None
+        except pem.CertificateUnusable as exc:
+            log.warning("site %s: version %s cannot be served: %s", site.pk, version.pk, exc)
+            Site.objects.filter(pk=site.pk).update(config_status="failed", config_error=str(exc),
+                                                   config_failure=_failure(CERTIFICATE_UNUSABLE, str(exc)))
+            return SiteApplied(ok=False, error=str(exc), version=version, site=site)
         except CertificateFilesNotWritten as exc:
             log.warning("site %s: %s; the previous config stays", site.pk, exc)
             Site.objects.filter(pk=site.pk).update(
                 config_status="failed", config_error=str(exc),
                 config_failure=_failure(FILES_NOT_WRITTEN, str(exc)))
             raise CertificateFilesNotWritten(str(exc), site=site, version=version) from exc
-        path = current.vhost_dir / site.config_name
-        applied_custom = current.applied_custom_dir(site)
-        staged = path.with_name(path.name + ".new")
-        write_atomic(staged, text)
-        staged_custom = _stage_custom_additions(current.custom_dir(site), applied_custom)
-        backups = [_swap_in(path, staged), _swap_in(applied_custom, staged_custom)]
-        started = time.monotonic()
-        ok, output = test_config()
-        _record_cost(time.monotonic() - started)  # what the reload it asks for will cost nginx
-        for live, backup in zip((path, applied_custom), backups):
-            if ok:
-                _remove(backup)
-            else:
-                _roll_back(live, backup)
-        if not ok:
-            log.warning("nginx rejected the config of site %s; previous config restored:\n%s", site.pk, output)
-            # Point the owner at the file they edit, not at the panel's copy of it.
-            output = output.replace(f"{applied_custom}/", f"{current.custom_dir(site)}/")
+        path, names_path = current.vhost_dir / site.config_name, current.names_file(site)
+        custom, applied_custom = current.custom_dir(site), current.applied_custom_dir(site)
+        served = current.served_certificate(site)
+        if _holds(path, text) and _holds(names_path, names) and not _custom_additions_changed(custom, applied_custom):
+            # Nothing nginx parses changed (a renewal): the new file is read at the next
+            # handshake, with no test and no reload.
+            if certificate:
+                put_in_place([(certificate, served)])
+            ok, reload = True, False
+        else:
+            staged = [_stage_beside(path, text), _stage_beside(names_path, names),
+                      _stage_custom_additions(custom, applied_custom)]
+            lives = (path, names_path, applied_custom)
+            backups = [_swap_in(live, new) for live, new in zip(lives, staged)]
+            ok, output = test_site(current, site)
+            for live, backup in zip(lives, backups):
+                if ok:
+                    _remove(backup)
+                else:
+                    _roll_back(live, backup)
+            if ok and certificate:
+                put_in_place([(certificate, served)])
+            elif ok and not https:
+                served.unlink(missing_ok=True)
+            elif certificate:
+                certificate.unlink()
+            if not ok:
+                log.warning("nginx rejected the config of site %s; previous config restored:\n%s", site.pk, output)
+                # Point the owner at the file they edit, not at the panel's copy of it.
+                output = output.replace(f"{applied_custom}/", f"{custom}/")
+            reload = ok
     error, failure = ("", None) if ok else _error_for_site(output, site)
     Site.objects.filter(pk=site.pk).update(
         config_status="applied" if ok else "failed",
         config_error=error, config_failure=failure,
         config_applied_at=timezone.now() if ok else site.config_applied_at,
     )
-    if ok:
+    if reload:
         request_reload()
     return SiteApplied(ok=ok, error=error, version=version, site=site)
+
+
+def _holds(path: Path, text: str | None) -> bool:
+    """Whether `path` holds `text` (None: whether it is absent)."""
+    if text is None:
+        return not path.exists()
+    try:
+        return path.read_text() == text
+    except OSError:
+        return False
+
+
+def _stage_beside(path: Path, text: str | None) -> Path | None:
+    """`text` in `path`.new, to swap in; None (nothing to stage: the live file goes) for None."""
+    if text is None:
+        return None
+    staged = path.with_name(path.name + ".new")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(staged, text)
+    return staged
+
+
+def _custom_additions_changed(custom_dir: Path, applied_dir: Path) -> bool:
+    """Whether the site's hand-written *.conf files differ from the copy nginx was given."""
+    def contents(directory):
+        return {f.name: f.read_bytes() for f in sorted(directory.glob("*.conf"))} if directory.is_dir() else {}
+    return not applied_dir.is_dir() or contents(custom_dir) != contents(applied_dir)
+
+
+MINIMAL_TEST_CONFIG = "minimal-test.conf"
+
+
+def test_site(current: Layout, site) -> tuple[bool, str]:
+    """(ok, output) of `nginx -t` of `site` in a minimal configuration: the http-level settings the
+    panel knows, the shared maps (every site's names among them: a name two sites claim fails
+    here), the default servers and this site's vhost. Its cost does not grow with the number
+    of sites.
+
+    What the minimal configuration cannot prove, the whole one decides. When the minimal one is
+    rejected, the whole one is tested before the site is refused: the site's hand-written
+    additions may use what nginx.conf defines (a limit_req zone, a log format) that the minimal
+    configuration lacks. And what only the whole configuration shows (contradicting listen
+    options of two sites' additions, hash sizes) is caught at the reload, which takes the site
+    at fault down (reload_now)."""
+    includes = [*shared_includes(current), current.vhost_dir / site.config_name]
+    config = current.snippets_dir / MINIMAL_TEST_CONFIG
+    if settings.NGINX_PRIVATE:
+        prefix = Path(settings.NGINX_PREFIX)
+        text = render_private_main(current, prefix, prefix / "minimal-test.pid", includes)
+    else:
+        text = render_minimal_system_main(current, includes)
+    write_atomic(config, text)
+    ok, output = _run("-t", config=config)
+    if ok:
+        return True, output
+    log.info("site %s: the minimal configuration was rejected; testing the whole one:\n%s", site.pk, output)
+    return test_config()
 
 
 def _unsafe(site, version, exc: UnsafeValue) -> SiteApplied:
@@ -319,16 +465,17 @@ def _stage_custom_additions(custom_dir: Path, applied_dir: Path) -> Path:
     return staged
 
 
-def _swap_in(live: Path, staged: Path) -> Path | None:
-    """Put `staged` (a file or a directory) in place of `live`. Returns where the previous
-    one was kept, None if there was none."""
+def _swap_in(live: Path, staged: Path | None) -> Path | None:
+    """Put `staged` (a file or a directory; None: nothing) in place of `live`. Returns where the
+    previous one was kept, None if there was none."""
     backup = live.with_name(live.name + ".old")
     _remove(backup)
-    if not live.exists():
+    if live.exists():
+        os.replace(live, backup)
+    else:
+        backup = None
+    if staged is not None:
         os.replace(staged, live)
-        return None
-    os.replace(live, backup)
-    os.replace(staged, live)
     return backup
 
 
@@ -351,7 +498,8 @@ def _error_for_site(output: str, site) -> tuple[str, dict]:
     """nginx's complaint if it is about this site's own file, and the failure to show. Another
     file's error would tell this site's owner about someone else's config, not theirs to fix."""
     error = _short_error(output)
-    if f"/{site.config_name}:" in error or f"/custom/site-{site.pk}/" in error:
+    if (f"/{site.config_name}:" in error or f"/custom/site-{site.pk}/" in error
+            or f"/{Layout.names_file_name(site)}:" in error):
         return error, _failure(NGINX_REJECTED, error)
     return BROKEN_ELSEWHERE, _failure(BROKEN_ELSEWHERE)
 
@@ -372,10 +520,14 @@ def _take_down(current: Layout, site) -> bool:
     """Remove the site's vhost and its copy of the custom additions (under the config lock);
     returns whether a live vhost was there."""
     vhost, applied_custom = current.vhost_dir / site.config_name, current.applied_custom_dir(site)
+    names = current.names_file(site)
     was_live = vhost.exists()
     for suffix in ("", ".new", ".old"):
         vhost.with_name(vhost.name + suffix).unlink(missing_ok=True)
+        names.with_name(names.name + suffix).unlink(missing_ok=True)
         _remove(applied_custom.with_name(applied_custom.name + suffix))
+    current.served_certificate(site).unlink(missing_ok=True)
+    discard_leftovers(current.served_certificate(site))
     return was_live
 
 
@@ -383,6 +535,7 @@ RELOAD_PENDING = "nginx-reload-pending"
 RELOAD_BUSY_UNTIL = "nginx-reload-busy-until"
 RELOAD_WINDOW = "nginx-reload-window"
 RELOAD_COST = "nginx-reload-cost"
+RELOADED_AT = "nginx-reloaded-at"
 
 # While reloads keep coming, each one's window is this many times the last one's (up to
 # _longest_window), so a long burst (a bulk issuance) shares a few reloads: log4(burst / cost).
@@ -390,9 +543,8 @@ WINDOW_GROWTH = 4
 
 
 def _record_cost(seconds: float):
-    """What nginx parsing the whole configuration took (an `nginx -t`, or an `nginx -s reload`
-    that parses it before it signals): what a reload costs the master, and so how long it is
-    in flight. Milliseconds at 10 sites, seconds at 10,000."""
+    """What nginx's reload took (parsing the whole configuration, until its new workers
+    started): how long a reload is in flight. Milliseconds at 10 sites, more at 10,000."""
     cache.set(RELOAD_COST, seconds, timeout=None)
 
 
@@ -438,14 +590,11 @@ def reload_now():
         window = grown if keeps_coming else cost
         cache.set(RELOAD_WINDOW, window, timeout=3600)
         # In flight from here on, before the pending flag is cleared: a request from now on
-        # queues one follow-up for when this reload ends, not a second reload beside it. The
-        # system nginx parses the whole configuration before it signals (`nginx -s reload`).
-        sending = 0.0 if settings.NGINX_PRIVATE else cost
-        cache.set(RELOAD_BUSY_UNTIL, time.time() + sending + window, timeout=3600)
+        # queues one follow-up for when this reload ends, not a second reload beside it.
+        cache.set(RELOAD_BUSY_UNTIL, time.time() + cost + window, timeout=3600)
         # Cleared before the reload: a config applied while nginx reloads asks for (and gets) another.
         cache.delete(RELOAD_PENDING)
-        _send_reload()
-        # The private nginx's master was only signalled: it parses the configuration from now on.
+        _send_reload()  # returns when nginx's new workers run
         cache.set(RELOAD_BUSY_UNTIL, time.time() + window, timeout=3600)
 
 
@@ -462,21 +611,112 @@ def start_or_reload_system_nginx() -> bool:
 
 
 def _send_reload():
-    if not settings.NGINX_PRIVATE:
+    """Have nginx reload, and make sure it did: a reload nginx refuses (what only the whole
+    configuration shows) takes down the sites at fault, and nginx reloads without them."""
+    for _attempt in range(5):
         started = time.monotonic()
-        ok, output = _run("-s", "reload")
-        _record_cost(time.monotonic() - started)  # it parsed the whole configuration first
-        if not ok:
-            raise NginxError(f"nginx did not reload: {output}")
-        return
-    # Our own nginx: signal its master directly. `nginx -s reload` would first parse the
-    # whole configuration again (every certificate included) just to find this pid.
+        ok, output = _reload_once()
+        if ok:
+            _record_cost(time.monotonic() - started)
+            cache.set(RELOADED_AT, time.time(), timeout=None)
+            return
+        ok, whole = test_config()  # the file and line nginx refused, in full
+        if ok:
+            raise NginxError(f"nginx did not reload, though its configuration passes nginx -t: {output}")
+        if not _take_down_sites_at_fault(whole):
+            _not_served_yet(BROKEN_ELSEWHERE)
+            raise NginxError(f"nginx did not reload: its configuration is broken outside the panel's sites: {whole}")
+    raise NginxError(f"nginx did not reload: {output}")
+
+
+def _not_served_yet(message):
+    """The sites applied since nginx last reloaded wait for a reload nginx refuses: say so on each
+    (their files stay: the next reload nginx accepts serves them)."""
+    reloaded_at = cache.get(RELOADED_AT)
+    if reloaded_at is None:
+        return  # not known since when (a cleared cache): no site is blamed
+    since = datetime.datetime.fromtimestamp(reloaded_at, tz=datetime.timezone.utc)
+    Site.objects.filter(config_status="applied", config_applied_at__gte=since).update(
+        config_status="failed", config_error=message, config_failure=_failure(message))
+
+
+SITE_FILE = re.compile(r"/(?:site-(\d+)\.conf|tls-names/site-(\d+)\.map|custom-applied/site-(\d+)/)")
+
+
+def _take_down_sites_at_fault(output: str) -> bool:
+    """Take down each site whose file nginx's complaint (`output`, of nginx -t) names, and tell
+    its owner; whether there was one."""
+    error = _short_error(output)
+    ids = {int(next(group for group in match.groups() if group)) for match in SITE_FILE.finditer(error)}
+    current = layout()
+    for site in Site.objects.filter(pk__in=ids):
+        log.warning("nginx refused to reload with site %s's config; it is taken down:\n%s", site.pk, error)
+        _take_down(current, site)
+        Site.objects.filter(pk=site.pk).update(config_status="failed", config_error=error,
+                                               config_failure=_failure(TAKEN_DOWN, error))
+    return bool(ids)
+
+
+def _reload_once() -> tuple[bool, str]:
+    """(whether nginx reloaded, or nginx's words why not)."""
+    if not settings.NGINX_PRIVATE:
+        # `nginx -s reload` parses the whole configuration, and refuses to signal if it is broken.
+        return _run("-s", "reload")
+    # Our own nginx: signal its master directly. `nginx -s reload` would parse the whole
+    # configuration once more just to find this pid.
     pid_file = private_pid_file()
     try:
         pid = int(pid_file.read_text().strip())
         # A stale pid file could name some other process by now.
         if b"nginx" not in Path(f"/proc/{pid}/cmdline").read_bytes():
             raise ValueError(f"process {pid} is not nginx")
+        workers, log_size = _children(pid), _size(settings.NGINX_ERROR_LOG)
         os.kill(pid, signal.SIGHUP)
     except (OSError, ValueError) as exc:
         raise NginxError(f"the private nginx is not running ({pid_file}: {exc})") from None
+    return _reload_outcome(pid, workers, log_size)
+
+
+def _reload_outcome(pid: int, workers: set, log_size: int) -> tuple[bool, str]:
+    """Wait for the master `pid` to start new workers (it reloaded) or to log an [emerg] (it
+    refused, and kept the old configuration)."""
+    limit = max(10.0, 10 * reload_cost())
+    deadline = time.monotonic() + limit
+    pause = 0.002
+    while time.monotonic() < deadline:
+        if _children(pid) - workers:
+            return True, ""
+        refused = _short_error(_read_from(settings.NGINX_ERROR_LOG, log_size))
+        if "[emerg]" in refused:
+            return False, refused
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+    return False, f"nginx started no new worker within {limit:.0f} s of the reload signal"
+
+
+def _children(pid: int) -> set:
+    children = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == pid:
+            children.add(int(stat.parent.name))
+    return children
+
+
+def _size(path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def _read_from(path, offset: int) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read(1 << 20).decode(errors="replace")
+    except OSError:
+        return ""

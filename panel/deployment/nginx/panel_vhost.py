@@ -8,22 +8,17 @@ back). Written at start (write_nginx_config, runpanel) and by the deploy worker 
 panel's certificate gets a new version or its domain changes (panel.deployment.dispatch).
 """
 
-import datetime
-import ipaddress
 import logging
 import os
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from django.conf import settings
 from django.db import DatabaseError
 
 from panel.deployment.nginx import apply
 from panel.deployment.nginx.render import CertificateFiles, Layout, UnsafeValue, _render, check_nginx_safe
 from panel.models import PanelHttps
+from panel.toolkit import pem
 from panel.toolkit.files import write_atomic
 
 log = logging.getLogger(__name__)
@@ -82,25 +77,10 @@ def ensure_self_signed() -> CertificateFiles:
         return files
     files.key.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(files.key.parent, 0o700)
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "CertPanel (self-signed)")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    alt_names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                 x509.IPAddress(ipaddress.ip_address("::1"))]
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=3650))
-        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
+    key_pem, cert_pem = pem.self_signed("CertPanel (self-signed)", dns_names=["localhost"],
+                                        ip_addresses=["127.0.0.1", "::1"])
     write_atomic(files.key, key_pem, mode=0o600)
-    write_atomic(files.fullchain, cert.public_bytes(serialization.Encoding.PEM).decode(), mode=0o644)
+    write_atomic(files.fullchain, cert_pem, mode=0o644)
     return files
 
 

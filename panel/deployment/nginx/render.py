@@ -79,10 +79,40 @@ class Layout:
     listen_address: str = ""
     listen_families: str = "both"
     http2_directive: bool = True  # nginx >= 1.25.1 spells it `http2 on;`
+    # The certificates nginx serves: one file per HTTPS site (its key and full chain), read at
+    # each handshake, so a renewal replaces the file and needs no reload.
+    certificate_dir: Path = Path("/nonexistent")
+    # The panel's default servers hold the one TLS context of every site (nginx makes no
+    # context for a server block without a certificate: 10,000 sites cost no more memory or
+    # reload time than one). Off when nginx's own default site keeps default_server
+    # (CERTPANEL_KEEP_NGINX_CONFIG): then each site's server block holds its own.
+    shared_tls: bool = True
 
     @property
     def snippets_dir(self):
         return self.vhost_dir / "snippets"
+
+    @property
+    def names_dir(self):
+        """Each HTTPS site's names -> its certificate file: the map nginx picks the file from."""
+        return self.vhost_dir / "tls-names"
+
+    def names_file(self, site):
+        return self.vhost_dir / self.names_file_name(site)
+
+    @staticmethod
+    def names_file_name(site):
+        """Below vhost_dir: how nginx's errors name the file."""
+        return f"tls-names/site-{site.pk}.map"
+
+    def served_certificate(self, site):
+        """The one file nginx reads the site's certificate and key from."""
+        return self.certificate_dir / f"site-{site.pk}.pem"
+
+    @property
+    def fallback_certificate(self):
+        """Served for a name no site claims (a self-signed one the panel makes)."""
+        return self.certificate_dir / "unknown-name.pem"
 
     def custom_dir(self, site):
         """Where hand-written additions to the site's server blocks go; never regenerated."""
@@ -113,9 +143,9 @@ class CertificateFiles:
     key: Path
 
 
-def check_site_values(site, upstream=None, cert_files: CertificateFiles | None = None):
-    """Raise UnsafeValue unless every value of `site` (and `upstream`, `cert_files`) a vhost
-    holds is nginx-safe (check_nginx_safe)."""
+def check_site_values(site, upstream=None, layout: Layout | None = None):
+    """Raise UnsafeValue unless every value of `site` (and `upstream`, and its certificate's path
+    in `layout`) a vhost holds is nginx-safe (check_nginx_safe)."""
     names = site.domains if isinstance(site.domains, list) and site.domains else [None]
     for name in names:
         if not isinstance(name, str) or not name:
@@ -123,15 +153,16 @@ def check_site_values(site, upstream=None, cert_files: CertificateFiles | None =
         check_nginx_safe(server_name=name)
     check_nginx_safe(server_name=site.primary_domain)  # the vhost's first comment line (saved: domains[0])
     check_nginx_safe(proxy_pass=upstream or site.proxy_pass, root=site.root,
-                     ssl_certificate=cert_files.fullchain if cert_files else "",
-                     ssl_certificate_key=cert_files.key if cert_files else "")
+                     ssl_certificate=layout.served_certificate(site) if layout else "")
 
 
-def render_site(site, layout: Layout, cert_files: CertificateFiles | None, upstream=None) -> str:
-    """`upstream`: what nginx proxies to, when not the site's proxy_pass as typed (a user's, pinned
-    to its vetted address by apply.vetted_upstream). Raises UnsafeValue before rendering anything
-    unsafe."""
-    check_site_values(site, upstream, cert_files)
+def render_site(site, layout: Layout, https: bool, upstream=None) -> str:
+    """The site's vhost; with `https`, its HTTPS server block too (its certificate comes from
+    the names map: render_names). `upstream`: what nginx proxies to, when not the site's
+    proxy_pass as typed (a user's, pinned to its vetted address by apply.vetted_upstream).
+    Raises UnsafeValue before rendering anything unsafe. The text does not depend on the
+    certificate's version: a renewal leaves it as it is."""
+    check_site_values(site, upstream, layout)
     return _render(
         "vhost.conf",
         site=site,
@@ -144,12 +175,17 @@ def render_site(site, layout: Layout, cert_files: CertificateFiles | None, upstr
         custom_dir=layout.custom_dir(site),
         challenge_dir=layout.challenge_dir,
         applied_custom_dir=layout.applied_custom_dir(site),
-        https=cert_files is not None,
-        fullchain_path=cert_files.fullchain if cert_files else "",
-        key_path=cert_files.key if cert_files else "",
+        https=https,
+        shared_tls=layout.shared_tls,
         http2=site.http2,
         http2_directive=layout.http2_directive,
     )
+
+
+def render_names(site, layout: Layout) -> str:
+    """The site's lines in the names map: each of its names -> its certificate file."""
+    check_site_values(site, layout=layout)
+    return _render("site-names.map", site=site, certificate=layout.served_certificate(site))
 
 
 def render_snippets(layout: Layout) -> dict[str, str]:
@@ -158,15 +194,24 @@ def render_snippets(layout: Layout) -> dict[str, str]:
         layout.snippets_dir / "acme-challenge.inc": _render("acme-challenge.inc", challenge_dir=layout.challenge_dir),
         layout.snippets_dir / "tls-intermediate.inc": _render("tls-intermediate.inc"),
         layout.vhost_dir / "000-certpanel-http.conf": _render("connection-upgrade.conf"),
+        layout.vhost_dir / "000-certpanel-tls.conf": _render(
+            "tls-names.conf", names_dir=layout.names_dir, fallback_certificate=layout.fallback_certificate),
     }
 
 
-def render_system_include(layout: Layout, default_server: bool) -> str:
-    """The file the system nginx's conf.d holds: the panel's vhosts, and (unless the
-    administrator keeps nginx's own default site) the catch-all servers."""
+def shared_includes(layout: Layout) -> list[Path]:
+    """The files of the vhost directory every vhost depends on (maps, the names map)."""
+    return sorted(path for path in render_snippets(layout) if path.parent == layout.vhost_dir)
+
+
+def render_system_include(layout: Layout, includes: list | None = None) -> str:
+    """The file the system nginx's conf.d holds: the panel's vhosts (or `includes`), and (unless
+    the administrator keeps nginx's own default site: not layout.shared_tls) the catch-all
+    servers."""
     return _render(
         "system-include.conf",
-        default_server=default_server,
+        default_server=layout.shared_tls,
+        includes=includes or [layout.vhost_dir / "*.conf"],
         listen_http=layout.listen_addresses(layout.http_port),
         listen_https=layout.listen_addresses(layout.https_port),
         snippets_dir=layout.snippets_dir,
@@ -174,10 +219,16 @@ def render_system_include(layout: Layout, default_server: bool) -> str:
     )
 
 
-def render_private_main(layout: Layout, prefix: Path, pid_file: Path) -> str:
-    mime_types = Path("/etc/nginx/mime.types")
+MIME_TYPES = Path("/etc/nginx/mime.types")
+
+
+def render_private_main(layout: Layout, prefix: Path, pid_file: Path, includes: list | None = None) -> str:
+    """The private nginx's main config; with `includes`, those files in place of every vhost
+    (a minimal configuration to test one site in)."""
+    mime_types = MIME_TYPES
     return _render(
         "private-main.conf",
+        includes=includes or [layout.vhost_dir / "*.conf"],
         # A private nginx started by root would drop to "nobody", who cannot read
         # the panel's files; run its workers as the panel's own user instead.
         user=getpass.getuser() if os.geteuid() == 0 else "",
@@ -189,3 +240,11 @@ def render_private_main(layout: Layout, prefix: Path, pid_file: Path) -> str:
         snippets_dir=layout.snippets_dir,
         vhost_dir=layout.vhost_dir,
     )
+
+
+def render_minimal_system_main(layout: Layout, includes: list) -> str:
+    """A main config for the system nginx holding only `includes`, to test one site in. Without
+    the administrator's own http-level settings: what it rejects, the whole configuration
+    decides (apply.test_site)."""
+    return _render("minimal-system-main.conf", mime_types=MIME_TYPES if MIME_TYPES.is_file() else "",
+                   system_include=render_system_include(layout, includes))

@@ -17,16 +17,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--system-include", metavar="PATH",
                             help="also write the file the system nginx's conf.d holds (scripts/install)")
-        parser.add_argument("--no-default-server", action="store_true",
-                            help="with --system-include: leave default_server to nginx's own default site")
 
-    def handle(self, *args, system_include=None, no_default_server=False, **options):
+    def handle(self, *args, system_include=None, **options):
         if not settings.NGINX_PRIVATE:
             layout = apply.layout()
             apply.ensure_shared_files(layout)
             if system_include:
                 path = Path(system_include)
-                text = render_system_include(layout, default_server=not no_default_server)
+                text = render_system_include(layout)  # default servers unless CERTPANEL_KEEP_NGINX_CONFIG
                 if not path.is_file() or path.read_text() != text:
                     write_atomic(path, text, mode=0o644)
                     self.stdout.write(f"wrote {path}")
