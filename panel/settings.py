@@ -123,6 +123,7 @@ TEST_CLOCK_FILE = env.str("CERTPANEL_TEST_CLOCK_FILE")  # tests only: see panel/
 CELERY_BEAT_SCHEDULE = {
     "resume-stalled-orders": {"task": "certs.tasks.resume_stalled_orders", "schedule": ORDER_STALL_SECONDS},
     "resume-stalled-applies": {"task": "panel.tasks.resume_stalled_applies", "schedule": ORDER_STALL_SECONDS},
+    "check-served-certificates": {"task": "panel.tasks.check_served_certificates", "schedule": 300.0},
     "resume-stalled-installs": {"task": "certs.tasks.resume_stalled_installs", "schedule": ORDER_STALL_SECONDS},
     "renewal-sweep": {"task": "certs.tasks.renewal_sweep", "schedule": RENEWAL_SWEEP_SECONDS},
     "ari-recheck": {"task": "certs.tasks.ari_recheck", "schedule": RENEWAL_SWEEP_SECONDS},
@@ -185,9 +186,8 @@ NGINX_WORKER_GROUP = env.str("NGINX_WORKER_GROUP", "" if NGINX_PRIVATE else "www
 # The panel's default servers hold every site's TLS context, unless the installer kept nginx's own
 # default site (CERTPANEL_KEEP_NGINX_CONFIG): then each site's server block holds its own.
 NGINX_SHARED_TLS = NGINX_PRIVATE or not env.bool("CERTPANEL_KEEP_NGINX_CONFIG", False)
-# Where nginx's master reports a reload it refused (the private one's, or Debian's).
-NGINX_ERROR_LOG = Path(env.str("NGINX_ERROR_LOG", str(NGINX_PREFIX / "logs" / "error.log") if NGINX_PRIVATE
-                               else "/var/log/nginx/error.log"))
+# Where the system nginx's master reports a reload it refused (the private one logs in its prefix).
+NGINX_ERROR_LOG = Path(env.str("NGINX_ERROR_LOG", "/var/log/nginx/error.log"))
 # Every user has a home below this, <HOME_ROOT>/<username>/ (panel/security/homes.py): their document
 # roots (by default <home>/<domain>/) and install paths lie in it, or in a directory an administrator granted them.
 HOME_ROOT = env.directory("CERTPANEL_HOME_ROOT", DATA_DIR / "home")

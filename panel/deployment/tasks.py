@@ -28,6 +28,12 @@ def reload_nginx():
     apply.reload_now()
 
 
+@shared_task(name="panel.tasks.check_served_certificates", ignore_result=True)
+def check_served_certificates():
+    """nginx reads each site's certificate at the handshake: a file gone from disk shows on its site."""
+    apply.check_served_certificates()
+
+
 @shared_task(name="panel.tasks.resume_stalled_applies", ignore_result=True)
 def resume_stalled_applies():
     dispatch.resume_stalled_applies()

@@ -82,6 +82,9 @@ CERTIFICATE_UNUSABLE = gettext_noop("The certificate cannot be served: nginx wou
 TAKEN_DOWN = gettext_noop("nginx refused to reload with this site's configuration, so nginx no "
                           "longer serves the site; every other site goes on. Correct the site and "
                           "save it again.")
+SERVED_FILE_BROKEN = gettext_noop("The certificate file nginx reads for this site at each handshake is "
+                                  "missing or unreadable, so HTTPS fails for the site. Apply the site "
+                                  "again to write it back.")
 FILES_NOT_WRITTEN = gettext_noop("The certificate's files could not be written; nginx keeps the "
                                  "site's previous config. Check the disk space and the permissions "
                                  "of the data directory.")
@@ -123,8 +126,7 @@ def layout() -> Layout:
 def nginx_command(*args, config=None):
     command = [settings.NGINX_BIN]
     if settings.NGINX_PRIVATE:
-        prefix = Path(settings.NGINX_PREFIX)
-        command += ["-p", f"{prefix}/", "-e", str(prefix / "logs" / "error.log")]
+        command += ["-p", f"{settings.NGINX_PREFIX}/", "-e", str(error_log())]
     return command + ["-c", str(config or settings.NGINX_CONF), *args]
 
 
@@ -200,6 +202,13 @@ def private_pid_file() -> Path:
     return Path(settings.NGINX_PREFIX) / "nginx.pid"
 
 
+def error_log() -> Path:
+    """Where nginx's master logs (nginx_command gives the private one its own)."""
+    if settings.NGINX_PRIVATE:
+        return Path(settings.NGINX_PREFIX) / "logs" / "error.log"
+    return Path(settings.NGINX_ERROR_LOG)
+
+
 def certificate_files(version) -> CertificateFiles:
     """Where a certificate version lives on disk. Versioned, so a rollback finds the old files."""
     base = Path(settings.CERT_DEPLOY_DIR) / f"cert-{version.certificate_id}" / f"v{version.pk}"
@@ -244,6 +253,32 @@ def stage_served_certificate(current: Layout, site, version) -> Path | None:
         return stage(target, text, mode=mode, owner=owner)
     except OSError as exc:
         raise CertificateFilesNotWritten(f"cannot write the certificate file: {exc}") from exc
+
+
+def check_served_certificates() -> list[int]:
+    """The HTTPS sites whose served certificate file is missing or unusable (nginx fails their
+    handshakes and logs why): each is marked failed with what to do, and its id returned. A
+    file is only read here, never written: a certificate file removed by hand, or a disk error,
+    is the administrator's to notice, not for the panel to hide by writing it back."""
+    current = layout()
+    broken = {}
+    for names in current.names_dir.glob("site-*.map"):
+        try:
+            site_id = int(names.stem.removeprefix("site-"))
+        except ValueError:
+            continue
+        path = current.served_certificate(Site(pk=site_id))
+        try:
+            text = path.read_text()
+            chain = text.index("-----BEGIN CERTIFICATE-----")  # the key first, then the chain
+            pem.check_pair(text[chain:], text[:chain])
+        except (OSError, ValueError) as exc:  # CertificateUnusable is a ValueError; so is no certificate
+            broken[site_id] = f"{path}: {exc}"
+    for site in Site.objects.filter(pk__in=broken).exclude(config_failure__message=SERVED_FILE_BROKEN):
+        log.warning("site %s: nginx cannot read its certificate: %s", site.pk, broken[site.pk])
+        Site.objects.filter(pk=site.pk).update(config_status="failed", config_error=broken[site.pk],
+                                               config_failure=_failure(SERVED_FILE_BROKEN, broken[site.pk]))
+    return sorted(broken)
 
 
 def preview_site_config(site) -> str:
@@ -670,7 +705,7 @@ def _reload_once() -> tuple[bool, str]:
         # A stale pid file could name some other process by now.
         if b"nginx" not in Path(f"/proc/{pid}/cmdline").read_bytes():
             raise ValueError(f"process {pid} is not nginx")
-        workers, log_size = _children(pid), _size(settings.NGINX_ERROR_LOG)
+        workers, log_size = _children(pid), _size(error_log())
         os.kill(pid, signal.SIGHUP)
     except (OSError, ValueError) as exc:
         raise NginxError(f"the private nginx is not running ({pid_file}: {exc})") from None
@@ -679,19 +714,28 @@ def _reload_once() -> tuple[bool, str]:
 
 def _reload_outcome(pid: int, workers: set, log_size: int) -> tuple[bool, str]:
     """Wait for the master `pid` to start new workers (it reloaded) or to log an [emerg] (it
-    refused, and kept the old configuration)."""
+    refused, and kept the old configuration). Then for the old `workers` to leave, for a
+    moment at most: until they do, they may still take a new connection with the old
+    configuration."""
     limit = max(10.0, 10 * reload_cost())
     deadline = time.monotonic() + limit
     pause = 0.002
     while time.monotonic() < deadline:
         if _children(pid) - workers:
+            leaving = time.monotonic() + OLD_WORKERS_GRACE
+            while _children(pid) & workers and time.monotonic() < leaving:
+                time.sleep(0.002)
             return True, ""
-        refused = _short_error(_read_from(settings.NGINX_ERROR_LOG, log_size))
+        refused = _short_error(_read_from(error_log(), log_size))
         if "[emerg]" in refused:
             return False, refused
         time.sleep(pause)
         pause = min(pause * 2, 0.05)
     return False, f"nginx started no new worker within {limit:.0f} s of the reload signal"
+
+
+# Idle old workers leave within milliseconds; one still sending a large response is not waited for.
+OLD_WORKERS_GRACE = 0.5
 
 
 def _children(pid: int) -> set:

@@ -1,0 +1,133 @@
+"""How a real (private) nginx serves the sites' certificates: read at each handshake from one
+file per site, picked by the name asked for, so a renewal needs no reload; a name no site claims
+gets the fallback certificate; a missing or unusable file fails that site alone, and the panel
+says so; a reload nginx refuses takes down only the site at fault."""
+
+import ssl
+
+import pytest
+import requests
+from cryptography import x509
+
+from panel.deployment.nginx import apply
+from panel.models import Site
+from tests.support.tls import tls_peer_certificate
+from tests.test_nginx_apply import make_site, nginx, serves  # noqa: F401 (nginx: a fixture)
+from tests.test_versions import add_version, make_certificate
+
+
+@pytest.fixture
+def reloads(nginx, monkeypatch):
+    """The reloads applies ask for (each is run at once), and those nginx logged."""
+    asked = []
+
+    def reload():
+        asked.append(1)
+        apply.reload_now()
+
+    monkeypatch.setattr(apply, "request_reload", reload)
+
+    def logged():
+        return apply.error_log().read_text().count("reconfiguring")
+
+    reload.asked, reload.logged = asked, logged
+    return reload
+
+
+def serial(version):
+    return x509.load_pem_x509_certificate(version.cert_pem.encode()).serial_number
+
+
+def served(settings, name):
+    return tls_peer_certificate("127.0.0.1", settings.NGINX_HTTPS_PORT, name)
+
+
+def https_site(tmp_path, name):
+    site = make_site(tmp_path, name)
+    certificate = make_certificate(site.owner, [name], site=site)
+    return site, certificate
+
+
+@pytest.mark.django_db
+def test_a_renewed_certificate_is_served_at_the_next_handshake_without_a_reload(nginx, tmp_path, reloads):
+    site, certificate = https_site(tmp_path, "renew.example.com")
+    assert apply.apply_site_config(site).ok
+    assert served(nginx, "renew.example.com").serial_number == serial(certificate.current_version)
+    asked, logged = len(reloads.asked), reloads.logged()
+
+    renewed = add_version(certificate)
+    applied = apply.apply_site_config(site)
+    assert applied.ok and applied.version == renewed
+    assert served(nginx, "renew.example.com").serial_number == serial(renewed)  # at once: no reload to wait for
+    assert (len(reloads.asked), reloads.logged()) == (asked, logged)
+    assert Site.objects.get(pk=site.pk).config_status == Site.ConfigStatus.APPLIED
+
+
+@pytest.mark.django_db
+def test_a_name_no_site_claims_gets_the_fallback_certificate_and_421(nginx, tmp_path, reloads):
+    site, _certificate = https_site(tmp_path, "known.example.com")
+    assert apply.apply_site_config(site).ok
+    fallback = served(nginx, "unknown.example.com")
+    assert fallback.subject.rfc4514_string() == "CN=CertPanel: no site has this name"
+    answer = requests.get(f"https://127.0.0.1:{nginx.NGINX_HTTPS_PORT}/", headers={"Host": "unknown.example.com"},
+                          verify=False, timeout=5)
+    assert answer.status_code == 421
+
+
+@pytest.mark.django_db
+def test_a_missing_certificate_file_fails_that_sites_handshake_alone_and_the_site_says_so(nginx, tmp_path, reloads):
+    gone, gone_certificate = https_site(tmp_path, "gone.example.com")
+    kept, kept_certificate = https_site(tmp_path, "kept.example.com")
+    assert apply.apply_site_config(gone).ok and apply.apply_site_config(kept).ok
+    path = apply.layout().served_certificate(gone)
+    path.unlink()
+
+    with pytest.raises(ssl.SSLError):
+        served(nginx, "gone.example.com")
+    assert served(nginx, "kept.example.com").serial_number == serial(kept_certificate.current_version)
+    assert f'cannot load certificate "{path}"' in apply.error_log().read_text()  # nginx says which file
+
+    assert apply.check_served_certificates() == [gone.pk]
+    gone.refresh_from_db()
+    assert gone.config_status == Site.ConfigStatus.FAILED
+    assert gone.config_failure["message"] == apply.SERVED_FILE_BROKEN and str(path) in gone.config_error
+    assert Site.objects.get(pk=kept.pk).config_status == Site.ConfigStatus.APPLIED
+
+    assert apply.apply_site_config(gone).ok  # applying it again writes the file back
+    assert served(nginx, "gone.example.com").serial_number == serial(gone_certificate.current_version)
+    assert apply.check_served_certificates() == []
+
+
+@pytest.mark.django_db
+def test_a_key_that_does_not_belong_to_the_certificate_is_never_given_to_nginx(nginx, tmp_path, reloads):
+    site, certificate = https_site(tmp_path, "pair.example.com")
+    assert apply.apply_site_config(site).ok
+    before = certificate.current_version
+    broken = add_version(certificate)
+    type(broken).objects.filter(pk=broken.pk).update(private_key=add_version(certificate, current=False).private_key)
+
+    applied = apply.apply_site_config(site)
+    assert applied.ok is False and "does not belong" in applied.error
+    site.refresh_from_db()
+    assert site.config_failure["message"] == apply.CERTIFICATE_UNUSABLE
+    assert served(nginx, "pair.example.com").serial_number == serial(before)  # the previous one, still served
+
+
+@pytest.mark.django_db
+def test_a_reload_nginx_refuses_takes_down_only_the_site_at_fault(nginx, tmp_path, reloads):
+    good, good_certificate = https_site(tmp_path, "good.example.com")
+    bad = make_site(tmp_path, "bad.example.com")
+    assert apply.apply_site_config(good).ok and apply.apply_site_config(bad).ok
+    # What only the whole configuration shows, or a file changed behind the panel's back.
+    vhost = nginx.NGINX_VHOST_DIR / bad.config_name
+    vhost.write_text(vhost.read_text().replace("server_name", "no_such_directive", 1))
+    late = make_site(tmp_path, "late.example.com")
+
+    assert apply.apply_site_config(late).ok  # tested alone: sound; the reload then refuses the whole
+    assert not vhost.exists()
+    bad.refresh_from_db()
+    assert bad.config_status == Site.ConfigStatus.FAILED and bad.config_failure["message"] == apply.TAKEN_DOWN
+    assert "no_such_directive" in bad.config_error
+    assert serves(nginx, "late.example.com", "this is late.example.com")
+    assert served(nginx, "good.example.com").serial_number == serial(good_certificate.current_version)
+    assert Site.objects.get(pk=good.pk).config_status == Site.ConfigStatus.APPLIED
