@@ -103,6 +103,13 @@ def test_by_default_the_nameservers_of_resolv_conf(settings, tmp_path, monkeypat
     assert upstream_names.current_resolution().resolvers == ("127.0.0.1",)
 
 
+def test_names_of_the_hosts_file_are_known(tmp_path, monkeypatch):
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n# 10.0.0.9 old.lan\n10.0.0.7 Backend.lan backend # the app\n")
+    monkeypatch.setattr(upstream_names, "HOSTS_FILE", hosts)
+    assert upstream_names.current_resolution().hosts_file_names == {"localhost", "backend.lan", "backend"}
+
+
 @pytest.mark.django_db
 def test_the_site_page_says_when_the_upstream_name_does_not_resolve(client, monkeypatch):
     admin = get_user_model().objects.create(username="root", is_superuser=True)
