@@ -13,6 +13,7 @@ from django.utils import timezone
 from certs import versions
 from certs.challenges import dns01
 from certs.models import AcmeAccount, Certificate, Challenge, Order
+from panel.deployment.nginx.upstream_names import unresolved_upstream_host
 from panel.models import Site
 from panel.toolkit import access
 
@@ -78,6 +79,8 @@ def site_page_context(request, site, issue_form, open_tab="overview", one_click_
         "one_click_form": one_click_form,
         "return_to": site_certificate_tab(site.pk),  # the `next` of the tab's "add … first" detours
         "has_accounts": access.scoped(AcmeAccount, request.user).filter(status=AcmeAccount.Status.VALID).exists(),
+        # Asked now, not at the last apply: the name may have stopped resolving since (panel/_upstream_resolution.html).
+        "upstream_unresolved": unresolved_upstream_host(site),
     }
 
 

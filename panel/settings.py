@@ -172,6 +172,10 @@ NGINX_RELOAD_COALESCE_SECONDS = env.float("NGINX_RELOAD_COALESCE_SECONDS", 0.05)
 # ... and while reloads keep coming (a bulk issuance), x4 per reload up to this, or the cost if longer
 # (panel/deployment/nginx/apply.py).
 NGINX_RELOAD_COALESCE_MAX_SECONDS = env.float("NGINX_RELOAD_COALESCE_MAX_SECONDS", 8.0)
+# The DNS servers nginx asks for upstream host names, per request (comma-separated IP or IP:port,
+# [IPv6]:port); unset: the nameservers of /etc/resolv.conf when a config is written
+# (panel/deployment/nginx/upstream_names.py).
+NGINX_RESOLVERS = env.ip_list("CERTPANEL_NGINX_RESOLVERS")
 if not NGINX_PRIVATE and not NGINX_CONF.is_file():
     env.problems.append(f"NGINX_CONF={NGINX_CONF}: no such file")
 

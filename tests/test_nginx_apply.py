@@ -65,7 +65,7 @@ def test_a_rejected_site_keeps_its_previous_config_and_others_keep_serving(nginx
     vhost_b = nginx.NGINX_VHOST_DIR / b.config_name
     before = vhost_b.read_text()
 
-    # An upstream nginx cannot resolve makes `nginx -t` fail for the whole server.
+    # A user's upstream whose name does not resolve: nothing checked, nothing for nginx (apply.vetted_upstream).
     b.root, b.proxy_pass = "", "http://no-such-upstream.invalid:9000"
     b.save()
     assert apply.apply_site_config(b).ok is False

@@ -216,8 +216,11 @@ def site_page_in_chinese(client, site):
 def test_a_config_nginx_rejects_reads_in_the_readers_language_nginxs_words_folded(nginx, client):
     admin = get_user_model().objects.create(username="root", is_superuser=True)
     site = Site.objects.create(owner=admin, domains=["c.example.com"],
-                               proxy_pass="http://nowhere.invalid:1")
-    assert apply.apply_site_config(site).ok is False  # nginx cannot resolve it: `nginx -t` fails
+                               proxy_pass="http://127.0.0.1:1")
+    typo = apply.layout().custom_dir(site) / "typo.conf"
+    typo.parent.mkdir(parents=True)
+    typo.write_text("proxy_buferring off;\n")  # the owner's own addition: `nginx -t` fails
+    assert apply.apply_site_config(site).ok is False
     client.force_login(admin)
     html = site_page_in_chinese(client, site)
     assert "nginx 拒绝了此网站的配置，仍在使用之前的配置。" in outside_fold_outs(html)

@@ -19,6 +19,7 @@ from certs.forms.certificates import IssueCertificateForm, OneClickForm
 from certs.models import Certificate, ChallengeType
 from certs.presentation import site_certificate_tab, site_page_context, with_days_left
 from panel.deployment.nginx import apply
+from panel.deployment.nginx.upstream_names import unresolved_upstream_host
 from panel.hosting import sites
 from panel.hosting.forms import SiteDeleteForm, SiteForm
 from panel.models import Site, SiteDomain
@@ -170,7 +171,8 @@ def site_config_status(request, pk):
     """The site page's deploy status, polled while nginx is being configured
     (panel/_config_status.html)."""
     site = access.get_owned(Site, request.user, pk=pk)
-    return render(request, "panel/_config_status.html", {"site": site, "oob": True})
+    return render(request, "panel/_config_status.html", {
+        "site": site, "oob": True, "upstream_unresolved": unresolved_upstream_host(site)})
 
 
 @login_required

@@ -35,6 +35,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
+from panel.deployment.nginx import upstream_names
 from panel.deployment.nginx.render import (CertificateFiles, Layout, UnsafeValue, check_site_values,
                                            render_minimal_system_main, render_names, render_private_main,
                                            render_site, render_snippets, shared_includes)
@@ -120,6 +121,7 @@ def layout() -> Layout:
         http2_directive=nginx_version(settings.NGINX_BIN) >= (1, 25, 1),
         certificate_dir=Path(settings.NGINX_CERTIFICATE_DIR),
         shared_tls=settings.NGINX_SHARED_TLS,
+        upstream_names=upstream_names.current_resolution(),
     )
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from django.conf import settings
 from django.template import Context, Engine
 
+from panel.deployment.nginx.upstream_names import NameResolution, runtime_upstream
 from panel.toolkit.config import LISTEN_FAMILIES
 
 TEMPLATE_DIR = Path(settings.BASE_DIR) / "templates" / "nginx"
@@ -87,6 +88,11 @@ class Layout:
     # reload time than one). Off when nginx's own default site keeps default_server
     # (CERTPANEL_KEEP_NGINX_CONFIG): then each site's server block holds its own.
     shared_tls: bool = True
+
+
+    # How nginx resolves upstream host names per request; None: names stay in proxy_pass as
+    # typed, resolved when nginx loads its configuration.
+    upstream_names: NameResolution | None = None
 
     @property
     def snippets_dir(self):
@@ -167,6 +173,7 @@ def render_site(site, layout: Layout, https: bool, upstream=None) -> str:
         "vhost.conf",
         site=site,
         upstream=upstream or site.proxy_pass,
+        runtime_upstream=_runtime_upstream(upstream or site.proxy_pass, layout),
         server_names=" ".join(site.domains),
         listen_http=layout.listen_addresses(layout.http_port),
         listen_https=layout.listen_addresses(layout.https_port),
@@ -186,6 +193,14 @@ def render_names(site, layout: Layout) -> str:
     """The site's lines in the names map: each of its names -> its certificate file."""
     check_site_values(site, layout=layout)
     return _render("site-names.map", site=site, certificate=layout.served_certificate(site))
+
+
+def _runtime_upstream(upstream, layout: Layout):
+    named = runtime_upstream(upstream, layout.upstream_names)
+    if named:
+        for address in named.resolution.resolvers:
+            check_nginx_safe(resolver=address)
+    return named
 
 
 def render_snippets(layout: Layout) -> dict[str, str]:
