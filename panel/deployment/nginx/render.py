@@ -88,8 +88,6 @@ class Layout:
     # reload time than one). Off when nginx's own default site keeps default_server
     # (CERTPANEL_KEEP_NGINX_CONFIG): then each site's server block holds its own.
     shared_tls: bool = True
-
-
     # How nginx resolves upstream host names per request; None: names stay in proxy_pass as
     # typed, resolved when nginx loads its configuration.
     upstream_names: NameResolution | None = None
