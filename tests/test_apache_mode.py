@@ -12,7 +12,7 @@ from certs.challenges import apache_mode
 from certs.challenges.config_edit import ServerConfigError, http_get
 from tests.support.ports import free_port
 from tests.support.process import wait_until
-from tests.test_nginx_mode import KEY_A, KEY_B, TOKEN_A, TOKEN_B, tree_digest
+from tests.test_nginx_mode import KEY_A, KEY_B, TOKEN_A, TOKEN_B, left_in, tree_digest
 
 MODULES = "/usr/lib/apache2/modules"
 
@@ -91,7 +91,7 @@ def test_present_answers_through_each_virtual_host_and_restore_puts_every_byte_b
     apache_mode.restore(state)
 
     assert tree_digest(config.parent) == before
-    assert not list((readable_dir / "work").iterdir())
+    assert left_in(readable_dir / "work") == []
     wait_until(lambda: challenge(port, "www.shop.example", TOKEN_A)[0] == 404, 10, "the old config to serve again")
     assert http_get("127.0.0.1", port, "shop.example", "/") == (200, "app\n")
 
@@ -118,10 +118,10 @@ def test_no_virtual_host_on_the_port_is_a_clear_error(hand_made_apache, readable
 def test_a_snippet_apache_rejects_is_reported_and_every_file_restored(hand_made_apache, readable_dir, monkeypatch):
     config, port = hand_made_apache
     before = tree_digest(config.parent)
-    monkeypatch.setattr(apache_mode, "_snippet", lambda answers_dir: "NoSuchDirective on\n")
+    monkeypatch.setattr(apache_mode, "_snippet", lambda answers_dir, answers: "NoSuchDirective on\n")
     with pytest.raises(ServerConfigError, match="(?s)apache2ctl -t rejected the config.*NoSuchDirective"):
         apache_mode.present_in_config(config, [("shop.example", TOKEN_A, KEY_A), ("blog.example", TOKEN_B, KEY_B)],
                             port=port, work_root=readable_dir / "work")
     assert tree_digest(config.parent) == before
-    assert not list((readable_dir / "work").iterdir())
+    assert left_in(readable_dir / "work") == []
     assert http_get("127.0.0.1", port, "shop.example", "/") == (200, "app\n")

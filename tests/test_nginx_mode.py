@@ -67,6 +67,12 @@ def hand_made_nginx(tmp_path, settings):
     subprocess.run(["nginx", "-c", str(config), "-s", "quit"], check=False)
 
 
+def left_in(work_root: Path) -> list[str]:
+    """What the panel's presentations left in their directory: each config keeps only its lock."""
+    return [str(p.relative_to(work_root)) for p in sorted(work_root.rglob("*"))
+            if not (p.is_dir() and p.parent == work_root and p.name.startswith("config-")) and p.name != "lock"]
+
+
 def get(port, host, path="/"):
     return http_get("127.0.0.1", port, host, path)
 
@@ -94,7 +100,7 @@ def test_present_answers_through_each_serving_block_and_restore_puts_every_byte_
 
     assert tree_digest(config.parent) == before
     assert (config.parent / "sites-enabled" / "app").is_symlink()
-    assert not list((tmp_path / "work").iterdir())
+    assert left_in(tmp_path / "work") == []
     wait_until(lambda: challenge(port, "www.shop.example", TOKEN_A)[0] == 301, 10, "the old config to serve again")
     assert {h: get(port, h) for h in answers_before} == answers_before
 
@@ -125,17 +131,22 @@ def test_a_failure_half_way_restores_every_file(hand_made_nginx, tmp_path, monke
     config, port = hand_made_nginx
     before = tree_digest(config.parent)
 
-    def reload_fails(config_path, pid_file):
-        raise ServerConfigError("nginx could not reload: simulated")
+    real_reload, reloads = nginx_mode._reload, []
 
-    monkeypatch.setattr(nginx_mode, "_reload", reload_fails)
+    def first_reload_fails(config_path, pid_file):
+        reloads.append(config_path)
+        if len(reloads) == 1:
+            raise ServerConfigError("nginx could not reload: simulated")
+        real_reload(config_path, pid_file)
+
+    monkeypatch.setattr(nginx_mode, "_reload", first_reload_fails)
     with pytest.raises(ServerConfigError, match="simulated"):
         nginx_mode.present_in_config(
             config, [("shop.example", TOKEN_A, KEY_A), ("app.example", TOKEN_B, KEY_B)],
             port=port, work_root=tmp_path / "work",
         )
     assert tree_digest(config.parent) == before
-    assert not list((tmp_path / "work").iterdir())
+    assert left_in(tmp_path / "work") == []
     assert get(port, "shop.example")[0] == 301
 
 
