@@ -90,7 +90,7 @@ class ApacheMode(config_edit.ServerMode):
 
 
 _MODE = ApacheMode()
-present_in_config, restore = _MODE.present_in_config, _MODE.restore
+presenting, present_in_config, restore = _MODE.presenting, _MODE.present_in_config, _MODE.restore
 present, cleanup = _MODE.present, _MODE.cleanup
 
 
