@@ -338,3 +338,10 @@ def test_two_names_of_one_config_share_its_lock(tmp_path):
     work = tmp_path / "work"
     assert config_edit._config_dir(work, tmp_path / "nginx.conf") == config_edit._config_dir(work, config)
     assert config_edit._config_dir(work, other) != config_edit._config_dir(work, config)
+
+
+def test_a_state_stored_by_an_earlier_version_is_left_for_the_admin_with_what_to_remove(tmp_path):
+    earlier = {"config": "/etc/nginx/nginx.conf", "work_dir": str(tmp_path / "present-x1"),
+               "files": [{"path": "/etc/nginx/sites-enabled/shop", "original": ""}]}
+    with pytest.raises(ServerConfigError, match=f"remove its include line of {tmp_path / 'present-x1'} by hand"):
+        nginx_mode.restore(earlier)

@@ -130,6 +130,9 @@ class ServerMode:
 
     def restore(self, state: dict) -> None:
         """Undo the presentation `state` records, under its config's lock."""
+        if "include" not in state:  # stored before clean-ups removed only their own line
+            raise ServerConfigError(f"{state['config']}: presented by an earlier CertPanel version; remove its "
+                                    f"include line of {state['work_dir']} by hand")
         config_dir = Path(state["work_dir"]).parent
         with file_lock(config_dir / "lock"):
             self._undo_unstored(config_dir)
