@@ -497,11 +497,14 @@ def _present_external(order, acme, unanswered):
         return
     presentations = [external.Presentation(_identifier(c), c.token, acme.key_authorization(c.token)) for c in todo]
     try:
-        state = external.present(order.certificate, presentations)
+        with external.present(order.certificate, presentations) as state:
+            # Stored inside the block: the mode keeps the server config locked until it is,
+            # and undoes the presentation of a worker killed before (external.py).
+            Challenge.objects.filter(pk__in=[c.pk for c in todo]).update(provider_state=state,
+                                                                         presented_at=timezone.now())
     except external.PresentationError as exc:
         raise OrderFailed(gettext_noop("The challenge could not be put in place on the server."),
                           raw=str(exc))
-    Challenge.objects.filter(pk__in=[c.pk for c in todo]).update(provider_state=state, presented_at=timezone.now())
     order.log(gettext_noop("Challenge presented (%(method)s) for %(names)s"), method=order.certificate.challenge,
               names=", ".join(p.name for p in presentations))
 

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -12,7 +13,8 @@ from certs.challenges import apache_mode
 from certs.challenges.config_edit import ServerConfigError, http_get
 from tests.support.ports import free_port
 from tests.support.process import wait_until
-from tests.test_nginx_mode import KEY_A, KEY_B, TOKEN_A, TOKEN_B, tree_digest
+from tests.test_nginx_mode import (KEY_A, KEY_B, TOKEN_A, TOKEN_B, in_a_child, left_in,
+                                   present_and_get_killed_before_storing, tree_digest)
 
 MODULES = "/usr/lib/apache2/modules"
 
@@ -91,7 +93,7 @@ def test_present_answers_through_each_virtual_host_and_restore_puts_every_byte_b
     apache_mode.restore(state)
 
     assert tree_digest(config.parent) == before
-    assert not list((readable_dir / "work").iterdir())
+    assert left_in(readable_dir / "work") == []
     wait_until(lambda: challenge(port, "www.shop.example", TOKEN_A)[0] == 404, 10, "the old config to serve again")
     assert http_get("127.0.0.1", port, "shop.example", "/") == (200, "app\n")
 
@@ -118,10 +120,49 @@ def test_no_virtual_host_on_the_port_is_a_clear_error(hand_made_apache, readable
 def test_a_snippet_apache_rejects_is_reported_and_every_file_restored(hand_made_apache, readable_dir, monkeypatch):
     config, port = hand_made_apache
     before = tree_digest(config.parent)
-    monkeypatch.setattr(apache_mode, "_snippet", lambda answers_dir: "NoSuchDirective on\n")
+    monkeypatch.setattr(apache_mode, "_snippet", lambda answers_dir, answers: "NoSuchDirective on\n")
     with pytest.raises(ServerConfigError, match="(?s)apache2ctl -t rejected the config.*NoSuchDirective"):
         apache_mode.present_in_config(config, [("shop.example", TOKEN_A, KEY_A), ("blog.example", TOKEN_B, KEY_B)],
                             port=port, work_root=readable_dir / "work")
     assert tree_digest(config.parent) == before
-    assert not list((readable_dir / "work").iterdir())
+    assert left_in(readable_dir / "work") == []
     assert http_get("127.0.0.1", port, "shop.example", "/") == (200, "app\n")
+
+
+def apache_accepts(config: Path) -> bool:
+    return subprocess.run(["apache2", "-f", str(config), "-t"], capture_output=True).returncode == 0
+
+
+def test_two_orders_on_one_virtual_host_are_both_answered_and_cleaned_up_in_any_order(hand_made_apache, readable_dir):
+    config, port = hand_made_apache
+    work = readable_dir / "work"
+    before = tree_digest(config.parent)
+    first = apache_mode.present_in_config(config, [("shop.example", TOKEN_A, KEY_A)], port=port, work_root=work)
+    second = apache_mode.present_in_config(config, [("www.shop.example", TOKEN_B, KEY_B)], port=port, work_root=work)
+    assert challenge(port, "shop.example", TOKEN_A) == (200, KEY_A)
+    assert challenge(port, "www.shop.example", TOKEN_B) == (200, KEY_B)
+    apache_mode.restore(first)
+    assert challenge(port, "www.shop.example", TOKEN_B) == (200, KEY_B)
+    apache_mode.restore(second)
+    assert tree_digest(config.parent) == before
+    assert left_in(work) == []
+
+
+def test_what_a_worker_killed_before_storing_left_is_removed_by_the_next_presentation(hand_made_apache, readable_dir):
+    config, port = hand_made_apache
+    work = readable_dir / "work"
+    before = tree_digest(config.parent)
+    assert in_a_child(present_and_get_killed_before_storing, apache_mode, config,
+                      [("shop.example", TOKEN_A, KEY_A)], port, work) == -signal.SIGKILL
+    assert challenge(port, "shop.example", TOKEN_A) == (200, KEY_A)
+    for answers_dir in work.glob("config-*/present-*/"):  # someone even cleared the panel's directory:
+        shutil.rmtree(answers_dir)
+    assert tree_digest(config.parent) != before and apache_accepts(config)  # the include left behind harms nothing
+
+    state = apache_mode.present_in_config(config, [("blog.example", TOKEN_B, KEY_B)], port=port, work_root=work)
+    assert challenge(port, "blog.example", TOKEN_B) == (200, KEY_B)
+    apache_mode.restore(state)
+
+    assert tree_digest(config.parent) == before
+    assert left_in(work) == []
+    assert apache_accepts(config)

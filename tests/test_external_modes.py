@@ -3,6 +3,7 @@
 the webroot mode removes exactly what it wrote, the standalone listener answers only while it
 runs and says who holds a busy port."""
 
+import contextlib
 import json
 import os
 import re
@@ -182,7 +183,8 @@ def test_a_sites_issue_form_offers_only_the_panels_own_methods(admin_client, adm
 def test_webroot_writes_the_token_and_removes_exactly_what_it_created(roots):
     shop = roots / "www" / "shop"
     certificate = Certificate(webroot=str(shop))
-    state = webroot.present(certificate, [Presentation("shop.example.com", "tok-1", "tok-1.thumb")])
+    with webroot.present(certificate, [Presentation("shop.example.com", "tok-1", "tok-1.thumb")]) as state:
+        pass
     served = shop / ".well-known" / "acme-challenge" / "tok-1"
     assert served.read_text() == "tok-1.thumb" and oct(served.stat().st_mode & 0o777) == "0o644"
     webroot.cleanup(certificate, state)
@@ -196,7 +198,8 @@ def test_webroot_keeps_directories_and_files_that_were_there_before(roots):
     challenge_dir.mkdir(parents=True)
     (challenge_dir / "someone-elses").write_text("keep me")
     certificate = Certificate(webroot=str(shop))
-    state = webroot.present(certificate, [Presentation("shop.example.com", "tok-2", "tok-2.thumb")])
+    with webroot.present(certificate, [Presentation("shop.example.com", "tok-2", "tok-2.thumb")]) as state:
+        pass
     webroot.cleanup(certificate, state)
     assert sorted(p.name for p in challenge_dir.iterdir()) == ["someone-elses"]
 
@@ -204,7 +207,8 @@ def test_webroot_keeps_directories_and_files_that_were_there_before(roots):
 def test_webroot_refuses_a_root_that_left_the_configured_roots(roots, settings):
     settings.WEBROOT_ROOTS = [roots / "elsewhere"]
     with pytest.raises(external.PresentationError, match="allowed directories"):
-        webroot.present(Certificate(webroot=str(roots / "www" / "shop")), [Presentation("a.example", "t", "t.k")])
+        with webroot.present(Certificate(webroot=str(roots / "www" / "shop")), [Presentation("a.example", "t", "t.k")]):
+            pass
     assert list((roots / "www" / "shop").iterdir()) == []
 
 
@@ -286,7 +290,7 @@ class RecordingMode:
         self.cleaned = []
 
     def present(self, certificate, presentations):
-        return {"snippet": "/etc/nginx/acme.inc", "tokens": sorted(p.token for p in presentations)}
+        return contextlib.nullcontext({"snippet": "/etc/nginx/acme.inc", "tokens": sorted(p.token for p in presentations)})
 
     def cleanup(self, certificate, state):
         self.cleaned.append(state)
@@ -305,7 +309,8 @@ def test_challenges_presented_together_are_cleaned_up_once_and_retried_after_a_f
     presented = [Presentation(name, f"tok-{name[0]}", "k") for name in certificate.domains]
     with mock.patch.dict(external.MODES, {"http-01-nginx": "recording_mode"}), \
             mock.patch.dict("sys.modules", {"recording_mode": mode}):
-        state = external.present(certificate, presented)
+        with external.present(certificate, presented) as state:
+            pass
         for presentation in presented:
             authorization = Authorization.objects.create(order=order, url=f"https://ca.test/{presentation.token}",
                                                          identifier=presentation.name)

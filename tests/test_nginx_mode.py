@@ -1,13 +1,17 @@
 """http-01-nginx against a real nginx with a hand-written multi-server config on high ports."""
 
 import hashlib
+import multiprocessing
 import os
+import shutil
+import signal
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
 
-from certs.challenges import nginx_mode
+from certs.challenges import config_edit, nginx_mode
 from certs.challenges.config_edit import ServerConfigError, http_get
 from tests.support.ports import free_port
 from tests.support.process import wait_until
@@ -67,6 +71,12 @@ def hand_made_nginx(tmp_path, settings):
     subprocess.run(["nginx", "-c", str(config), "-s", "quit"], check=False)
 
 
+def left_in(work_root: Path) -> list[str]:
+    """What the panel's presentations left in their directory: each config keeps only its lock."""
+    return [str(p.relative_to(work_root)) for p in sorted(work_root.rglob("*"))
+            if not (p.is_dir() and p.parent == work_root and p.name.startswith("config-")) and p.name != "lock"]
+
+
 def get(port, host, path="/"):
     return http_get("127.0.0.1", port, host, path)
 
@@ -94,7 +104,7 @@ def test_present_answers_through_each_serving_block_and_restore_puts_every_byte_
 
     assert tree_digest(config.parent) == before
     assert (config.parent / "sites-enabled" / "app").is_symlink()
-    assert not list((tmp_path / "work").iterdir())
+    assert left_in(tmp_path / "work") == []
     wait_until(lambda: challenge(port, "www.shop.example", TOKEN_A)[0] == 301, 10, "the old config to serve again")
     assert {h: get(port, h) for h in answers_before} == answers_before
 
@@ -125,17 +135,22 @@ def test_a_failure_half_way_restores_every_file(hand_made_nginx, tmp_path, monke
     config, port = hand_made_nginx
     before = tree_digest(config.parent)
 
-    def reload_fails(config_path, pid_file):
-        raise ServerConfigError("nginx could not reload: simulated")
+    real_reload, reloads = nginx_mode._reload, []
 
-    monkeypatch.setattr(nginx_mode, "_reload", reload_fails)
+    def first_reload_fails(config_path, pid_file):
+        reloads.append(config_path)
+        if len(reloads) == 1:
+            raise ServerConfigError("nginx could not reload: simulated")
+        real_reload(config_path, pid_file)
+
+    monkeypatch.setattr(nginx_mode, "_reload", first_reload_fails)
     with pytest.raises(ServerConfigError, match="simulated"):
         nginx_mode.present_in_config(
             config, [("shop.example", TOKEN_A, KEY_A), ("app.example", TOKEN_B, KEY_B)],
             port=port, work_root=tmp_path / "work",
         )
     assert tree_digest(config.parent) == before
-    assert not list((tmp_path / "work").iterdir())
+    assert left_in(tmp_path / "work") == []
     assert get(port, "shop.example")[0] == 301
 
 
@@ -186,3 +201,147 @@ def test_a_block_listening_on_ipv4_and_ipv6_answers_the_challenge_over_both(tmp_
             nginx_mode.restore(state)
     finally:
         subprocess.run(["nginx", "-c", str(config), "-s", "quit"], check=False)
+
+
+# --- one presentation at a time per config, and nothing left by a worker killed half-way
+
+
+def in_a_child(target, *args):
+    """Run target(*args) in a forked process, as another Celery worker would; its exit code."""
+    child = multiprocessing.get_context("fork").Process(target=target, args=args)
+    child.start()
+    child.join(60)
+    return child.exitcode
+
+
+def present_and_get_killed_before_storing(mode, config, answers, port, work_root):
+    with mode.presenting(config, answers, port=port, work_root=work_root):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def nginx_accepts(config: Path) -> bool:
+    return subprocess.run(["nginx", "-t", "-c", str(config)], capture_output=True).returncode == 0
+
+
+def test_what_a_worker_killed_before_storing_left_is_removed_by_the_next_presentation(hand_made_nginx, tmp_path):
+    config, port = hand_made_nginx
+    work = tmp_path / "work"
+    before = tree_digest(config.parent)
+    exit_code = in_a_child(present_and_get_killed_before_storing, nginx_mode, config,
+                           [("app.example", TOKEN_A, KEY_A)], port, work)
+    assert exit_code == -signal.SIGKILL
+    assert challenge(port, "app.example", TOKEN_A) == (200, KEY_A)  # it had presented: its include is in the config
+    for snippet_dir in work.glob("config-*/present-*/"):  # someone even cleared the panel's directory:
+        shutil.rmtree(snippet_dir)
+    assert tree_digest(config.parent) != before and nginx_accepts(config)  # the include left behind harms nothing
+
+    state = nginx_mode.present_in_config(config, [("shop.example", TOKEN_B, KEY_B)], port=port, work_root=work)
+    assert challenge(port, "shop.example", TOKEN_B) == (200, KEY_B)
+    assert challenge(port, "app.example", TOKEN_A) == (200, "app")  # the killed worker's answer is gone
+    nginx_mode.restore(state)
+
+    assert tree_digest(config.parent) == before
+    assert left_in(work) == []
+    assert nginx_accepts(config)
+
+
+def test_what_a_worker_killed_before_storing_left_is_removed_by_the_next_clean_up(hand_made_nginx, tmp_path):
+    config, port = hand_made_nginx
+    work = tmp_path / "work"
+    before = tree_digest(config.parent)
+    stored = nginx_mode.present_in_config(config, [("shop.example", TOKEN_A, KEY_A)], port=port, work_root=work)
+    assert in_a_child(present_and_get_killed_before_storing, nginx_mode, config,
+                      [("shop.example", TOKEN_B, KEY_B)], port, work) == -signal.SIGKILL
+    assert challenge(port, "shop.example", TOKEN_B) == (200, KEY_B)
+
+    nginx_mode.restore(stored)
+
+    assert tree_digest(config.parent) == before
+    assert left_in(work) == []
+    wait_until(lambda: challenge(port, "shop.example", TOKEN_B)[0] == 301, 10, "the old config to serve again")
+
+
+def test_a_presentation_waits_until_the_one_before_on_that_config_has_stored_its_state(hand_made_nginx, tmp_path):
+    config, port = hand_made_nginx
+    work = tmp_path / "work"
+    before = tree_digest(config.parent)
+    storing, stored, states = threading.Event(), threading.Event(), {}
+
+    def first():
+        with nginx_mode.presenting(config, [("app.example", TOKEN_A, KEY_A)], port=port, work_root=work) as state:
+            storing.set()
+            stored.wait(30)  # the order saving its state (slowly)
+            states["first"] = state
+
+    def second():
+        states["second"] = nginx_mode.present_in_config(config, [("shop.example", TOKEN_B, KEY_B)], port=port,
+                                                        work_root=work)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    threads[0].start()
+    assert storing.wait(30)
+    while_first_stores = tree_digest(config.parent)
+    threads[1].start()
+    threads[1].join(1.0)
+    assert threads[1].is_alive() and tree_digest(config.parent) == while_first_stores
+    stored.set()
+    for thread in threads:
+        thread.join(30)
+
+    assert challenge(port, "app.example", TOKEN_A) == (200, KEY_A)
+    assert challenge(port, "shop.example", TOKEN_B) == (200, KEY_B)
+    nginx_mode.restore(states["first"])  # the first clean-up keeps the second presentation
+    assert challenge(port, "app.example", TOKEN_A) == (200, "app")
+    assert challenge(port, "shop.example", TOKEN_B) == (200, KEY_B)
+    nginx_mode.restore(states["second"])
+    assert tree_digest(config.parent) == before
+    assert left_in(work) == []
+
+
+def present_in_turn(start, results, config, answers, port, work_root):
+    start.wait(30)
+    try:
+        results.put(nginx_mode.present_in_config(config, answers, port=port, work_root=work_root))
+    except ServerConfigError as exc:
+        results.put(str(exc))
+
+
+def test_two_processes_presenting_on_one_config_at_once_are_both_served(hand_made_nginx, tmp_path):
+    config, port = hand_made_nginx
+    work = tmp_path / "work"
+    before = tree_digest(config.parent)
+    context = multiprocessing.get_context("fork")
+    start, results = context.Barrier(2), context.Queue()
+    children = [context.Process(target=present_in_turn, args=(start, results, config, [answer], port, work))
+                for answer in (("shop.example", TOKEN_A, KEY_A), ("www.shop.example", TOKEN_B, KEY_B))]  # one block
+    for child in children:
+        child.start()
+    states = [results.get(timeout=60) for _ in children]
+    for child in children:
+        child.join(30)
+    assert all(isinstance(state, dict) for state in states), states
+
+    assert challenge(port, "shop.example", TOKEN_A) == (200, KEY_A)
+    assert challenge(port, "www.shop.example", TOKEN_B) == (200, KEY_B)
+    for state in states:
+        nginx_mode.restore(state)
+    assert tree_digest(config.parent) == before
+    assert left_in(work) == []
+
+
+def test_two_names_of_one_config_share_its_lock(tmp_path):
+    (tmp_path / "etc").mkdir()
+    config = tmp_path / "etc" / "nginx.conf"
+    config.write_text("events {}\n")
+    (tmp_path / "nginx.conf").symlink_to(config)
+    other = tmp_path / "etc" / "other.conf"
+    work = tmp_path / "work"
+    assert config_edit._config_dir(work, tmp_path / "nginx.conf") == config_edit._config_dir(work, config)
+    assert config_edit._config_dir(work, other) != config_edit._config_dir(work, config)
+
+
+def test_a_state_stored_by_an_earlier_version_is_left_for_the_admin_with_what_to_remove(tmp_path):
+    earlier = {"config": "/etc/nginx/nginx.conf", "work_dir": str(tmp_path / "present-x1"),
+               "files": [{"path": "/etc/nginx/sites-enabled/shop", "original": ""}]}
+    with pytest.raises(ServerConfigError, match=f"remove its include line of {tmp_path / 'present-x1'} by hand"):
+        nginx_mode.restore(earlier)

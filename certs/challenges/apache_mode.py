@@ -4,12 +4,13 @@ present_in_config(config_path, names_tokens, port=80) -> state
     `config_path`: that Apache's main config file (Debian: /etc/apache2/apache2.conf; its
     directory's `envvars` is read, as apache2ctl does). `names_tokens`: (name, token, key
     authorization) triples. Finds the <VirtualHost> serving each name on the HTTP-01 port
-    (from `apache2ctl -S`), inserts ONE Include line after each one's opening line, puts the
-    included Alias + <Directory> and the token files in a directory of the panel's (it must be
-    readable by Apache's user), runs `apache2ctl -t`, restarts gracefully and waits until the
-    answers are served. Anything that fails half-way is undone before ServerConfigError.
+    (from `apache2ctl -S`), inserts ONE IncludeOptional line after each one's opening line,
+    puts the included Aliases + <Directory> and the token files in a directory of the panel's
+    (it must be readable by Apache's user), runs `apache2ctl -t`, restarts gracefully and waits
+    until the answers are served. Anything that fails half-way is undone before ServerConfigError.
+    (presenting() is the same as a context manager, as in nginx_mode.)
 restore(state)
-    Every edited file back byte for byte, the token directory removed, `apache2ctl -t`,
+    The include line removed from every edited file, the token directory removed, `apache2ctl -t`,
     graceful restart. Raises ServerConfigError if something could not be undone.
 
 The flow is config_edit.ServerMode's, and so are present(certificate, presentations) and
@@ -69,15 +70,16 @@ class ApacheMode(config_edit.ServerMode):
             offsets.append(_end_of_opening_line(original, vhost.path, vhost.line))
         return config_edit.Placement(edits, [(address, served) for _, address, served in chosen.values()])
 
-    def write_answers(self, work_dir: Path, answers) -> bytes:
+    def include_line(self, snippet: Path) -> bytes:
+        return f'IncludeOptional "{snippet}"\n'.encode()  # a missing file is skipped, not an error
+
+    def write_answers(self, work_dir: Path, answers) -> None:
         answers_dir = work_dir / "acme-challenge"
         answers_dir.mkdir(mode=0o755)
         os.chmod(answers_dir, 0o755)
         for _, token, key in answers:
             config_edit.write_public(answers_dir / token, key)
-        snippet = work_dir / "acme-challenge.conf"
-        config_edit.write_public(snippet, _snippet(answers_dir))
-        return f'Include "{snippet}"\n'.encode()
+        config_edit.write_public(work_dir / config_edit.SNIPPET, _snippet(answers_dir, answers))
 
     def test(self, state: dict, restored: bool) -> None:
         what = "apache2ctl -t rejected the restored config" if restored else "apache2ctl -t rejected the config"
@@ -88,14 +90,18 @@ class ApacheMode(config_edit.ServerMode):
 
 
 _MODE = ApacheMode()
-present_in_config, restore = _MODE.present_in_config, _MODE.restore
+presenting, present_in_config, restore = _MODE.presenting, _MODE.present_in_config, _MODE.restore
 present, cleanup = _MODE.present, _MODE.cleanup
 
 
-def _snippet(answers_dir: Path) -> str:
+def _snippet(answers_dir: Path, answers) -> str:
+    # One Alias per token: another presentation's snippet in the same <VirtualHost> has its
+    # own, and two Aliases of the whole directory would hide the second one's answers.
+    aliases = "".join(f'Alias /.well-known/acme-challenge/{token} "{answers_dir}/{token}"\n'
+                      for token in sorted({token for _, token, _ in answers}))
     return (
         "# CertPanel: ACME HTTP-01 answers, removed again once the CA has validated\n"
-        f'Alias /.well-known/acme-challenge/ "{answers_dir}/"\n'
+        f"{aliases}"
         f'<Directory "{answers_dir}">\n'
         "    Require all granted\n"
         "    ForceType text/plain\n"

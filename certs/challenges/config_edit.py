@@ -4,21 +4,32 @@ The nginx and Apache modes answer HTTP-01 through a server the panel does not ma
 one skeleton (ServerMode): put the answers in a directory of the panel's, insert ONE include
 line into each server block that serves a name, test the config, reload, and wait until the
 answers are served; anything that fails half-way is undone before ServerConfigError. What
-was changed is kept in a JSON-serialisable state, so any worker can restore it: each edited
-file's original bytes, mode and owner, and the bytes it was given. A mode says only where
-its include line goes, what it includes, and how its server tests and reloads.
+was changed is kept in a JSON-serialisable state, so any worker can restore it: the files
+edited and the include line inserted into them, which is all that is removed again (a change
+someone else made to those files meanwhile stays). A mode says only where its include line
+goes, what it includes, and how its server tests and reloads.
+
+Presentations and clean-ups on one server config take turns (a lock keyed on the config's
+resolved path), from the first edit through the test, the reload and the caller storing the
+state. Each presentation writes its state to a journal beside its directory before it edits
+anything, and removes the journal once the caller has stored the state. So a journal found
+by whoever holds the lock next belongs to a worker killed in between: nobody else will ever
+undo that presentation, and the holder undoes it first. That is simpler than marking lines
+with owners and asking which owners are alive: under the lock, no other presentation can be
+in the middle of its work.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import http.client
+import json
 import os
 import re
+import secrets
 import shutil
-import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,12 +37,13 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from certs.challenges import external
-from panel.toolkit.files import write_atomic
+from panel.toolkit.files import discard_leftovers, file_lock, write_atomic
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _KEY_AUTHORIZATION = re.compile(r"^[A-Za-z0-9_-]{1,256}\.[A-Za-z0-9_-]{1,256}$")
 SELF_CHECK_SECONDS = 10.0  # how long a reload may take before the new answer is served
 SELF_CHECK_AGENT = "CertPanel self-check"  # how the server's access log names our own requests
+SNIPPET = "acme-challenge.conf"  # what the include line includes, in the presentation's directory
 
 
 class ServerConfigError(external.PresentationError):
@@ -54,8 +66,13 @@ class ServerMode:
         """Find the blocks serving each name on `port`; raise ServerConfigError if a name has none."""
         raise NotImplementedError
 
-    def write_answers(self, work_dir: Path, answers) -> bytes:
-        """Write what the include line includes into `work_dir`; return the include line."""
+    def include_line(self, snippet: Path) -> bytes:
+        """The line inserted into each serving block. It must not fail the server's config
+        test when `snippet` is missing (someone may remove the panel's directory)."""
+        raise NotImplementedError
+
+    def write_answers(self, work_dir: Path, answers) -> None:
+        """Write the snippet (work_dir / SNIPPET) and whatever it needs into `work_dir`."""
         raise NotImplementedError
 
     def test(self, state: dict, restored: bool) -> None:
@@ -66,39 +83,88 @@ class ServerMode:
         """Have the server use its config as it is now; raise ServerConfigError if it cannot."""
         raise NotImplementedError
 
-    def present_in_config(self, config_path, names_tokens, port: int = 80, work_root=None) -> dict:
+    @contextmanager
+    def presenting(self, config_path, names_tokens, port: int = 80, work_root=None):
+        """Present, and yield the state for the caller to store inside the block; the config
+        stays locked until then. If the block raises, the presentation is undone."""
         answers = _check_answers(names_tokens)
         config_path = Path(config_path)
-        placement = self.place(config_path, answers, port)
-        work_dir = _make_work_dir(work_root)
-        state = {"config": str(config_path), "work_dir": str(work_dir), "files": [], **placement.state}
-        try:
-            include = self.write_answers(work_dir, answers)
-            for path, (expected, offsets) in placement.edits.items():
-                _insert_lines(state, path, [(offset, include) for offset in offsets], expected)
-            self.test(state, restored=False)
-            self.reload(state)
-            for address, served in placement.checks:
-                _wait_until_served(address, port, served)
-        except BaseException:
-            self.restore(state)
-            raise
-        return state
+        config_dir = _config_dir(Path(work_root or settings.EXTERNAL_CHALLENGE_DIR), config_path)
+        with file_lock(config_dir / "lock"):
+            self._undo_unstored(config_dir)
+            placement = self.place(config_path, answers, port)
+            name = f"present-{secrets.token_hex(8)}"
+            work_dir, journal = config_dir / name, config_dir / f"{name}.json"
+            state = {
+                "config": str(config_path),
+                "work_dir": str(work_dir),
+                "include": self.include_line(work_dir / SNIPPET).decode(),
+                "files": sorted({os.path.realpath(path) for path in placement.edits}),  # the file a symlink points to
+                **placement.state,
+            }
+            write_atomic(journal, json.dumps(state), mode=0o600)
+            try:
+                work_dir.mkdir()
+                os.chmod(work_dir, 0o755)  # readable by the server's workers whatever the worker's umask
+                self.write_answers(work_dir, answers)
+                for path, (expected, offsets) in placement.edits.items():
+                    _insert(Path(os.path.realpath(path)), state["include"].encode(), offsets, expected)
+                self.test(state, restored=False)
+                self.reload(state)
+                for address, served in placement.checks:
+                    _wait_until_served(address, port, served)
+                yield state
+            except BaseException:
+                self._undo(state)
+                journal.unlink()
+                raise
+            # Stored by the caller: from now on its clean-up undoes this. (Killed just before
+            # this line, the next holder undoes a stored presentation: the CA's validation
+            # fails and the order says so; never an edit that nobody will remove.)
+            journal.unlink()
+
+    def present_in_config(self, config_path, names_tokens, port: int = 80, work_root=None) -> dict:
+        """presenting(), for a caller that keeps the state it returns (tests, a shell)."""
+        with self.presenting(config_path, names_tokens, port, work_root) as state:
+            return state
 
     def restore(self, state: dict) -> None:
-        problems = _restore_files(state)
-        if state["files"]:
-            self.test(state, restored=True)
-            self.reload(state)
-        if problems:
-            raise ServerConfigError("; ".join(problems))
+        """Undo the presentation `state` records, under its config's lock."""
+        if "include" not in state:  # stored before clean-ups removed only their own line
+            raise ServerConfigError(f"{state['config']}: presented by an earlier CertPanel version; remove its "
+                                    f"include line of {state['work_dir']} by hand")
+        config_dir = Path(state["work_dir"]).parent
+        with file_lock(config_dir / "lock"):
+            self._undo_unstored(config_dir)
+            self._undo(state)
 
-    def present(self, certificate, presentations) -> dict:
-        return self.present_in_config(_server_config_of(certificate), _answers_of(presentations),
-                                      port=settings.EXTERNAL_HTTP_PORT)
+    def present(self, certificate, presentations):
+        return self.presenting(_server_config_of(certificate), _answers_of(presentations),
+                               port=settings.EXTERNAL_HTTP_PORT)
 
     def cleanup(self, certificate, state: dict) -> None:
         self.restore(state)
+
+    def _undo(self, state: dict) -> None:
+        """Remove the include line from every file, then the directory, then test and reload.
+        Safe to run twice and after a partial run; a journal stays until this succeeded."""
+        changed = False
+        for path in state["files"]:
+            discard_leftovers(path)  # a write_atomic killed half-way
+            changed |= _remove(Path(path), state["include"].encode())
+        shutil.rmtree(state["work_dir"], ignore_errors=True)
+        if changed:
+            self.test(state, restored=True)
+            self.reload(state)
+
+    def _undo_unstored(self, config_dir: Path) -> None:
+        """Undo what workers killed between presenting and storing left on this config. Only
+        under the config's lock: then no journal belongs to a presentation still at work."""
+        for leftover in config_dir.glob(".present-*.tmp"):  # a journal's write killed half-way
+            leftover.unlink()
+        for journal in sorted(config_dir.glob("present-*.json")):
+            self._undo(json.loads(journal.read_text()))
+            journal.unlink()
 
 
 def _server_config_of(certificate) -> Path:
@@ -127,14 +193,15 @@ def _check_answers(names_tokens) -> list[tuple[str, str, str]]:
     return answers
 
 
-def _make_work_dir(work_root: Path | None) -> Path:
-    """A fresh directory for this presentation's snippet and files, readable by the server's workers."""
-    root = Path(work_root or settings.EXTERNAL_CHALLENGE_DIR)
-    root.mkdir(parents=True, exist_ok=True)
-    os.chmod(root, 0o755)
-    work_dir = Path(tempfile.mkdtemp(prefix="present-", dir=root))
-    os.chmod(work_dir, 0o755)
-    return work_dir
+def _config_dir(work_root: Path, config_path: Path) -> Path:
+    """The directory of one server config's presentations and of its lock: one per resolved
+    path, so two names for one file (a symlink) share the lock. Readable by the server's workers."""
+    key = hashlib.sha256(os.path.realpath(config_path).encode()).hexdigest()[:16]
+    directory = work_root / f"config-{key}"
+    for path in (work_root, directory):
+        path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, 0o755)
+    return directory
 
 
 def write_public(path: Path, text: str) -> None:
@@ -142,52 +209,33 @@ def write_public(path: Path, text: str) -> None:
     write_atomic(path, text, mode=0o644)
 
 
-def _insert_lines(state: dict, path: Path, insertions: list[tuple[int, bytes]], expected: bytes) -> None:
-    """Insert `insertions` [(offset, bytes)] into `path`, whose current bytes must be `expected`.
-
-    The original is recorded in `state` before the file is touched, so a failure from here on
-    can always be undone.
-    """
-    path = Path(os.path.realpath(path))  # edit the file a symlink (sites-enabled/...) points to
+def _insert(path: Path, include: bytes, offsets: list[int], expected: bytes) -> None:
+    """Insert `include` at each of `offsets` into `path`, whose current bytes must be `expected`."""
     original = path.read_bytes()
     if original != expected:
         raise ServerConfigError(f"{path} changed while it was being read; try again")
     edited = original
-    for offset, text in sorted(insertions, reverse=True):
-        edited = edited[:offset] + text + edited[offset:]
+    for offset in sorted(offsets, reverse=True):
+        edited = edited[:offset] + include + edited[offset:]
+    _write_keeping_mode_and_owner(path, edited)
+
+
+def _remove(path: Path, include: bytes) -> bool:
+    """Remove every copy of `include` from `path`; whether there was one. The line names this
+    presentation's own directory, so it is nobody else's."""
+    try:
+        current = path.read_bytes()
+    except FileNotFoundError:
+        return False
+    if include not in current:
+        return False
+    _write_keeping_mode_and_owner(path, current.replace(include, b""))
+    return True
+
+
+def _write_keeping_mode_and_owner(path: Path, data: bytes) -> None:
     st = path.stat()
-    state["files"].append({
-        "path": str(path),
-        "mode": st.st_mode & 0o7777,
-        "uid": st.st_uid,
-        "gid": st.st_gid,
-        "original": base64.b64encode(original).decode(),
-        "edited_sha256": hashlib.sha256(edited).hexdigest(),
-    })
-    write_atomic(path, edited, st.st_mode & 0o7777, owner=(st.st_uid, st.st_gid))
-
-
-def _restore_files(state: dict) -> list[str]:
-    """Put every edited file back as it was and remove the work directory.
-
-    A file somebody changed meanwhile is left alone (their change wins) and reported.
-    """
-    problems = []
-    for entry in reversed(state.get("files", [])):
-        path = Path(entry["path"])
-        original = base64.b64decode(entry["original"])
-        try:
-            current = path.read_bytes()
-        except FileNotFoundError:
-            current = None
-        if current == original:
-            continue
-        if current is None or hashlib.sha256(current).hexdigest() != entry["edited_sha256"]:
-            problems.append(f"{path} was changed by someone else meanwhile; remove the CertPanel include line by hand")
-            continue
-        write_atomic(path, original, entry["mode"], owner=(entry["uid"], entry["gid"]))
-    shutil.rmtree(state.get("work_dir", ""), ignore_errors=True)
-    return problems
+    write_atomic(path, data, st.st_mode & 0o7777, owner=(st.st_uid, st.st_gid))
 
 
 def _wait_until_served(address: str, port: int, answers) -> None:

@@ -2,16 +2,19 @@
 
 Contract of a mode (a module named in MODES, run on a Celery worker):
 
-    present(certificate, presentations: list[Presentation]) -> dict
+    present(certificate, presentations: list[Presentation]) -> context manager
         Make http://<name>/.well-known/acme-challenge/<token> answer exactly
         <key_authorization> for every Presentation(name, token, key_authorization), using
-        the certificate's settings (`webroot`, `server_config`). Return a JSON-serialisable
-        state recording exactly what was created or changed (files, backups, reloads). The
-        order stores it on every presented Challenge row (`provider_state`) before it
-        answers the CA, so any worker can clean up later.
+        the certificate's settings (`webroot`, `server_config`), and yield a JSON-serialisable
+        state recording exactly what was created or changed (files, reloads). The order
+        stores it on every presented Challenge row (`provider_state`) inside the `with`
+        block, before it answers the CA, so any worker can clean up later; once the block
+        is left, the presentation belongs to that state. If the block raises, undo the
+        presentation. A mode that edits something shared holds its lock until the block is
+        left, and undoes first what a worker killed inside such a block left behind.
         On failure, undo your own partial work and raise PresentationError with a message
         for the user (it becomes the order's error). Presenting the same tokens again (a
-        re-delivered task) must be harmless and return an equivalent state.
+        re-delivered task) must be harmless and yield an equivalent state.
     cleanup(certificate, state: dict) -> None
         Undo exactly what `state` records, nothing else: files back byte-identical, a
         reloaded server serving its old config again. Safe to run twice and after a partial
@@ -60,7 +63,8 @@ def mode_module(method):
     return importlib.import_module(MODES[ChallengeType(method)])
 
 
-def present(certificate, presentations) -> dict:
+def present(certificate, presentations):
+    """`with present(certificate, presentations) as state:` store the state inside the block."""
     return mode_module(certificate.challenge).present(certificate, list(presentations))
 
 

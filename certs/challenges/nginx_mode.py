@@ -7,9 +7,11 @@ present_in_config(config_path, names_tokens, port=80) -> state
     of the panel's, runs `nginx -t`, reloads, and waits until the answers are served.
     Anything that fails half-way is undone before the ServerConfigError is raised.
     The returned state is JSON: store it, and pass it to restore() whatever happens.
+    (presenting() is the same as a context manager, for a caller that stores the state
+    while the config is still locked, as orders do.)
 restore(state)
-    Writes every edited file back byte for byte (mode and owner too), removes the snippet,
-    runs `nginx -t` and reloads. Raises ServerConfigError if something could not be undone.
+    Removes the include line from every edited file (mode and owner kept), removes the
+    snippet, runs `nginx -t` and reloads. Raises ServerConfigError if something could not be undone.
 
 The flow is config_edit.ServerMode's, and so are present(certificate, presentations) and
 cleanup(certificate, state), the mode contract of certs/challenges/external.py over these two
@@ -68,10 +70,13 @@ class NginxMode(config_edit.ServerMode):
                   for server, address in chosen.values()]
         return config_edit.Placement(edits, checks, state={"pid_file": str(_pid_file(tree))})
 
-    def write_answers(self, work_dir: Path, answers) -> bytes:
-        snippet = work_dir / "acme-challenge.conf"
-        config_edit.write_public(snippet, _snippet(answers))
-        return f' include "{snippet}";'.encode()
+    def include_line(self, snippet: Path) -> bytes:
+        # A pattern ("...con[f]"): nginx skips a pattern that matches no file, where a plain
+        # name that is missing would fail every `nginx -t` of this server.
+        return f' include "{snippet.with_suffix(".con[f]")}";'.encode()
+
+    def write_answers(self, work_dir: Path, answers) -> None:
+        config_edit.write_public(work_dir / config_edit.SNIPPET, _snippet(answers))
 
     def test(self, state: dict, restored: bool) -> None:
         _test(Path(state["config"]))
@@ -81,7 +86,7 @@ class NginxMode(config_edit.ServerMode):
 
 
 _MODE = NginxMode()
-present_in_config, restore = _MODE.present_in_config, _MODE.restore
+presenting, present_in_config, restore = _MODE.presenting, _MODE.present_in_config, _MODE.restore
 present, cleanup = _MODE.present, _MODE.cleanup
 
 

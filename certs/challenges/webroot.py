@@ -8,6 +8,7 @@ files there since).
 
 import errno
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
@@ -30,7 +31,17 @@ def validate_webroot(value) -> str:
     return str(path)
 
 
-def present(certificate, presentations) -> dict:
+@contextmanager
+def present(certificate, presentations):
+    state = _write_tokens(certificate, presentations)
+    try:
+        yield state
+    except BaseException:
+        cleanup(certificate, state)
+        raise
+
+
+def _write_tokens(certificate, presentations) -> dict:
     try:
         root = Path(validate_webroot(certificate.webroot))
     except ValidationError as exc:

@@ -6,21 +6,24 @@ byte-identical afterwards, also when the CA's validation fails."""
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from certs.challenges.config_edit import SELF_CHECK_AGENT
+from certs.challenges import config_edit
+from certs.challenges.config_edit import SELF_CHECK_AGENT, http_get
+from panel.toolkit.files import file_lock
 from tests.e2e.conftest import _register
 from tests.e2e.test_external_modes import issue_install_and_renew, port_answers, presented_at_renewal
 from tests.e2e.test_issuance import wait_for_status
 from tests.support import PanelStack
-from tests.support.panel import NGINX_BIN
+from tests.support.panel import NGINX_BIN, REPO_ROOT
 from tests.support.ports import LOOPBACK, free_port
 from tests.support.process import wait_until
-from tests.test_nginx_mode import tree_digest
+from tests.test_nginx_mode import left_in, tree_digest
 
 # Without reuse, the renewal presents the challenges again instead of riding on the first
 # order's valid authorizations (almost always: see presented_at_renewal).
@@ -185,5 +188,82 @@ def test_a_failed_validation_reports_the_cas_words_and_leaves_the_config_as_it_w
     assert any(f"Challenge presented ({mode}) for {UNREACHABLE}" in line for line in failed["order"]["log"])
     assert version_count(stack, failed["id"]) == 0
     assert tree_digest(config.parent) == before
-    assert list((readable_dir / "challenges").iterdir()) == []  # the snippet and token files are gone too
+    assert left_in(readable_dir / "challenges") == []  # the snippet and token files are gone too
 
+
+
+# --- several orders on one nginx config, and a worker killed half-way
+
+
+def nginx_accepts(config):
+    return subprocess.run([NGINX_BIN, "-t", "-c", config], capture_output=True).returncode == 0
+
+
+# What a Celery worker does for an order (certs.orders._present_external), killed where it
+# would store the state: after the include line is in the config and nginx serves the answer.
+PRESENT_AND_GET_KILLED = """
+import os, signal, django
+django.setup()
+from certs.challenges import external
+from certs.models import Certificate
+certificate = Certificate(challenge="http-01-nginx", server_config={config!r})
+with external.present(certificate, [external.Presentation({name!r}, {token!r}, {key!r})]):
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_worker_killed_between_presenting_and_storing_leaves_nothing_the_next_order_keeps(
+        stack, hand_made_nginx, readable_dir, pebble):
+    config, access_log = hand_made_nginx
+    before = tree_digest(config.parent)
+    token = "killedWorker_" + "k" * 30
+    killed = subprocess.run(
+        [stack.python, "-c", PRESENT_AND_GET_KILLED.format(config=str(config), name="blog.example.test",
+                                                           token=token, key=f"{token}.thumbprint")],
+        env=stack.env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    blog_challenge = ("blog.example.test", f"/.well-known/acme-challenge/{token}")
+    assert http_get(LOOPBACK, pebble.http_port, *blog_challenge) == (200, f"{token}.thumbprint")
+    # Left behind: the include line. Even once its snippet is gone (say, a clean-up of the
+    # panel's data directory), nginx -t still passes.
+    for snippet_dir in (readable_dir / "challenges").glob("config-*/present-*/"):
+        shutil.rmtree(snippet_dir)
+    assert tree_digest(config.parent) != before and nginx_accepts(config)
+
+    issued = wait_for_status(stack, request_certificate(stack, "http-01-nginx", config, SHOP), "valid")
+
+    assert issued["order"]["status"] == "valid", issued
+    assert tree_digest(config.parent) == before
+    assert nginx_accepts(config)
+    assert left_in(readable_dir / "challenges") == []
+    assert http_get(LOOPBACK, pebble.http_port, *blog_challenge) == (200, "blog\n")
+
+
+def waiting_for(lock: Path) -> int:
+    """How many processes wait to take the flock on `lock` (/proc/locks marks a waiter "->")."""
+    st = lock.stat()
+    file_id = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    return sum(1 for line in Path("/proc/locks").read_text().splitlines()
+               if " -> " in line and line.split()[-3] == file_id)
+
+
+def test_two_orders_on_one_config_presented_at_once_both_validate_and_leave_it_as_it_was(
+        stack, hand_made_nginx, readable_dir):
+    config, access_log = hand_made_nginx
+    before = tree_digest(config.parent)
+    names = [SHOP, ["blog.example.test"]]  # two server blocks in one file
+    # Both orders reach their presentation while the test holds the config's lock, so both
+    # present the moment it is released.
+    lock = config_edit._config_dir(readable_dir / "challenges", config) / "lock"
+    with file_lock(lock):
+        cert_ids = [request_certificate(stack, "http-01-nginx", config, domains) for domains in names]
+        wait_until(lambda: waiting_for(lock) == 2, 60, "both orders to wait for the config")
+        assert tree_digest(config.parent) == before
+
+    issued = [wait_for_status(stack, cert_id, "valid") for cert_id in cert_ids]
+
+    assert [certificate["order"]["status"] for certificate in issued] == ["valid", "valid"], issued
+    assert tree_digest(config.parent) == before
+    assert nginx_accepts(config)
+    assert left_in(readable_dir / "challenges") == []
+    assert len(challenges_answered(access_log)) >= 3, access_log.read_text()
