@@ -60,10 +60,10 @@ def chattr(flag, path):
 
 def test_an_unwritable_certificate_directory_keeps_the_old_certificate_served(panel_stack):
     """The tests run as root, whom chmod does not stop: `chattr +i` makes the directory the
-    panel writes this certificate's files into immutable, for root too (ext4 supports it)."""
+    panel writes the site's certificate file into immutable, for root too (ext4 supports it)."""
     stack = panel_stack
     first = issued(stack, "immutable.example.test", add_account(stack))
-    cert_dir = stack.data_dir / "certs" / f"cert-{first['id']}"
+    cert_dir = stack.data_dir / "certs" / "served"  # where the site's certificate file is renamed in
     files_before = sorted(p.relative_to(cert_dir) for p in cert_dir.rglob("*"))
 
     chattr("+i", cert_dir)

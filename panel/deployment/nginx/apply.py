@@ -179,13 +179,18 @@ def _ensure_certificate_dir(current: Layout):
     claims (self-signed, made once)."""
     owner, file_mode, dir_mode = _served_file_access()
     directory = current.certificate_dir
-    directory.mkdir(parents=True, exist_ok=True)
-    if owner and (directory.stat().st_uid, directory.stat().st_gid) != owner:
-        os.chown(directory, *owner)
-    os.chmod(directory, dir_mode)
-    if not current.fallback_certificate.exists():
-        key_pem, cert_pem = pem.self_signed("CertPanel: no site has this name")
-        write_atomic(current.fallback_certificate, key_pem + cert_pem, mode=file_mode, owner=owner)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        status = directory.stat()
+        if owner and (status.st_uid, status.st_gid) != owner:
+            os.chown(directory, *owner)
+        if status.st_mode & 0o7777 != dir_mode:
+            os.chmod(directory, dir_mode)
+        if not current.fallback_certificate.exists():
+            key_pem, cert_pem = pem.self_signed("CertPanel: no site has this name")
+            write_atomic(current.fallback_certificate, key_pem + cert_pem, mode=file_mode, owner=owner)
+    except OSError as exc:
+        raise CertificateFilesNotWritten(f"cannot prepare {directory}: {exc}") from exc
 
 
 def write_private_main_config():
@@ -370,8 +375,8 @@ def apply_site_config(site) -> SiteApplied:
             names = render_names(site, current) if https else None
         except UnsafeValue as exc:
             return _unsafe(site, version, exc)
-        ensure_shared_files(current)
         try:
+            ensure_shared_files(current)
             certificate = stage_served_certificate(current, site, version) if https else None
         except pem.CertificateUnusable as exc:
             log.warning("site %s: version %s cannot be served: %s", site.pk, version.pk, exc)
