@@ -42,7 +42,6 @@ def a_site(**fields):
     return Site(pk=7, owner=get_user_model()(username="owner"), domains=[NAME], root="/srv/www/v6", **fields)
 
 
-HTTPS = True
 
 
 @pytest.mark.parametrize("families, expected", [
@@ -51,19 +50,19 @@ HTTPS = True
     ("ipv6", ["listen [::]:80;", "listen [::]:443 ssl;"]),
 ])
 def test_each_families_setting_gives_a_listen_line_per_family_on_every_address(tmp_path, families, expected):
-    assert listen_lines(render_site(a_site(), layout(tmp_path, families), HTTPS)) == expected
+    assert listen_lines(render_site(a_site(), layout(tmp_path, families))) == expected
 
 
 def test_named_addresses_are_listened_on_exactly(tmp_path):
-    config = render_site(a_site(), layout(tmp_path, address="127.0.0.1,::1"), HTTPS)
+    config = render_site(a_site(), layout(tmp_path, address="127.0.0.1,::1"))
     assert listen_lines(config) == ["listen 127.0.0.1:80;", "listen [::1]:80;",
                                     "listen 127.0.0.1:443 ssl;", "listen [::1]:443 ssl;"]
-    one = render_site(a_site(), layout(tmp_path, address="2001:db8::10"), HTTPS)
+    one = render_site(a_site(), layout(tmp_path, address="2001:db8::10"))
     assert listen_lines(one) == ["listen [2001:db8::10]:80;", "listen [2001:db8::10]:443 ssl;"]
 
 
 def test_the_http2_flag_of_an_older_nginx_is_on_every_https_line(tmp_path):
-    config = render_site(a_site(http2=True), layout(tmp_path, http2_directive=False), HTTPS)
+    config = render_site(a_site(http2=True), layout(tmp_path, http2_directive=False))
     assert listen_lines(config)[2:] == ["listen 443 ssl http2;", "listen [::]:443 ssl http2;"]
 
 
@@ -142,7 +141,7 @@ def private_nginx(settings, tmp_path):
         site = Site(pk=7, owner=get_user_model()(username="owner"), domains=[NAME], root=str(root))
         current = apply.layout()
         cert = self_signed(current.served_certificate(site))
-        (settings.NGINX_VHOST_DIR / "site-7.conf").write_text(render_site(site, current, True))
+        (settings.NGINX_VHOST_DIR / "site-7.conf").write_text(render_site(site, current))
         current.names_file(site).write_text(render_names(site, current))
         return cert
 

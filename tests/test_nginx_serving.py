@@ -131,3 +131,31 @@ def test_a_reload_nginx_refuses_takes_down_only_the_site_at_fault(nginx, tmp_pat
     assert serves(nginx, "late.example.com", "this is late.example.com")
     assert served(nginx, "good.example.com").serial_number == serial(good_certificate.current_version)
     assert Site.objects.get(pk=good.pk).config_status == Site.ConfigStatus.APPLIED
+
+
+@pytest.mark.django_db
+def test_a_first_certificate_is_served_and_https_forced_without_a_reload(nginx, tmp_path, reloads):
+    site = make_site(tmp_path, "first.example.com", force_https=True)
+    assert apply.apply_site_config(site).ok
+    http = f"http://127.0.0.1:{nginx.NGINX_HTTP_PORT}"
+    assert serves(nginx, "first.example.com", "this is first.example.com")  # no certificate: no redirect yet
+    assert served(nginx, "first.example.com").subject.rfc4514_string() == "CN=CertPanel: no site has this name"
+    asked, logged = len(reloads.asked), reloads.logged()
+
+    certificate = make_certificate(site.owner, ["first.example.com"], site=site)
+    assert apply.apply_site_config(site).ok
+    assert served(nginx, "first.example.com").serial_number == serial(certificate.current_version)
+    moved = requests.get(f"{http}/page?x=1", headers={"Host": "first.example.com"}, allow_redirects=False, timeout=5)
+    assert moved.status_code == 301
+    assert moved.headers["Location"] == f"https://first.example.com:{nginx.NGINX_HTTPS_PORT}/page?x=1"
+    challenge = requests.get(f"{http}/.well-known/acme-challenge/token-1", headers={"Host": "first.example.com"},
+                             allow_redirects=False, timeout=5)
+    assert challenge.status_code == 404  # HTTP-01 stays on HTTP
+    assert (len(reloads.asked), reloads.logged()) == (asked, logged)
+
+    # Its certificate gone (deleted, revoked): the fallback again, and no redirect to it.
+    certificate.delete()
+    assert apply.apply_site_config(site).ok
+    assert served(nginx, "first.example.com").subject.rfc4514_string() == "CN=CertPanel: no site has this name"
+    assert serves(nginx, "first.example.com", "this is first.example.com")
+    assert (len(reloads.asked), reloads.logged()) == (asked, logged)

@@ -326,7 +326,7 @@ def test_nginx_gets_the_checked_address_of_a_users_upstream_never_the_name(alice
     site = Site(owner=alice, domains=["a.example.com"], proxy_pass="http://app.customer.example:8080/api")
     upstream, refused = apply.vetted_upstream(site)
     assert (upstream, refused) == ("http://93.184.216.34:8080/api", None)
-    config = render_site(site, apply.layout(), False, upstream)
+    config = render_site(site, apply.layout(), upstream)
     assert "proxy_pass http://93.184.216.34:8080/api;" in config and "app.customer.example" not in config
     answers["app.customer.example"] = "127.0.0.1"
     upstream, refused = apply.vetted_upstream(site)

@@ -36,7 +36,7 @@ def location_lines(config):
 
 
 def test_a_host_name_is_resolved_per_request_by_the_configured_resolvers(tmp_path):
-    config = render_site(proxy_site("http://app.example.net:8080"), layout(tmp_path), None)
+    config = render_site(proxy_site("http://app.example.net:8080"), layout(tmp_path))
     assert location_lines(config)[:4] == [
         "resolver 127.0.0.53 [2001:db8::53]:5353 valid=30s ipv6=off;",
         "resolver_timeout 5s;",
@@ -48,7 +48,7 @@ def test_a_host_name_is_resolved_per_request_by_the_configured_resolvers(tmp_pat
 
 def test_ipv6_answers_are_asked_for_where_the_host_reaches_ipv6(tmp_path):
     with_ipv6 = NameResolution(resolvers=("192.0.2.53",), ipv6=True)
-    config = render_site(proxy_site("https://app.example.net"), layout(tmp_path, with_ipv6), None)
+    config = render_site(proxy_site("https://app.example.net"), layout(tmp_path, with_ipv6))
     assert location_lines(config)[:3] == ["resolver 192.0.2.53 valid=30s ipv6=on;", "resolver_timeout 5s;",
                                           "set $certpanel_upstream https://app.example.net;"]
 
@@ -56,33 +56,33 @@ def test_ipv6_answers_are_asked_for_where_the_host_reaches_ipv6(tmp_path):
 @pytest.mark.parametrize("upstream", ["http://127.0.0.1:3000", "http://[::1]:3000/api/", "http://localhost:3000",
                                       "http://backend.lan:81", "http://app.example.net/a%20b/"])
 def test_addresses_hosts_file_names_and_escaped_paths_stay_in_proxy_pass_as_typed(tmp_path, upstream):
-    config = render_site(proxy_site(upstream), layout(tmp_path), None)
+    config = render_site(proxy_site(upstream), layout(tmp_path))
     assert location_lines(config)[0] == f"proxy_pass {upstream};"
     assert "resolver" not in config and "$certpanel_upstream" not in config
 
 
 def test_a_path_takes_the_place_of_the_leading_slash_as_proxy_pass_with_the_path_did(tmp_path):
-    config = render_site(proxy_site("http://app.example.net:8080/base/"), layout(tmp_path), None)
+    config = render_site(proxy_site("http://app.example.net:8080/base/"), layout(tmp_path))
     assert location_lines(config)[2:5] == ["set $certpanel_upstream http://app.example.net:8080;",
                                            "rewrite (?s)^/(.*)$ /base/$1 break;",
                                            "proxy_pass $certpanel_upstream;"]
 
 
 def test_a_layout_without_name_resolution_renders_names_as_before(tmp_path):
-    config = render_site(proxy_site("http://app.example.net:8080"), layout(tmp_path, None), None)
+    config = render_site(proxy_site("http://app.example.net:8080"), layout(tmp_path, None))
     assert location_lines(config)[0] == "proxy_pass http://app.example.net:8080;" and "resolver" not in config
 
 
 def test_the_pinned_address_of_a_users_upstream_needs_no_resolver(tmp_path):
     site = proxy_site("http://app.example.net:8080/api")
-    config = render_site(site, layout(tmp_path), None, upstream="http://93.184.216.34:8080/api")
+    config = render_site(site, layout(tmp_path), upstream="http://93.184.216.34:8080/api")
     assert location_lines(config)[0] == "proxy_pass http://93.184.216.34:8080/api;" and "resolver" not in config
 
 
 def test_a_resolver_nginx_must_not_be_given_stops_the_render(tmp_path):
     bad = NameResolution(resolvers=("192.0.2.53;include/etc/passwd",), ipv6=False)
     with pytest.raises(UnsafeValue) as refused:
-        render_site(proxy_site("http://app.example.net"), layout(tmp_path, bad), None)
+        render_site(proxy_site("http://app.example.net"), layout(tmp_path, bad))
     assert refused.value.field == "resolver"
 
 

@@ -67,8 +67,9 @@ def fill(count, www_dir, domain="many.test"):
     apply.ensure_shared_files(current)
     for site, version in zip(sites, versions):
         write_atomic(current.served_certificate(site), key_pem + version.chain_pem, mode=0o600)
+        write_atomic(current.https_ready(site), "", mode=0o600)
         write_atomic(current.names_file(site), render_names(site, current))
-        write_atomic(current.vhost_dir / site.config_name, render_site(site, current, https=True))
+        write_atomic(current.vhost_dir / site.config_name, render_site(site, current))
     Site.objects.filter(pk__in=[s.pk for s in sites]).update(config_status="applied", config_applied_at=timezone.now())
     apply.reload_now()
     print(json.dumps({site.domains[0]: [serials[site.domains[0]], site.pk] for site in sites}))

@@ -242,13 +242,16 @@ def write_certificate_files(version) -> CertificateFiles:
 
 
 def stage_served_certificate(current: Layout, site, version) -> Path | None:
-    """The file nginx will read `site`'s certificate from (its key, then the full chain), staged
-    beside it; None if the file holds it already. Raises pem.CertificateUnusable (a key and chain
-    that do not belong together: nginx would fail every handshake) and CertificateFilesNotWritten.
-    Called under config_lock."""
-    pem.check_pair(version.chain_pem, version.private_key)
+    """The file nginx will read `site`'s certificate from (its key, then the full chain; without a
+    `version`, the fallback certificate), staged beside it; None if the file holds it already.
+    Raises pem.CertificateUnusable (a key and chain that do not belong together: nginx would fail
+    every handshake) and CertificateFilesNotWritten. Called under config_lock."""
     target = current.served_certificate(site)
-    text = version.private_key.rstrip("\n") + "\n" + version.chain_pem
+    if version is None:
+        text = current.fallback_certificate.read_text()
+    else:
+        pem.check_pair(version.chain_pem, version.private_key)
+        text = version.private_key.rstrip("\n") + "\n" + version.chain_pem
     try:
         if target.read_text() == text:
             return None
@@ -292,10 +295,9 @@ def preview_site_config(site) -> str:
     """The vhost apply_site_config would install for `site` now. Writes nothing: the site
     page shows it read-only. The certificate appears by path, never by content."""
     current = layout()
-    https = site.serving_version() is not None
     try:
-        text = render_site(site, current, https)
-        return text + (f"\n# The names map ({current.names_file(site)}):\n" + render_names(site, current) if https else "")
+        return (render_site(site, current) + f"\n# The names map ({current.names_file(site)}):\n"
+                + render_names(site, current))
     except UnsafeValue as exc:
         return f"# Not rendered: {exc}\n"
 
@@ -368,16 +370,14 @@ def apply_site_config(site) -> SiteApplied:
             if _take_down(current, site):
                 request_reload()
             return SiteApplied(ok=False, error=refused, version=version, site=site)
-        https = version is not None
         try:
             # Before anything is written (the upstream pinned, the certificate's path checked too).
-            text = render_site(site, current, https, upstream)
-            names = render_names(site, current) if https else None
+            text, names = render_site(site, current, upstream), render_names(site, current)
         except UnsafeValue as exc:
             return _unsafe(site, version, exc)
         try:
             ensure_shared_files(current)
-            certificate = stage_served_certificate(current, site, version) if https else None
+            certificate = stage_served_certificate(current, site, version)
         except pem.CertificateUnusable as exc:
             log.warning("site %s: version %s cannot be served: %s", site.pk, version.pk, exc)
             Site.objects.filter(pk=site.pk).update(config_status="failed", config_error=str(exc),
@@ -391,12 +391,10 @@ def apply_site_config(site) -> SiteApplied:
             raise CertificateFilesNotWritten(str(exc), site=site, version=version) from exc
         path, names_path = current.vhost_dir / site.config_name, current.names_file(site)
         custom, applied_custom = current.custom_dir(site), current.applied_custom_dir(site)
-        served = current.served_certificate(site)
         if _holds(path, text) and _holds(names_path, names) and not _custom_additions_changed(custom, applied_custom):
-            # Nothing nginx parses changed (a renewal): the new file is read at the next
-            # handshake, with no test and no reload.
-            if certificate:
-                put_in_place([(certificate, served)])
+            # Nothing nginx parses changed (a first certificate, a renewal): the new file is read
+            # at the next handshake, with no test and no reload.
+            _serve(current, site, certificate, version is not None)
             ok, reload = True, False
         else:
             staged = [_stage_beside(path, text), _stage_beside(names_path, names),
@@ -409,10 +407,8 @@ def apply_site_config(site) -> SiteApplied:
                     _remove(backup)
                 else:
                     _roll_back(live, backup)
-            if ok and certificate:
-                put_in_place([(certificate, served)])
-            elif ok and not https:
-                served.unlink(missing_ok=True)
+            if ok:
+                _serve(current, site, certificate, version is not None)
             elif certificate:
                 certificate.unlink()
             if not ok:
@@ -429,6 +425,20 @@ def apply_site_config(site) -> SiteApplied:
     if reload:
         request_reload()
     return SiteApplied(ok=ok, error=error, version=version, site=site)
+
+
+def _serve(current: Layout, site, certificate: Path | None, own: bool):
+    """Put the staged `certificate` file in place (None: the file holds it already); `own`: the
+    site's own certificate, not the fallback, so its HTTP server may send visitors to HTTPS
+    (https_ready): only once the file holds it, and no longer from before it stops to."""
+    ready = current.https_ready(site)
+    if not own:
+        ready.unlink(missing_ok=True)
+    if certificate:
+        put_in_place([(certificate, current.served_certificate(site))])
+    if own and not ready.exists():
+        owner, mode, _ = _served_file_access()
+        write_atomic(ready, "", mode=mode, owner=owner)
 
 
 def _holds(path: Path, text: str | None) -> bool:
@@ -568,6 +578,7 @@ def _take_down(current: Layout, site) -> bool:
         vhost.with_name(vhost.name + suffix).unlink(missing_ok=True)
         names.with_name(names.name + suffix).unlink(missing_ok=True)
         _remove(applied_custom.with_name(applied_custom.name + suffix))
+    current.https_ready(site).unlink(missing_ok=True)
     current.served_certificate(site).unlink(missing_ok=True)
     discard_leftovers(current.served_certificate(site))
     return was_live

@@ -113,6 +113,11 @@ class Layout:
         """The one file nginx reads the site's certificate and key from."""
         return self.certificate_dir / f"site-{site.pk}.pem"
 
+    def https_ready(self, site):
+        """Exists while the site's file holds its own certificate (not the fallback): its HTTP
+        server redirects to HTTPS (force_https) only then."""
+        return self.certificate_dir / f"site-{site.pk}.ready"
+
     @property
     def fallback_certificate(self):
         """Served for a name no site claims (a self-signed one the panel makes)."""
@@ -160,12 +165,12 @@ def check_site_values(site, upstream=None, layout: Layout | None = None):
                      ssl_certificate=layout.served_certificate(site) if layout else "")
 
 
-def render_site(site, layout: Layout, https: bool, upstream=None) -> str:
-    """The site's vhost; with `https`, its HTTPS server block too (its certificate comes from
-    the names map: render_names). `upstream`: what nginx proxies to, when not the site's
-    proxy_pass as typed (a user's, pinned to its vetted address by apply.vetted_upstream).
-    Raises UnsafeValue before rendering anything unsafe. The text does not depend on the
-    certificate's version: a renewal leaves it as it is."""
+def render_site(site, layout: Layout, upstream=None) -> str:
+    """The site's vhost: its HTTP and HTTPS server blocks (its certificate comes from the names
+    map: render_names). `upstream`: what nginx proxies to, when not the site's proxy_pass as
+    typed (a user's, pinned to its vetted address by apply.vetted_upstream). Raises UnsafeValue
+    before rendering anything unsafe. The text does not depend on the site's certificate, nor
+    on whether it has one: its first certificate, a renewal, leave it as it is."""
     check_site_values(site, upstream, layout)
     return _render(
         "vhost.conf",
@@ -180,7 +185,7 @@ def render_site(site, layout: Layout, https: bool, upstream=None) -> str:
         custom_dir=layout.custom_dir(site),
         challenge_dir=layout.challenge_dir,
         applied_custom_dir=layout.applied_custom_dir(site),
-        https=https,
+        https_ready=layout.https_ready(site),
         shared_tls=layout.shared_tls,
         http2=site.http2,
         http2_directive=layout.http2_directive,
