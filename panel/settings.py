@@ -181,11 +181,10 @@ if not NGINX_PRIVATE and not NGINX_CONF.is_file():
 
 ACME_CHALLENGE_DIR = env.directory("CERTPANEL_CHALLENGE_DIR", DATA_DIR / "acme-challenge")
 CERT_DEPLOY_DIR = env.directory("CERTPANEL_CERT_DIR", DATA_DIR / "certs", create=DEPLOY_SIDE)
-# Each HTTPS site's served certificate, one file (key and full chain) that nginx's workers read at
-# each handshake: a renewal replaces it and needs no reload (panel/deployment/nginx/apply.py). The
-# workers' group may read it: the system nginx's workers run as www-data, the private nginx's as
-# the panel's user (group "": the file stays its writer's alone).
-NGINX_CERTIFICATE_DIR = CERT_DEPLOY_DIR / "served"
+# Each HTTPS site's served certificate is one file in CERT_DEPLOY_DIR/served (key and full chain)
+# that nginx's workers read at each handshake: a renewal replaces it and needs no reload
+# (panel/deployment/nginx/apply.py). The workers' group may read it: the system nginx's workers
+# run as www-data, the private nginx's as the panel's user (group "": the writer's alone).
 NGINX_WORKER_GROUP = env.str("NGINX_WORKER_GROUP", "" if NGINX_PRIVATE else "www-data")
 # The panel's default servers hold every site's TLS context, unless the installer kept nginx's own
 # default site (CERTPANEL_KEEP_NGINX_CONFIG): then each site's server block holds its own.

@@ -10,7 +10,9 @@ import requests
 from cryptography import x509
 
 from panel.deployment.nginx import apply
+from panel.deployment.nginx.render import render_system_include
 from panel.models import Site
+from tests.support.private_nginx import use_private_nginx
 from tests.support.tls import tls_peer_certificate
 from tests.test_nginx_apply import make_site, nginx, serves  # noqa: F401 (nginx: a fixture)
 from tests.test_versions import add_version, make_certificate
@@ -159,3 +161,40 @@ def test_a_first_certificate_is_served_and_https_forced_without_a_reload(nginx, 
     assert served(nginx, "first.example.com").subject.rfc4514_string() == "CN=CertPanel: no site has this name"
     assert serves(nginx, "first.example.com", "this is first.example.com")
     assert (len(reloads.asked), reloads.logged()) == (asked, logged)
+
+
+@pytest.fixture
+def system_nginx(settings, tmp_path, monkeypatch):
+    """The panel's settings for a system nginx (NGINX_CONF set): a Debian-like nginx.conf whose
+    http block defines a limit_req zone and includes the panel's conf.d file. Only tested
+    (nginx -t), never started."""
+    use_private_nginx(settings, tmp_path)
+    settings.NGINX_PRIVATE = False
+    settings.ALLOWED_ROOTS = [tmp_path / "www"]
+    monkeypatch.setattr(apply, "request_reload", lambda: None)
+    include = tmp_path / "conf.d" / "certpanel.conf"
+    include.parent.mkdir()
+    include.write_text(render_system_include(apply.layout()))
+    settings.NGINX_CONF.parent.mkdir(parents=True)
+    settings.NGINX_CONF.write_text(f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+                                   "http {\n    limit_req_zone $binary_remote_addr zone=admins_zone:1m rate=1r/s;\n"
+                                   f"    include {include};\n}}\n")
+    return settings
+
+
+@pytest.mark.django_db
+def test_with_the_system_nginx_a_site_is_tested_alone_and_the_whole_config_decides_what_it_cannot(system_nginx,
+                                                                                                  tmp_path):
+    site = make_site(tmp_path, "sys.example.com")
+    assert apply.apply_site_config(site).ok
+    minimal = (apply.layout().snippets_dir / apply.MINIMAL_TEST_CONFIG).read_text()
+    assert site.config_name in minimal and "limit_req_zone" not in minimal  # this site, without the admin's http settings
+
+    custom = apply.layout().custom_dir(site)  # made by the first apply
+    (custom / "limit.conf").write_text("limit_req zone=admins_zone;\n")  # defined in nginx.conf only
+    assert apply.apply_site_config(site).ok, Site.objects.get(pk=site.pk).config_error
+
+    (custom / "typo.conf").write_text("limit_req_typo on;\n")
+    assert apply.apply_site_config(site).ok is False
+    site.refresh_from_db()
+    assert "limit_req_typo" in site.config_error and f"{custom}/typo.conf" in site.config_error

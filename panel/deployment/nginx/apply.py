@@ -119,7 +119,7 @@ def layout() -> Layout:
         listen_address=settings.NGINX_LISTEN_ADDRESS,
         listen_families=settings.NGINX_LISTEN_FAMILIES,
         http2_directive=nginx_version(settings.NGINX_BIN) >= (1, 25, 1),
-        certificate_dir=Path(settings.NGINX_CERTIFICATE_DIR),
+        certificate_dir=Path(settings.CERT_DEPLOY_DIR) / "served",
         shared_tls=settings.NGINX_SHARED_TLS,
         upstream_names=upstream_names.current_resolution(),
     )
