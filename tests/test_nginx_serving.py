@@ -198,3 +198,17 @@ def test_with_the_system_nginx_a_site_is_tested_alone_and_the_whole_config_decid
     assert apply.apply_site_config(site).ok is False
     site.refresh_from_db()
     assert "limit_req_typo" in site.config_error and f"{custom}/typo.conf" in site.config_error
+
+
+@pytest.mark.django_db
+def test_when_nginx_keeps_its_own_default_site_each_site_holds_its_tls_context(system_nginx, tmp_path):
+    system_nginx.NGINX_SHARED_TLS = False  # CERTPANEL_KEEP_NGINX_CONFIG
+    include = tmp_path / "conf.d" / "certpanel.conf"
+    include.write_text(render_system_include(apply.layout()))
+    assert "default_server" not in include.read_text()
+    site = make_site(tmp_path, "own.example.com")
+    make_certificate(site.owner, ["own.example.com"], site=site)
+    assert apply.apply_site_config(site).ok, Site.objects.get(pk=site.pk).config_error
+    vhost = (system_nginx.NGINX_VHOST_DIR / site.config_name).read_text()
+    assert "ssl_certificate_key $certpanel_certificate;" in vhost and "tls-intermediate.inc" in vhost
+    assert apply.test_config()[0]  # the whole configuration: the site is the 443 socket's default, with a certificate
