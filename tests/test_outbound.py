@@ -162,11 +162,17 @@ def test_a_user_is_told_when_saving_that_an_internal_api_url_will_not_be_reached
 
 
 def test_an_rfc2136_server_on_loopback_gets_no_packet(alice):
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.bind(("127.0.0.1", 0))
+    while True:  # a free UDP port may be taken for TCP (another test's server): then another one
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind(("127.0.0.1", 0))
+        tcp = socket.socket()
+        try:
+            tcp.bind(("127.0.0.1", udp.getsockname()[1]))
+            break
+        except OSError:
+            udp.close()
+            tcp.close()
     udp.settimeout(0.5)
-    tcp = socket.socket()
-    tcp.bind(("127.0.0.1", udp.getsockname()[1]))
     tcp.listen(1)
     tcp.settimeout(0.5)
     port = udp.getsockname()[1]

@@ -6,7 +6,6 @@ still applied and served, and the site's page says why it answers 502.
 This machine's own resolver knows nothing of example.test: nginx must ask the BIND of the test."""
 
 import socket
-import threading
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -14,42 +13,15 @@ from django.urls import reverse
 
 from panel.deployment.nginx import apply
 from panel.models import Site
+from tests.support.listener import Listener
 from tests.test_nginx_apply import fetch, make_site, nginx, serves, settled  # noqa: F401 (nginx: a fixture)
 
 UPSTREAM = "app.example.test"
 
 
-class RecordingUpstream:
-    """An HTTP server on a free loopback port that answers "hello from upstream" and keeps each
-    request line it receives."""
-
-    def __init__(self):
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
-        self.request_lines = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                connection, _ = self.server.accept()
-            except OSError:
-                return
-            with connection:
-                head = b""
-                while b"\r\n\r\n" not in head and (chunk := connection.recv(65536)):
-                    head += chunk
-                self.request_lines.append(head.split(b"\r\n", 1)[0].decode("latin-1"))
-                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 19\r\nConnection: close\r\n\r\n"
-                                   b"hello from upstream")
-
-    def close(self):
-        self.server.close()
-
-
 @pytest.fixture
 def upstream():
-    server = RecordingUpstream()
+    server = Listener(reply=b"HTTP/1.1 200 OK\r\nContent-Length: 19\r\nConnection: close\r\n\r\nhello from upstream")
     yield server
     server.close()
 

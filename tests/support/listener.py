@@ -6,7 +6,8 @@ import threading
 
 class Listener:
     """A TCP server on a free loopback port that counts the connections it accepts. It answers
-    `reply` to each, or nothing at all (a remote end that stopped answering)."""
+    `reply` to each (keeping the first line of each request it read: `request_lines`), or
+    nothing at all (a remote end that stopped answering)."""
 
     def __init__(self, reply=None):
         self.server = socket.socket()
@@ -15,6 +16,7 @@ class Listener:
         self.port = self.server.getsockname()[1]
         self.reply = reply
         self.accepted = 0
+        self.request_lines = []
         self.open = []
         threading.Thread(target=self._serve, daemon=True).start()
 
@@ -27,7 +29,10 @@ class Listener:
             self.accepted += 1
             self.open.append(connection)
             if self.reply is not None:
-                connection.recv(65536)
+                head = b""
+                while b"\r\n\r\n" not in head and (chunk := connection.recv(65536)):
+                    head += chunk
+                self.request_lines.append(head.split(b"\r\n", 1)[0].decode("latin-1"))
                 connection.sendall(self.reply)
                 connection.close()
 
