@@ -1,6 +1,7 @@
 """When nginx reloads: at once when no reload is in flight, one follow-up for whatever comes while
-one is, in flight for the measured cost of a reload; a burst of deploys (a bulk issuance) shares a
-few reloads, the window growing while reloads keep coming faster than nginx can take them."""
+one is, in flight for the measured cost of a reload; a burst of changes (many sites at once) shares
+a few reloads, the window growing while reloads that each share several changes keep coming; a
+change at a time is never held back by more than the reload in flight."""
 
 import time
 
@@ -9,7 +10,8 @@ from django.core.cache import cache
 
 from panel.deployment.nginx import apply
 
-KEYS = [apply.RELOAD_PENDING, apply.RELOAD_BUSY_UNTIL, apply.RELOAD_WINDOW, apply.RELOAD_COST]
+KEYS = [apply.RELOAD_PENDING, apply.RELOAD_BUSY_UNTIL, apply.RELOAD_WINDOW, apply.RELOAD_COST,
+        apply.RELOAD_REQUESTS]
 
 
 @pytest.fixture
@@ -117,18 +119,30 @@ class TestABurst:
         burst()
         assert round(scheduled[-1], 2) == 4.0
 
-    def test_deploys_that_trickle_in_faster_than_nginx_can_reload_grow_the_window_too(self, scheduled):
-        # A bulk issuance on a busy machine: each deploy comes just after the last reload ended.
+    def test_changes_one_at_a_time_never_grow_the_window_however_close(self, scheduled):
+        # A user (or a script) adding sites one after another, each just after the last reload
+        # ended: each reloads at once; they used to grow the window to its maximum (8 s a site).
         costs(0.25)
         apply.request_reload()
         apply.reload_now()
-        for _ in range(2):
-            ended_ago(0.2)  # within 4x the cost: reloads keep coming
+        for _ in range(3):
+            ended_ago(0.2)  # within 4x the cost
             apply.request_reload()
             apply.reload_now()
-        assert scheduled == [None, None, None]  # nothing was in flight: each reloaded at once
+        assert scheduled == [None] * 4
         apply.request_reload()
-        assert 3.5 < scheduled[-1] <= 4.0  # ... but the window grew: 0.25, 1, 4 s
+        assert scheduled[-1] <= 0.25  # the window stayed at the cost
+
+    def test_a_follow_up_shared_by_one_change_does_not_grow_the_window(self, scheduled):
+        # One change while a reload is in flight: its follow-up starts when that reload ends.
+        costs(0.25)
+        apply.request_reload()
+        apply.reload_now()
+        apply.request_reload()  # in flight: one follow-up
+        ended_ago(0.0)
+        apply.reload_now()
+        apply.request_reload()
+        assert scheduled[:2] == [None, pytest.approx(0.25, abs=0.05)] and scheduled[-1] <= 0.25
 
     def test_a_change_a_little_after_the_last_reload_ended_keeps_the_window_at_the_cost(self, scheduled):
         # Add a site, then issue its certificate: two reloads, the second at once, no growth.

@@ -589,6 +589,7 @@ RELOAD_BUSY_UNTIL = "nginx-reload-busy-until"
 RELOAD_WINDOW = "nginx-reload-window"
 RELOAD_COST = "nginx-reload-cost"
 RELOADED_AT = "nginx-reloaded-at"
+RELOAD_REQUESTS = "nginx-reload-requests"  # since the last reload started
 
 # While reloads keep coming, each one's window is this many times the last one's (up to
 # _longest_window), so a long burst (a bulk issuance) shares a few reloads: log4(burst / cost).
@@ -618,6 +619,8 @@ def request_reload():
 
     A reload is in flight for its window (reload_now): the measured cost of a reload after a
     quiet spell; WINDOW_GROWTH times the previous one while reloads keep coming."""
+    cache.add(RELOAD_REQUESTS, 0, timeout=3600)
+    cache.incr(RELOAD_REQUESTS)
     wait = cache.get(RELOAD_BUSY_UNTIL, 0.0) - time.time()
     wait = min(max(0.0, wait), _longest_window())
     if cache.add(RELOAD_PENDING, 1, timeout=wait + 60):
@@ -627,28 +630,34 @@ def request_reload():
 def reload_now():
     """Reload nginx now (what the reload_nginx task runs), and mark it in flight for its window.
 
-    The window is the cost of a reload, unless this reload starts less than WINDOW_GROWTH
-    times the cost after the previous window ended: then reloads come faster than nginx can
-    take them without spending more than 1/(WINDOW_GROWTH+1) of its time reloading (a bulk
-    issuance), and the window is WINDOW_GROWTH times the previous one, up to
-    max(cost, NGINX_RELOAD_COALESCE_MAX_SECONDS). So an isolated change, or a few in a row
-    (add a site, issue its certificate), reloads at once, and a burst shares a few reloads."""
+    The window is the cost of a reload (nginx is done when the reload is), unless this reload
+    shares several requests and starts less than WINDOW_GROWTH times the cost after the
+    previous window ended: then changes come faster than nginx can take them one by one (a
+    bulk of new sites), and the window is WINDOW_GROWTH times the previous one, up to
+    max(cost, NGINX_RELOAD_COALESCE_MAX_SECONDS); what comes meanwhile waits for its end. A
+    change at a time, however close together (a user adding sites one after another), is
+    never held back by more than the reload in flight."""
     # Under the lock first: a request that arrives while an apply is still testing its
     # config joins this reload, which then reads that change too.
     with config_lock():
         cost = reload_cost()
         previous_end = cache.get(RELOAD_BUSY_UNTIL)
+        shared = cache.get(RELOAD_REQUESTS, 0) > 1
+        cache.set(RELOAD_REQUESTS, 0, timeout=3600)
         grown = max(cost, min(cache.get(RELOAD_WINDOW, cost) * WINDOW_GROWTH, _longest_window()))
-        keeps_coming = previous_end is not None and time.time() - previous_end < WINDOW_GROWTH * cost
+        keeps_coming = shared and previous_end is not None and time.time() - previous_end < WINDOW_GROWTH * cost
         window = grown if keeps_coming else cost
         cache.set(RELOAD_WINDOW, window, timeout=3600)
         # In flight from here on, before the pending flag is cleared: a request from now on
         # queues one follow-up for when this reload ends, not a second reload beside it.
-        cache.set(RELOAD_BUSY_UNTIL, time.time() + cost + window, timeout=3600)
+        started = time.time()
+        cache.set(RELOAD_BUSY_UNTIL, started + window, timeout=3600)
         # Cleared before the reload: a config applied while nginx reloads asks for (and gets) another.
         cache.delete(RELOAD_PENDING)
         _send_reload()  # returns when nginx's new workers run
-        cache.set(RELOAD_BUSY_UNTIL, time.time() + window, timeout=3600)
+        # What is left of the window once nginx is done: nothing after a change at a time.
+        took = time.time() - started
+        cache.set(RELOAD_BUSY_UNTIL, time.time() + max(0.0, window - took), timeout=3600)
 
 
 def start_or_reload_system_nginx() -> bool:
