@@ -654,10 +654,12 @@ def reload_now():
         cache.set(RELOAD_BUSY_UNTIL, started + window, timeout=3600)
         # Cleared before the reload: a config applied while nginx reloads asks for (and gets) another.
         cache.delete(RELOAD_PENDING)
-        _send_reload()  # returns when nginx's new workers run
+        old_workers = _send_reload()  # returns when nginx's new workers run
         # What is left of the window once nginx is done: nothing after a change at a time.
         took = time.time() - started
         cache.set(RELOAD_BUSY_UNTIL, time.time() + max(0.0, window - took), timeout=3600)
+    if old_workers:
+        _wait_until_gone(*old_workers)  # without the lock: applies go on meanwhile
 
 
 def start_or_reload_system_nginx() -> bool:
@@ -672,16 +674,17 @@ def start_or_reload_system_nginx() -> bool:
     return True
 
 
-def _send_reload():
+def _send_reload() -> tuple[int, set] | None:
     """Have nginx reload, and make sure it did: a reload nginx refuses (what only the whole
-    configuration shows) takes down the sites at fault, and nginx reloads without them."""
+    configuration shows) takes down the sites at fault, and nginx reloads without them.
+    Returns the private nginx's master and its old workers, still leaving."""
     for _attempt in range(5):
         started = time.monotonic()
-        ok, output = _reload_once()
+        ok, output, old_workers = _reload_once()
         if ok:
             _record_cost(time.monotonic() - started)
             cache.set(RELOADED_AT, time.time(), timeout=None)
-            return
+            return old_workers
         ok, whole = test_config()  # the file and line nginx refused, in full
         if ok:
             raise NginxError(f"nginx did not reload, though its configuration passes nginx -t: {output}")
@@ -719,11 +722,11 @@ def _take_down_sites_at_fault(output: str) -> bool:
     return bool(ids)
 
 
-def _reload_once() -> tuple[bool, str]:
-    """(whether nginx reloaded, or nginx's words why not)."""
+def _reload_once() -> tuple[bool, str, tuple[int, set] | None]:
+    """(whether nginx reloaded, or nginx's words why not, (master, old workers) of the private nginx)."""
     if not settings.NGINX_PRIVATE:
         # `nginx -s reload` parses the whole configuration, and refuses to signal if it is broken.
-        return _run("-s", "reload")
+        return *_run("-s", "reload"), None
     # Our own nginx: signal its master directly. `nginx -s reload` would parse the whole
     # configuration once more just to find this pid.
     pid_file = private_pid_file()
@@ -736,22 +739,17 @@ def _reload_once() -> tuple[bool, str]:
         os.kill(pid, signal.SIGHUP)
     except (OSError, ValueError) as exc:
         raise NginxError(f"the private nginx is not running ({pid_file}: {exc})") from None
-    return _reload_outcome(pid, workers, log_size)
+    return *_reload_outcome(pid, workers, log_size), (pid, workers)
 
 
 def _reload_outcome(pid: int, workers: set, log_size: int) -> tuple[bool, str]:
     """Wait for the master `pid` to start new workers (it reloaded) or to log an [emerg] (it
-    refused, and kept the old configuration). Then for the old `workers` to leave, for a
-    moment at most: until they do, they may still take a new connection with the old
-    configuration."""
+    refused, and kept the old configuration)."""
     limit = max(10.0, 10 * reload_cost())
     deadline = time.monotonic() + limit
     pause = 0.002
     while time.monotonic() < deadline:
         if _children(pid) - workers:
-            leaving = time.monotonic() + OLD_WORKERS_GRACE
-            while _children(pid) & workers and time.monotonic() < leaving:
-                time.sleep(0.002)
             return True, ""
         refused = _short_error(_read_from(error_log(), log_size))
         if "[emerg]" in refused:
@@ -763,6 +761,14 @@ def _reload_outcome(pid: int, workers: set, log_size: int) -> tuple[bool, str]:
 
 # Idle old workers leave within milliseconds; one still sending a large response is not waited for.
 OLD_WORKERS_GRACE = 0.5
+
+
+def _wait_until_gone(pid: int, workers: set):
+    """Until the old `workers` of the master `pid` leave (for a moment at most), they may still
+    take a new connection with the old configuration: a reload is over when they are gone."""
+    leaving = time.monotonic() + OLD_WORKERS_GRACE
+    while _children(pid) & workers and time.monotonic() < leaving:
+        time.sleep(0.002)
 
 
 def _children(pid: int) -> set:
