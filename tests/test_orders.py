@@ -380,7 +380,7 @@ def test_the_token_goes_only_where_the_names_site_is_the_order_owners(db, settin
     # The site's vhost serves the folder of the name asked for, never the directory itself.
     layout = render.Layout(vhost_dir=tmp_path / "vhosts", challenge_dir=tmp_path, http_port=80, https_port=443)
     config = render.render_site(site, layout)
-    assert f"alias {tmp_path}/names/$host/$1;" in config and f"alias {tmp_path}/;" not in config
+    assert f"alias {tmp_path}/names/$host/;" in config and f"alias {tmp_path}/;" not in config
 
 
 class WildcardCA(FakeCA):
