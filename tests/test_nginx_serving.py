@@ -153,6 +153,9 @@ def test_a_first_certificate_is_served_and_https_forced_without_a_reload(nginx, 
     challenge = requests.get(f"{http}/.well-known/acme-challenge/token-1", headers={"Host": "first.example.com"},
                              allow_redirects=False, timeout=5)
     assert challenge.status_code == 404  # HTTP-01 stays on HTTP
+    secure = requests.get(f"https://127.0.0.1:{nginx.NGINX_HTTPS_PORT}/", headers={"Host": "first.example.com"},
+                          allow_redirects=False, verify=False, timeout=5)
+    assert secure.status_code == 200 and "this is first.example.com" in secure.text  # HTTPS itself is not redirected
     assert (len(reloads.asked), reloads.logged()) == (asked, logged)
 
     # Its certificate gone (deleted, revoked): the fallback again, and no redirect to it.
@@ -212,3 +215,16 @@ def test_when_nginx_keeps_its_own_default_site_each_site_holds_its_tls_context(s
     vhost = (system_nginx.NGINX_VHOST_DIR / site.config_name).read_text()
     assert "ssl_certificate_key $certpanel_certificate;" in vhost and "tls-intermediate.inc" in vhost
     assert apply.test_config()[0]  # the whole configuration: the site is the 443 socket's default, with a certificate
+
+
+@pytest.mark.django_db
+def test_hsts_is_sent_over_https_only(nginx, tmp_path, reloads):
+    site, _certificate = https_site(tmp_path, "hsts.example.com")
+    site.hsts = True
+    site.save()
+    assert apply.apply_site_config(site).ok
+    secure = requests.get(f"https://127.0.0.1:{nginx.NGINX_HTTPS_PORT}/", headers={"Host": "hsts.example.com"},
+                          verify=False, timeout=5)
+    assert secure.headers["Strict-Transport-Security"] == "max-age=63072000"
+    plain = requests.get(f"http://127.0.0.1:{nginx.NGINX_HTTP_PORT}/", headers={"Host": "hsts.example.com"}, timeout=5)
+    assert plain.status_code == 200 and "Strict-Transport-Security" not in plain.headers
