@@ -40,6 +40,7 @@ from panel.deployment import dispatch
 from panel.security import audit
 from panel.toolkit import task_queue
 from panel.toolkit.access import is_admin
+from panel.toolkit.pem import same_public_key
 from panel.toolkit.task_queue import NamedTask
 
 log = logging.getLogger(__name__)
@@ -685,8 +686,7 @@ def _store_version(order, chain_pem):
 def _check_leaf(leaf, order):
     """A CA's answer can be wrong: the certificate must be for our key and our names."""
     ours = serialization.load_pem_private_key(order.private_key.encode(), password=None).public_key()
-    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    if leaf.public_key().public_bytes(*spki) != ours.public_bytes(*spki):
+    if not same_public_key(leaf.public_key(), ours):
         raise OrderFailed(gettext_noop("The CA returned a certificate for a different key."))
     try:
         names = set(leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(

@@ -27,12 +27,12 @@ from panel.deployment import dispatch
 from panel.models import Site
 from panel.security import quotas
 from panel.toolkit import access, validation
+from panel.toolkit.pem import same_public_key
 
 MAX_CERTIFICATE_CHARS = 64 * 1024  # a leaf and a long chain fit several times over
 MAX_KEY_CHARS = 16 * 1024  # an RSA 4096 key in PEM is about 3,300 characters
 
 _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL)
-_SPKI = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def check_upload(owner, certificate_text, chain_text, key_text, site=None, requi
     errors.raise_if_any()
 
     leaf, chain = certificates[0], _without_repeats(certificates[1:] + chain, certificates[0])
-    if leaf.public_key().public_bytes(*_SPKI) != private_key.public_key().public_bytes(*_SPKI):
+    if not same_public_key(leaf.public_key(), private_key.public_key()):
         errors.add("private_key", _("This private key does not belong to the certificate: their public keys "
                                     "differ."))
     key_type = _key_type(private_key, errors)

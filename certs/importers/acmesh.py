@@ -44,6 +44,7 @@ from django.utils.translation import gettext_noop
 from certs.importers import acmesh_dns, inside
 from certs.importers.found import Found, FoundAccount, FoundCertificate, FoundInstall, Problem
 from certs.models import ChallengeType, KeyType
+from panel.toolkit.pem import same_public_key
 
 B64_START = "__ACME_BASE64__START_"
 B64_END = "__ACME_BASE64__END_"
@@ -316,7 +317,7 @@ class _Reader:
         self._chain(leaf)
         if key is not None:
             self._key_type(key)
-            if leaf is not None and leaf.public_key().public_numbers() != key.public_key().public_numbers():
+            if leaf is not None and not same_public_key(leaf.public_key(), key.public_key()):
                 # Translators: follows the key file's path and a colon: the key file is the subject.
                 message = _("does not belong to %(certificate)s (the public keys differ)") % {
                     "certificate": leaf_path.name}

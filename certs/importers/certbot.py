@@ -44,6 +44,7 @@ from certs.dns.rfc2136 import ALGORITHMS as RFC2136_ALGORITHMS
 from certs.importers import inside
 from certs.importers.found import Found, FoundAccount, FoundCertificate, FoundInstall, Problem
 from certs.models import EC_KEY_TYPES, RSA_KEY_TYPES, ChallengeType, KeyType
+from panel.toolkit.pem import same_public_key
 
 LIVE_FILES = ("cert", "privkey", "chain", "fullchain")  # certbot's storage.ALL_FOUR
 MAX_LINKS = 8
@@ -262,8 +263,7 @@ class _ConfigDir:
             cert.problems.append(Problem(str(self.local(str(parsed["privkey"]), origins)),
                                  _("the private key is not a PEM key without a password")))
             return
-        spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        if key.public_key().public_bytes(*spki) != leaf.public_key().public_bytes(*spki):
+        if not same_public_key(key.public_key(), leaf.public_key()):
             cert.problems.append(Problem(str(self.local(str(parsed["privkey"]), origins)),
                                          _("the private key does not belong to the certificate")))
             return

@@ -37,6 +37,12 @@ def self_signed(common_name: str, dns_names=(), ip_addresses=(), days=3650) -> t
     return key_pem, cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
+def same_public_key(a, b) -> bool:
+    """Whether two public keys (of a certificate, of a private key) are the same key."""
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    return a.public_bytes(*spki) == b.public_bytes(*spki)
+
+
 def check_pair(chain_pem: str, key_pem: str) -> None:
     """Raise CertificateUnusable unless `chain_pem` holds a certificate first whose public key
     is `key_pem`'s."""
@@ -48,6 +54,5 @@ def check_pair(chain_pem: str, key_pem: str) -> None:
         key = serialization.load_pem_private_key(key_pem.encode(), password=None)
     except (ValueError, TypeError) as exc:
         raise CertificateUnusable(f"the private key cannot be read: {exc}") from None
-    der = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    if leaf.public_key().public_bytes(*der) != key.public_key().public_bytes(*der):
+    if not same_public_key(leaf.public_key(), key.public_key()):
         raise CertificateUnusable("the private key does not belong to the certificate")
