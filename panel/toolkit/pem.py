@@ -37,6 +37,17 @@ def self_signed(common_name: str, dns_names=(), ip_addresses=(), days=3650) -> t
     return key_pem, cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
+def bundle(key_pem: str, chain_pem: str) -> str:
+    """One file for nginx's ssl_certificate and ssl_certificate_key both: the key, then the chain."""
+    return key_pem.rstrip("\n") + "\n" + chain_pem
+
+
+def unbundle(text: str) -> tuple[str, str]:
+    """(key PEM, chain PEM) of a bundle(); ValueError when it holds no certificate."""
+    chain = text.index("-----BEGIN CERTIFICATE-----")
+    return text[:chain], text[chain:]
+
+
 def same_public_key(a, b) -> bool:
     """Whether two public keys (of a certificate, of a private key) are the same key."""
     spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo

@@ -21,6 +21,7 @@ from certs.models import AcmeAccount, Certificate, CertificateVersion, Order
 from panel.deployment.nginx import apply
 from panel.deployment.nginx.render import render_names, render_site
 from panel.models import Site
+from panel.toolkit import pem
 from panel.toolkit.files import write_atomic
 
 
@@ -52,9 +53,9 @@ def fill(count, www_dir, domain="many.test"):
                 .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=60))
                 .add_extension(x509.SubjectAlternativeName([x509.DNSName(certificate.domains[0])]), critical=False)
                 .sign(ca_key, hashes.SHA256()))
-        pem = leaf.public_bytes(serialization.Encoding.PEM).decode()
+        leaf_pem = leaf.public_bytes(serialization.Encoding.PEM).decode()
         serials[certificate.domains[0]] = format(leaf.serial_number, "x")
-        versions.append(CertificateVersion(certificate=certificate, order=order, cert_pem=pem, chain_pem=pem,
+        versions.append(CertificateVersion(certificate=certificate, order=order, cert_pem=leaf_pem, chain_pem=leaf_pem,
                                            private_key=key_pem, serial=serials[certificate.domains[0]],
                                            issuer="CN=Many CA", not_before=leaf.not_valid_before_utc,
                                            not_after=leaf.not_valid_after_utc))
@@ -66,7 +67,7 @@ def fill(count, www_dir, domain="many.test"):
     current = apply.layout()
     apply.ensure_shared_files(current)
     for site, version in zip(sites, versions):
-        write_atomic(current.served_certificate(site), key_pem + version.chain_pem, mode=0o600)
+        write_atomic(current.served_certificate(site), pem.bundle(key_pem, version.chain_pem), mode=0o600)
         write_atomic(current.https_ready(site), "", mode=0o600)
         write_atomic(current.names_file(site), render_names(site, current))
         write_atomic(current.vhost_dir / site.config_name, render_site(site, current))

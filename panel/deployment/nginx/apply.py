@@ -188,7 +188,7 @@ def _ensure_certificate_dir(current: Layout):
             os.chmod(directory, dir_mode)
         if not current.fallback_certificate.exists():
             key_pem, cert_pem = pem.self_signed("CertPanel: no site has this name")
-            write_atomic(current.fallback_certificate, key_pem + cert_pem, mode=file_mode, owner=owner)
+            write_atomic(current.fallback_certificate, pem.bundle(key_pem, cert_pem), mode=file_mode, owner=owner)
     except OSError as exc:
         raise CertificateFilesNotWritten(f"cannot prepare {directory}: {exc}") from exc
 
@@ -251,7 +251,7 @@ def stage_served_certificate(current: Layout, site, version) -> Path | None:
         text = current.fallback_certificate.read_text()
     else:
         pem.check_pair(version.chain_pem, version.private_key)
-        text = version.private_key.rstrip("\n") + "\n" + version.chain_pem
+        text = pem.bundle(version.private_key, version.chain_pem)
     try:
         if target.read_text() == text:
             return None
@@ -279,9 +279,8 @@ def check_served_certificates() -> list[int]:
             continue
         path = current.served_certificate(Site(pk=site_id))
         try:
-            text = path.read_text()
-            chain = text.index("-----BEGIN CERTIFICATE-----")  # the key first, then the chain
-            pem.check_pair(text[chain:], text[:chain])
+            key_pem, chain_pem = pem.unbundle(path.read_text())
+            pem.check_pair(chain_pem, key_pem)
         except (OSError, ValueError) as exc:  # CertificateUnusable is a ValueError; so is no certificate
             broken[site_id] = f"{path}: {exc}"
     for site in Site.objects.filter(pk__in=broken).exclude(config_failure__message=SERVED_FILE_BROKEN):
