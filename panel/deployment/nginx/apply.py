@@ -25,7 +25,7 @@ import shutil
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -121,8 +121,14 @@ def layout() -> Layout:
         http2_directive=nginx_version(settings.NGINX_BIN) >= (1, 25, 1),
         certificate_dir=Path(settings.CERT_DEPLOY_DIR) / "served",
         shared_tls=settings.NGINX_SHARED_TLS,
-        upstream_names=upstream_names.current_resolution(),
     )
+
+
+def site_layout() -> Layout:
+    """layout(), with how nginx resolves upstream names now (resolv.conf, the hosts file, an IPv6
+    route): what rendering a site's vhost needs, and no other caller of layout() (the health
+    check among them) should pay for."""
+    return replace(layout(), upstream_names=upstream_names.current_resolution())
 
 
 def nginx_command(*args, config=None):
@@ -293,7 +299,7 @@ def check_served_certificates() -> list[int]:
 def preview_site_config(site) -> str:
     """The vhost apply_site_config would install for `site` now. Writes nothing: the site
     page shows it read-only. The certificate appears by path, never by content."""
-    current = layout()
+    current = site_layout()
     try:
         return (render_site(site, current) + f"\n# The names map ({current.names_file(site)}):\n"
                 + render_names(site, current))
@@ -337,7 +343,7 @@ def apply_site_config(site) -> SiteApplied:
     A reload is requested (not run) on success. Raises CertificateFilesNotWritten
     (the site keeps its previous config) when the certificate files cannot be written.
     """
-    current = layout()
+    current = site_layout()
     with config_lock():
         # Read the site under the lock: an apply that waited must not install an older
         # snapshot, nor bring back a site deleted meanwhile.
